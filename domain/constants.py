@@ -1,0 +1,51 @@
+"""Constants and limits of ``artifact-format.md`` §2 (and the engine's own versions)."""
+
+from __future__ import annotations
+
+ENGINE_VERSION = "0.1.0"  # skill-ledger itself
+# The runtime version used for compat checks (§15). 0.1.0 gives exactly the reference's decisions.
+RUNTIME_VERSION = "0.1.0"
+PROTOCOL_MAJOR = 1
+
+MANIFEST_ENTRY = "skill.toml"
+SBOM_ENTRY = "sbom.cdx.json"
+PROVENANCE_ENTRY = "provenance.json"
+SIGNATURE_ENTRY = "signature.json"
+MODULE_PREFIX = "modules/"
+MODULE_SUFFIX = ".wasm"
+ASSET_PREFIX = "assets/"
+ARTIFACT_EXTENSION = ".palyra-skill"
+
+CURRENT_MANIFEST_VERSION = 2
+LEGACY_MANIFEST_VERSION = 1
+
+SIGNATURE_ALGORITHM = "ed25519-sha256"
+PAYLOAD_CONTEXT = b"palyra.skill.payload.v1"
+KEY_ID_PREFIX = "ed25519:"
+VERIFICATION_EVENT_KIND = "skill.artifact.verified"
+
+MAX_ARTIFACT_BYTES = 67_108_864
+MAX_TOTAL_UNCOMPRESSED_BYTES = 67_108_864
+MAX_ENTRY_BYTES = 16_777_216
+MAX_ENTRIES = 256
+
+MIN_MAX_MEMORY_BYTES = 65_536
+DEFAULT_WALL_CLOCK_TIMEOUT_MS = 30_000
+DEFAULT_FUEL_BUDGET = 10_000_000
+DEFAULT_MAX_MEMORY_BYTES = 67_108_864
+DEFAULT_CONFIG_SCHEMA_VERSION = 1
+SUPPORTED_CONTRACT_VERSIONS = frozenset({1})
+
+AUDIT_DEFAULT_MAX_MODULE_BYTES = 8_388_608
+AUDIT_DEFAULT_MAX_EXPORTED_FUNCTIONS = 128
+AUDIT_VULN_FEED_HOOK_ENV = "PALYRA_SKILL_AUDIT_VULN_FEED_HOOK"
+WASM_PAGE_SIZE = 65_536
+WASM_BINARY_HEADER = b"\x00asm\x01\x00\x00\x00"
+
+HOST_CAPABILITIES_MODULE = "palyra:plugins/host-capabilities@0.1.0"
+SKILLS_HOST_MODULE = "skills:host/v1"
+WASI_PREVIEW1_MODULE = "wasi_snapshot_preview1"
+DEFAULT_ALLOWED_IMPORT_MODULES = (HOST_CAPABILITIES_MODULE, SKILLS_HOST_MODULE)
+
+UINT32_MAX = 4_294_967_295
+UINT64_MAX = 9_223_372_036_854_775_807  # the TOML (signed 64-bit) maximum

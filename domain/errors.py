@@ -1,0 +1,309 @@
+"""One error hierarchy for the whole project.
+
+Every error carries a stable snake_case ``code`` (for artifact errors this is the
+*kind* of ``artifact-format.md`` §3.2), a human message, and ``details``: the
+kind-specific data of the spec (for ``manifest_validation`` that includes the
+``code`` of the failed rule). The CLI maps ``code`` to an exit status in one
+table (``cli/errors.py``); nothing else decides exit codes.
+
+Messages never contain secret values: callers pass names and lengths, never
+key material or secret contents.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class SkillLedgerError(Exception):
+    """Base class. ``code`` is stable and machine-readable; ``message`` is for people."""
+
+    code: str = "internal_error"
+
+    def __init__(self, message: str, details: dict[str, Any] | None = None, *, code: str | None = None):
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+        self.message = message
+        self.details: dict[str, Any] = dict(details or {})
+
+    def __str__(self) -> str:
+        return self.message
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "details": self.details}
+
+
+# --- artifact-format.md §3.2 kinds -------------------------------------------------
+
+
+class ArtifactError(SkillLedgerError):
+    """Any failure defined by the artifact format (decode, inspect, verify, build)."""
+
+
+class ManifestParseError(ArtifactError):
+    code = "manifest_parse"
+
+    def __init__(self, detail: str):
+        super().__init__(f"manifest parse failed: {detail}", {"detail": detail})
+        self.detail = detail
+
+
+class ManifestValidationError(ArtifactError):
+    """A failed manifest (or related) rule. ``rule`` is the rule's code, e.g. ``tools_empty``."""
+
+    code = "manifest_validation"
+
+    def __init__(self, rule: str, detail: str, **extra: Any):
+        super().__init__(f"manifest validation failed: {detail}", {"code": rule, "detail": detail, **extra})
+        self.rule = rule
+        self.detail = detail
+
+
+class ArtifactTooLarge(ArtifactError):
+    code = "artifact_too_large"
+
+    def __init__(self, actual: int, limit: int):
+        super().__init__(f"artifact size exceeds limit ({actual} > {limit})", {"actual": actual, "limit": limit})
+
+
+class ArtifactTooManyEntries(ArtifactError):
+    code = "artifact_too_many_entries"
+
+    def __init__(self, actual: int, limit: int):
+        super().__init__(
+            f"artifact contains too many entries ({actual} > {limit})", {"actual": actual, "limit": limit}
+        )
+
+
+class ArtifactEntryTooLarge(ArtifactError):
+    code = "artifact_entry_too_large"
+
+    def __init__(self, path: str, actual: int, limit: int):
+        super().__init__(
+            f"artifact entry '{path}' exceeds limit ({actual} > {limit})",
+            {"path": path, "actual": actual, "limit": limit},
+        )
+
+
+class MissingArtifactEntry(ArtifactError):
+    code = "missing_artifact_entry"
+
+    def __init__(self, name: str):
+        super().__init__(f"artifact is missing required entry '{name}'", {"name": name})
+
+
+class DuplicateArtifactEntry(ArtifactError):
+    code = "duplicate_artifact_entry"
+
+    def __init__(self, path: str):
+        super().__init__(f"artifact contains duplicate entry '{path}'", {"path": path})
+
+
+class InvalidArtifactPath(ArtifactError):
+    code = "invalid_artifact_path"
+
+    def __init__(self, raw: str):
+        super().__init__(f"artifact entry path is invalid: {raw!r}", {"raw": raw})
+        self.raw = raw
+
+
+class InvalidSbom(ArtifactError):
+    code = "invalid_sbom"
+
+    def __init__(self, detail: str):
+        super().__init__(f"invalid SBOM payload: {detail}", {"detail": detail})
+
+
+class InvalidProvenance(ArtifactError):
+    code = "invalid_provenance"
+
+    def __init__(self, detail: str):
+        super().__init__(f"invalid provenance payload: {detail}", {"detail": detail})
+
+
+class PayloadHashMismatch(ArtifactError):
+    code = "payload_hash_mismatch"
+
+    def __init__(self) -> None:
+        super().__init__("artifact payload hash mismatch")
+
+
+class SignatureVerificationFailed(ArtifactError):
+    code = "signature_verification_failed"
+
+    def __init__(self, reason: str | None = None) -> None:
+        # The reason says which step failed (never key material); the kind stays the same.
+        super().__init__("artifact signature verification failed", {"reason": reason} if reason else None)
+
+
+class InvalidSigningKey(ArtifactError):
+    code = "invalid_signing_key"
+
+    def __init__(self, actual: int):
+        super().__init__(f"signing key length is invalid: {actual}", {"actual": actual})
+
+
+class TrustError(ArtifactError):
+    """Trust rejections (exit 4)."""
+
+
+class UntrustedPublisher(TrustError):
+    code = "untrusted_publisher"
+
+    def __init__(self, publisher: str):
+        super().__init__(f"untrusted publisher '{publisher}'", {"publisher": publisher})
+
+
+class TrustedPublisherKeyMismatch(TrustError):
+    code = "trusted_publisher_key_mismatch"
+
+    def __init__(self, publisher: str):
+        super().__init__(f"trusted publisher key mismatch for '{publisher}'", {"publisher": publisher})
+
+
+class TofuKeyMismatch(TrustError):
+    code = "tofu_key_mismatch"
+
+    def __init__(self, publisher: str):
+        super().__init__(f"TOFU pinned key mismatch for '{publisher}'", {"publisher": publisher})
+
+
+class KeyRevoked(TrustError):
+    code = "key_revoked"
+
+    def __init__(self, publisher: str, key_id: str):
+        super().__init__(
+            f"publisher '{publisher}' key {key_id} has been revoked", {"publisher": publisher, "key_id": key_id}
+        )
+
+
+class UnsupportedProtocolMajor(ArtifactError):
+    code = "unsupported_protocol_major"
+
+    def __init__(self, requested: int, current: int):
+        super().__init__(
+            f"requested min protocol major {requested} is higher than current {current}",
+            {"requested": requested, "current": current},
+        )
+
+
+class UnsupportedRuntimeVersion(ArtifactError):
+    code = "unsupported_runtime_version"
+
+    def __init__(self, requested: str, current: str):
+        super().__init__(
+            f"requested min runtime version {requested} is higher than current {current}",
+            {"requested": requested, "current": current},
+        )
+
+
+class RuntimeVersionAboveSupportedMaximum(ArtifactError):
+    code = "runtime_version_above_supported_maximum"
+
+    def __init__(self, supported_max: str, current: str):
+        super().__init__(
+            f"current runtime version {current} is higher than supported maximum {supported_max}",
+            {"supported_max": supported_max, "current": current},
+        )
+
+
+class ZipError(ArtifactError):
+    code = "zip"
+
+    def __init__(self, detail: str):
+        super().__init__(f"zip handling failed: {detail}", {"detail": detail})
+
+
+class IoError(ArtifactError):
+    code = "io"
+
+    def __init__(self, detail: str):
+        super().__init__(f"I/O failed: {detail}", {"detail": detail})
+
+
+class SerializationError(ArtifactError):
+    code = "serialization"
+
+    def __init__(self, detail: str):
+        super().__init__(f"serialization failed: {detail}", {"detail": detail})
+
+
+# --- the ledger's own errors (cli.md "Error codes") -----------------------------------
+
+
+class UsageError(SkillLedgerError):
+    """Malformed input that is not an artifact: a bad --input, flag value, id syntax."""
+
+    code = "usage_error"
+
+
+class InvalidInput(UsageError):
+    code = "invalid_input"
+
+
+class NotFound(SkillLedgerError):
+    code = "not_found"
+
+
+class FileNotFound(NotFound):
+    code = "file_not_found"
+
+    def __init__(self, path: str):
+        super().__init__(f"file not found: {path}", {"path": path})
+
+
+class NotInstalled(NotFound):
+    code = "not_installed"
+
+
+class ToolNotFound(NotFound):
+    code = "tool_not_found"
+
+
+class VersionConflict(ArtifactError):
+    code = "version_conflict"
+
+
+class DowngradeRefused(ArtifactError):
+    code = "downgrade_refused"
+
+
+class InvalidTransition(SkillLedgerError):
+    """A lifecycle command that does not apply to the current state (e.g. enable an active version)."""
+
+    code = "invalid_transition"
+
+
+class AuditFailed(SkillLedgerError):
+    code = "audit_failed"
+
+
+class NotActive(SkillLedgerError):
+    code = "not_active"
+
+
+class CapabilityDenied(SkillLedgerError):
+    code = "capability_denied"
+
+
+class ExecutionError(SkillLedgerError):
+    """Exit 8: the module ran and failed."""
+
+    code = "trap"
+
+
+class JournalTampered(SkillLedgerError):
+    code = "journal_tampered"
+
+
+class ConcurrencyConflict(SkillLedgerError):
+    code = "concurrency_conflict"
+
+
+class RegistryError(SkillLedgerError):
+    code = "registry_error"
+
+
+class ConfigurationError(SkillLedgerError):
+    code = "configuration_error"

@@ -1,0 +1,113 @@
+"""Small file-system helpers with the project's guarantees: bounded reads (limits are
+enforced while streaming) and atomic writes (temp file + fsync + rename), so a crash
+or a failed command never leaves a partial file behind."""
+
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+from pathlib import Path
+
+from domain.errors import ArtifactTooLarge, FileNotFound, IoError
+
+
+def read_bounded(path: str | os.PathLike[str], limit: int, *, too_large=None) -> bytes:
+    """Read at most ``limit`` bytes; one byte more means the file is over the limit.
+
+    ``too_large(actual)`` builds the error; by default ``artifact_too_large``. The size
+    reported is the file's size when it can be known, never more than was read + stat.
+    """
+    p = Path(path)
+    try:
+        with open(p, "rb") as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise IoError(f"{p} is not a regular file")
+            if st.st_size > limit:
+                raise (too_large or _artifact_too_large)(st.st_size, limit)
+            data = f.read(limit + 1)
+    except FileNotFoundError:
+        raise FileNotFound(str(p)) from None
+    except IsADirectoryError:
+        raise IoError(f"{p} is a directory") from None
+    except PermissionError:
+        raise IoError(f"permission denied: {p}") from None
+    except OSError as e:
+        raise IoError(f"cannot read {p}: {e.strerror or e}") from None
+    if len(data) > limit:
+        raise (too_large or _artifact_too_large)(len(data), limit)
+    return data
+
+
+def _artifact_too_large(actual: int, limit: int) -> Exception:
+    return ArtifactTooLarge(actual, limit)
+
+
+def atomic_write(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o644, exclusive: bool = False) -> None:
+    """Write ``data`` to ``path`` atomically: a reader sees the old file or the whole new one.
+
+    ``exclusive``: fail with ``FileExistsError`` instead of replacing an existing file
+    (checked at rename time with ``os.link`` so two writers cannot both win).
+    """
+    p = Path(path)
+    parent = p.parent if str(p.parent) else Path(".")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=parent)
+    except OSError as e:
+        raise IoError(f"cannot create {p}: {e.strerror or e}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), mode)
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if exclusive:
+            os.link(tmp, p)  # fails if p exists, atomically
+            os.unlink(tmp)
+        else:
+            os.replace(tmp, p)
+        fsync_dir(parent)
+    except FileExistsError:
+        _silent_unlink(tmp)
+        raise
+    except OSError as e:
+        _silent_unlink(tmp)
+        raise IoError(f"cannot write {p}: {e.strerror or e}") from None
+    except BaseException:
+        _silent_unlink(tmp)
+        raise
+
+
+def fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _silent_unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def ensure_private_dir(path: str | os.PathLike[str]) -> Path:
+    """Create ``path`` (and parents) with mode 0700 for the leaf; tighten an existing leaf."""
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True, mode=0o700)
+        st = p.stat()
+        if stat.S_IMODE(st.st_mode) & 0o077 and st.st_uid == os.getuid():
+            os.chmod(p, 0o700)
+    except OSError as e:
+        raise IoError(f"cannot create directory {p}: {e.strerror or e}") from None
+    return p

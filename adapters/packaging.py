@@ -1,0 +1,153 @@
+"""Packaging use cases (no journal writes): build, inspect and verify ``.palyra-skill`` files.
+
+The domain does the work on bytes; this module reads input files under the format's
+limits (while streaming), generates missing sidecars, and writes the output atomically
+so a failed build never leaves a partial file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import msgspec
+
+from domain.artifact import BuildResult, InspectResult, Verification, build_artifact, inspect_artifact, verify_inspected
+from domain.constants import ASSET_PREFIX, MAX_ARTIFACT_BYTES, MAX_ENTRY_BYTES, MODULE_PREFIX
+from domain.errors import ArtifactEntryTooLarge, FileNotFound, ManifestParseError, UsageError
+from domain.grammars import normalize_path
+from domain.manifest import parse_manifest
+from domain.trust import TrustStore, add_trusted_key
+
+from .fsutil import atomic_write, read_bounded
+from .sidecars import generate_provenance, generate_sbom
+from .truststore_file import load_trust_store
+
+MAX_MANIFEST_BYTES = 1024 * 1024
+MAX_SIDECAR_BYTES = MAX_ENTRY_BYTES
+
+
+class FileSpec(msgspec.Struct, frozen=True):
+    """``[IN_ARTIFACT=]FILE``: the name inside the artifact and the file on disk."""
+
+    name: str
+    path: str
+
+
+def parse_file_spec(value: str) -> FileSpec:
+    """``name=path`` when the whole value is not itself an existing file; else ``path`` (name = base name)."""
+    if "=" in value and not os.path.exists(value):
+        name, path = value.split("=", 1)
+        if not name or not path:
+            raise UsageError(f"expected [IN_ARTIFACT=]FILE, got {value!r}")
+        return FileSpec(name, path)
+    return FileSpec(os.path.basename(value), value)
+
+
+def _read_entry(spec: FileSpec, prefix: str) -> tuple[str, bytes]:
+    data = read_bounded(
+        spec.path,
+        MAX_ENTRY_BYTES,
+        too_large=lambda actual, limit: ArtifactEntryTooLarge(prefix + spec.name, actual, limit),
+    )
+    return spec.name, data
+
+
+def read_manifest_text(path: str) -> str:
+    data = read_bounded(path, MAX_MANIFEST_BYTES, too_large=lambda a, l: ManifestParseError(f"skill.toml is larger than {l} bytes"))
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ManifestParseError(f"skill.toml is not valid UTF-8: {e}") from None
+
+
+def build_package(
+    *,
+    manifest_path: str,
+    modules: Sequence[FileSpec],
+    assets: Sequence[FileSpec],
+    sbom_path: str | None,
+    provenance_path: str | None,
+    output: str,
+    signing_seed: bytes,
+    signed_at_unix_ms: int,
+) -> BuildResult:
+    manifest_text = read_manifest_text(manifest_path)
+    module_entries = [_read_entry(s, MODULE_PREFIX) for s in modules]
+    asset_entries = [_read_entry(s, ASSET_PREFIX) for s in assets]
+    if sbom_path is None or provenance_path is None:
+        manifest = parse_manifest(manifest_text)  # the same first step build takes; errors surface first
+        listed = _listed_files(module_entries, asset_entries)
+    sbom = (
+        read_bounded(sbom_path, MAX_SIDECAR_BYTES)
+        if sbom_path is not None
+        else generate_sbom(manifest.skill_id, manifest.version, manifest.publisher, listed, signed_at_unix_ms)
+    )
+    provenance = (
+        read_bounded(provenance_path, MAX_SIDECAR_BYTES)
+        if provenance_path is not None
+        else generate_provenance(manifest.skill_id, manifest.version, listed, signed_at_unix_ms)
+    )
+    result = build_artifact(
+        manifest_text, module_entries, asset_entries, sbom, provenance, signing_seed, signed_at_unix_ms
+    )
+    atomic_write(output, result.artifact, mode=0o644)
+    return result
+
+
+def _listed_files(modules: list[tuple[str, bytes]], assets: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+    out = []
+    for prefix, entries in ((MODULE_PREFIX, modules), (ASSET_PREFIX, assets)):
+        for name, data in entries:
+            out.append((prefix + normalize_path(name), data))
+    return out
+
+
+def read_artifact(path: str) -> bytes:
+    if not Path(path).exists():
+        raise FileNotFound(path)
+    return read_bounded(path, MAX_ARTIFACT_BYTES)
+
+
+def inspect_package(path: str) -> InspectResult:
+    return inspect_artifact(read_artifact(path))
+
+
+def parse_trusted_publisher(value: str) -> tuple[str, str]:
+    if "=" not in value:
+        raise UsageError(f"--trusted-publisher expects PUBLISHER=HEXKEY, got {value!r}")
+    pub, key = value.split("=", 1)
+    return pub, key
+
+
+def trust_from_flags(
+    trusted_publishers: Sequence[str], trust_store_path: str | None, base: TrustStore | None = None
+) -> TrustStore:
+    """The trust state for a read-only verify: ``base`` + the store file + ``PUB=HEX`` flags."""
+    store = base or TrustStore()
+    if trust_store_path:
+        if not Path(trust_store_path).exists():
+            raise FileNotFound(trust_store_path)
+        store = store.merged_with(load_trust_store(trust_store_path))
+    for value in trusted_publishers:
+        pub, key = parse_trusted_publisher(value)
+        store = add_trusted_key(store, pub, key)
+    return store
+
+
+def verify_package(path: str, store: TrustStore, allow_tofu: bool, now_ms: int) -> Verification:
+    """Read-only: a new TOFU pin shows as ``tofu_newly_pinned`` and is not persisted."""
+    return verify_inspected(inspect_package(path), store, allow_tofu, now_ms)
+
+
+def signing_time_ms(reproducible: bool, env: dict[str, str] | None = None) -> int:
+    """Wall-clock milliseconds, or ``SOURCE_DATE_EPOCH`` (seconds; 0 when unset) for reproducible builds."""
+    import time
+
+    if not reproducible:
+        return time.time_ns() // 1_000_000
+    raw = (os.environ if env is None else env).get("SOURCE_DATE_EPOCH", "0").strip() or "0"
+    if not raw.isascii() or not raw.isdigit():
+        raise UsageError(f"SOURCE_DATE_EPOCH must be a non-negative integer number of seconds, got {raw!r}")
+    return int(raw) * 1000

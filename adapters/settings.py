@@ -1,0 +1,98 @@
+"""Where state lives and who is acting: resolved once per command from flags, then the
+environment, then defaults (cli.md "Global behaviour")."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+from pathlib import Path
+
+import msgspec
+
+from domain.errors import ConfigurationError
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    home: Path
+    journal_url: str  # "sqlite:///abs/path" or "postgresql://..."
+    actor: str
+    host: str
+    command: str = ""
+
+    @property
+    def journal_is_sqlite(self) -> bool:
+        return self.journal_url.startswith("sqlite:")
+
+    @property
+    def journal_path(self) -> Path:
+        return Path(self.journal_url[len("sqlite://") :])
+
+    @property
+    def views_path(self) -> Path:
+        return self.home / "views.db"
+
+    @property
+    def blobs_dir(self) -> Path:
+        return self.home / "blobs" / "sha256"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def secrets_path(self) -> Path:
+        return self.home / "secrets.json"
+
+
+def default_home(env: dict[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    if env.get("SKILLS_HOME"):
+        return Path(env["SKILLS_HOME"]).expanduser()
+    xdg = env.get("XDG_STATE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "state"
+    return base / "skill-ledger"
+
+
+def default_actor() -> str:
+    try:
+        login = getpass.getuser()
+    except (KeyError, OSError):
+        login = str(os.getuid())
+    return f"user:{login}"
+
+
+def normalise_journal_url(value: str) -> str:
+    """A bare path, ``sqlite:///path`` or ``postgresql://...``."""
+    if value.startswith(("postgresql://", "postgres://")):
+        return value
+    if value.startswith("sqlite:///"):
+        return "sqlite://" + str(Path(value[len("sqlite://") :]).resolve())
+    if "://" in value:
+        raise ConfigurationError(
+            f"unsupported journal URL scheme in {value.split('://', 1)[0]!r}: use a path, sqlite:///PATH or postgresql://...",
+        )
+    return "sqlite://" + str(Path(value).expanduser().resolve())
+
+
+def resolve(
+    *, home: str | None, journal: str | None, actor: str | None, command: str = "", env: dict[str, str] | None = None
+) -> Settings:
+    env = dict(os.environ if env is None else env)
+    home_path = Path(home).expanduser() if home else default_home(env)
+    home_path = home_path.resolve()
+    journal_value = journal or env.get("SKILLS_JOURNAL") or str(home_path / "journal.db")
+    actor_value = actor or env.get("SKILLS_ACTOR") or default_actor()
+    if not actor_value.strip():
+        raise ConfigurationError("--actor must not be empty")
+    return Settings(
+        home=home_path,
+        journal_url=normalise_journal_url(journal_value),
+        actor=actor_value,
+        host=socket.gethostname(),
+        command=command,
+    )

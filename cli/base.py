@@ -1,0 +1,151 @@
+"""The command framework: global options accepted before or after the subcommand, one
+error renderer (``error[<code>]: message`` on stderr, plus a JSON error document on
+stdout with ``--json``), and the exit-code mapping. Commands only parse, call one use
+case or query, and render."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from domain.errors import SkillLedgerError
+
+from .errors import USAGE, exit_code_for
+from .output import json_text
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class CliContext:
+    """Raw global option values; turned into Settings only when a command needs state."""
+
+    def __init__(self) -> None:
+        self.as_json = False
+        self.home: str | None = None
+        self.journal: str | None = None
+        self.actor: str | None = None
+        self.command = ""
+        self._settings: Any = None
+
+    def settings(self) -> Any:
+        if self._settings is None:
+            from adapters.settings import resolve
+
+            self._settings = resolve(home=self.home, journal=self.journal, actor=self.actor, command=self.command)
+        return self._settings
+
+
+def _store(attr: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+    def callback(ctx: click.Context, _param: click.Parameter, value: Any) -> None:
+        if value is None or value is False:
+            return
+        obj = ctx.ensure_object(CliContext)
+        setattr(obj, attr, value)
+
+    return callback
+
+
+def global_options(f: F) -> F:
+    """``--json``, ``--home``, ``--journal``, ``--actor`` on a command (they also work on the root)."""
+    options = [
+        click.option("--json", "as_json", is_flag=True, default=False, expose_value=False, is_eager=True,
+                     callback=_store("as_json"), help="Machine output: one JSON document on stdout."),
+        click.option("--home", metavar="DIR", expose_value=False, callback=_store("home"),
+                     help="State directory [env: SKILLS_HOME; default: $XDG_STATE_HOME/skill-ledger]."),
+        click.option("--journal", metavar="URL", expose_value=False, callback=_store("journal"),
+                     help="Event store: a SQLite path or postgresql://... [env: SKILLS_JOURNAL; default: <home>/journal.db]."),
+        click.option("--actor", metavar="PRINCIPAL", expose_value=False, callback=_store("actor"),
+                     help="Principal recorded on appended events [env: SKILLS_ACTOR; default: user:<login>]."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def obj() -> CliContext:
+    return click.get_current_context().ensure_object(CliContext)
+
+
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from domain.constants import ENGINE_VERSION, PROTOCOL_MAJOR, RUNTIME_VERSION
+
+    if "--json" in sys.argv[1:]:
+        click.echo(json_text({"engine_version": ENGINE_VERSION, "runtime_version": RUNTIME_VERSION,
+                              "protocol_major": PROTOCOL_MAJOR}))
+    else:
+        click.echo(f"skills {ENGINE_VERSION} (runtime {RUNTIME_VERSION}, protocol major {PROTOCOL_MAJOR})")
+    ctx.exit(0)
+
+
+def version_option(f: F) -> F:
+    return click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+                        help="Show the engine version, the runtime version used for compat checks, and the protocol major.")(f)
+
+
+def render_error(error: SkillLedgerError, as_json: bool) -> int:
+    click.echo(f"error[{error.code}]: {error.message}", err=True)
+    if as_json:
+        click.echo(json_text({"error": error.to_dict()}))
+    return exit_code_for(error.code)
+
+
+class SkillsGroup(click.Group):
+    """Root group: maps errors to exit codes; never shows a traceback for an expected failure."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:  # type: ignore[override]
+        argv = list(sys.argv[1:] if args is None else args)
+        wants_json = "--json" in argv[: argv.index("--")] if "--" in argv else "--json" in argv
+        try:
+            rv = super().main(args=argv, prog_name=prog_name or "skills", complete_var=complete_var,
+                              standalone_mode=False, **extra)
+            code = rv if isinstance(rv, int) else 0
+        except SkillLedgerError as e:
+            code = render_error(e, wants_json)
+        except click.exceptions.Exit as e:
+            code = e.exit_code
+        except click.UsageError as e:
+            e.show()
+            if wants_json:
+                click.echo(json_text({"error": {"code": "usage_error", "message": e.format_message(), "details": {}}}))
+            code = USAGE
+        except click.ClickException as e:
+            e.show()
+            code = e.exit_code
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            code = 1
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            code = 130
+        except BrokenPipeError:
+            # The reader went away (e.g. `skills journal | head`); not an error of ours.
+            try:
+                sys.stdout = open(os.devnull, "w")
+            except OSError:
+                pass
+            code = 0
+        if not standalone_mode:
+            return code
+        sys.exit(code)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        cmd = super().get_command(ctx, cmd_name)
+        if cmd is not None:
+            ctx.ensure_object(CliContext).command = cmd_name
+        return cmd
+
+
+class SubGroup(click.Group):
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        cmd = super().get_command(ctx, cmd_name)
+        if cmd is not None:
+            o = ctx.ensure_object(CliContext)
+            o.command = f"{ctx.info_name} {cmd_name}"
+        return cmd

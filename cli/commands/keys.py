@@ -1,0 +1,42 @@
+"""``skills keys generate|show``."""
+
+from __future__ import annotations
+
+import click
+
+from ..base import SubGroup, global_options, obj
+from ..output import emit, kv, to_jsonable
+
+
+@click.group("keys", cls=SubGroup)
+@global_options
+def keys() -> None:
+    """Ed25519 signing keys (PKCS#8 PEM files, mode 0600)."""
+
+
+def _render_facts(d: dict) -> None:
+    kv((k, d[k]) for k in ("key_id", "public_key_hex", "public_key_base64", "path"))
+
+
+@keys.command("generate")
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False), help="Where to write the private key.")
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@global_options
+def generate(output: str, force: bool) -> None:
+    """Generate a new Ed25519 signing key and print its public facts."""
+    from adapters.keys import generate_key_file
+
+    facts = generate_key_file(output, force)
+    emit(obj().as_json, {**to_jsonable(facts), "path": output}, _render_facts)
+
+
+@keys.command("show")
+@click.option("--key", "key_path", required=True, type=click.Path(dir_okay=False),
+              help="A private key file: PKCS#8 PEM, raw 32 bytes, hex or base64.")
+@global_options
+def show(key_path: str) -> None:
+    """Print the public facts (key id, public key) of a signing key file."""
+    from adapters.keys import key_facts_from_file
+
+    facts = key_facts_from_file(key_path)
+    emit(obj().as_json, {**to_jsonable(facts), "path": key_path}, _render_facts)

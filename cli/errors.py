@@ -1,0 +1,78 @@
+"""The one table that maps error codes to exit statuses (cli.md "Exit codes")."""
+
+from __future__ import annotations
+
+OK = 0
+INTERNAL = 1
+USAGE = 2
+ARTIFACT_REJECTED = 3
+TRUST_REJECTED = 4
+AUDIT_FAILED = 5
+NOT_FOUND = 6
+EXECUTION_DENIED = 7
+EXECUTION_FAILED = 8
+JOURNAL_INTEGRITY = 9
+
+EXIT_CODES: dict[str, int] = {
+    # usage
+    "usage_error": USAGE,
+    "invalid_input": USAGE,
+    "invalid_signing_key": USAGE,
+    "configuration_error": USAGE,
+    "invalid_transition": USAGE,
+    # artifact rejected
+    "manifest_parse": ARTIFACT_REJECTED,
+    "manifest_validation": ARTIFACT_REJECTED,
+    "artifact_too_large": ARTIFACT_REJECTED,
+    "artifact_too_many_entries": ARTIFACT_REJECTED,
+    "artifact_entry_too_large": ARTIFACT_REJECTED,
+    "missing_artifact_entry": ARTIFACT_REJECTED,
+    "duplicate_artifact_entry": ARTIFACT_REJECTED,
+    "invalid_artifact_path": ARTIFACT_REJECTED,
+    "invalid_sbom": ARTIFACT_REJECTED,
+    "invalid_provenance": ARTIFACT_REJECTED,
+    "payload_hash_mismatch": ARTIFACT_REJECTED,
+    "signature_verification_failed": ARTIFACT_REJECTED,
+    "unsupported_protocol_major": ARTIFACT_REJECTED,
+    "unsupported_runtime_version": ARTIFACT_REJECTED,
+    "runtime_version_above_supported_maximum": ARTIFACT_REJECTED,
+    "zip": ARTIFACT_REJECTED,
+    "serialization": ARTIFACT_REJECTED,
+    "version_conflict": ARTIFACT_REJECTED,
+    "downgrade_refused": ARTIFACT_REJECTED,
+    "registry_error": ARTIFACT_REJECTED,
+    # trust rejected
+    "untrusted_publisher": TRUST_REJECTED,
+    "trusted_publisher_key_mismatch": TRUST_REJECTED,
+    "tofu_key_mismatch": TRUST_REJECTED,
+    "key_revoked": TRUST_REJECTED,
+    # audit
+    "audit_failed": AUDIT_FAILED,
+    "artifact_tampered": AUDIT_FAILED,
+    "artifact_missing": AUDIT_FAILED,
+    # not found
+    "not_found": NOT_FOUND,
+    "file_not_found": NOT_FOUND,
+    "not_installed": NOT_FOUND,
+    "tool_not_found": NOT_FOUND,
+    # execution denied
+    "not_active": EXECUTION_DENIED,
+    "capability_denied": EXECUTION_DENIED,
+    # execution failed
+    "execution_timed_out": EXECUTION_FAILED,
+    "fuel_exhausted": EXECUTION_FAILED,
+    "memory_limit_exceeded": EXECUTION_FAILED,
+    "trap": EXECUTION_FAILED,
+    "invalid_output": EXECUTION_FAILED,
+    # journal
+    "journal_tampered": JOURNAL_INTEGRITY,
+    "concurrency_conflict": JOURNAL_INTEGRITY,
+    "projection_drift": JOURNAL_INTEGRITY,
+    # environment
+    "io": INTERNAL,
+    "internal_error": INTERNAL,
+}
+
+
+def exit_code_for(code: str) -> int:
+    return EXIT_CODES.get(code, INTERNAL)

@@ -1,0 +1,36 @@
+"""The ``skills`` command."""
+
+from __future__ import annotations
+
+import click
+
+from .base import CliContext, SkillsGroup, global_options, version_option
+from .commands.keys import keys
+from .commands.package import package
+
+
+@click.group(cls=SkillsGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@version_option
+@global_options
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """skill-ledger: install, trust, audit and run signed WebAssembly skills.
+
+    Every decision is an event in an append-only journal; every view is a
+    projection of it. Exit codes: 0 ok, 1 bug, 2 usage, 3 artifact rejected,
+    4 trust rejected, 5 audit failed/quarantined, 6 not found, 7 execution denied,
+    8 execution failed, 9 journal integrity.
+    """
+    ctx.ensure_object(CliContext)
+
+
+cli.add_command(keys)
+cli.add_command(package)
+
+
+def main() -> None:
+    cli.main(prog_name="skills")
+
+
+if __name__ == "__main__":
+    main()

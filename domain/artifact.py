@@ -1,0 +1,255 @@
+"""The artifact pipelines: build (§13), inspect (§14) and verify (§17).
+
+Bytes in, values out: no files, no clock (``signed_at_unix_ms`` / ``now_ms`` are
+passed in), no trust persistence (verify returns the store the caller may save).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from . import grants
+from .constants import (
+    ASSET_PREFIX,
+    MANIFEST_ENTRY,
+    MAX_ARTIFACT_BYTES,
+    MAX_ENTRIES,
+    MAX_ENTRY_BYTES,
+    MAX_TOTAL_UNCOMPRESSED_BYTES,
+    MODULE_PREFIX,
+    MODULE_SUFFIX,
+    PROVENANCE_ENTRY,
+    SBOM_ENTRY,
+    SIGNATURE_ENTRY,
+    VERIFICATION_EVENT_KIND,
+)
+from .documents import validate_provenance, validate_sbom
+from .errors import (
+    ArtifactEntryTooLarge,
+    ArtifactTooLarge,
+    ArtifactTooManyEntries,
+    DuplicateArtifactEntry,
+    ManifestValidationError,
+    MissingArtifactEntry,
+    PayloadHashMismatch,
+    SerializationError,
+)
+from .grammars import normalize_path
+from .manifest import (
+    Manifest,
+    ManifestWarning,
+    check_runtime_compat,
+    integrity_map,
+    manifest_to_json,
+    manifest_warnings,
+    parse_manifest,
+    parse_manifest_bytes,
+    serialize_manifest,
+    with_integrity,
+)
+from .signing import SignatureEnvelope, parse_signature_json, payload_sha256, sign_payload, verify_signature
+from .trust import TrustDecision, TrustStore, evaluate_trust
+from .ziparchive import decode_archive, encode_archive
+
+
+def sha256_hex(data: bytes | memoryview) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def is_module_path(path: str) -> bool:
+    return path.startswith(MODULE_PREFIX) and path.endswith(MODULE_SUFFIX)
+
+
+# --- §13 build -----------------------------------------------------------------------
+
+
+class BuildResult(msgspec.Struct, frozen=True):
+    artifact: bytes
+    artifact_sha256: str
+    manifest: Manifest
+    payload_sha256: str
+    signature: SignatureEnvelope
+    entries: list[str]
+
+
+def _insert(entries: dict[str, bytes], path: str, data: bytes) -> None:
+    if len(data) > MAX_ENTRY_BYTES:
+        raise ArtifactEntryTooLarge(path, len(data), MAX_ENTRY_BYTES)
+    key = normalize_path(path)
+    if key in entries:
+        raise DuplicateArtifactEntry(key)
+    entries[key] = data
+
+
+def build_artifact(
+    manifest_toml: str,
+    modules: Sequence[tuple[str, bytes]],
+    assets: Sequence[tuple[str, bytes]],
+    sbom: bytes,
+    provenance: bytes,
+    signing_seed: bytes,
+    signed_at_unix_ms: int,
+) -> BuildResult:
+    """Steps 1-14 of §13, in order. Module bytes are not examined (only the audit does)."""
+    manifest = parse_manifest(manifest_toml)
+    check_runtime_compat(manifest)
+    validate_sbom(sbom)
+    validate_provenance(provenance)
+    entries: dict[str, bytes] = {}
+    for path, data in modules:
+        if not path.endswith(MODULE_SUFFIX):
+            raise ManifestValidationError("module_path_not_wasm", f"module path '{path}' must end with .wasm")
+        _insert(entries, MODULE_PREFIX + normalize_path(path), data)
+    if not modules:
+        raise ManifestValidationError("no_modules", "artifact must include at least one module")
+    for path, data in assets:
+        _insert(entries, ASSET_PREFIX + normalize_path(path), data)
+    _insert(entries, SBOM_ENTRY, sbom)
+    _insert(entries, PROVENANCE_ENTRY, provenance)
+    manifest = with_integrity(manifest, [(p, sha256_hex(d)) for p, d in sorted(entries.items())])
+    try:
+        manifest_bytes = serialize_manifest(manifest).encode("utf-8")
+    except (TypeError, ValueError) as e:
+        raise SerializationError(f"manifest serialisation failed: {e}") from None
+    _insert(entries, MANIFEST_ENTRY, manifest_bytes)
+    payload = payload_sha256(entries)
+    envelope = sign_payload(signing_seed, payload, manifest.publisher, signed_at_unix_ms)
+    _insert(entries, SIGNATURE_ENTRY, envelope.to_json_bytes())
+    if len(entries) > MAX_ENTRIES:
+        raise ArtifactTooManyEntries(len(entries), MAX_ENTRIES)
+    total = sum(len(d) for d in entries.values())
+    if total > MAX_TOTAL_UNCOMPRESSED_BYTES:
+        raise ArtifactTooLarge(total, MAX_TOTAL_UNCOMPRESSED_BYTES)
+    archive = encode_archive(entries)
+    if len(archive) > MAX_ARTIFACT_BYTES:
+        raise ArtifactTooLarge(len(archive), MAX_ARTIFACT_BYTES)
+    return BuildResult(
+        artifact=archive,
+        artifact_sha256=sha256_hex(archive),
+        manifest=manifest,
+        payload_sha256=payload,
+        signature=envelope,
+        entries=sorted(entries),
+    )
+
+
+# --- §14 inspect ---------------------------------------------------------------------
+
+
+class InspectResult(msgspec.Struct, frozen=True):
+    manifest: Manifest
+    signature: SignatureEnvelope
+    public_key: bytes
+    payload_sha256: str
+    artifact_sha256: str
+    manifest_warnings: list[ManifestWarning]
+    entries: dict[str, bytes]
+
+    @property
+    def public_key_hex(self) -> str:
+        return self.public_key.hex()
+
+    def module_paths(self) -> list[str]:
+        return sorted(p for p in self.entries if is_module_path(p))
+
+    def entry_list(self) -> list[dict[str, Any]]:
+        return [{"path": p, "size": len(d), "sha256": sha256_hex(d)} for p, d in self.entries.items()]
+
+
+def inspect_artifact(data: bytes) -> InspectResult:
+    """§14 steps 1-11. No trust step."""
+    entries = decode_archive(data)
+    if MANIFEST_ENTRY not in entries:
+        raise MissingArtifactEntry(MANIFEST_ENTRY)
+    manifest = parse_manifest_bytes(entries[MANIFEST_ENTRY])
+    if SBOM_ENTRY not in entries:
+        raise MissingArtifactEntry(SBOM_ENTRY)
+    validate_sbom(entries[SBOM_ENTRY])
+    if PROVENANCE_ENTRY not in entries:
+        raise MissingArtifactEntry(PROVENANCE_ENTRY)
+    validate_provenance(entries[PROVENANCE_ENTRY])
+    if not any(is_module_path(p) for p in entries):
+        raise MissingArtifactEntry("modules/*.wasm")
+    if SIGNATURE_ENTRY not in entries:
+        raise MissingArtifactEntry(SIGNATURE_ENTRY)
+    envelope = parse_signature_json(entries[SIGNATURE_ENTRY])
+    payload = payload_sha256(entries)
+    if payload != envelope.payload_sha256:
+        raise PayloadHashMismatch()
+    public_key = verify_signature(envelope, manifest.publisher)
+    expected = {
+        p: sha256_hex(d) for p, d in entries.items() if p not in (MANIFEST_ENTRY, SIGNATURE_ENTRY)
+    }
+    if expected != integrity_map(manifest):
+        raise ManifestValidationError(
+            "integrity_mismatch", "manifest integrity.files does not match the artifact entries"
+        )
+    check_runtime_compat(manifest)
+    return InspectResult(
+        manifest=manifest,
+        signature=envelope,
+        public_key=public_key,
+        payload_sha256=payload,
+        artifact_sha256=sha256_hex(data),
+        manifest_warnings=manifest_warnings(manifest),
+        entries=entries,
+    )
+
+
+# --- §17 verify ----------------------------------------------------------------------
+
+
+class VerifyReport(msgspec.Struct, frozen=True):
+    accepted: bool
+    trust_decision: TrustDecision
+    payload_sha256: str
+    manifest: dict[str, Any]
+    manifest_warnings: list[ManifestWarning]
+    capability_grants: grants.CapabilityGrants
+    policy_bindings: list[grants.PolicyBinding]
+    audit_event: dict[str, Any]
+
+
+class Verification(msgspec.Struct, frozen=True):
+    """What verify produced: the report, the inspected artifact, and the store to persist."""
+
+    report: VerifyReport
+    inspected: InspectResult
+    store: TrustStore
+
+
+def verify_inspected(
+    inspected: InspectResult, store: TrustStore, allow_tofu: bool, now_ms: int
+) -> Verification:
+    m = inspected.manifest
+    evaluation = evaluate_trust(store, m.publisher, inspected.public_key_hex, allow_tofu)
+    bindings = grants.policy_bindings(m)
+    report = VerifyReport(
+        accepted=True,
+        trust_decision=evaluation.decision,
+        payload_sha256=inspected.payload_sha256,
+        manifest=manifest_to_json(m),
+        manifest_warnings=inspected.manifest_warnings,
+        capability_grants=grants.capability_grants(m),
+        policy_bindings=bindings,
+        audit_event={
+            "event_kind": VERIFICATION_EVENT_KIND,
+            "skill_id": m.skill_id,
+            "publisher": m.publisher,
+            "version": m.version,
+            "payload_sha256": inspected.payload_sha256,
+            "trust_decision": evaluation.decision.value,
+            "verified_at_unix_ms": now_ms,
+            "policy_bindings": [msgspec.structs.asdict(b) for b in bindings],
+        },
+    )
+    return Verification(report, inspected, evaluation.store)
+
+
+def verify_artifact(data: bytes, store: TrustStore, allow_tofu: bool, now_ms: int) -> Verification:
+    """§17: inspect, then trust. ``store`` must already be normalised (TrustStore values are)."""
+    return verify_inspected(inspect_artifact(data), store, allow_tofu, now_ms)

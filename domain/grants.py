@@ -1,0 +1,73 @@
+"""Capability grants and policy bindings derived from a manifest (``artifact-format.md`` §18)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from .text import trim
+
+if TYPE_CHECKING:
+    from .manifest import Manifest
+
+
+class CapabilityGrants(msgspec.Struct, frozen=True):
+    http_hosts: list[str]
+    secret_keys: list[str]
+    storage_prefixes: list[str]
+    channels: list[str]
+
+
+class PolicyBinding(msgspec.Struct, frozen=True, order=True):
+    action: str
+    resource: str
+    requires_approval: bool
+
+
+class PolicyRequest(msgspec.Struct, frozen=True):
+    principal: str
+    action: str
+    resource: str
+
+
+def canonical_list(values: Iterable[str]) -> list[str]:
+    """Trim, drop empty, sort, de-duplicate (also what a runtime applies again)."""
+    return sorted({t for t in (trim(v) for v in values) if t})
+
+
+def capability_grants(m: "Manifest") -> CapabilityGrants:
+    caps = m.capabilities
+    secret_keys = sorted({f"{s.scope}/{k}" for s in caps.secrets for k in s.key_names})
+    return CapabilityGrants(
+        http_hosts=canonical_list(caps.http_egress_allowlist),
+        secret_keys=secret_keys,
+        storage_prefixes=canonical_list(caps.filesystem.write_roots),
+        channels=[],
+    )
+
+
+def policy_bindings(m: "Manifest") -> list[PolicyBinding]:
+    bindings = {
+        PolicyBinding(
+            "tool.execute", f"tool:{t.id}", bool(t.risk.default_sensitive or t.risk.requires_approval)
+        )
+        for t in m.entrypoints.tools
+    }
+    caps = m.capabilities
+    skill = f"skill:{m.skill_id}"
+    if caps.http_egress_allowlist:
+        bindings.add(PolicyBinding("skill.capability.http.egress", skill, True))
+    if caps.filesystem.write_roots:
+        bindings.add(PolicyBinding("skill.capability.filesystem.write", skill, True))
+    if caps.secrets:
+        bindings.add(PolicyBinding("skill.capability.vault.read", skill, True))
+    if caps.device_capabilities or caps.node_capabilities:
+        bindings.add(PolicyBinding("skill.capability.device.use", skill, True))
+    return sorted(bindings, key=lambda b: (b.action, b.resource, b.requires_approval))
+
+
+def policy_requests(m: "Manifest") -> list[PolicyRequest]:
+    principal = f"skill:{m.skill_id}"
+    return [PolicyRequest(principal, b.action, b.resource) for b in policy_bindings(m)]

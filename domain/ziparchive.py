@@ -71,6 +71,7 @@ CENTRAL_HEADER = struct.Struct("<IHHHHHHIIIHHHHHII")
 EOCD_RECORD = struct.Struct("<IHHHHIIH")
 _DD_FIELDS = struct.Struct("<III")  # crc, csize, usize (after the optional signature)
 _U32 = struct.Struct("<I")
+_CD_WALK = struct.Struct("<I24xHHH")  # just the signature and the three variable lengths
 
 FLAG_ENCRYPTED = 0x0001
 FLAG_DATA_DESCRIPTOR = 0x0008
@@ -188,10 +189,13 @@ class CentralRecord:
 
 def decode_archive(data: bytes) -> dict[str, bytes]:
     """Decode an artifact ZIP per §12, steps D1-D6 in order; returns entries sorted by path."""
+    # Slices of a memoryview share the input buffer: compressed data is never copied.
+    mv = memoryview(data)
+    if mv.ndim != 1 or mv.format != "B":
+        mv = mv.cast("B")
     # D1: before any parsing, so a huge input costs nothing.
-    if len(data) > MAX_ARTIFACT_BYTES:
-        raise ArtifactTooLarge(len(data), MAX_ARTIFACT_BYTES)
-    mv = memoryview(data).cast("B") if not isinstance(data, bytes) else memoryview(data)
+    if len(mv) > MAX_ARTIFACT_BYTES:
+        raise ArtifactTooLarge(len(mv), MAX_ARTIFACT_BYTES)
     # D2
     eocd = find_eocd(mv)
     records, n, cd_end = _read_central_directory(mv, eocd)
@@ -230,8 +234,7 @@ def find_eocd(mv: memoryview) -> Eocd:
         if found < 0:
             raise ZipError("end of central directory record not found")
         pos = window_start + found
-    sig, disk, cd_disk, disk_entries, total, cd_size, cd_offset, comment_len = EOCD_RECORD.unpack_from(mv, pos)
-    del sig
+    _sig, disk, cd_disk, disk_entries, total, cd_size, cd_offset, comment_len = EOCD_RECORD.unpack_from(mv, pos)
     return Eocd(pos, disk, cd_disk, disk_entries, total, cd_size, cd_offset, comment_len)
 
 
@@ -251,24 +254,34 @@ def _read_central_directory(mv: memoryview, eocd: Eocd) -> tuple[list[CentralRec
     pos = eocd.cd_offset
     end = eocd.offset
     n = 0
-    unpack = CENTRAL_HEADER.unpack_from
-    while pos + 4 <= end and _U32.unpack_from(mv, pos)[0] == CENTRAL_SIG:
-        if pos + CENTRAL_HEADER.size > end:
-            raise ZipError(f"truncated central directory record at offset {pos}")
-        (_, _made_by, _needed, flags, method, _time, _date, crc, csize, usize,
-         name_len, extra_len, comment_len, disk_start, _internal, external, local_offset) = unpack(mv, pos)
+    walk = _CD_WALK.unpack_from
+    while pos + CENTRAL_HEADER.size <= end:
+        sig, name_len, extra_len, comment_len = walk(mv, pos)
+        if sig != CENTRAL_SIG:
+            break
         name_start = pos + CENTRAL_HEADER.size
         record_end = name_start + name_len + extra_len + comment_len
         if record_end > end:
             raise ZipError(f"truncated central directory record at offset {pos}")
         if n <= MAX_ENTRIES:
-            raw_name = bytes(mv[name_start : name_start + name_len])
-            records.append(
-                CentralRecord(n, flags, method, crc, csize, usize, disk_start, external, local_offset, raw_name)
-            )
+            records.append(_central_record(mv, pos, n, name_len))
         n += 1
         pos = record_end
+    else:
+        # Fewer than 46 bytes left: a record signature there is a truncated record.
+        if pos + 4 <= end and _U32.unpack_from(mv, pos)[0] == CENTRAL_SIG:
+            raise ZipError(f"truncated central directory record at offset {pos}")
     return records, n, pos
+
+
+def _central_record(mv: memoryview, pos: int, index: int, name_len: int) -> CentralRecord:
+    (_, _made_by, _needed, flags, method, _time, _date, crc, csize, usize,
+     _name_len, _extra_len, _comment_len, disk_start, _internal, external, local_offset) = CENTRAL_HEADER.unpack_from(
+        mv, pos
+    )
+    name_start = pos + CENTRAL_HEADER.size
+    raw_name = bytes(mv[name_start : name_start + name_len])
+    return CentralRecord(index, flags, method, crc, csize, usize, disk_start, external, local_offset, raw_name)
 
 
 def _decode_name(record: CentralRecord) -> str:

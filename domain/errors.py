@@ -307,3 +307,17 @@ class RegistryError(SkillLedgerError):
 
 class ConfigurationError(SkillLedgerError):
     code = "configuration_error"
+
+
+class ArtifactTampered(SkillLedgerError):
+    """The stored artifact's bytes no longer match the digest the journal recorded."""
+
+    code = "artifact_tampered"
+
+
+class ArtifactMissing(SkillLedgerError):
+    code = "artifact_missing"
+
+
+class ProjectionDrift(SkillLedgerError):
+    code = "projection_drift"

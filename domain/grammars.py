@@ -105,11 +105,13 @@ def semver(value: str, field: str) -> SemVer:
         )
     out = []
     for component, part in zip(("major", "minor", "patch"), parts):
-        if _SEMVER_PART.fullmatch(part) is None or int(part.lstrip("+")) > U32_MAX:
+        # Leading zeros are legal and unbounded in number; never hand a huge digit string to int().
+        digits = part.lstrip("+").lstrip("0") or "0"
+        if _SEMVER_PART.fullmatch(part) is None or len(digits) > 10 or int(digits) > U32_MAX:
             raise ManifestValidationError(
                 "semver_component_invalid", f"{field} {component} invalid", field=field, component=component
             )
-        out.append(int(part.lstrip("+")))
+        out.append(int(digits))
     return (out[0], out[1], out[2])
 
 

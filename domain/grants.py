@@ -71,3 +71,14 @@ def policy_bindings(m: "Manifest") -> list[PolicyBinding]:
 def policy_requests(m: "Manifest") -> list[PolicyRequest]:
     principal = f"skill:{m.skill_id}"
     return [PolicyRequest(principal, b.action, b.resource) for b in policy_bindings(m)]
+
+
+def grants_from_manifest_json(manifest_json: dict) -> dict:
+    """Grants and bindings of a manifest in its JSON form (as recorded in the journal)."""
+    from .manifest import manifest_from_json
+
+    m = manifest_from_json(manifest_json)
+    return {
+        "capability_grants": msgspec.to_builtins(capability_grants(m)),
+        "policy_bindings": msgspec.to_builtins(policy_bindings(m)),
+    }

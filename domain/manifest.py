@@ -64,13 +64,17 @@ from .grammars import (
 from .text import ascii_lower, trim
 
 __all__ = [
+    "manifest_from_json",
     "CONFIG_TYPES",
     "CONTRACT_KINDS",
+    "TOML_DATETIME_KEY",
     "Builder",
     "BuilderChecklist",
     "Capabilities",
     "Compat",
     "ConfigProperty",
+    "ConfigType",
+    "ContractKind",
     "Entrypoints",
     "FilesystemCapabilities",
     "Integrity",
@@ -98,6 +102,8 @@ __all__ = [
     "requires_review",
     "serialize_manifest",
     "tool_ids",
+    "toml_datetime_text",
+    "toml_to_json_value",
     "validate_manifest",
     "with_integrity",
 ]
@@ -106,6 +112,8 @@ U32 = Annotated[int, Meta(ge=0, le=UINT32_MAX)]
 U64 = Annotated[int, Meta(ge=0, le=UINT64_MAX)]
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
+# Containers below the document root; the reference's TOML parser refuses much deeper inline nesting.
+MAX_NESTING_DEPTH = 64
 
 ContractKind = Literal[
     "memory_provider",
@@ -138,7 +146,11 @@ _SECRET_LIKE = ("secret", "token", "password", "api_key", "client_key")
 
 
 class _Model(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Base of every manifest Struct: immutable, keyword-only, unknown keys rejected."""
+    """Base of every manifest Struct: immutable, unknown keys rejected.
+
+    ``frozen`` and ``forbid_unknown_fields`` are inherited, but msgspec applies ``kw_only``
+    only to the fields of the class that sets it, so every subclass repeats it.
+    """
 
 
 # --- schema (§5.2) ------------------------------------------------------------------
@@ -301,7 +313,7 @@ def parse_manifest_bytes(data: bytes) -> Manifest:
 def parse_manifest(text: str) -> Manifest:
     """TOML + schema decode + every §5.4/§5.5 rule in order. No compat check, no warnings."""
     doc = _load_toml(text)
-    _reject_out_of_range_integers(doc)
+    _check_toml_values(doc)
     _apply_compat_aliases(doc)
     manifest = _decode(doc)
     validate_manifest(manifest)
@@ -326,15 +338,23 @@ def _load_toml(text: str) -> dict[str, Any]:
         raise ManifestParseError(f"invalid TOML: {type(e).__name__}: {e}") from None
 
 
-def _reject_out_of_range_integers(doc: dict[str, Any]) -> None:
-    """TOML integers are signed 64-bit (§1.4); tomllib accepts any size, so check every one."""
-    stack: list[tuple[Any, str]] = [(doc, "$")]
+def _check_toml_values(doc: dict[str, Any]) -> None:
+    """What TOML (or the reference's parser) forbids but tomllib lets through.
+
+    Integers are signed 64-bit (§1.4). Nesting is capped (stricter than the spec's text,
+    within the reference's own parser recursion limit) so every accepted manifest can
+    also be written back and re-parsed (§5.7) without hitting Python's recursion limit.
+    """
+    stack: list[tuple[Any, str, int]] = [(doc, "$", 0)]
     while stack:
-        value, path = stack.pop()
-        if isinstance(value, dict):
-            stack.extend((v, f"{path}.{k}") for k, v in value.items())
-        elif isinstance(value, list):
-            stack.extend((v, f"{path}[{i}]") for i, v in enumerate(value))
+        value, path, depth = stack.pop()
+        if isinstance(value, (dict, list)):
+            if depth > MAX_NESTING_DEPTH:
+                raise ManifestParseError(f"value nested deeper than {MAX_NESTING_DEPTH} levels - at `{path}`")
+            if isinstance(value, dict):
+                stack.extend((v, f"{path}.{k}", depth + 1) for k, v in value.items())
+            else:
+                stack.extend((v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value))
         elif type(value) is int and not INT64_MIN <= value <= INT64_MAX:
             raise ManifestParseError(f"integer out of the signed 64-bit TOML range - at `{path}`")
 
@@ -441,7 +461,7 @@ def validate_manifest(m: Manifest) -> None:
         raise ManifestValidationError("manifest_version_unsupported", "manifest_version must equal 1 or 2")
     publisher = ident(m.publisher, "publisher")
     skill_id(m.skill_id)
-    _semver(m.version, "version")
+    semver(m.version, "version")
     _check_compat_versions(m.compat)
     if not trim(m.name):
         raise ManifestValidationError("name_empty", "name cannot be empty")
@@ -452,37 +472,10 @@ def validate_manifest(m: Manifest) -> None:
     _check_operator(m, publisher)
 
 
-def _semver(value: str, field_name: str) -> SemVer:
-    try:
-        return semver(value, field_name)
-    except ValueError:
-        # grammars.semver calls int() on the digits, which refuses strings past Python's
-        # 4300-digit limit; decide those components here without int() on long text.
-        return _semver_long_digits(value, field_name)
-
-
-_SEMVER_PART = re.compile(r"\+?[0-9]+")
-
-
-def _semver_long_digits(value: str, field_name: str) -> SemVer:
-    out = []
-    for component, part in zip(("major", "minor", "patch"), trim(value).split(".")):
-        digits = part.lstrip("+").lstrip("0") or "0"
-        if _SEMVER_PART.fullmatch(part) is None or len(digits) > 10 or int(digits) > UINT32_MAX:
-            raise ManifestValidationError(
-                "semver_component_invalid",
-                f"{field_name} {component} invalid",
-                field=field_name,
-                component=component,
-            )
-        out.append(int(digits))
-    return (out[0], out[1], out[2])
-
-
 def _check_compat_versions(compat: Compat) -> None:
-    minimum = _semver(compat.min_palyra_version, "compat.min_palyra_version")
+    minimum = semver(compat.min_palyra_version, "compat.min_palyra_version")
     if compat.max_palyra_version is not None:
-        maximum = _semver(compat.max_palyra_version, "compat.max_palyra_version")
+        maximum = semver(compat.max_palyra_version, "compat.max_palyra_version")
         if maximum < minimum:
             raise ManifestValidationError(
                 "compat_max_below_min", "compat.max_palyra_version must be >= compat.min_palyra_version"
@@ -770,11 +763,11 @@ def check_runtime_compat(
     compat = m.compat
     if compat.required_protocol_major > protocol_major:
         raise UnsupportedProtocolMajor(compat.required_protocol_major, protocol_major)
-    runtime = _semver(runtime_version, "runtime_version")
-    if _semver(compat.min_palyra_version, "compat.min_palyra_version") > runtime:
+    runtime = semver(runtime_version, "runtime_version")
+    if semver(compat.min_palyra_version, "compat.min_palyra_version") > runtime:
         raise UnsupportedRuntimeVersion(compat.min_palyra_version, runtime_version)
     if compat.max_palyra_version is not None:
-        if runtime > _semver(compat.max_palyra_version, "compat.max_palyra_version"):
+        if runtime > semver(compat.max_palyra_version, "compat.max_palyra_version"):
             raise RuntimeVersionAboveSupportedMaximum(compat.max_palyra_version, runtime_version)
 
 
@@ -968,3 +961,8 @@ def _property_dict(p: ConfigProperty, any_value: Any) -> dict[str, Any]:
     if p.enum_values:
         out["enum_values"] = list(p.enum_values)
     return out
+
+
+def manifest_from_json(data: dict[str, Any]) -> Manifest:
+    """The inverse of :func:`manifest_to_json` for manifests already recorded (no rules re-run)."""
+    return msgspec.convert(data, Manifest)

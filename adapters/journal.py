@@ -1,0 +1,207 @@
+"""The journal: eventsourcing's SQLite store, made append-only and hash-chained.
+
+* Encoding: msgspec JSON (``domain.codec``), chosen once and documented in the README.
+* Append-only: triggers abort every UPDATE and DELETE of ``stored_events`` and
+  ``event_chain`` (a database-level guard, checked by ``journal verify``).
+* Hash chain: in the same transaction that inserts events, the recorder writes one
+  ``event_chain`` row per event: its global position, its stream and stream version,
+  ``prev_hash`` (the stream's previous hash, or 64 zeros) and ``hash`` = SHA-256 over
+  the canonical encoding of the exported event (position included), so an edited,
+  deleted, inserted or reordered event is found by recomputing.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import Application
+from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
+from eventsourcing.utils import get_topic
+
+from domain import checkpoints as _checkpoints  # noqa: F401  (register event topics)
+from domain import intake as _intake  # noqa: F401
+from domain import publisher as _publisher  # noqa: F401
+from domain import skill as _skill  # noqa: F401
+from domain.codec import GENESIS_HASH, decode_event, encode_state, event_hash, exported_event
+from domain.errors import ConfigurationError
+
+import msgspec
+
+_raw_decoder = msgspec.json.Decoder()
+
+APPEND_ONLY_MESSAGE = "journal is append-only"
+GUARDED_TABLES = ("stored_events", "event_chain")
+JOURNAL_SCHEMA_VERSION = "1"
+ENCODING = "msgspec-json/1"
+
+
+class NullTranscoder(Transcoder):
+    """The factory always builds a transcoder; ours is never used (the mapper encodes)."""
+
+    def encode(self, obj: Any) -> bytes:  # pragma: no cover
+        raise NotImplementedError
+
+    def decode(self, data: bytes) -> Any:  # pragma: no cover
+        raise NotImplementedError
+
+
+class MsgspecMapper(Mapper[UUID]):
+    def to_stored_event(self, domain_event: Any) -> StoredEvent:
+        return StoredEvent(
+            originator_id=domain_event.originator_id,
+            originator_version=domain_event.originator_version,
+            topic=get_topic(type(domain_event)),
+            state=encode_state(domain_event),
+        )
+
+    def to_domain_event(self, stored_event: StoredEvent) -> Any:
+        oid = stored_event.originator_id
+        return decode_event(
+            stored_event.topic,
+            stored_event.state,
+            oid if isinstance(oid, UUID) else UUID(str(oid)),
+            stored_event.originator_version,
+        )
+
+
+def guard_statements() -> list[str]:
+    out = []
+    for table in GUARDED_TABLES:
+        for op in ("UPDATE", "DELETE"):
+            out.append(
+                f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table} "
+                f"BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY_MESSAGE}'); END"
+            )
+    return out
+
+
+class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
+    """SQLite application recorder that also writes the hash chain, atomically."""
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [
+            *super().construct_create_table_statements(),
+            "CREATE TABLE IF NOT EXISTS event_chain ("
+            "position INTEGER PRIMARY KEY, originator_id TEXT NOT NULL, originator_version INTEGER NOT NULL, "
+            "prev_hash TEXT NOT NULL, hash TEXT NOT NULL, UNIQUE (originator_id, originator_version))",
+            "CREATE TABLE IF NOT EXISTS journal_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+            f"INSERT OR IGNORE INTO journal_meta VALUES ('schema_version', '{JOURNAL_SCHEMA_VERSION}')",
+            f"INSERT OR IGNORE INTO journal_meta VALUES ('encoding', '{ENCODING}')",
+            *guard_statements(),
+        ]
+
+    def _insert_events(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        positions = super()._insert_events(c, stored_events, **kwargs)
+        assert positions is not None
+        rows = []
+        heads: dict[str, str] = {}
+        for stored, position in zip(stored_events, positions):
+            oid = stored.originator_id.hex if isinstance(stored.originator_id, UUID) else str(stored.originator_id)
+            prev = heads.get(oid)
+            if prev is None:
+                prev = self._stream_head(c, oid, stored.originator_version - 1)
+            state = _raw_decoder.decode(stored.state)
+            h = event_hash(exported_event(position, stored.originator_version, stored.topic, state, prev))
+            rows.append((position, oid, stored.originator_version, prev, h))
+            heads[oid] = h
+        c.executemany("INSERT INTO event_chain VALUES (?,?,?,?,?)", rows)
+        return positions
+
+    @staticmethod
+    def _stream_head(c: SQLiteCursor, oid: str, version: int) -> str:
+        if version <= 0:
+            return GENESIS_HASH
+        c.execute("SELECT hash FROM event_chain WHERE originator_id=? AND originator_version=?", (oid, version))
+        row = c.fetchone()
+        if row is None:
+            # The previous event exists (the insert above passed its uniqueness check) but
+            # has no chain row: the chain was damaged. Refuse to extend it.
+            raise sqlite3.IntegrityError(f"hash chain has no entry for {oid} v{version}")
+        return row[0]
+
+
+class LedgerApplication(Application[UUID]):
+    """The journal as an eventsourcing Application; use cases live in ``adapters.ledger``."""
+
+    name = "ledger"
+
+    def construct_transcoder(self) -> Transcoder:
+        return NullTranscoder()
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        return MsgspecMapper(self.construct_transcoder())
+
+
+def journal_env(journal_url: str, lock_timeout_s: int = 30) -> dict[str, str]:
+    if journal_url.startswith("sqlite://"):
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": journal_url[len("sqlite://"):],
+            "SQLITE_LOCK_TIMEOUT": str(lock_timeout_s),
+            "APPLICATION_RECORDER_TOPIC": get_topic(ChainedSQLiteRecorder),
+            "CREATE_TABLE": "yes",
+        }
+    raise ConfigurationError(
+        "only SQLite journals are supported by this build (PostgreSQL support is planned)",
+        {"journal": journal_url.split("@")[-1]},
+    )
+
+
+def open_journal(journal_url: str) -> LedgerApplication:
+    return LedgerApplication(env=journal_env(journal_url))
+
+
+class StoredRow(msgspec.Struct, frozen=True):
+    position: int
+    originator_id: str
+    originator_version: int
+    topic: str
+    state: bytes
+    prev_hash: str | None
+    hash: str | None
+
+
+def iter_rows(app: LedgerApplication, *, after: int = 0, until: int | None = None, topics: Sequence[str] = (),
+              originator_ids: Sequence[str] = (), batch: int = 2000) -> Iterator[StoredRow]:
+    """Stored events joined with their chain rows, in position order (raw, for export and verify)."""
+    recorder = app.recorder
+    assert isinstance(recorder, ChainedSQLiteRecorder)
+    while True:
+        sql = ("SELECT e.rowid AS position, e.originator_id, e.originator_version, e.topic, e.state, "
+               "c.prev_hash, c.hash FROM stored_events e LEFT JOIN event_chain c ON c.position = e.rowid "
+               "WHERE e.rowid > ?")
+        params: list[Any] = [after]
+        if until is not None:
+            sql += " AND e.rowid <= ?"
+            params.append(until)
+        if topics:
+            sql += f" AND e.topic IN ({','.join('?' * len(topics))})"
+            params.extend(topics)
+        if originator_ids:
+            sql += f" AND e.originator_id IN ({','.join('?' * len(originator_ids))})"
+            params.extend(originator_ids)
+        sql += " ORDER BY e.rowid LIMIT ?"
+        params.append(batch)
+        with recorder.datastore.transaction(commit=False) as c:
+            c.execute(sql, params)
+            rows = [StoredRow(r[0], r[1], r[2], r[3], bytes(r[4]), r[5], r[6]) for r in c.fetchall()]
+        if not rows:
+            return
+        yield from rows
+        after = rows[-1].position
+
+
+def export_row(row: StoredRow) -> dict[str, Any]:
+    """The exported event shape (``events.md``) of a stored row, exactly what the hash covers."""
+    state = _raw_decoder.decode(row.state)
+    out = exported_event(row.position, row.originator_version, row.topic, state, row.prev_hash or "")
+    out["hash"] = row.hash or ""
+    return out
+
+
+def head_position(app: LedgerApplication) -> int:
+    return app.recorder.max_notification_id() or 0

@@ -1,0 +1,78 @@
+"""Opening the read model for a command: the projections are caught up from the journal
+before any read and after every command.
+
+Fast path: when the views are already at the journal's head (one indexed query on each
+file), no event-sourcing machinery is imported at all, so ``skills list`` costs little
+more than starting Python.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from projections.store import ViewStore
+
+from .settings import Settings
+
+if TYPE_CHECKING:
+    from .ledger import Ledger
+
+Notify = Callable[[str], None]
+
+
+def _journal_probe(settings: Settings) -> tuple[int, str]:
+    """(head position, identity) of a SQLite journal, read-only; (0, "") when there is none."""
+    path = settings.journal_path
+    if not path.exists():
+        return 0, ""
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+        try:
+            head = con.execute("SELECT max(rowid) FROM stored_events").fetchone()[0] or 0
+            first = con.execute("SELECT hash FROM event_chain WHERE position = 1").fetchone()
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return -1, ""  # unreadable here; the ledger will report it properly
+    return head, first[0] if first else ""
+
+
+def journal_identity(ledger: "Ledger") -> str:
+    with ledger.app.recorder.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
+        c.execute("SELECT hash FROM event_chain WHERE position = 1")
+        row = c.fetchone()
+    return row[0] if row else ""
+
+
+def open_views(settings: Settings, *, notify: Notify | None = None, ledger: "Ledger | None" = None,
+               progress: Callable[[int], None] | None = None) -> ViewStore:
+    """The views database, caught up with the journal."""
+    head, identity = _journal_probe(settings) if settings.journal_is_sqlite else (-1, "")
+    Path(settings.home).mkdir(parents=True, exist_ok=True, mode=0o700)
+    store = ViewStore(settings.views_path, journal_identity=identity, notify=notify)
+    if head >= 0 and store.position() == head:
+        return store
+    own = ledger is None
+    if ledger is None:
+        from .ledger import Ledger
+
+        ledger = Ledger(settings)
+    try:
+        store.bind_identity(journal_identity(ledger))
+        store.catch_up(ledger.app.recorder, progress=progress)
+    finally:
+        if own:
+            ledger.close()
+    return store
+
+
+def catch_up_after(ledger: "Ledger", *, notify: Notify | None = None) -> None:
+    """Called after every command that appended events (read-your-writes)."""
+    store = ViewStore(ledger.settings.views_path, journal_identity=journal_identity(ledger), notify=notify)
+    try:
+        store.catch_up(ledger.app.recorder)
+    finally:
+        store.close()

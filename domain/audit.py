@@ -1,0 +1,562 @@
+"""The security audit (``artifact-format.md`` §19) over already-extracted facts.
+
+Pure: the caller verifies the artifact (§19.2 step 1), reads the hook environment
+variable and the feed file, and asks the wasmtime inspector (``adapters/inspector``)
+for each module's :class:`ModuleFacts`. This module turns those inputs into the
+§19.3 checks, in table order, plus this project's ``tool_module_resolution`` check
+(``runtime.md``), emitted after the per-module loop and before check 19.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import msgspec
+
+from .artifact import InspectResult, is_module_path, sha256_hex
+from .constants import WASI_PREVIEW1_MODULE, WASM_BINARY_HEADER, WASM_PAGE_SIZE
+from .errors import InvalidArtifactPath
+from .grammars import normalize_path
+from .manifest import Manifest, ManifestWarning, Tool
+from .policy import PolicyValues, effective_feed_path, policy_to_dict
+from .text import ascii_lower, trim
+from .vulnfeed import VulnFeed
+
+__all__ = [
+    "COMPONENT_VERSION_BYTES",
+    "AuditCheck",
+    "AuditReport",
+    "ExportFact",
+    "ImportFact",
+    "MemoryFact",
+    "ModuleFacts",
+    "ToolResolution",
+    "audit_artifact",
+    "audit_summary",
+    "resolve_tool_module",
+    "wasm_header_problem",
+]
+
+ExternKind = Literal["func", "memory", "table", "global", "tag"]
+Status = Literal["pass", "warn", "fail", "skipped"]
+SEVERITY: dict[str, str] = {"pass": "info", "warn": "warning", "fail": "error", "skipped": "info"}
+COMPONENT_VERSION_BYTES = b"\x0d\x00\x01\x00"  # component-model binaries: layer 1, version 0x0d
+_WASM_MAGIC = WASM_BINARY_HEADER[:4]
+
+
+# --- module facts (produced by adapters/inspector, passed in as data) ------------------
+
+
+class ImportFact(msgspec.Struct, frozen=True, kw_only=True):
+    module: str
+    name: str
+    kind: ExternKind
+    type: str  # "(i32, i32) -> (i64)", "memory 1..16", "table funcref 0..", "global i32 mut", "tag (i32) -> ()"
+
+
+class ExportFact(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    kind: ExternKind
+    type: str
+
+
+class MemoryFact(msgspec.Struct, frozen=True, kw_only=True):
+    minimum_pages: int
+    maximum_pages: int | None
+    imported: bool
+    is_64: bool = False
+    shared: bool = False
+
+
+class ModuleFacts(msgspec.Struct, frozen=True, kw_only=True):
+    """What the audit and the runner need to know about one ``modules/*.wasm`` entry.
+
+    ``valid`` is false (with ``error`` the reason) when the bytes are not a binary core
+    module the engine accepts; the lists are then empty. Memories are listed in index
+    order: imported first, then defined (exported or not).
+    """
+
+    path: str
+    size: int
+    sha256: str
+    valid: bool
+    error: str | None = None
+    imports: tuple[ImportFact, ...] = ()
+    exports: tuple[ExportFact, ...] = ()
+    memories: tuple[MemoryFact, ...] = ()
+
+    def exported_functions(self) -> list[str]:
+        return [e.name for e in self.exports if e.kind == "func"]
+
+    def exports_function(self, name: str) -> bool:
+        return any(e.kind == "func" and e.name == name for e in self.exports)
+
+    def export_type(self, name: str) -> str | None:
+        for e in self.exports:
+            if e.name == name:
+                return e.type
+        return None
+
+    def is_wasi_command(self) -> bool:
+        return self.exports_function("_start")
+
+    def import_modules(self) -> list[str]:
+        """Sorted, unique import module names."""
+        return sorted({i.module for i in self.imports})
+
+    def declared_min_memory_bytes(self) -> int:
+        return sum(m.minimum_pages for m in self.memories) * WASM_PAGE_SIZE
+
+
+def wasm_header_problem(data: bytes) -> str | None:
+    """§19.4: ``None`` when ``data`` starts with the 8-byte core-module header, else why not.
+
+    Shared with the inspector so nothing but a binary core module ever reaches an engine
+    (some engines' module constructors also accept the text format).
+    """
+    if data[:8] == WASM_BINARY_HEADER:
+        return None
+    if data[:4] == _WASM_MAGIC:
+        if data[4:8] == COMPONENT_VERSION_BYTES:
+            return "a WebAssembly component-model binary is not a core module"
+        if len(data) < 8:
+            return "truncated WebAssembly header"
+        return f"unsupported WebAssembly binary version {data[4:8].hex()} (expected 01000000)"
+    if data.lstrip(b" \t\r\n")[:1] == b"(" or data.lstrip(b" \t\r\n")[:2] == b";;":
+        return "WebAssembly text format (WAT) is not accepted; package the binary module"
+    return "not a binary WebAssembly module (missing \\0asm header)"
+
+
+# --- checks and the report (§19.3, §19.6) ------------------------------------------------
+
+
+class AuditCheck(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    check_id: str
+    status: Status
+    severity: str
+    message: str
+    details: dict[str, Any] | None = None  # omitted from JSON when None
+
+
+class AuditReport(msgspec.Struct, frozen=True, kw_only=True):
+    """Members in §19.6 order."""
+
+    skill_id: str
+    version: str
+    publisher: str
+    accepted: bool
+    passed: bool
+    should_quarantine: bool
+    trust_decision: str
+    payload_sha256: str
+    generated_at_unix_ms: int
+    policy: dict[str, Any]
+    manifest_warnings: tuple[ManifestWarning, ...]
+    checks: tuple[AuditCheck, ...]
+    quarantine_reasons: tuple[str, ...]
+    vulnerability_scan: AuditCheck
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON values (lists, dicts) in §19.6 order; a check's ``details`` omitted when None."""
+        return msgspec.json.decode(msgspec.json.encode(self))
+
+    def failed_checks(self) -> list[str]:
+        """Ids of failing checks, in order, each once (per-module ids can repeat in ``checks``)."""
+        return _unique(c.check_id for c in self.checks if c.status == "fail")
+
+    def warning_checks(self) -> list[str]:
+        return _unique(c.check_id for c in self.checks if c.status == "warn")
+
+
+def _unique(ids: Any) -> list[str]:
+    return list(dict.fromkeys(ids))
+
+
+def audit_summary(report: AuditReport) -> dict[str, Any]:
+    return {
+        "passed": report.passed,
+        "failed_checks": report.failed_checks(),
+        "warning_checks": report.warning_checks(),
+    }
+
+
+def _check(check_id: str, status: Status, message: str, details: dict[str, Any] | None = None) -> AuditCheck:
+    return AuditCheck(check_id=check_id, status=status, severity=SEVERITY[status], message=message, details=details)
+
+
+# --- which module runs a tool (runtime.md) ---------------------------------------------
+
+
+class ToolResolution(msgspec.Struct, frozen=True, kw_only=True):
+    """``module_path`` set on success (``rule`` says why); otherwise ``reason`` and ``candidates``."""
+
+    tool_id: str
+    module_path: str | None = None
+    rule: Literal["export", "only_module", "default_module_path"] | None = None
+    reason: str | None = None
+    candidates: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.module_path is not None
+
+
+def resolve_tool_module(manifest: Manifest, modules: Mapping[str, ModuleFacts], tool: Tool) -> ToolResolution:
+    """The module that exports a function named ``tool.name`` (json-v1; exact, raw name);
+    otherwise the artifact's only module; otherwise ``operator.plugin.default_module_path``
+    when it names a module entry. Several exporters, or none of the above, is a failure."""
+    paths = sorted(p for p in modules if is_module_path(p))
+    exporters = tuple(p for p in paths if modules[p].exports_function(tool.name))
+    if len(exporters) == 1:
+        return ToolResolution(tool_id=tool.id, module_path=exporters[0], rule="export")
+    if len(exporters) > 1:
+        return ToolResolution(
+            tool_id=tool.id,
+            reason=f"several modules export a function named '{tool.name}': {', '.join(exporters)}",
+            candidates=exporters,
+        )
+    if len(paths) == 1:
+        return ToolResolution(tool_id=tool.id, module_path=paths[0], rule="only_module")
+    default = manifest.operator.plugin.default_module_path
+    if default is not None:
+        try:
+            normalised: str | None = normalize_path(default)
+        except InvalidArtifactPath:
+            normalised = None
+        if normalised in paths:
+            return ToolResolution(tool_id=tool.id, module_path=normalised, rule="default_module_path")
+        reason = (
+            f"no module exports a function named '{tool.name}' and operator.plugin.default_module_path "
+            f"'{default}' is not a module of the artifact"
+        )
+    elif not paths:
+        reason = "the artifact has no modules"
+    else:
+        reason = (
+            f"no module exports a function named '{tool.name}', the artifact has {len(paths)} modules "
+            "and operator.plugin.default_module_path is not set"
+        )
+    return ToolResolution(tool_id=tool.id, reason=reason)
+
+
+def _tool_check(manifest: Manifest, modules: Mapping[str, ModuleFacts], tool: Tool) -> AuditCheck:
+    r = resolve_tool_module(manifest, modules, tool)
+    if r.module_path is not None:
+        return _check(
+            "tool_module_resolution",
+            "pass",
+            f"tool '{tool.id}' is served by module '{r.module_path}'",
+            {"tool_id": tool.id, "module_path": r.module_path},
+        )
+    return _check(
+        "tool_module_resolution",
+        "fail",
+        f"tool '{tool.id}' cannot be resolved to exactly one module: {r.reason}",
+        {"tool_id": tool.id, "candidates": list(r.candidates)},
+    )
+
+
+# --- the audit ------------------------------------------------------------------------
+
+
+def audit_artifact(
+    inspected: InspectResult,
+    trust_decision: str,
+    policy: PolicyValues,
+    modules: Mapping[str, ModuleFacts],
+    feed: VulnFeed | None,
+    hook_env_value: str | None,
+    now_ms: int,
+) -> AuditReport:
+    """§19.2 steps 2-3 for an artifact the caller has already verified.
+
+    ``modules`` must hold facts for every ``modules/*.wasm`` entry, computed from those very
+    bytes; ``feed`` must be the loaded feed whenever the policy configures one. Breaking either
+    is a caller bug (``ValueError``), never a check result.
+    """
+    m = inspected.manifest
+    caps = m.capabilities
+    feed_path = effective_feed_path(policy)
+    if feed_path is not None and feed is None:
+        raise ValueError("the policy configures a vulnerability feed but none was loaded")
+    module_paths = inspected.module_paths()
+    digests = {p: sha256_hex(inspected.entries[p]) for p in module_paths}
+    for p in module_paths:
+        facts = modules.get(p)
+        if facts is None:
+            raise ValueError(f"no module facts for '{p}'")
+        if facts.sha256 != digests[p]:
+            raise ValueError(f"module facts for '{p}' were computed from other bytes")
+
+    checks: list[AuditCheck] = [
+        _check("signature_validity", "pass", "signature chain and payload hash verified"),
+        _check("sbom_presence", "pass", "sbom.cdx.json is present and valid"),
+        _check("provenance_presence", "pass", "provenance.json is present and valid"),
+        _check("manifest_sanity", "pass", "manifest passed strict schema and wildcard validation"),
+    ]
+    for w in inspected.manifest_warnings:
+        checks.append(_check(f"manifest_warning:{w.code}", "warn", w.message, {"code": w.code, "severity": "warning"}))
+
+    fs = caps.filesystem
+    filesystem_declared = bool(fs.read_roots or fs.write_roots)
+    checks.append(
+        _check(
+            "manifest_filesystem_scopes",
+            "pass",
+            f"manifest declares {len(fs.read_roots)} filesystem read root(s) and {len(fs.write_roots)} write root(s)",
+            {"read_roots": list(fs.read_roots), "write_roots": list(fs.write_roots)},
+        )
+    )
+    hosts = list(caps.http_egress_allowlist)
+    checks.append(
+        _check(
+            "manifest_http_egress_scopes", "pass", f"manifest declares {len(hosts)} http egress host(s)", {"hosts": hosts}
+        )
+    )
+    scopes = [s.scope for s in caps.secrets]
+    checks.append(
+        _check("manifest_secret_scopes", "pass", f"manifest declares {len(scopes)} secret scope(s)", {"scopes": scopes})
+    )
+    checks.append(_device_check(list(caps.device_capabilities), policy.allow_device_capabilities))
+    checks.append(_wildcard_check(m, policy.allow_wildcard_capabilities))
+
+    if module_paths:
+        checks.append(
+            _check(
+                "wasm_module_presence",
+                "pass",
+                f"artifact includes {len(module_paths)} wasm module(s)",
+                {"modules": list(module_paths)},
+            )
+        )
+    else:  # unreachable after verify (§14 requires a module)
+        checks.append(_check("wasm_module_presence", "fail", "artifact does not contain any modules/*.wasm entries"))
+    for p in module_paths:
+        checks.extend(
+            _module_checks(p, inspected.entries[p], modules[p], policy, filesystem_declared, caps.quotas.max_memory_bytes)
+        )
+
+    for tool in m.entrypoints.tools:
+        checks.append(_tool_check(m, modules, tool))
+
+    hook_check = _hook_check(policy, hook_env_value)
+    checks.append(hook_check)
+    checks.append(_feed_check(feed_path, feed, inspected.payload_sha256, digests))
+
+    passed = not any(c.status == "fail" for c in checks)
+    return AuditReport(
+        skill_id=m.skill_id,
+        version=m.version,
+        publisher=m.publisher,
+        accepted=True,
+        passed=passed,
+        should_quarantine=not passed,
+        trust_decision=str(getattr(trust_decision, "value", trust_decision)),
+        payload_sha256=inspected.payload_sha256,
+        generated_at_unix_ms=now_ms,
+        policy=policy_to_dict(policy),
+        manifest_warnings=tuple(inspected.manifest_warnings),
+        checks=tuple(checks),
+        quarantine_reasons=tuple(c.message for c in checks if c.status == "fail"),
+        vulnerability_scan=hook_check,
+    )
+
+
+def _device_check(device: list[str], allowed: bool) -> AuditCheck:
+    if device and not allowed:
+        return _check(
+            "forbidden_device_capabilities",
+            "fail",
+            "manifest declares device capabilities, which are not grantable by the sandboxed plugin runtime",
+            {"device_capabilities": device},
+        )
+    return _check(
+        "forbidden_device_capabilities",
+        "pass",
+        "manifest does not declare forbidden device capabilities",
+        {"device_capabilities": device, "allow_device_capabilities": allowed},
+    )
+
+
+def _wildcard_check(m: Manifest, allowed: bool) -> AuditCheck:
+    o = m.capabilities.wildcard_opt_in
+    flags = (("filesystem", o.filesystem), ("http_egress", o.http_egress), ("secrets", o.secrets),
+             ("device", o.device), ("node", o.node))  # fmt: skip
+    opt_ins = [name for name, on in flags if on]
+    if opt_ins and not allowed:
+        return _check(
+            "forbidden_wildcard_capabilities",
+            "fail",
+            "manifest enables wildcard capabilities, which require an explicit audit policy override",
+            {"wildcard_opt_ins": opt_ins},
+        )
+    return _check(
+        "forbidden_wildcard_capabilities",
+        "pass",
+        "manifest wildcard capability posture is allowed by audit policy",
+        {"wildcard_opt_ins": opt_ins, "allow_wildcard_capabilities": allowed},
+    )
+
+
+def _module_checks(
+    p: str, data: bytes, facts: ModuleFacts, policy: PolicyValues, filesystem_declared: bool, max_memory: int
+) -> list[AuditCheck]:
+    """Checks 12-18 for one module; a failing 12 or 13 ends the module's checks."""
+    size, limit = len(data), policy.max_module_bytes
+    size_details = {"module_path": p, "module_bytes": size, "max_module_bytes": limit}
+    if size > limit:
+        return [
+            _check(
+                "wasm_module_size_limit", "fail", f"module '{p}' exceeds max_module_bytes ({size} > {limit})", size_details
+            )
+        ]
+    reason = wasm_header_problem(data)
+    if reason is None and not facts.valid:
+        reason = facts.error or "the engine rejected the module"
+    if reason is not None:
+        return [
+            _check("wasm_module_validation", "fail", f"module '{p}' failed validation: {reason}", {"module_path": p})
+        ]
+    out = [
+        _check(
+            "wasm_module_size_limit",
+            "pass",
+            f"module '{p}' is within max_module_bytes ({size} <= {limit})",
+            size_details,
+        )
+    ]
+
+    n, max_fn = len(facts.exported_functions()), policy.max_exported_functions
+    fn_details = {"module_path": p, "exported_functions": n, "max_exported_functions": max_fn}
+    if n > max_fn:
+        out.append(
+            _check(
+                "wasm_exported_function_limit",
+                "fail",
+                f"module '{p}' exports too many functions ({n} > {max_fn})",
+                fn_details,
+            )
+        )
+    else:
+        out.append(
+            _check(
+                "wasm_exported_function_limit",
+                "pass",
+                f"module '{p}' export function count is within limit ({n} <= {max_fn})",
+                fn_details,
+            )
+        )
+
+    fs_details = {"module_path": p, "filesystem_declared": filesystem_declared}
+    wasi_fs = any(ascii_lower(trim(i.module)).startswith("wasi:filesystem") for i in facts.imports)
+    if wasi_fs and not filesystem_declared:
+        out.append(
+            _check(
+                "wasm_wasi_filesystem_imports",
+                "fail",
+                f"module '{p}' imports wasi:filesystem without declared filesystem capability",
+                fs_details,
+            )
+        )
+    else:
+        out.append(
+            _check(
+                "wasm_wasi_filesystem_imports",
+                "pass",
+                f"module '{p}' does not violate wasi:filesystem policy",
+                fs_details,
+            )
+        )
+
+    out.append(_import_allowlist_check(p, facts, policy, filesystem_declared))
+
+    declared = facts.declared_min_memory_bytes()
+    mem_details = {"module_path": p, "declared_min_memory_bytes": declared, "max_memory_bytes": max_memory}
+    if declared > max_memory:
+        out.append(
+            _check(
+                "wasm_memory_declared_limit",
+                "fail",
+                f"module '{p}' declares {declared} bytes of initial memory, above max_memory_bytes ({max_memory})",
+                mem_details,
+            )
+        )
+    else:
+        out.append(
+            _check(
+                "wasm_memory_declared_limit",
+                "pass",
+                f"module '{p}' initial memory is within max_memory_bytes ({declared} <= {max_memory})",
+                mem_details,
+            )
+        )
+    return out
+
+
+def _import_allowlist_check(p: str, facts: ModuleFacts, policy: PolicyValues, filesystem_declared: bool) -> AuditCheck:
+    allowed = set(policy.allowed_import_modules)
+    command = facts.is_wasi_command()
+    names = facts.import_modules()
+
+    def accepted(name: str) -> bool:
+        if name in allowed:  # byte-for-byte
+            return True
+        return name == WASI_PREVIEW1_MODULE and (filesystem_declared or command)
+
+    disallowed = [n for n in names if not accepted(n)]
+    details = {
+        "module_path": p,
+        "import_modules": names,
+        "disallowed_import_modules": disallowed,
+        "filesystem_declared": filesystem_declared,
+        "wasi_command": command,
+    }
+    if disallowed:
+        return _check(
+            "wasm_import_allowlist",
+            "fail",
+            f"module '{p}' imports from namespaces outside the allowlist: {', '.join(disallowed)}",
+            details,
+        )
+    return _check("wasm_import_allowlist", "pass", f"module '{p}' imports only allowed namespaces", details)
+
+
+def _hook_check(policy: PolicyValues, hook_env_value: str | None) -> AuditCheck:
+    hook = effective_feed_path(policy)
+    if hook is None and hook_env_value is not None:
+        hook = trim(hook_env_value) or None
+    if hook is None:
+        return _check("vulnerability_feed_hook", "warn", "vulnerability feed hook is not configured")
+    return _check("vulnerability_feed_hook", "pass", "vulnerability feed hook is configured", {"hook": hook})
+
+
+def _feed_check(
+    feed_path: str | None, feed: VulnFeed | None, payload_sha256: str, module_digests: Mapping[str, str]
+) -> AuditCheck:
+    if feed_path is None or feed is None:
+        return _check("vulnerability_feed", "skipped", "no vulnerability feed configured")
+    subjects = [("payload", payload_sha256), *sorted(module_digests.items())]
+    matches: list[dict[str, Any]] = []
+    for subject, digest in subjects:
+        for entry in feed.matches(digest):
+            match: dict[str, Any] = {"subject": subject, "sha256": entry.sha256}
+            if entry.id is not None:
+                match["id"] = entry.id
+            if entry.reason is not None:
+                match["reason"] = entry.reason
+            matches.append(match)
+    if matches:
+        k = len(matches)
+        return _check(
+            "vulnerability_feed",
+            "fail",
+            f"artifact matches {k} vulnerability feed {'entry' if k == 1 else 'entries'}",
+            {"feed": feed_path, "matches": matches},
+        )
+    return _check(
+        "vulnerability_feed",
+        "pass",
+        "artifact matches no vulnerability feed entry",
+        {"feed": feed_path, "entries": len(feed.entries)},
+    )

@@ -1,0 +1,50 @@
+"""Eligibility of an installed version: may it run here and now?
+
+Not eligible when it is quarantined, disabled or not (yet) active, when its signing key
+was revoked, when its last audit failed, or when its manifest's compat section does not
+admit this runtime. Each reason is a stable code so scripts can act on it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .constants import PROTOCOL_MAJOR, RUNTIME_VERSION
+from .errors import SkillLedgerError
+from .grammars import semver
+
+
+def compat_problem(compat: dict[str, Any] | None, runtime_version: str = RUNTIME_VERSION,
+                   protocol_major: int = PROTOCOL_MAJOR) -> str | None:
+    """``None`` when the manifest's compat section admits this runtime, else a short reason."""
+    if not compat:
+        return "manifest has no compat section"
+    try:
+        major = compat.get("required_protocol_major", 0)
+        if major > protocol_major:
+            return f"requires protocol major {major} > {protocol_major}"
+        current = semver(runtime_version, "runtime")
+        if semver(compat.get("min_palyra_version", "0.0.0"), "compat.min_palyra_version") > current:
+            return f"requires runtime >= {compat.get('min_palyra_version')} (this is {runtime_version})"
+        maximum = compat.get("max_palyra_version")
+        if maximum is not None and current > semver(maximum, "compat.max_palyra_version"):
+            return f"supports runtime <= {maximum} (this is {runtime_version})"
+    except (SkillLedgerError, TypeError):
+        return "manifest compat section is not valid"
+    return None
+
+
+def eligibility(*, installed: bool, status: str | None, key_revoked: bool, last_audit_passed: bool | None,
+                compat: str | None) -> tuple[bool, list[str]]:
+    reasons: list[str] = []
+    if not installed:
+        reasons.append("not_installed")
+    elif status != "active":
+        reasons.append(status or "not_active")
+    if key_revoked:
+        reasons.append("key_revoked")
+    if last_audit_passed is False:
+        reasons.append("audit_failed")
+    if compat is not None:
+        reasons.append("incompatible")
+    return (not reasons, reasons)

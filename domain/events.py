@@ -1,0 +1,156 @@
+"""The ledger's event and aggregate base classes, on top of ``eventsourcing.domain``.
+
+Every event records *who* acted (``actor``) and *which stream* it belongs to; its
+``KIND`` is the stable name of ``events.md`` and its topic is ``<kind>.v<N>``, so
+renaming or moving a class never breaks a stored journal. Any event may be the
+first of its stream (a skill's stream starts with ``skill.artifact_verified``, a
+publisher's with whichever trust fact came first), which is why the aggregates
+here do not use the library's ``Created`` event: the first event constructs a blank
+aggregate and then applies itself like any other.
+
+Aggregates decide (command methods validate, then record); events record
+(``apply`` is a pure mutation, re-run on every replay).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from typing import Any, ClassVar, TypeVar
+
+import msgspec
+from eventsourcing.domain import AggregateEvent
+from eventsourcing.utils import register_topic
+
+# Stream ids are name-based UUIDs of the stream name, so two processes that open the
+# same stream collide on its first version instead of creating two streams.
+LEDGER_NAMESPACE = uuid.UUID("6f1d7f7e-2b55-5a8e-9c33-0f3a5d6c2b11")
+
+
+class Actor(msgspec.Struct, frozen=True):
+    """Who appended an event: the principal, the host and the command."""
+
+    principal: str
+    host: str
+    command: str
+
+
+def stream_uuid(stream: str) -> uuid.UUID:
+    return uuid.uuid5(LEDGER_NAMESPACE, stream)
+
+
+_AGGREGATES: dict[str, type["LedgerAggregate"]] = {}
+_EVENTS_BY_KIND: dict[str, list[type["LedgerEvent"]]] = {}
+
+
+class LedgerEvent(AggregateEvent):
+    """Base of every journal event. Subclasses set ``KIND`` (and ``VERSION`` when they change)."""
+
+    KIND: ClassVar[str] = ""
+    VERSION: ClassVar[int] = 1
+    TOPIC: ClassVar[str] = ""
+
+    stream: str
+    actor: Actor
+
+    def __init_subclass__(cls) -> None:
+        super().__init_subclass__()
+        if cls.KIND:
+            cls.TOPIC = f"{cls.KIND}.v{cls.VERSION}"
+            register_topic(cls.TOPIC, cls)
+            _EVENTS_BY_KIND.setdefault(cls.KIND, []).append(cls)
+
+    def mutate(self, aggregate: Any) -> Any:
+        if aggregate is None:
+            aggregate = aggregate_class_for(self.stream).blank(self.originator_id, self.stream)
+            aggregate.created_on = self.timestamp
+        return super().mutate(aggregate)
+
+    def apply(self, aggregate: Any) -> None:  # pragma: no cover - every concrete event overrides
+        raise NotImplementedError
+
+
+def topics_for_kinds(kinds: Sequence[str]) -> list[str]:
+    return [cls.TOPIC for k in kinds for cls in _EVENTS_BY_KIND.get(k, ())]
+
+
+def known_kinds() -> list[str]:
+    return sorted(_EVENTS_BY_KIND)
+
+
+def aggregate_class_for(stream: str) -> type["LedgerAggregate"]:
+    prefix = stream.split(":", 1)[0]
+    try:
+        return _AGGREGATES[prefix]
+    except KeyError:
+        raise ValueError(f"no aggregate for stream {stream!r}") from None
+
+
+TAgg = TypeVar("TAgg", bound="LedgerAggregate")
+
+
+class LedgerAggregate:
+    """A mutable event-sourced aggregate whose stream name is ``<PREFIX>:<key>``."""
+
+    PREFIX: ClassVar[str] = ""
+
+    def __init_subclass__(cls) -> None:
+        super().__init_subclass__()
+        if cls.PREFIX:
+            _AGGREGATES[cls.PREFIX] = cls
+
+    def __init__(self, id: uuid.UUID, stream: str) -> None:
+        self._id = id
+        self.stream = stream
+        self.version = 0
+        self.created_on: dt.datetime | None = None
+        self.modified_on: dt.datetime | None = None
+        self._pending: list[LedgerEvent] = []
+
+    @property
+    def id(self) -> uuid.UUID:
+        return self._id
+
+    @property
+    def key(self) -> str:
+        return self.stream.split(":", 1)[1]
+
+    @classmethod
+    def stream_name(cls, key: str) -> str:
+        return f"{cls.PREFIX}:{key}"
+
+    @classmethod
+    def id_for(cls, key: str) -> uuid.UUID:
+        return stream_uuid(cls.stream_name(key))
+
+    @classmethod
+    def blank(cls: type[TAgg], id: uuid.UUID, stream: str) -> TAgg:
+        return cls(id, stream)
+
+    @classmethod
+    def start(cls: type[TAgg], key: str) -> TAgg:
+        """A new, empty aggregate (version 0) whose first recorded event opens the stream."""
+        stream = cls.stream_name(key)
+        return cls.blank(stream_uuid(stream), stream)
+
+    def _record(self, event_class: type[LedgerEvent], actor: Actor, **data: Any) -> LedgerEvent:
+        event = event_class(  # type: ignore[call-arg]
+            originator_id=self.id,
+            originator_version=self.version + 1,
+            timestamp=event_class.create_timestamp(),
+            stream=self.stream,
+            actor=actor,
+            **data,
+        )
+        event.mutate(self)
+        self._pending.append(event)
+        return event
+
+    def collect_events(self) -> list[LedgerEvent]:
+        events, self._pending = self._pending, []
+        return events
+
+    @property
+    def has_pending(self) -> bool:
+        return bool(self._pending)

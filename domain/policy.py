@@ -1,0 +1,189 @@
+"""The audit policy (``artifact-format.md`` §19.1).
+
+This first part is the policy *value*: the six members, their defaults, the
+fixed-schema JSON form (§1.3) and the ``policy set KEY=VALUE`` edits of the CLI.
+The event-sourced ``AuditPolicy`` aggregate lives at the end of this file.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import msgspec
+
+from .constants import (
+    AUDIT_DEFAULT_MAX_EXPORTED_FUNCTIONS,
+    AUDIT_DEFAULT_MAX_MODULE_BYTES,
+    DEFAULT_ALLOWED_IMPORT_MODULES,
+    UINT64_MAX,
+)
+from .errors import SerializationError, UsageError
+from .text import StrictJsonError, ascii_lower, dumps_pretty, is_exact_int, loads_strict, trim
+
+__all__ = [
+    "POLICY_KEYS",
+    "PolicyValues",
+    "apply_settings",
+    "dump_policy_json",
+    "effective_feed_path",
+    "parse_policy_json",
+    "policy_changes",
+    "policy_from_dict",
+    "policy_to_dict",
+]
+
+
+class PolicyValues(msgspec.Struct, frozen=True, kw_only=True):
+    """The effective audit policy. Members in §19.1 order."""
+
+    max_module_bytes: int = AUDIT_DEFAULT_MAX_MODULE_BYTES
+    max_exported_functions: int = AUDIT_DEFAULT_MAX_EXPORTED_FUNCTIONS
+    allow_device_capabilities: bool = False
+    allow_wildcard_capabilities: bool = False
+    allowed_import_modules: tuple[str, ...] = DEFAULT_ALLOWED_IMPORT_MODULES
+    vulnerability_feed_path: str | None = None
+
+
+POLICY_KEYS: tuple[str, ...] = PolicyValues.__struct_fields__
+_UINT_KEYS = ("max_module_bytes", "max_exported_functions")
+_BOOL_KEYS = ("allow_device_capabilities", "allow_wildcard_capabilities")
+_DECIMAL = re.compile(r"[0-9]{1,19}")  # ASCII digits only; 19 digits covers UINT64_MAX
+
+
+def effective_feed_path(p: PolicyValues) -> str | None:
+    """The trimmed feed path, or ``None`` when unset or blank (check 20 is then skipped)."""
+    if p.vulnerability_feed_path is None:
+        return None
+    t = trim(p.vulnerability_feed_path)
+    return t or None
+
+
+# --- JSON form (§1.3 fixed schema, every member optional) --------------------------------
+
+
+def parse_policy_json(data: bytes) -> PolicyValues:
+    try:
+        doc = loads_strict(data)
+    except StrictJsonError as e:
+        raise SerializationError(f"audit policy is not valid JSON: {e}") from None
+    return policy_from_dict(doc)
+
+
+def policy_from_dict(doc: Any) -> PolicyValues:
+    """Decode an already-parsed JSON value (e.g. an event payload) with the fixed-schema rules.
+
+    Duplicate members can only be detected on bytes: use :func:`parse_policy_json` for documents.
+    """
+    if not isinstance(doc, dict):
+        raise SerializationError("audit policy must be a JSON object")
+    values: dict[str, Any] = {}
+    for key, value in doc.items():
+        if key not in POLICY_KEYS:
+            raise SerializationError(f"audit policy has unknown member '{key}'")
+        values[key] = _member(key, value)
+    return PolicyValues(**values)
+
+
+def _member(key: str, value: Any) -> Any:
+    if key in _UINT_KEYS:
+        if not is_exact_int(value) or not 0 <= value <= UINT64_MAX:
+            raise SerializationError(f"audit policy member '{key}' must be an integer in 0..{UINT64_MAX}")
+        return value
+    if key in _BOOL_KEYS:
+        if not isinstance(value, bool):
+            raise SerializationError(f"audit policy member '{key}' must be a boolean")
+        return value
+    if key == "allowed_import_modules":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise SerializationError(f"audit policy member '{key}' must be an array of strings")
+        return tuple(value)
+    # vulnerability_feed_path
+    if value is not None and not isinstance(value, str):
+        raise SerializationError(f"audit policy member '{key}' must be a string or null")
+    return value
+
+
+def policy_to_dict(p: PolicyValues) -> dict[str, Any]:
+    """Plain JSON in §19.1 member order (all six members, defaults included)."""
+    return {
+        "max_module_bytes": p.max_module_bytes,
+        "max_exported_functions": p.max_exported_functions,
+        "allow_device_capabilities": p.allow_device_capabilities,
+        "allow_wildcard_capabilities": p.allow_wildcard_capabilities,
+        "allowed_import_modules": list(p.allowed_import_modules),
+        "vulnerability_feed_path": p.vulnerability_feed_path,
+    }
+
+
+def dump_policy_json(p: PolicyValues) -> str:
+    return dumps_pretty(policy_to_dict(p))
+
+
+# --- CLI edits: ``skills policy set KEY=VALUE...`` ---------------------------------------
+
+
+def apply_settings(p: PolicyValues, settings: Iterable[str]) -> PolicyValues:
+    """Apply ``KEY=VALUE`` edits; any bad key or value raises :class:`UsageError` naming the key.
+
+    Values: integers in ASCII decimal; booleans ``true``/``false`` (any ASCII case);
+    ``allowed_import_modules`` a comma-separated list (items trimmed, the empty string is the
+    empty list); ``vulnerability_feed_path`` a path, or empty/``null``/``none`` to unset it.
+    A key given twice in one command is refused rather than silently overridden.
+    """
+    changes: dict[str, Any] = {}
+    for setting in settings:
+        key, sep, raw = setting.partition("=")
+        key = trim(key)
+        if not sep:
+            raise UsageError(f"policy setting '{setting}' must have the form KEY=VALUE", {"setting": setting})
+        if key not in POLICY_KEYS:
+            raise UsageError(
+                f"unknown policy key '{key}'; expected one of: {', '.join(POLICY_KEYS)}", {"key": key}
+            )
+        if key in changes:
+            raise UsageError(f"policy key '{key}' is given more than once", {"key": key})
+        changes[key] = _setting_value(key, raw)
+    return msgspec.structs.replace(p, **changes)
+
+
+def _setting_value(key: str, raw: str) -> Any:
+    value = trim(raw)
+    if key in _UINT_KEYS:
+        if _DECIMAL.fullmatch(value) is None or int(value) > UINT64_MAX:
+            raise UsageError(
+                f"policy key '{key}' needs a decimal integer in 0..{UINT64_MAX}, got '{raw}'",
+                {"key": key, "value": raw},
+            )
+        return int(value)
+    if key in _BOOL_KEYS:
+        lowered = ascii_lower(value)
+        if lowered not in ("true", "false"):
+            raise UsageError(f"policy key '{key}' needs true or false, got '{raw}'", {"key": key, "value": raw})
+        return lowered == "true"
+    if key == "allowed_import_modules":
+        if not value:
+            return ()
+        items = tuple(trim(v) for v in value.split(","))
+        if any(not v for v in items):
+            raise UsageError(
+                f"policy key '{key}' needs a comma-separated list without empty items, got '{raw}'",
+                {"key": key, "value": raw},
+            )
+        return items
+    # vulnerability_feed_path
+    if not value or ascii_lower(value) in ("null", "none"):
+        return None
+    return value
+
+
+def policy_changes(old: PolicyValues, new: PolicyValues) -> Mapping[str, tuple[Any, Any]]:
+    """Members that differ: ``{key: (old, new)}`` in §19.1 order (for event payloads and output)."""
+    a, b = policy_to_dict(old), policy_to_dict(new)
+    return {k: (a[k], b[k]) for k in POLICY_KEYS if a[k] != b[k]}
+
+
+# =========================================================================================
+# Event-sourced AuditPolicy aggregate (added by the lead below this line).
+# =========================================================================================

@@ -1,0 +1,165 @@
+"""Read queries over the projections. Plain sqlite3 on the views connection: no journal
+replay, no eventsourcing import, so ordinary reads stay fast."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+VERSION_ORDER = "skill_id, v_major, v_minor, v_patch, version"
+
+
+def _loads(value: str | None) -> Any:
+    return None if value is None else json.loads(value)
+
+
+def entry(row: sqlite3.Row) -> dict[str, Any]:
+    """One installed-skills index entry in the ``skills list`` shape."""
+    return {
+        "skill_id": row["skill_id"],
+        "version": row["version"],
+        "publisher": row["publisher"],
+        "name": row["name"],
+        "current": bool(row["current"]),
+        "status": row["status"],
+        "status_reason": row["status_reason"],
+        "status_reason_code": row["status_reason_code"],
+        "trust_decision": row["trust_decision"],
+        "key_id": row["key_id"],
+        "payload_sha256": row["payload_sha256"],
+        "artifact_sha256": row["artifact_sha256"],
+        "installed_at": row["installed_at"],
+        "last_audit": None if row["last_audit_at"] is None else {
+            "at": row["last_audit_at"],
+            "trigger": row["last_audit_trigger"],
+            "passed": bool(row["last_audit_passed"]),
+            "policy_version": row["last_audit_policy_version"],
+        },
+        "eligibility": {"eligible": bool(row["eligible"]), "reasons": _loads(row["eligibility_reasons"])},
+        "tool_count": row["tool_count"],
+    }
+
+
+def list_entries(con: sqlite3.Connection, *, publisher: str | None = None, status: str | None = None,
+                 current_only: bool = False, eligible_only: bool = False) -> list[dict[str, Any]]:
+    sql = "SELECT * FROM versions WHERE installed = 1"
+    params: list[Any] = []
+    if publisher:
+        sql += " AND publisher = ?"
+        params.append(publisher)
+    if status:
+        sql += " AND status = ?"
+        params.append(status)
+    if current_only:
+        sql += " AND current = 1"
+    if eligible_only:
+        sql += " AND eligible = 1"
+    sql += f" ORDER BY {VERSION_ORDER}"
+    return [entry(r) for r in con.execute(sql, params)]
+
+
+def version_row(con: sqlite3.Connection, skill_id: str, version: str | None) -> sqlite3.Row | None:
+    if version is None:
+        return con.execute("SELECT * FROM versions WHERE skill_id=? AND current=1 AND installed=1",
+                           (skill_id,)).fetchone()
+    return con.execute("SELECT * FROM versions WHERE skill_id=? AND version=?", (skill_id, version)).fetchone()
+
+
+def skill_known(con: sqlite3.Connection, skill_id: str) -> bool:
+    return con.execute("SELECT 1 FROM versions WHERE skill_id=? LIMIT 1", (skill_id,)).fetchone() is not None
+
+
+def info(con: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
+    manifest = _loads(row["manifest"]) or {}
+    out = entry(row)
+    out["installed"] = bool(row["installed"])
+    out["key_hex"] = row["key_hex"]
+    out["source"] = row["source"]
+    out["manifest"] = manifest
+    out["manifest_warnings"] = _loads(row["manifest_warnings"])
+    out["tools"] = [
+        {"id": t.get("id"), "name": t.get("name"), "description": t.get("description"),
+         "input_schema": t.get("input_schema"), "output_schema": t.get("output_schema"), "risk": t.get("risk")}
+        for t in manifest.get("entrypoints", {}).get("tools", [])
+    ]
+    out["capability_grants"] = _loads(row["capability_grants"])
+    out["policy_bindings"] = _loads(row["policy_bindings"])
+    out["audits"] = audits(con, row["skill_id"], row["version"])
+    return out
+
+
+def audits(con: sqlite3.Connection, skill_id: str, version: str) -> list[dict[str, Any]]:
+    return [
+        {"position": r["position"], "at": r["at"], "trigger": r["trigger"], "policy_version": r["policy_version"],
+         "passed": bool(r["passed"]), "should_quarantine": bool(r["should_quarantine"]),
+         "failed_checks": _loads(r["failed_checks"]), "warning_checks": _loads(r["warning_checks"]),
+         "quarantine_reasons": _loads(r["quarantine_reasons"])}
+        for r in con.execute("SELECT * FROM audits WHERE skill_id=? AND version=? ORDER BY position",
+                             (skill_id, version))
+    ]
+
+
+def current_rows(con: sqlite3.Connection, skill_id: str | None = None) -> list[sqlite3.Row]:
+    sql = "SELECT * FROM versions WHERE current=1 AND installed=1"
+    params: list[Any] = []
+    if skill_id:
+        sql += " AND skill_id=?"
+        params.append(skill_id)
+    return list(con.execute(sql + " ORDER BY skill_id", params))
+
+
+def trust_publishers(con: sqlite3.Connection) -> list[dict[str, Any]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in con.execute("SELECT * FROM trust_keys ORDER BY publisher, key_hex"):
+        out.setdefault(r["publisher"], []).append({
+            "key_hex": r["key_hex"], "key_id": r["key_id"], "kind": r["kind"], "state": r["state"],
+            "since": r["since"], "first_skill_id": r["first_skill_id"], "first_version": r["first_version"],
+        })
+    return [{"publisher": p, "keys": keys} for p, keys in out.items()]
+
+
+def trust_interchange(con: sqlite3.Connection) -> tuple[dict[str, list[str]], dict[str, str], dict[str, list[str]]]:
+    """(allowlisted, pinned, revoked) as plain maps of the active trust state."""
+    trusted: dict[str, list[str]] = {}
+    tofu: dict[str, str] = {}
+    revoked: dict[str, list[str]] = {}
+    for r in con.execute("SELECT publisher, key_hex, kind, state FROM trust_keys ORDER BY publisher, key_hex"):
+        if r["state"] == "revoked":
+            revoked.setdefault(r["publisher"], []).append(r["key_hex"])
+        elif r["kind"] == "allowlisted":
+            trusted.setdefault(r["publisher"], []).append(r["key_hex"])
+        else:
+            tofu[r["publisher"]] = r["key_hex"]
+    return trusted, tofu, revoked
+
+
+def policy(con: sqlite3.Connection) -> dict[str, Any] | None:
+    r = con.execute("SELECT * FROM policy WHERE name='audit'").fetchone()
+    if r is None:
+        return None
+    return {"policy_version": r["policy_version"], "policy": _loads(r["policy"]), "changed": _loads(r["changed"]),
+            "updated_at": r["updated_at"], "updated_by": r["updated_by"]}
+
+
+def position_at(con: sqlite3.Connection, fixed_iso: str) -> int:
+    """The last journal position recorded at or before a fixed-width UTC time."""
+    r = con.execute("SELECT max(position) FROM timeline WHERE recorded_at <= ?", (fixed_iso,)).fetchone()
+    return r[0] or 0
+
+
+def publishers_of(con: sqlite3.Connection, skill_id: str) -> list[str]:
+    return [r[0] for r in con.execute("SELECT DISTINCT publisher FROM versions WHERE skill_id=? ORDER BY 1",
+                                      (skill_id,))]
+
+
+def timeline(con: sqlite3.Connection, *, since: str | None = None, until: str | None = None) -> list[dict[str, Any]]:
+    sql = "SELECT * FROM timeline WHERE 1=1"
+    params: list[Any] = []
+    if since:
+        sql += " AND recorded_at >= ?"
+        params.append(since)
+    if until:
+        sql += " AND recorded_at <= ?"
+        params.append(until)
+    return [dict(r) for r in con.execute(sql + " ORDER BY position", params)]

@@ -1,0 +1,295 @@
+"""The projection store: ``views.db``, its catch-up loop, rebuild, verify and as-of replay.
+
+The catch-up loop pulls from the journal (the ledger hands over its recorder: anything
+with ``select_notifications``), folds each batch in memory and writes the dirty rows and
+every projection's tracking position in ONE transaction (``BEGIN IMMEDIATE``, so two
+processes catching up at once serialise instead of failing). A crash at any point
+leaves the previous batch committed and nothing of the next: resumable, exactly once.
+
+A views.db that is missing, truncated, corrupt, written by another schema version or
+for another journal is rebuilt automatically, with a one-line notice.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+from domain.codec import decode_state_dict, kind_of_topic
+
+from .fold import Fold, Loader, Record, jdump
+from .schema import (
+    AUDIT_COLUMNS,
+    DATA_TABLES,
+    DDL,
+    PRIMARY_KEYS,
+    PROJECTIONS,
+    REJECTION_COLUMNS,
+    SCHEMA_VERSION,
+    TIMELINE_COLUMNS,
+    TRUST_COLUMNS,
+    VERSION_COLUMNS,
+)
+
+BATCH = 5000
+Notify = Callable[[str], None]
+Progress = Callable[[int], None]
+
+
+class EventSource(Protocol):
+    def select_notifications(self, start: int | None, limit: int, stop: int | None = None,
+                             topics: Any = (), *, inclusive_of_start: bool = True) -> Any: ...
+
+    def max_notification_id(self) -> int | None: ...
+
+
+def default_manifest_facts(manifest_json: dict[str, Any]) -> dict[str, Any]:
+    from domain.grants import grants_from_manifest_json
+
+    try:
+        return grants_from_manifest_json(manifest_json)
+    except Exception:  # a manifest the current model cannot read still gets a row
+        return {"capability_grants": None, "policy_bindings": None}
+
+
+def connect(path: str | Path) -> sqlite3.Connection:
+    con = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
+    con.row_factory = sqlite3.Row
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=NORMAL")
+    return con
+
+
+class _SqlLoader(Loader):
+    def __init__(self, con: sqlite3.Connection) -> None:
+        self.con = con
+
+    def version_row(self, key: tuple[str, str]) -> dict[str, Any] | None:
+        row = self.con.execute("SELECT * FROM versions WHERE skill_id=? AND version=?", key).fetchone()
+        return dict(row) if row else None
+
+    def version_keys_for_key(self, publisher: str, key_hex: str) -> list[tuple[str, str]]:
+        return [tuple(r) for r in self.con.execute(  # type: ignore[misc]
+            "SELECT skill_id, version FROM versions WHERE publisher=? AND key_hex=?", (publisher, key_hex))]
+
+    def trust_row(self, key: tuple[str, str]) -> dict[str, Any] | None:
+        row = self.con.execute("SELECT * FROM trust_keys WHERE publisher=? AND key_hex=?", key).fetchone()
+        return dict(row) if row else None
+
+    def revoked(self, publisher: str, key_hex: str) -> bool:
+        row = self.trust_row((publisher, key_hex))
+        return row is not None and row["state"] == "revoked"
+
+
+def _placeholders(columns: tuple[str, ...]) -> str:
+    return ",".join("?" * len(columns))
+
+
+class ViewStore:
+    def __init__(self, path: str | Path, *, journal_identity: str = "", notify: Notify | None = None,
+                 manifest_facts: Callable[[dict[str, Any]], dict[str, Any]] = default_manifest_facts) -> None:
+        self.path = Path(path)
+        self.journal_identity = journal_identity
+        self.notify = notify or (lambda message: None)
+        self.manifest_facts = manifest_facts
+        self.con = self._open()
+
+    # --- opening, schema, self-healing ---------------------------------------------------
+
+    def _open(self) -> sqlite3.Connection:
+        problem = None
+        con: sqlite3.Connection | None = None
+        try:
+            con = connect(self.path)
+            problem = self._check(con)
+        except sqlite3.DatabaseError as e:
+            problem = f"unreadable ({e})"
+        if problem is None and con is not None:
+            return con
+        if con is not None:
+            con.close()
+        if problem != "new":
+            self.notify(f"notice: views database {self.path} {problem}; rebuilding it from the journal")
+        self._delete_files()
+        con = connect(self.path)
+        self._create(con)
+        return con
+
+    def _check(self, con: sqlite3.Connection) -> str | None:
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if not tables:
+            return "new"
+        if "meta" not in tables:
+            return "has no schema marker"
+        meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
+        if meta.get("schema_version") != str(SCHEMA_VERSION):
+            return f"was written by schema version {meta.get('schema_version')} (this is {SCHEMA_VERSION})"
+        missing = {"positions", *DATA_TABLES} - tables
+        if missing:
+            return f"is missing tables {sorted(missing)}"
+        if self.journal_identity and meta.get("journal") not in ("", self.journal_identity):
+            return "belongs to another journal"
+        if con.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+            return "failed its integrity check"
+        return None
+
+    def _create(self, con: sqlite3.Connection) -> None:
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            for stmt in DDL:
+                con.execute(stmt)
+            con.executemany("INSERT INTO meta VALUES (?, ?)",
+                            [("schema_version", str(SCHEMA_VERSION)), ("journal", self.journal_identity)])
+            con.executemany("INSERT INTO positions VALUES (?, 0)", [(p,) for p in PROJECTIONS])
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+    def _delete_files(self) -> None:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            try:
+                os.unlink(f"{self.path}{suffix}")
+            except FileNotFoundError:
+                pass
+
+    def close(self) -> None:
+        self.con.close()
+
+    # --- positions ----------------------------------------------------------------------
+
+    def positions(self) -> dict[str, int]:
+        return {r[0]: r[1] for r in self.con.execute("SELECT projection, position FROM positions ORDER BY projection")}
+
+    def position(self) -> int:
+        return min(self.positions().values(), default=0)
+
+    def bind_identity(self, identity: str) -> None:
+        """Remember which journal this store projects (a views.db never mixes two journals)."""
+        if identity:
+            self.journal_identity = identity
+            self.con.execute("UPDATE meta SET value=? WHERE key='journal' AND value=''", (identity,))
+
+    # --- catch-up -----------------------------------------------------------------------
+
+    def catch_up(self, source: EventSource, *, until: int | None = None, batch: int = BATCH,
+                 progress: Progress | None = None) -> int:
+        """Apply every event after the tracked position (up to ``until``); returns how many."""
+        head = source.max_notification_id() or 0
+        if self.position() > head:
+            self.notify(f"notice: views database {self.path} is ahead of the journal; rebuilding it")
+            self.rebuild_tables()
+        done = 0
+        while True:
+            self.con.execute("BEGIN IMMEDIATE")
+            try:
+                start = self.position()
+                stop = until if until is not None else None
+                if stop is not None and start >= stop:
+                    self.con.execute("ROLLBACK")
+                    break
+                page = source.select_notifications(start, batch, stop, inclusive_of_start=False)
+                if not page:
+                    self.con.execute("ROLLBACK")
+                    break
+                self._apply_page(page)
+                self.con.execute("COMMIT")
+            except BaseException:
+                self.con.execute("ROLLBACK")
+                raise
+            done += len(page)
+            if progress is not None:
+                progress(len(page))
+        return done
+
+    def _apply_page(self, page: Any) -> None:
+        fold = Fold(_SqlLoader(self.con), self.manifest_facts)
+        for n in page:
+            fold.apply(Record(n.id, n.originator_version, kind_of_topic(n.topic), decode_state_dict(n.topic, n.state)))
+        self._write(fold, page[-1].id)
+
+    def _write(self, fold: Fold, position: int) -> None:
+        c = self.con
+        if fold.dirty_versions:
+            c.executemany(f"INSERT OR REPLACE INTO versions VALUES ({_placeholders(VERSION_COLUMNS)})",
+                          [tuple(fold.versions[k][col] for col in VERSION_COLUMNS)  # type: ignore[index]
+                           for k in sorted(fold.dirty_versions)])
+        if fold.dirty_trust:
+            c.executemany(f"INSERT OR REPLACE INTO trust_keys VALUES ({_placeholders(TRUST_COLUMNS)})",
+                          [tuple(fold.trust[k][col] for col in TRUST_COLUMNS)  # type: ignore[index]
+                           for k in sorted(fold.dirty_trust)])
+        if fold.audits:
+            c.executemany(f"INSERT INTO audits VALUES ({_placeholders(AUDIT_COLUMNS)})", fold.audits)
+        if fold.timeline:
+            c.executemany(f"INSERT INTO timeline VALUES ({_placeholders(TIMELINE_COLUMNS)})", fold.timeline)
+        if fold.rejections:
+            c.executemany(f"INSERT INTO rejections VALUES ({_placeholders(REJECTION_COLUMNS)})", fold.rejections)
+        if fold.policy is not None:
+            c.execute("INSERT OR REPLACE INTO policy VALUES (?,?,?,?,?,?)", fold.policy)
+        c.execute("UPDATE positions SET position=?", (position,))
+
+    # --- rebuild, verify, as-of ---------------------------------------------------------
+
+    def rebuild_tables(self) -> None:
+        """Drop every projection table and recreate the schema (positions back to 0)."""
+        self.con.execute("BEGIN IMMEDIATE")
+        try:
+            names = [r[0] for r in self.con.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+            for name in names:
+                self.con.execute(f'DROP TABLE IF EXISTS "{name}"')
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        self._create(self.con)
+
+    def rebuild(self, source: EventSource, *, progress: Progress | None = None) -> int:
+        self.rebuild_tables()
+        return self.catch_up(source, progress=progress)
+
+    def table_rows(self, table: str) -> Iterator[tuple[Any, ...]]:
+        order = ", ".join(PRIMARY_KEYS[table])
+        yield from (tuple(r) for r in self.con.execute(f"SELECT * FROM {table} ORDER BY {order}"))
+
+    def diff(self, other: "ViewStore", limit: int = 20) -> list[dict[str, Any]]:
+        """Differences between this store's tables and ``other``'s (empty: identical)."""
+        out: list[dict[str, Any]] = []
+        for table in DATA_TABLES:
+            mine = {row_key(table, r): r for r in self.table_rows(table)}
+            theirs = {row_key(table, r): r for r in other.table_rows(table)}
+            for key in sorted(set(mine) | set(theirs), key=repr):
+                if mine.get(key) != theirs.get(key):
+                    out.append({"table": table, "key": list(key), "live": _row(mine.get(key)),
+                                "replayed": _row(theirs.get(key))})
+                    if len(out) >= limit:
+                        return out
+        return out
+
+
+def row_key(table: str, row: tuple[Any, ...]) -> tuple[Any, ...]:
+    return row[: len(PRIMARY_KEYS[table])]
+
+
+def _row(row: tuple[Any, ...] | None) -> Any:
+    return None if row is None else jdump(list(row))
+
+
+def scratch(source: EventSource, *, until: int | None, directory: str | Path | None = None,
+            notify: Notify | None = None) -> ViewStore:
+    """A throw-away store replayed from the journal up to ``until`` (for ``--as-of`` and ``verify``)."""
+    import tempfile
+
+    fd, name = tempfile.mkstemp(prefix="views-scratch-", suffix=".db", dir=directory)
+    os.close(fd)
+    os.unlink(name)
+    store = ViewStore(name, notify=notify)
+    store.catch_up(source, until=until)
+    return store
+
+
+def discard(store: ViewStore) -> None:
+    store.close()
+    store._delete_files()

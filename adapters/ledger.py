@@ -559,3 +559,58 @@ def _summary(report: dict[str, Any]) -> AuditSummary:
 
 def _jsonable(value: Any) -> Any:
     return msgspec.to_builtins(value, str_keys=True)
+
+
+# --- checkpoints ------------------------------------------------------------------------
+
+JOURNAL_KEY_FILE = "journal-signing-key.pem"
+
+
+def journal_key_path(settings: Settings) -> Path:
+    return settings.home / JOURNAL_KEY_FILE
+
+
+def journal_seed(settings: Settings, *, create: bool) -> bytes | None:
+    """The local key that signs checkpoints (PKCS#8 PEM, 0600), created on first use."""
+    from domain.signing import parse_signing_key, private_key_pem
+
+    from .fsutil import atomic_write
+
+    path = journal_key_path(settings)
+    if path.exists():
+        return parse_signing_key(read_bounded(path, 16 * 1024))
+    if not create:
+        return None
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    seed = Ed25519PrivateKey.generate().private_bytes_raw()
+    try:
+        atomic_write(path, private_key_pem(seed), mode=0o600, exclusive=True)
+    except FileExistsError:  # another process created it first: use theirs
+        return parse_signing_key(read_bounded(path, 16 * 1024))
+    return seed
+
+
+def record_checkpoint(ledger: Ledger) -> dict[str, Any]:
+    """Sign (position, root hash, event count) of the journal as it is now, and record it."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from domain.checkpoints import Checkpoints, checkpoint_message, root_hash
+
+    seed = journal_seed(ledger.settings, create=True)
+    assert seed is not None
+    sk = Ed25519PrivateKey.from_private_bytes(seed)
+    public_hex = sk.public_key().public_bytes_raw().hex()
+
+    def attempt() -> dict[str, Any]:
+        hashes = [row.hash or "" for row in iter_rows(ledger.app)]
+        position = len(hashes)
+        root = root_hash(hashes)
+        signature = sk.sign(checkpoint_message(position, root, position)).hex()
+        agg = ledger.load(Checkpoints, "checkpoints")
+        agg.record(ledger.actor, position=position, root=root, event_count=position,
+                   key_id=compute_key_id(bytes.fromhex(public_hex)), public_key_hex=public_hex, signature=signature)
+        return {"position": position, "root_hash": root, "event_count": position,
+                "key_id": compute_key_id(bytes.fromhex(public_hex)), "positions": ledger.save(agg)}
+
+    return ledger.retrying(attempt)

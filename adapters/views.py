@@ -76,3 +76,37 @@ def catch_up_after(ledger: "Ledger", *, notify: Notify | None = None) -> None:
         store.catch_up(ledger.app.recorder)
     finally:
         store.close()
+
+
+def parse_as_of(store: ViewStore, value: str) -> int:
+    """``POSITION`` or an ISO-8601 time (naive means UTC): the journal position to replay up to."""
+    import datetime as dt
+
+    from domain.errors import UsageError
+
+    text = value.strip()
+    if text.isdigit():
+        return int(text)
+    try:
+        t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"--as-of expects a journal position or an ISO-8601 time, got {value!r}") from None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.timezone.utc)
+    fixed = t.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+    from projections.queries import position_at
+
+    return position_at(store.con, fixed)
+
+
+def views_as_of(settings: Settings, position: int, *, notify: Notify | None = None) -> ViewStore:
+    """A scratch read model replayed from the journal up to ``position`` (discard it after use)."""
+    from projections.store import scratch
+
+    from .ledger import Ledger
+
+    ledger = Ledger(settings)
+    try:
+        return scratch(ledger.app.recorder, until=position, directory=settings.home, notify=notify)
+    finally:
+        ledger.close()

@@ -5,6 +5,9 @@ from __future__ import annotations
 import click
 
 from .base import CliContext, SkillsGroup, global_options, version_option
+from .commands import index as index_commands
+from .commands import journal as journal_commands
+from .commands import lifecycle, read, trust
 from .commands.keys import keys
 from .commands.package import package
 
@@ -24,8 +27,9 @@ def cli(ctx: click.Context) -> None:
     ctx.ensure_object(CliContext)
 
 
-cli.add_command(keys)
-cli.add_command(package)
+for command in [keys, package, *lifecycle.COMMANDS, *trust.COMMANDS, *read.COMMANDS,
+                *journal_commands.COMMANDS, *index_commands.COMMANDS]:
+    cli.add_command(command)
 
 
 def main() -> None:

@@ -1,0 +1,54 @@
+"""Reading the journal itself (not a projection): ``skills journal`` and ``skills history``
+print events in the exported shape of ``events.md``, hashes included, so an auditor can
+recompute every chain link from the output alone."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from domain.events import known_kinds, stream_uuid, topics_for_kinds
+from domain.errors import UsageError
+
+from .journal import export_row, iter_rows
+from .ledger import Ledger
+from .settings import Settings
+
+
+def skill_history(settings: Settings, skill_id: str, publishers: list[str]) -> list[dict[str, Any]]:
+    streams = [f"skill:{skill_id}", *(f"publisher:{p}" for p in publishers)]
+    ledger = Ledger(settings)
+    try:
+        ids = [stream_uuid(s).hex for s in streams]
+        return [export_row(r) for r in iter_rows(ledger.app, originator_ids=ids)]
+    finally:
+        ledger.close()
+
+
+def journal_events(ledger: Ledger, *, skill: str | None, kinds: tuple[str, ...], since: int | None,
+                   until: int | None, limit: int | None) -> Iterator[dict[str, Any]]:
+    unknown = sorted(set(kinds) - set(known_kinds()))
+    if unknown:
+        raise UsageError(f"unknown event kind {unknown[0]!r}; known kinds: {', '.join(known_kinds())}")
+    topics = topics_for_kinds(list(kinds)) if kinds else []
+    ids = [stream_uuid(f"skill:{skill}").hex] if skill else []
+    n = 0
+    for row in iter_rows(ledger.app, after=since or 0, until=until, topics=topics, originator_ids=ids):
+        if limit is not None and n >= limit:
+            return
+        n += 1
+        yield export_row(row)
+
+
+def follow(ledger: Ledger, emit: Callable[[dict[str, Any]], None], *, skill: str | None, kinds: tuple[str, ...],
+           after: int, interval_s: float = 0.5, should_stop: Callable[[], bool] = lambda: False) -> None:
+    """Emit new events as they are appended, until ``should_stop()`` (or an interrupt)."""
+    position = after
+    while not should_stop():
+        head = ledger.head()  # positions are commit order: everything up to head is visible now
+        if head > position:
+            for event in journal_events(ledger, skill=skill, kinds=kinds, since=position, until=head, limit=None):
+                emit(event)
+            position = head
+        time.sleep(interval_s)

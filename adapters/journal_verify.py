@@ -1,0 +1,127 @@
+"""``skills journal verify``: recompute every hash chain, check positions, stream versions,
+the append-only guard and the signed checkpoints, and name the first bad position."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from domain.checkpoints import checkpoint_message, root_hash
+from domain.codec import GENESIS_HASH, event_hash, exported_event, kind_of_topic
+
+from .journal import APPEND_ONLY_MESSAGE, GUARDED_TABLES, LedgerApplication, iter_rows
+
+_decoder = msgspec.json.Decoder()
+
+
+class Problem(msgspec.Struct, frozen=True):
+    position: int
+    code: str
+    message: str
+
+
+class VerifyReport(msgspec.Struct, frozen=True):
+    ok: bool
+    events: int
+    head: int
+    streams: int
+    checkpoints: int
+    guard: bool
+    first_bad_position: int | None
+    problems: list[Problem]
+
+
+def verify_journal(app: LedgerApplication, *, trusted_checkpoint_keys: set[str] | None = None,
+                   max_problems: int = 50) -> VerifyReport:
+    problems: list[Problem] = []
+    guard = _guard_present(app)
+    if not guard:
+        problems.append(Problem(0, "guard_missing", "append-only triggers are missing from the journal"))
+    heads: dict[str, tuple[int, str]] = {}  # originator_id -> (version, hash)
+    hashes: list[str] = []
+    expected_position = 1
+    checkpoints = 0
+    count = 0
+    for row in iter_rows(app):
+        count += 1
+        if row.position != expected_position:
+            problems.append(Problem(expected_position, "missing_event",
+                                    f"positions jump from {expected_position - 1} to {row.position}: events deleted"))
+        expected_position = row.position + 1
+        version, prev = heads.get(row.originator_id, (0, GENESIS_HASH))
+        if row.originator_version != version + 1:
+            problems.append(Problem(row.position, "stream_version_gap",
+                                    f"stream version {row.originator_version} follows {version}"))
+        if row.hash is None:
+            problems.append(Problem(row.position, "chain_missing", "event has no hash-chain entry"))
+            heads[row.originator_id] = (row.originator_version, prev)
+            continue
+        if row.prev_hash != prev:
+            problems.append(Problem(row.position, "chain_broken", "prev_hash does not match the stream's previous hash"))
+        try:
+            state = _decoder.decode(row.state)
+            actual = event_hash(exported_event(row.position, row.originator_version, row.topic, state, row.prev_hash))
+        except (msgspec.DecodeError, KeyError, TypeError) as e:
+            problems.append(Problem(row.position, "undecodable", f"stored event cannot be decoded: {e}"))
+            actual = ""
+            state = {}
+        if actual != row.hash:
+            problems.append(Problem(row.position, "hash_mismatch", "stored event does not match its hash (edited or moved)"))
+        heads[row.originator_id] = (row.originator_version, row.hash)
+        hashes.append(row.hash)
+        if kind_of_topic(row.topic) == "journal.checkpoint" and state:
+            checkpoints += 1
+            problem = _check_checkpoint(state, hashes[:-1], row.position, trusted_checkpoint_keys)
+            if problem:
+                problems.append(problem)
+        if len(problems) >= max_problems:
+            break
+    orphans = _orphan_chain_rows(app)
+    for position in orphans[:max_problems]:
+        problems.append(Problem(position, "orphan_chain_entry", "hash-chain entry without its event: event deleted"))
+    head = app.recorder.max_notification_id() or 0
+    problems.sort(key=lambda p: p.position)
+    return VerifyReport(
+        ok=not problems, events=count, head=head, streams=len(heads), checkpoints=checkpoints, guard=guard,
+        first_bad_position=problems[0].position if problems else None, problems=problems[:max_problems],
+    )
+
+
+def _check_checkpoint(state: dict[str, Any], hashes_before: list[str], at: int,
+                      trusted: set[str] | None) -> Problem | None:
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    position, count = state["position"], state["event_count"]
+    covered = hashes_before[:count]
+    if len(covered) != count or root_hash(covered) != state["root_hash"]:
+        return Problem(at, "checkpoint_mismatch",
+                       f"checkpoint over {count} events up to position {position} does not match the journal")
+    try:
+        key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(state["public_key_hex"]))
+        key.verify(bytes.fromhex(state["signature"]), checkpoint_message(position, state["root_hash"], count))
+    except (ValueError, InvalidSignature):
+        return Problem(at, "checkpoint_signature", "checkpoint signature does not verify")
+    if trusted is not None and state["public_key_hex"] not in trusted:
+        return Problem(at, "checkpoint_untrusted_key", f"checkpoint signed by an unknown key {state['key_id']}")
+    return None
+
+
+def _guard_present(app: LedgerApplication) -> bool:
+    with app.recorder.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
+        c.execute("SELECT name, sql FROM sqlite_master WHERE type='trigger'")
+        triggers = {r[0]: r[1] or "" for r in c.fetchall()}
+    for table in GUARDED_TABLES:
+        for op in ("update", "delete"):
+            sql = triggers.get(f"{table}_no_{op}", "")
+            if APPEND_ONLY_MESSAGE not in sql:
+                return False
+    return True
+
+
+def _orphan_chain_rows(app: LedgerApplication) -> list[int]:
+    with app.recorder.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
+        c.execute("SELECT c.position FROM event_chain c LEFT JOIN stored_events e ON e.rowid = c.position "
+                  "WHERE e.rowid IS NULL ORDER BY c.position LIMIT 100")
+        return [r[0] for r in c.fetchall()]

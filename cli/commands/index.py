@@ -1,0 +1,125 @@
+"""``skills index status|rebuild|verify|export``."""
+
+from __future__ import annotations
+
+import click
+
+from ..base import SubGroup, global_options, obj
+from ..errors import JOURNAL_INTEGRITY
+from ..output import emit, is_tty, kv, notice
+
+
+@click.group("index", cls=SubGroup)
+@global_options
+def index() -> None:
+    """The projections (installed-skills index, trust store, audit history, timeline)."""
+
+
+@index.command("status")
+@global_options
+def index_status() -> None:
+    """Each projection's position against the journal head (without catching up)."""
+    from adapters.ledger import Ledger
+    from projections.store import ViewStore
+
+    settings = obj().settings()
+    ledger = Ledger(settings)
+    try:
+        head = ledger.head()
+    finally:
+        ledger.close()
+    store = ViewStore(settings.views_path, notify=notice)
+    positions = store.positions()
+    store.close()
+    data = {"head": head, "projections": [{"name": n, "position": p, "behind": head - p} for n, p in positions.items()]}
+    emit(obj().as_json, data, lambda d: kv([("journal head", d["head"])] +
+                                           [(p["name"], f"{p['position']} ({p['behind']} behind)") for p in d["projections"]]))
+
+
+def _progress_bar(total: int):
+    import sys
+
+    return click.progressbar(length=total, label="Replaying journal", file=sys.stderr,
+                             hidden=obj().as_json or not is_tty())
+
+
+@index.command("rebuild")
+@global_options
+def index_rebuild() -> None:
+    """Drop the projections and replay the whole journal into them."""
+    from adapters.ledger import Ledger
+    from adapters.views import journal_identity
+    from projections.store import ViewStore
+
+    settings = obj().settings()
+    ledger = Ledger(settings)
+    try:
+        store = ViewStore(settings.views_path, journal_identity=journal_identity(ledger), notify=notice)
+        with _progress_bar(ledger.head()) as bar:
+            replayed = store.rebuild(ledger.app.recorder, progress=bar.update)
+        data = {"replayed": replayed, "position": store.position()}
+        store.close()
+    finally:
+        ledger.close()
+    emit(obj().as_json, data, lambda d: click.echo(f"replayed {d['replayed']} events; projections at position {d['position']}"))
+
+
+@index.command("verify")
+@global_options
+def index_verify() -> int:
+    """Replay the journal into a scratch copy and compare it with the live projections (exit 9 on drift)."""
+    from adapters.ledger import Ledger
+    from adapters.views import open_views
+    from projections.store import discard, scratch
+
+    settings = obj().settings()
+    ledger = Ledger(settings)
+    try:
+        live = open_views(settings, notify=notice, ledger=ledger)
+        replayed = scratch(ledger.app.recorder, until=live.position(), directory=settings.home)
+        try:
+            diffs = live.diff(replayed)
+        finally:
+            discard(replayed)
+            live.close()
+    finally:
+        ledger.close()
+    data = {"ok": not diffs, "differences": diffs}
+
+    def human(d: dict) -> None:
+        if d["ok"]:
+            click.echo("projections match a fresh replay of the journal")
+        for x in d["differences"]:
+            click.echo(f"DRIFT in {x['table']} {x['key']}: live={x['live']} replayed={x['replayed']}")
+
+    emit(obj().as_json, data, human)
+    if diffs:
+        notice(f"error[projection_drift]: {len(diffs)} difference(s) between the projections and the journal")
+        return JOURNAL_INTEGRITY
+    return 0
+
+
+@index.command("export")
+@click.option("--format", "fmt", type=click.Choice(["palyra"]), default="palyra", show_default=True,
+              help="The interchange format.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the file here (default: stdout).")
+@global_options
+def index_export(fmt: str, output: str | None) -> None:
+    """Write the installed-skills index in Palyra's installed-index.json format."""
+    import time
+
+    from adapters.views import open_views
+    from domain.text import dumps_pretty
+    from projections.exports import palyra_installed_index
+
+    from .trust import write_document
+
+    store = open_views(obj().settings(), notify=notice)
+    try:
+        doc = palyra_installed_index(store.con, time.time_ns() // 1_000_000)
+    finally:
+        store.close()
+    write_document(dumps_pretty(doc), output)
+
+
+COMMANDS = [index]

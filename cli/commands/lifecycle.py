@@ -1,0 +1,142 @@
+"""Lifecycle commands: install, remove, rollback, quarantine, disable, enable."""
+
+from __future__ import annotations
+
+import click
+
+from ..base import global_options, obj
+from ..errors import AUDIT_FAILED
+from ..output import emit, kv, notice, to_jsonable
+
+REASON = click.option("--reason", required=True, help="Why (recorded on the event).")
+VERSION = click.option("--version", "version", metavar="V", help="The version (default: the current one).")
+
+
+def session():
+    from adapters.session import ledger_session
+
+    return ledger_session(obj().settings(), notify=notice)
+
+
+def _render_change(verb: str):
+    def human(d: dict) -> None:
+        state = "no change" if not d["changed"] else verb
+        click.echo(f"{d['skill_id']} {d['version']}: {state} (status {d['status']}, current {d['current'] or '-'})")
+        if d["positions"]:
+            click.echo(f"journal positions: {', '.join(map(str, d['positions']))}")
+
+    return human
+
+
+@click.command("install")
+@click.option("--artifact", type=click.Path(dir_okay=False), help="A .palyra-skill file.")
+@click.option("--registry", type=click.Path(file_okay=False), help="A registry directory (see `skills update`).")
+@click.option("--skill-id", help="With --registry: the skill to install.")
+@click.option("--version", "version", metavar="V", help="With --registry: the version (default: the highest).")
+@click.option("--allow-tofu", is_flag=True, help="Pin an unknown publisher's key on first use.")
+@click.option("--trusted-publisher", "trusted", multiple=True, metavar="PUB=HEXKEY",
+              help="Allowlist this publisher key first (recorded as publisher.key_allowlisted).")
+@global_options
+def install(artifact: str | None, registry: str | None, skill_id: str | None, version: str | None,
+            allow_tofu: bool, trusted: tuple[str, ...]) -> int:
+    """Verify, audit, store and install an artifact; make it current.
+
+    Exit 0 when the version is active, 5 when its audit failed and it was installed
+    quarantined, 3 when the artifact was rejected, 4 when its publisher is not trusted.
+    """
+    from adapters.packaging import parse_trusted_publisher
+    from domain.errors import UsageError
+
+    if bool(artifact) == bool(registry):
+        raise UsageError("give exactly one of --artifact FILE or --registry DIR --skill-id ID")
+    pairs = [parse_trusted_publisher(t) for t in trusted]
+    with session() as ledger:
+        if registry:
+            from domain.errors import RegistryError
+
+            raise RegistryError("registry sources are not supported by this version; use --artifact FILE",
+                                {"registry": registry, "skill_id": skill_id, "version": version})
+        result = ledger.install(artifact, allow_tofu=allow_tofu, trusted_publishers=pairs)
+    data = to_jsonable(result)
+
+    def human(d: dict) -> None:
+        if d["already_installed"]:
+            click.echo(f"{d['skill_id']} {d['version']} is already installed with this payload; nothing to do")
+            return
+        kv([("skill_id", d["skill_id"]), ("version", d["version"]), ("publisher", d["publisher"]),
+            ("trust_decision", d["trust_decision"]), ("status", d["status"]), ("current", "yes" if d["current"] else "no"),
+            ("key_id", d["key_id"]), ("artifact_sha256", d["artifact_sha256"]),
+            ("audit", "passed" if d["audit"]["passed"] else "FAILED: " + ", ".join(d["audit"]["failed_checks"])),
+            ("positions", ", ".join(map(str, d["positions"])))])
+
+    emit(obj().as_json, data, human)
+    return AUDIT_FAILED if result.status == "quarantined" else 0
+
+
+@click.command("remove")
+@click.argument("skill_id")
+@VERSION
+@click.option("--reason", help="Why (recorded on the event).")
+@global_options
+def remove(skill_id: str, version: str | None, reason: str | None) -> None:
+    """Remove a version (default: the current one); the highest remaining becomes current.
+
+    The stored artifact is deleted when no installed version references it. History stays.
+    """
+    with session() as ledger:
+        result = ledger.remove(skill_id, version, reason)
+    emit(obj().as_json, to_jsonable(result), _render_change("removed"))
+
+
+@click.command("rollback")
+@click.argument("skill_id")
+@click.option("--to", "to_version", metavar="VERSION", help="The installed version to make current "
+              "(default: the previous current).")
+@click.option("--reason", help="Why (recorded on the event).")
+@global_options
+def rollback(skill_id: str, to_version: str | None, reason: str | None) -> None:
+    """Make an installed earlier version current."""
+    with session() as ledger:
+        result = ledger.rollback(skill_id, to_version, reason)
+    emit(obj().as_json, to_jsonable(result), _render_change("rolled back"))
+
+
+@click.command("quarantine")
+@click.argument("skill_id")
+@VERSION
+@REASON
+@global_options
+def quarantine(skill_id: str, version: str | None, reason: str) -> None:
+    """Quarantine a version: it cannot run until `skills enable`."""
+    with session() as ledger:
+        result = ledger.quarantine(skill_id, version, reason)
+    emit(obj().as_json, to_jsonable(result), _render_change("quarantined"))
+
+
+@click.command("disable")
+@click.argument("skill_id")
+@VERSION
+@REASON
+@global_options
+def disable(skill_id: str, version: str | None, reason: str) -> None:
+    """Disable an active version (an operator's pause; `skills enable` undoes it)."""
+    with session() as ledger:
+        result = ledger.disable(skill_id, version, reason)
+    emit(obj().as_json, to_jsonable(result), _render_change("disabled"))
+
+
+@click.command("enable")
+@click.argument("skill_id")
+@VERSION
+@REASON
+@click.option("--override", is_flag=True, help="Enable even if the fresh audit fails (recorded on the event). "
+              "Never overrides a verification failure.")
+@global_options
+def enable(skill_id: str, version: str | None, reason: str, override: bool) -> None:
+    """Re-verify and re-audit a quarantined or disabled version, then make it active."""
+    with session() as ledger:
+        result = ledger.enable(skill_id, version, reason, override)
+    emit(obj().as_json, to_jsonable(result), _render_change("enabled"))
+
+
+COMMANDS = [install, remove, rollback, quarantine, disable, enable]

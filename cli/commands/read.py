@@ -1,0 +1,170 @@
+"""Reading the state: ``list``, ``info``, ``check``, ``history``. Projections only, caught up first."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import click
+
+from ..base import global_options, obj
+from ..errors import AUDIT_FAILED
+from ..output import emit, kv, notice, table
+
+
+@contextlib.contextmanager
+def views(as_of: str | None = None) -> Iterator[tuple[object, dict | None]]:
+    """The caught-up read model, or a scratch replay up to ``--as-of``."""
+    from adapters.views import open_views, parse_as_of, views_as_of
+    from projections.store import discard
+
+    settings = obj().settings()
+    store = open_views(settings, notify=notice)
+    if as_of is None:
+        try:
+            yield store, None
+        finally:
+            store.close()
+        return
+    position = parse_as_of(store, as_of)
+    store.close()
+    scratch = views_as_of(settings, position, notify=notice)
+    try:
+        yield scratch, {"position": scratch.position(), "requested": as_of}
+    finally:
+        discard(scratch)
+
+
+AS_OF = click.option("--as-of", "as_of", metavar="POSITION|ISO-8601",
+                     help="Show the state as it was at a journal position or a time (replayed, not stored).")
+
+
+@click.command("list")
+@click.option("--publisher", help="Only this publisher's skills.")
+@click.option("--status", type=click.Choice(["active", "quarantined", "disabled"]), help="Only this status.")
+@click.option("--current-only", is_flag=True, help="Only current versions.")
+@click.option("--eligible-only", is_flag=True, help="Only versions eligible to run.")
+@AS_OF
+@global_options
+def list_(publisher: str | None, status: str | None, current_only: bool, eligible_only: bool,
+          as_of: str | None) -> None:
+    """The installed-skills index: one entry per installed version."""
+    from projections.queries import list_entries
+
+    with views(as_of) as (store, as_of_info):
+        entries = list_entries(store.con, publisher=publisher, status=status, current_only=current_only,
+                               eligible_only=eligible_only)
+    data = {"count": len(entries), "as_of": as_of_info, "entries": entries}
+
+    def human(d: dict) -> None:
+        if d["as_of"]:
+            click.echo(f"as of journal position {d['as_of']['position']}")
+        if not d["entries"]:
+            click.echo("no skills installed")
+            return
+        table(["skill", "version", "current", "status", "eligible", "trust", "last audit", "tools"],
+              [[e["skill_id"], e["version"], "*" if e["current"] else "", e["status"] or "-",
+                "yes" if e["eligibility"]["eligible"] else "no: " + ",".join(e["eligibility"]["reasons"]),
+                e["trust_decision"], _audit_text(e["last_audit"]), e["tool_count"]] for e in d["entries"]])
+
+    emit(obj().as_json, data, human)
+
+
+def _audit_text(a: dict | None) -> str:
+    if not a:
+        return "-"
+    return f"{'passed' if a['passed'] else 'FAILED'} ({a['trigger']}, {a['at'][:19]})"
+
+
+@click.command("info")
+@click.argument("skill_id")
+@click.option("--version", "version", metavar="V", help="The version (default: the current one).")
+@AS_OF
+@global_options
+def info(skill_id: str, version: str | None, as_of: str | None) -> None:
+    """Everything the index knows about a version: manifest, tools, grants, bindings, audits."""
+    from domain.errors import NotInstalled
+    from projections.queries import info as info_query
+    from projections.queries import version_row
+
+    with views(as_of) as (store, as_of_info):
+        row = version_row(store.con, skill_id, version)
+        if row is None:
+            raise NotInstalled(f"{skill_id}{' ' + version if version else ''} is not installed",
+                               {"skill_id": skill_id, "version": version})
+        data = info_query(store.con, row)
+    data["as_of"] = as_of_info
+
+    def human(d: dict) -> None:
+        kv([("skill_id", d["skill_id"]), ("version", d["version"]), ("name", d["name"]),
+            ("publisher", d["publisher"]), ("status", f"{d['status']}" + (f" ({d['status_reason']})" if d["status_reason"] else "")),
+            ("current", "yes" if d["current"] else "no"), ("trust", f"{d['trust_decision']} ({d['key_id']})"),
+            ("eligible", "yes" if d["eligibility"]["eligible"] else "no: " + ", ".join(d["eligibility"]["reasons"])),
+            ("installed_at", d["installed_at"]), ("artifact_sha256", d["artifact_sha256"])])
+        click.echo("tools:")
+        for t in d["tools"]:
+            click.echo(f"  {t['id']}  {t['description']}")
+        g = d["capability_grants"] or {}
+        click.echo(f"grants: http_hosts={g.get('http_hosts')} secret_keys={g.get('secret_keys')} "
+                   f"storage_prefixes={g.get('storage_prefixes')}")
+        click.echo("audits:")
+        for a in d["audits"]:
+            click.echo(f"  #{a['position']} {a['at'][:19]} {a['trigger']:<13} policy v{a['policy_version']} "
+                       f"{'passed' if a['passed'] else 'FAILED ' + ','.join(a['failed_checks'])}")
+
+    emit(obj().as_json, data, human)
+
+
+@click.command("check")
+@click.argument("skill_id", required=False)
+@click.option("--strict", is_flag=True, help="Exit 5 if any current version is not ready.")
+@global_options
+def check(skill_id: str | None, strict: bool) -> int:
+    """Readiness of current versions: active, eligible, artifact present."""
+    from adapters.readiness import readiness
+
+    with views() as (store, _):
+        results = readiness(obj().settings(), store.con, skill_id)
+    data = {"results": results}
+
+    def human(d: dict) -> None:
+        if not d["results"]:
+            click.echo("no current versions")
+        for r in d["results"]:
+            click.echo(f"{r['skill_id']} {r['version']}: {'ready' if r['ready'] else 'NOT READY: ' + '; '.join(r['reasons'])}")
+
+    emit(obj().as_json, data, human)
+    return AUDIT_FAILED if strict and any(not r["ready"] for r in results) else 0
+
+
+@click.command("history")
+@click.argument("skill_id")
+@global_options
+def history(skill_id: str) -> None:
+    """Every event of a skill and of its publisher's trust, oldest first."""
+    from adapters.journal_read import skill_history
+
+    with views() as (store, _):
+        from projections.queries import publishers_of, skill_known
+
+        if not skill_known(store.con, skill_id):
+            from domain.errors import NotInstalled
+
+            raise NotInstalled(f"skill {skill_id} has no history", {"skill_id": skill_id})
+        publishers = publishers_of(store.con, skill_id)
+    events = skill_history(obj().settings(), skill_id, publishers)
+    data = {"skill_id": skill_id, "events": events}
+
+    def human(d: dict) -> None:
+        from projections.fold import summarize
+
+        for e in d["events"]:
+            reason = e["data"].get("reason")
+            click.echo(f"#{e['position']:<6} {e['recorded_at'][:19]}  {e['actor']['principal']:<16} "
+                       f"{summarize(e['kind'], {**e['data'], 'stream': e['stream']})}"
+                       + (f"  [reason: {reason}]" if reason else ""))
+
+    emit(obj().as_json, data, human)
+
+
+COMMANDS = [list_, info, check, history]

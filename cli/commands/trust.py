@@ -1,0 +1,181 @@
+"""``skills trust list|allow|revoke|import|export`` and ``skills policy show|set``."""
+
+from __future__ import annotations
+
+import click
+
+from ..base import SubGroup, global_options, obj
+from ..output import emit, kv, notice, table, to_jsonable
+from .lifecycle import session
+
+
+@click.group("trust", cls=SubGroup)
+@global_options
+def trust() -> None:
+    """Publisher keys: allowlist, TOFU pins, revocations."""
+
+
+@trust.command("list")
+@global_options
+def trust_list() -> None:
+    """Every publisher key the journal knows, with its kind and state."""
+    from adapters.views import open_views
+    from projections.queries import trust_publishers
+
+    store = open_views(obj().settings(), notify=notice)
+    data = {"publishers": trust_publishers(store.con)}
+
+    def human(d: dict) -> None:
+        rows = [[p["publisher"], k["key_id"], k["kind"], k["state"], k["since"]] for p in d["publishers"] for k in p["keys"]]
+        if not rows:
+            click.echo("no publisher keys recorded")
+        table(["publisher", "key_id", "kind", "state", "since"], rows)
+
+    emit(obj().as_json, data, human)
+
+
+def _render_trust(verb: str):
+    def human(d: dict) -> None:
+        state = verb if d["changed"] else "no change"
+        click.echo(f"{d['publisher']} {d['key_id']}: {state}")
+        for q in d.get("quarantined", []):
+            click.echo(f"quarantined {q['skill_id']} {q['version']} ({q['reason_code']})")
+        if d["positions"]:
+            click.echo(f"journal positions: {', '.join(map(str, d['positions']))}")
+
+    return human
+
+
+@trust.command("allow")
+@click.argument("publisher")
+@click.argument("hexkey")
+@click.option("--reason", required=True, help="Why (recorded on the event).")
+@global_options
+def trust_allow(publisher: str, hexkey: str, reason: str) -> None:
+    """Allowlist PUBLISHER's Ed25519 public key HEXKEY (64 hex characters)."""
+    with session() as ledger:
+        result = ledger.allow(publisher, hexkey, reason)
+    emit(obj().as_json, to_jsonable(result), _render_trust("allowlisted"))
+
+
+@trust.command("revoke")
+@click.argument("publisher")
+@click.argument("hexkey")
+@click.option("--reason", required=True, help="Why (recorded on the event).")
+@global_options
+def trust_revoke(publisher: str, hexkey: str, reason: str) -> int:
+    """Revoke a key; every installed version signed by it is quarantined (trust_revoked)."""
+    with session() as ledger:
+        result = ledger.revoke(publisher, hexkey, reason)
+    emit(obj().as_json, to_jsonable(result), _render_trust("revoked"))
+    return 0
+
+
+@trust.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--reason", default="trust import", show_default=True, help="Recorded on each event.")
+@global_options
+def trust_import(file: str, reason: str) -> None:
+    """Import a trust-store JSON file: allowlisted keys and TOFU pins become journal events."""
+    from pathlib import Path
+
+    from adapters.truststore_file import load_trust_store
+    from domain.errors import FileNotFound
+
+    if not Path(file).exists():
+        raise FileNotFound(file)
+    store = load_trust_store(file)
+    with session() as ledger:
+        result = ledger.import_trust(store, reason)
+
+    def human(d: dict) -> None:
+        click.echo(f"allowlisted {len(d['allowlisted'])} key(s), pinned {len(d['pinned'])}, "
+                   f"{len(d['conflicts'])} conflict(s)")
+        for c in d["conflicts"]:
+            click.echo(f"conflict: {c['publisher']} {c['key_hex']}: {c['reason']}")
+
+    emit(obj().as_json, result, human)
+
+
+@trust.command("export")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the file here (default: stdout).")
+@global_options
+def trust_export(output: str | None) -> None:
+    """Write the active trust state in the trust-store interchange format."""
+    from adapters.views import open_views
+    from domain.text import dumps_pretty
+    from projections.exports import trust_store_document
+    from projections.queries import trust_interchange
+
+    store = open_views(obj().settings(), notify=notice)
+    trusted, tofu, _revoked = trust_interchange(store.con)
+    write_document(dumps_pretty(trust_store_document(trusted, tofu)), output)
+
+
+def write_document(text: str, output: str | None) -> None:
+    if output:
+        from adapters.fsutil import atomic_write
+
+        atomic_write(output, text.encode("utf-8"))
+        notice(f"wrote {output}")
+    else:
+        click.echo(text)
+
+
+@click.group("policy", cls=SubGroup)
+@global_options
+def policy() -> None:
+    """The audit policy, recorded as events."""
+
+
+def _policy_doc(ledger) -> dict:
+    from domain.policy import policy_to_dict
+
+    agg = ledger.policy()
+    return {"policy_version": agg.policy_version, "policy": policy_to_dict(agg.values)}
+
+
+@policy.command("show")
+@global_options
+def policy_show() -> None:
+    """The current audit policy and its version."""
+    from adapters.ledger import Ledger
+
+    ledger = Ledger(obj().settings())
+    try:
+        data = _policy_doc(ledger)
+    finally:
+        ledger.close()
+
+    def human(d: dict) -> None:
+        click.echo(f"policy version {d['policy_version']}")
+        kv(d["policy"].items())
+
+    emit(obj().as_json, data, human)
+
+
+@policy.command("set")
+@click.argument("settings", nargs=-1, required=True, metavar="KEY=VALUE...")
+@click.option("--reason", required=True, help="Why (recorded on the event).")
+@click.option("--reaudit", is_flag=True, help="Re-audit every installed version under the new policy now.")
+@global_options
+def policy_set(settings: tuple[str, ...], reason: str, reaudit: bool) -> int:
+    """Change audit policy members, e.g. max_exported_functions=64 allow_device_capabilities=false."""
+    with session() as ledger:
+        result = ledger.set_policy(settings, reason)
+        if reaudit:
+            result["reaudit"] = to_jsonable(ledger.reaudit())
+
+    def human(d: dict) -> None:
+        changed = ", ".join(d["changed"]) or "nothing"
+        click.echo(f"policy version {d['policy_version']} (changed: {changed})")
+        kv(d["policy"].items())
+        if "reaudit" in d:
+            r = d["reaudit"]
+            click.echo(f"re-audited {r['checked']}: {r['passed']} passed, {len(r['quarantined'])} quarantined")
+
+    emit(obj().as_json, result, human)
+    return 5 if reaudit and result["reaudit"]["quarantined"] else 0
+
+
+COMMANDS = [trust, policy]

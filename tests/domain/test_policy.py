@@ -1,0 +1,160 @@
+"""The audit policy value (artifact-format.md §19.1): fixed-schema JSON and ``policy set`` edits."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from domain.errors import SerializationError, UsageError
+from domain.policy import (
+    POLICY_KEYS,
+    PolicyValues,
+    apply_settings,
+    dump_policy_json,
+    effective_feed_path,
+    parse_policy_json,
+    policy_changes,
+    policy_from_dict,
+    policy_to_dict,
+)
+
+DEFAULTS = {
+    "max_module_bytes": 8388608,
+    "max_exported_functions": 128,
+    "allow_device_capabilities": False,
+    "allow_wildcard_capabilities": False,
+    "allowed_import_modules": ["palyra:plugins/host-capabilities@0.1.0", "skills:host/v1"],
+    "vulnerability_feed_path": None,
+}
+
+
+def test_defaults_and_member_order() -> None:
+    assert policy_to_dict(PolicyValues()) == DEFAULTS
+    assert list(policy_to_dict(PolicyValues())) == list(DEFAULTS) == list(POLICY_KEYS)
+    assert parse_policy_json(b"{}") == PolicyValues()
+    assert json.loads(dump_policy_json(PolicyValues())) == DEFAULTS
+
+
+def test_full_document_round_trips() -> None:
+    doc = {
+        "max_module_bytes": 0,
+        "max_exported_functions": 9223372036854775807,
+        "allow_device_capabilities": True,
+        "allow_wildcard_capabilities": True,
+        "allowed_import_modules": [],
+        "vulnerability_feed_path": "/feeds/v.json",
+    }
+    p = parse_policy_json(json.dumps(doc).encode())
+    assert policy_to_dict(p) == doc
+    assert parse_policy_json(dump_policy_json(p).encode()) == p
+
+
+def test_reference_policy_with_four_members() -> None:
+    p = parse_policy_json(b'{"max_module_bytes": 10, "allow_device_capabilities": true}')
+    assert (p.max_module_bytes, p.allow_device_capabilities, p.max_exported_functions) == (10, True, 128)
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        b"[]",
+        b'"x"',
+        b"not json",
+        b'{"max_module_bytes": NaN}',
+        b'{"extra": 1}',
+        b'{"max_module_bytes": 1, "max_module_bytes": 2}',
+        b'{"max_module_bytes": -1}',
+        b'{"max_module_bytes": 9223372036854775808}',
+        b'{"max_module_bytes": 1.0}',
+        b'{"max_module_bytes": true}',
+        b'{"max_exported_functions": "5"}',
+        b'{"allow_device_capabilities": 1}',
+        b'{"allow_wildcard_capabilities": null}',
+        b'{"allowed_import_modules": "skills:host/v1"}',
+        b'{"allowed_import_modules": ["a", 1]}',
+        b'{"vulnerability_feed_path": 5}',
+        '{"max_module_bytes": 1}'.encode("utf-16"),
+        b'\xff{"max_module_bytes": 1}',
+    ],
+)
+def test_rejected_documents(doc: bytes) -> None:
+    with pytest.raises(SerializationError):
+        parse_policy_json(doc)
+
+
+def test_policy_from_dict_uses_the_same_rules() -> None:
+    assert policy_from_dict({"vulnerability_feed_path": None}) == PolicyValues()
+    with pytest.raises(SerializationError, match="unknown member 'x'"):
+        policy_from_dict({"x": 1})
+
+
+def test_effective_feed_path() -> None:
+    assert effective_feed_path(PolicyValues()) is None
+    assert effective_feed_path(PolicyValues(vulnerability_feed_path=" \t")) is None
+    assert effective_feed_path(PolicyValues(vulnerability_feed_path=" /f.json ")) == "/f.json"
+
+
+def test_apply_settings() -> None:
+    p = apply_settings(
+        PolicyValues(),
+        [
+            "max_module_bytes=1024",
+            "max_exported_functions=007",
+            "allow_device_capabilities=TRUE",
+            "allow_wildcard_capabilities=false",
+            "allowed_import_modules=skills:host/v1, wasi_snapshot_preview1",
+            "vulnerability_feed_path=/var/feeds/v.json",
+        ],
+    )
+    assert policy_to_dict(p) == {
+        "max_module_bytes": 1024,
+        "max_exported_functions": 7,
+        "allow_device_capabilities": True,
+        "allow_wildcard_capabilities": False,
+        "allowed_import_modules": ["skills:host/v1", "wasi_snapshot_preview1"],
+        "vulnerability_feed_path": "/var/feeds/v.json",
+    }
+    assert apply_settings(p, ["allowed_import_modules="]).allowed_import_modules == ()
+    for unset in ("vulnerability_feed_path=", "vulnerability_feed_path=null", "vulnerability_feed_path=None"):
+        assert apply_settings(p, [unset]).vulnerability_feed_path is None
+    assert apply_settings(p, []) == p
+    assert apply_settings(p, ["max_module_bytes=9223372036854775807"]).max_module_bytes == 9223372036854775807
+
+
+@pytest.mark.parametrize(
+    ("setting", "key"),
+    [
+        ("nope=1", "nope"),
+        ("max_module_bytes", None),
+        ("max_module_bytes=-1", "max_module_bytes"),
+        ("max_module_bytes=1e3", "max_module_bytes"),
+        ("max_module_bytes=", "max_module_bytes"),
+        ("max_module_bytes=9223372036854775808", "max_module_bytes"),
+        ("max_exported_functions=\u0661", "max_exported_functions"),  # ARABIC-INDIC DIGIT ONE
+        ("allow_device_capabilities=yes", "allow_device_capabilities"),
+        ("allow_wildcard_capabilities=1", "allow_wildcard_capabilities"),
+        ("allowed_import_modules=a,,b", "allowed_import_modules"),
+        ("allowed_import_modules=a,", "allowed_import_modules"),
+    ],
+)
+def test_apply_settings_rejects(setting: str, key: str | None) -> None:
+    with pytest.raises(UsageError) as info:
+        apply_settings(PolicyValues(), [setting])
+    if key is not None:
+        assert f"'{key}'" in info.value.message
+        assert info.value.details["key"] == key
+
+
+def test_apply_settings_refuses_a_repeated_key() -> None:
+    with pytest.raises(UsageError, match="more than once"):
+        apply_settings(PolicyValues(), ["max_module_bytes=1", "max_module_bytes=2"])
+
+
+def test_policy_changes() -> None:
+    new = apply_settings(PolicyValues(), ["max_module_bytes=1", "allow_device_capabilities=true"])
+    assert policy_changes(PolicyValues(), new) == {
+        "max_module_bytes": (8388608, 1),
+        "allow_device_capabilities": (False, True),
+    }
+    assert policy_changes(new, new) == {}

@@ -37,9 +37,10 @@ from domain.errors import (
 from domain.events import Actor, LedgerAggregate, topics_for_kinds
 from domain.grammars import skill_id as check_skill_id
 from domain.intake import Intake
-from domain.policy import PolicyValues, apply_settings, policy_to_dict
+from domain.policy import PolicyValues, apply_settings, effective_feed_path, policy_to_dict
 from domain.publisher import Publisher
 from domain.signing import key_id as compute_key_id
+from domain.skill import AUDIT_FAILED as AUDIT_FAILED_CODE
 from domain.skill import (
     ACTIVE,
     ARTIFACT_MISSING,
@@ -106,6 +107,24 @@ class TrustChange(msgspec.Struct, frozen=True):
     changed: bool
     positions: list[int]
     quarantined: list[dict[str, str]] = []
+
+
+class VerifyResult(msgspec.Struct, frozen=True):
+    skill_id: str
+    version: str
+    ok: bool
+    reason_code: str | None
+    message: str | None
+    trust_decision: str | None
+    status: str | None
+    positions: list[int]
+
+
+class AuditRun(msgspec.Struct, frozen=True):
+    report: dict[str, Any]
+    policy_version: int
+    quarantined: bool
+    positions: list[int]
 
 
 class AuditOutcome(msgspec.Struct, frozen=True):
@@ -322,14 +341,14 @@ class Ledger:
         policy = policy or self.policy()
         values = policy.values
         feed = self._load_feed(values)
-        modules = inspect_modules(inspected.entries)
+        modules = inspect_modules(inspected.entries, max_bytes=values.max_module_bytes)
         report = audit_artifact(inspected, trust_decision, values, modules, feed,
                                 os.environ.get(AUDIT_VULN_FEED_HOOK_ENV), time.time_ns() // 1_000_000)
         return AuditOutcome(report.to_dict(), policy.policy_version, trust_decision)
 
     def _load_feed(self, values: PolicyValues) -> Any:
-        path = (values.vulnerability_feed_path or "").strip()
-        if not path:
+        path = effective_feed_path(values)
+        if path is None:
             return None
         from domain.errors import IoError
         from domain.vulnfeed import parse_feed
@@ -454,6 +473,81 @@ class Ledger:
 
         return self.retrying(attempt)
 
+    def deny_execution(self, skill_id: str, version: str, tool_id: str, reason_code: str) -> list[int]:
+        """Record ``skill.execution_denied`` (the runner's gate refused to run a tool)."""
+        def attempt() -> list[int]:
+            skill = self.skill(skill_id)
+            skill.deny_execution(self.actor, version, tool_id, reason_code)
+            return self.save(skill)
+
+        return self.retrying(attempt)
+
+    def quarantine_for(self, skill_id: str, version: str, reason_code: str, reason: str,
+                       details: dict[str, Any] | None = None) -> ChangeResult:
+        """Quarantine with a machine reason (``artifact_tampered``, ``artifact_missing``, ...)."""
+        return self._change(skill_id, version,
+                            lambda s, v: s.quarantine(self.actor, v, reason_code, reason, _jsonable(details or {})))
+
+    # --- verify and audit installed versions ---------------------------------------------
+
+    def verify(self, skill_id: str, version: str | None) -> VerifyResult:
+        """Re-verify a stored version: digest recorded at install, payload hash, signature, trust.
+
+        A failure quarantines the version (``artifact_tampered``, ``artifact_missing`` or
+        ``trust_revoked``); success records ``skill.verified``.
+        """
+        def attempt() -> VerifyResult:
+            skill = self.skill(skill_id)
+            v = skill.installed(version)
+            try:
+                inspected, decision = self._verify_stored(skill, v)
+            except (ArtifactTampered, ArtifactMissing, ArtifactError, TrustError) as e:
+                code = self._quarantine_code(e)
+                skill.quarantine(self.actor, v.version, code, e.message, _jsonable(e.details))
+                return VerifyResult(skill.skill_id, v.version, False, code, e.message, None,
+                                    skill.versions[v.version].status, self.save(skill))
+            skill.record_verified(self.actor, v.version, inspected.payload_sha256, decision.value)
+            return VerifyResult(skill.skill_id, v.version, True, None, None, decision.value,
+                                skill.versions[v.version].status, self.save(skill))
+
+        return self.retrying(attempt)
+
+    def audit_installed(self, skill_id: str, version: str | None, *, quarantine: bool = True) -> AuditRun:
+        """Audit a stored version under the current policy and record ``skill.audited`` (trigger
+        ``manual``); a failure quarantines it (``audit_failed``) unless ``quarantine`` is false.
+        A verification failure is an error (no report), and quarantines like ``verify``."""
+        def attempt() -> AuditRun:
+            skill = self.skill(skill_id)
+            v = skill.installed(version)
+            try:
+                inspected, decision = self._verify_stored(skill, v)
+            except (ArtifactTampered, ArtifactMissing, ArtifactError, TrustError) as e:
+                if quarantine:
+                    skill.quarantine(self.actor, v.version, self._quarantine_code(e), e.message, _jsonable(e.details))
+                    e.details["positions"] = self.save(skill)
+                raise
+            outcome = self._audit(inspected, decision.value)
+            skill.record_audit(self.actor, v.version, "manual", outcome.policy_version, outcome.report)
+            quarantined = False
+            if not outcome.report["passed"] and quarantine:
+                reasons = outcome.report["quarantine_reasons"]
+                quarantined = skill.quarantine(self.actor, v.version, AUDIT_FAILED_CODE, "; ".join(reasons),
+                                               {"policy_version": outcome.policy_version})
+            return AuditRun(outcome.report, outcome.policy_version, quarantined, self.save(skill))
+
+        return self.retrying(attempt)
+
+    def audit_file(self, data: bytes, *, allow_tofu: bool, extra_trust: TrustStore | None = None) -> AuditRun:
+        """Read-only audit of an artifact file: nothing is recorded; trust flags apply to this run."""
+        inspected = inspect_artifact(data)
+        publisher = inspected.manifest.publisher
+        store = self.trust_store_for(publisher)
+        if extra_trust is not None:
+            store = store.merged_with(extra_trust)
+        decision = evaluate_trust(store, publisher, inspected.public_key_hex, allow_tofu).decision
+        outcome = self._audit(inspected, decision.value)
+        return AuditRun(outcome.report, outcome.policy_version, False, [])
+
     # --- trust --------------------------------------------------------------------------
 
     def allow(self, publisher: str, key_hex: str, reason: str | None) -> TrustChange:
@@ -552,8 +646,8 @@ class Ledger:
 def _summary(report: dict[str, Any]) -> AuditSummary:
     return AuditSummary(
         passed=bool(report["passed"]),
-        failed_checks=[c["check_id"] for c in report["checks"] if c["status"] == "fail"],
-        warning_checks=[c["check_id"] for c in report["checks"] if c["status"] == "warn"],
+        failed_checks=list(dict.fromkeys(c["check_id"] for c in report["checks"] if c["status"] == "fail")),
+        warning_checks=list(dict.fromkeys(c["check_id"] for c in report["checks"] if c["status"] == "warn")),
     )
 
 

@@ -311,7 +311,10 @@ def audit_artifact(
     hosts = list(caps.http_egress_allowlist)
     checks.append(
         _check(
-            "manifest_http_egress_scopes", "pass", f"manifest declares {len(hosts)} http egress host(s)", {"hosts": hosts}
+            "manifest_http_egress_scopes",
+            "pass",
+            f"manifest declares {len(hosts)} http egress host(s)",
+            {"hosts": hosts},
         )
     )
     scopes = [s.scope for s in caps.secrets]
@@ -332,10 +335,9 @@ def audit_artifact(
         )
     else:  # unreachable after verify (§14 requires a module)
         checks.append(_check("wasm_module_presence", "fail", "artifact does not contain any modules/*.wasm entries"))
+    max_memory = caps.quotas.max_memory_bytes
     for p in module_paths:
-        checks.extend(
-            _module_checks(p, inspected.entries[p], modules[p], policy, filesystem_declared, caps.quotas.max_memory_bytes)
-        )
+        checks.extend(_module_checks(p, inspected.entries[p], modules[p], policy, filesystem_declared, max_memory))
 
     for tool in m.entrypoints.tools:
         checks.append(_tool_check(m, modules, tool))
@@ -408,7 +410,10 @@ def _module_checks(
     if size > limit:
         return [
             _check(
-                "wasm_module_size_limit", "fail", f"module '{p}' exceeds max_module_bytes ({size} > {limit})", size_details
+                "wasm_module_size_limit",
+                "fail",
+                f"module '{p}' exceeds max_module_bytes ({size} > {limit})",
+                size_details,
             )
         ]
     reason = wasm_header_problem(data)

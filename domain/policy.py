@@ -183,7 +183,3 @@ def policy_changes(old: PolicyValues, new: PolicyValues) -> Mapping[str, tuple[A
     a, b = policy_to_dict(old), policy_to_dict(new)
     return {k: (a[k], b[k]) for k in POLICY_KEYS if a[k] != b[k]}
 
-
-# =========================================================================================
-# Event-sourced AuditPolicy aggregate (added by the lead below this line).
-# =========================================================================================

@@ -390,7 +390,9 @@ def test_validation_checks_the_header_itself_whatever_the_facts_say() -> None:
     report = audit_artifact(inspected, "allowlisted", PolicyValues(), {path: forged}, None, None, NOW)
     assert one(report, "wasm_module_validation").status == "fail"
     assert wasm_header_problem(b"\x00asm\x01\x00\x00\x00") is None
-    assert wasm_header_problem(b"\x00asm\x02\x00\x00\x00") == "unsupported WebAssembly binary version 02000000 (expected 01000000)"
+    assert wasm_header_problem(b"\x00asm\x02\x00\x00\x00") == (
+        "unsupported WebAssembly binary version 02000000 (expected 01000000)"
+    )
 
 
 # --- check 15: wasm_exported_function_limit ---------------------------------------------
@@ -495,10 +497,12 @@ def test_wasm_import_allowlist_uses_the_policy_list_exactly() -> None:
     assert one(audit(inspected, policy), "wasm_import_allowlist").status == "pass"
     # byte-for-byte: no case folding, no trimming
     policy = PolicyValues(allowed_import_modules=("ENV", " env", "Env", "skills:host/v1"))
-    assert one(audit(inspected, policy), "wasm_import_allowlist").details["disallowed_import_modules"] == ["env"]  # type: ignore[index]
+    details = one(audit(inspected, policy), "wasm_import_allowlist").details or {}
+    assert details["disallowed_import_modules"] == ["env"]
     # an empty allowlist refuses even the project's own host namespace
     empty = audit(build(), PolicyValues(allowed_import_modules=()))
-    assert one(empty, "wasm_import_allowlist").details["disallowed_import_modules"] == ["skills:host/v1"]  # type: ignore[index]
+    details = one(empty, "wasm_import_allowlist").details or {}
+    assert details["disallowed_import_modules"] == ["skills:host/v1"]
 
 
 def test_wasi_preview1_allowed_for_a_command() -> None:

@@ -1,0 +1,207 @@
+"""Periodic re-audit: verify and audit every installed version, quarantine failures.
+
+A :class:`Reauditor` keeps what it learned between passes, so a service that re-audits
+an unchanged fleet every few hours does almost nothing: aggregates are reloaded only for
+streams that received events since the last pass, and a version whose stored artifact
+(same device/inode/size/mtime/ctime), policy version, trust state and status are all
+unchanged since its last clean result is not re-inspected. The journal grows only when
+something changed: at most one ``skill.audited`` per version whose result or policy
+version changed, plus any quarantine.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from domain.audit_policy import AuditPolicy
+from domain.errors import ArtifactError, ArtifactMissing, ArtifactTampered, TrustError
+from domain.publisher import Publisher
+from domain.skill import AUDIT_FAILED, POLICY_CHANGE, QUARANTINED, Skill, SkillVersion
+
+from .journal import iter_rows
+from .ledger import Ledger, _jsonable
+
+_decoder = msgspec.json.Decoder()
+
+
+class Quarantine(msgspec.Struct, frozen=True):
+    skill_id: str
+    version: str
+    reason_code: str
+
+
+class PassResult(msgspec.Struct, frozen=True):
+    checked: int
+    passed: int
+    quarantined: list[Quarantine]
+    positions: list[int]
+    skipped_unchanged: int = 0
+    duration_ms: float = 0.0
+
+
+class Reauditor:
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.head = -1
+        self.skills: dict[str, Skill] = {}
+        self.publishers: dict[str, Publisher] = {}
+        self.policy: AuditPolicy | None = None
+        self.memo: dict[tuple[str, str], tuple[Any, ...]] = {}
+
+    # --- keeping the write-side state fresh ----------------------------------------------
+
+    def _refresh(self) -> None:
+        head = self.ledger.head()
+        if head == self.head:
+            return
+        if self.head < 0:
+            self.skills = {sid: self.ledger.load(Skill, sid) for sid in self.ledger.skill_ids()}
+            self.publishers = {}
+            self.policy = self.ledger.policy()
+        else:
+            changed = {msgspec.json.decode(r.state)["stream"] for r in iter_rows(self.ledger.app, after=self.head)}
+            for stream in changed:
+                prefix, _, key = stream.partition(":")
+                if prefix == "skill":
+                    self.skills[key] = self.ledger.load(Skill, key)
+                elif prefix == "publisher":
+                    self.publishers.pop(key, None)
+                elif prefix == "policy":
+                    self.policy = self.ledger.policy()
+        self.head = head
+
+    def _publisher(self, name: str) -> Publisher:
+        p = self.publishers.get(name)
+        if p is None:
+            p = self.publishers[name] = self.ledger.load(Publisher, name)
+        return p
+
+    # --- one pass ------------------------------------------------------------------------
+
+    def run_pass(self) -> PassResult:
+        started = time.perf_counter()
+        self._refresh()
+        assert self.policy is not None
+        checked = passed = skipped = 0
+        quarantined: list[Quarantine] = []
+        positions: list[int] = []
+        for skill_id in sorted(self.skills):
+            skill = self.skills[skill_id]
+            for v in skill.installed_versions():
+                checked += 1
+                key = (skill_id, v.version)
+                fingerprint = self._fingerprint(skill, v)
+                if fingerprint is not None and self.memo.get(key) == fingerprint:
+                    skipped += 1
+                    passed += int(v.last_audit is not None and bool(v.last_audit["passed"]))
+                    continue
+                outcome = self._check_version(skill_id, v.version)
+                positions += outcome["positions"]
+                if outcome["quarantined"]:
+                    quarantined.append(Quarantine(skill_id, v.version, outcome["quarantined"]))
+                if outcome["passed"]:
+                    passed += 1
+        if positions:
+            self._refresh()
+        # Memoise the post-pass state so the next pass can skip what did not change.
+        for skill_id, skill in self.skills.items():
+            for v in skill.installed_versions():
+                fp = self._fingerprint(skill, v)
+                if fp is not None:
+                    self.memo[(skill_id, v.version)] = fp
+        return PassResult(checked, passed, quarantined, positions, skipped,
+                          round((time.perf_counter() - started) * 1000, 1))
+
+    def _fingerprint(self, skill: Skill, v: SkillVersion) -> tuple[Any, ...] | None:
+        try:
+            st = os.stat(self.ledger.blobs.path_for(v.artifact_sha256))
+        except (OSError, ValueError):
+            return None
+        publisher = self._publisher(v.publisher)
+        assert self.policy is not None
+        audit = v.last_audit or {}
+        return (v.artifact_sha256, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns,
+                self.policy.policy_version, publisher.version, v.status, audit.get("passed"),
+                audit.get("policy_version"))
+
+    def _check_version(self, skill_id: str, version: str) -> dict[str, Any]:
+        ledger = self.ledger
+
+        def attempt() -> dict[str, Any]:
+            skill = ledger.load(Skill, skill_id)
+            v = skill.installed(version)
+            policy = ledger.policy()
+            try:
+                inspected, decision = ledger._verify_stored(skill, v)
+            except (ArtifactTampered, ArtifactMissing, ArtifactError, TrustError) as e:
+                code = ledger._quarantine_code(e)
+                changed = skill.quarantine(ledger.actor, v.version, code, e.message, _jsonable(e.details))
+                return {"positions": ledger.save(skill), "quarantined": code if changed else None, "passed": False}
+            outcome = ledger._audit(inspected, decision.value, policy)
+            report = outcome.report
+            failed = sorted({c["check_id"] for c in report["checks"] if c["status"] == "fail"})
+            last = v.last_audit
+            unchanged = (last is not None and bool(last["passed"]) == bool(report["passed"])
+                         and last.get("failed_checks", []) == failed and last["policy_version"] == outcome.policy_version)
+            if not unchanged:
+                trigger = self._trigger(v, decision.value, outcome.policy_version)
+                skill.record_audit(ledger.actor, v.version, trigger, outcome.policy_version, report)
+            code = None
+            if not report["passed"] and v.status != QUARANTINED:
+                trigger = self._trigger(v, decision.value, outcome.policy_version)
+                code = POLICY_CHANGE if trigger == "policy_change" else AUDIT_FAILED
+                skill.quarantine(ledger.actor, v.version, code, "; ".join(report["quarantine_reasons"]),
+                                 {"policy_version": outcome.policy_version, "trigger": trigger})
+            return {"positions": ledger.save(skill), "quarantined": code, "passed": bool(report["passed"])}
+
+        return ledger.retrying(attempt)
+
+    @staticmethod
+    def _trigger(v: SkillVersion, trust_decision: str, policy_version: int) -> str:
+        """What changed since the last passing audit: the policy, the trust state, or nothing (periodic)."""
+        if v.last_passing_audit_policy is not None and v.last_passing_audit_policy != policy_version:
+            return "policy_change"
+        if v.trust_decision and trust_decision != v.trust_decision and trust_decision != "tofu_pinned":
+            return "trust_change"
+        return "periodic"
+
+
+class Stop:
+    """Set by SIGTERM/SIGINT; ``wait`` sleeps until the interval passes or a signal arrives."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def install(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.event.set())
+
+    def wait(self, seconds: float) -> bool:
+        return self.event.wait(seconds)
+
+    @property
+    def stopped(self) -> bool:
+        return self.event.is_set()
+
+
+def watch(ledger: Ledger, *, interval_s: int, max_runs: int | None, on_pass: Callable[[int, PassResult], None],
+          stop: Stop) -> int:
+    """Run passes every ``interval_s`` seconds until stopped (or ``max_runs``); returns passes run."""
+    reauditor = Reauditor(ledger)
+    runs = 0
+    while not stop.stopped:
+        result = reauditor.run_pass()
+        runs += 1
+        on_pass(runs, result)
+        if interval_s == 0 or (max_runs is not None and runs >= max_runs):
+            break
+        if stop.wait(interval_s):
+            break
+    return runs

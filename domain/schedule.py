@@ -1,0 +1,20 @@
+"""Durations for periodic work (``reaudit --interval``): ``30s``, ``15m``, ``6h``, ``1d`` or
+a plain number of seconds; ``0`` disables repetition."""
+
+from __future__ import annotations
+
+import re
+
+from .errors import UsageError
+
+_DURATION = re.compile(r"([0-9]{1,9})(s|m|h|d)?")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+def parse_duration(text: str) -> int:
+    """Seconds; ``UsageError`` for anything else (no fractions, no negatives, no mixed units)."""
+    m = _DURATION.fullmatch(text.strip())
+    if m is None:
+        raise UsageError(f"invalid duration {text!r}: use a number with s, m, h or d (e.g. 30s, 15m, 6h), or 0",
+                         {"value": text})
+    return int(m.group(1)) * _UNITS[m.group(2)]

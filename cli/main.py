@@ -7,7 +7,7 @@ import click
 from .base import CliContext, SkillsGroup, global_options, version_option
 from .commands import index as index_commands
 from .commands import journal as journal_commands
-from .commands import lifecycle, read, trust
+from .commands import audit, demo, lifecycle, read, trust
 from .commands.keys import keys
 from .commands.package import package
 
@@ -27,8 +27,8 @@ def cli(ctx: click.Context) -> None:
     ctx.ensure_object(CliContext)
 
 
-for command in [keys, package, *lifecycle.COMMANDS, *trust.COMMANDS, *read.COMMANDS,
-                *journal_commands.COMMANDS, *index_commands.COMMANDS]:
+for command in [keys, package, *lifecycle.COMMANDS, *audit.COMMANDS, *trust.COMMANDS, *read.COMMANDS,
+                *journal_commands.COMMANDS, *index_commands.COMMANDS, *demo.COMMANDS]:
     cli.add_command(command)
 
 

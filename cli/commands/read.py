@@ -160,9 +160,10 @@ def history(skill_id: str) -> None:
 
         for e in d["events"]:
             reason = e["data"].get("reason")
-            click.echo(f"#{e['position']:<6} {e['recorded_at'][:19]}  {e['actor']['principal']:<16} "
-                       f"{summarize(e['kind'], {**e['data'], 'stream': e['stream']})}"
-                       + (f"  [reason: {reason}]" if reason else ""))
+            line = summarize(e["kind"], {**e["data"], "stream": e["stream"]})
+            if reason and reason not in line:
+                line += f"  [reason: {reason}]"
+            click.echo(f"#{e['position']:<6} {e['recorded_at'][:19]}  {e['actor']['principal']:<16} {line}")
 
     emit(obj().as_json, data, human)
 

@@ -164,7 +164,9 @@ def policy_set(settings: tuple[str, ...], reason: str, reaudit: bool) -> int:
     with session() as ledger:
         result = ledger.set_policy(settings, reason)
         if reaudit:
-            result["reaudit"] = to_jsonable(ledger.reaudit())
+            from adapters.reaudit import Reauditor
+
+            result["reaudit"] = to_jsonable(Reauditor(ledger).run_pass())
 
     def human(d: dict) -> None:
         changed = ", ".join(d["changed"]) or "nothing"

@@ -1,0 +1,140 @@
+"""``skills verify``, ``skills audit`` and ``skills reaudit`` (with ``--watch``)."""
+
+from __future__ import annotations
+
+import click
+
+from ..base import global_options, obj
+from ..errors import AUDIT_FAILED
+from ..output import emit, json_text, kv, notice, to_jsonable
+from .lifecycle import VERSION, session
+
+
+@click.command("verify")
+@click.argument("skill_id")
+@VERSION
+@global_options
+def verify(skill_id: str, version: str | None) -> int:
+    """Re-verify a stored artifact against the digests recorded at install, its signature and the
+    current trust state. A mismatch quarantines the version and exits 5."""
+    with session() as ledger:
+        result = ledger.verify(skill_id, version)
+
+    def human(d: dict) -> None:
+        if d["ok"]:
+            click.echo(f"{d['skill_id']} {d['version']}: verified ({d['trust_decision']})")
+        else:
+            click.echo(f"{d['skill_id']} {d['version']}: FAILED ({d['reason_code']}): {d['message']}; "
+                       f"status {d['status']}")
+
+    emit(obj().as_json, to_jsonable(result), human)
+    return 0 if result.ok else AUDIT_FAILED
+
+
+def _render_report(d: dict) -> None:
+    r = d["report"] if "report" in d else d
+    click.echo(f"{r['skill_id']} {r['version']} ({r['publisher']}, {r['trust_decision']}): "
+               f"{'PASSED' if r['passed'] else 'FAILED'}")
+    for c in r["checks"]:
+        marker = {"pass": "ok  ", "warn": "warn", "fail": "FAIL", "skipped": "skip"}[c["status"]]
+        click.echo(f"  [{marker}] {c['check_id']}: {c['message']}")
+    if d.get("quarantined"):
+        click.echo("the version was quarantined (audit_failed)")
+
+
+@click.command("audit")
+@click.argument("skill_id", required=False)
+@VERSION
+@click.option("--artifact", type=click.Path(dir_okay=False), help="Audit a file instead (read-only).")
+@click.option("--trusted-publisher", "trusted", multiple=True, metavar="PUB=HEXKEY",
+              help="With --artifact: trust this key for this run only.")
+@click.option("--allow-tofu", is_flag=True, help="With --artifact: accept an unknown publisher for this run.")
+@click.option("--no-quarantine", is_flag=True, help="Record the audit but do not quarantine on failure.")
+@global_options
+def audit(skill_id: str | None, version: str | None, artifact: str | None, trusted: tuple[str, ...],
+          allow_tofu: bool, no_quarantine: bool) -> int:
+    """Audit an installed version (recorded; quarantines on failure) or an artifact file (read-only).
+    Prints the audit report; exit 0 when it passed, 5 when it did not."""
+    from domain.errors import UsageError
+
+    if bool(skill_id) == bool(artifact):
+        raise UsageError("give either SKILL_ID or --artifact FILE")
+    if artifact:
+        from adapters.ledger import Ledger
+        from adapters.packaging import read_artifact, trust_from_flags
+
+        ledger = Ledger(obj().settings())
+        try:
+            run = ledger.audit_file(read_artifact(artifact), allow_tofu=allow_tofu,
+                                    extra_trust=trust_from_flags(trusted, None))
+        finally:
+            ledger.close()
+        data = run.report
+    else:
+        with session() as ledger:
+            run = ledger.audit_installed(skill_id or "", version, quarantine=not no_quarantine)
+        data = {**run.report, "quarantined": run.quarantined, "positions": run.positions}
+    emit(obj().as_json, data, _render_report)
+    return 0 if run.report["passed"] else AUDIT_FAILED
+
+
+@click.command("reaudit")
+@click.option("--watch", is_flag=True, help="Repeat every --interval until SIGTERM/SIGINT (a service loop).")
+@click.option("--interval", default="6h", show_default=True, metavar="DURATION",
+              help="Time between passes with --watch: 30s, 15m, 6h, 1d; 0 disables repetition.")
+@click.option("--max-runs", type=click.IntRange(min=1), metavar="N", help="Stop after N passes.")
+@global_options
+def reaudit(watch: bool, interval: str, max_runs: int | None) -> int:
+    """Verify and audit every installed version; quarantine failures. A passing audit never
+    re-activates a quarantined version. Writes nothing for a version whose result is unchanged."""
+    import datetime as dt
+
+    from adapters.reaudit import Reauditor, Stop
+    from adapters.reaudit import watch as watch_loop
+    from domain.schedule import parse_duration
+
+    seconds = parse_duration(interval)
+    as_json = obj().as_json
+    total_quarantined = 0
+
+    def data_of(result) -> dict:
+        d = to_jsonable(result)
+        return {"checked": d["checked"], "passed": d["passed"], "quarantined": d["quarantined"],
+                "positions": d["positions"], "skipped_unchanged": d["skipped_unchanged"],
+                "duration_ms": d["duration_ms"]}
+
+    if not watch:
+        with session() as ledger:
+            result = Reauditor(ledger).run_pass()
+        data = data_of(result)
+
+        def human(d: dict) -> None:
+            click.echo(f"checked {d['checked']}, passed {d['passed']}, quarantined {len(d['quarantined'])}")
+            for q in d["quarantined"]:
+                click.echo(f"  quarantined {q['skill_id']} {q['version']} ({q['reason_code']})")
+
+        emit(as_json, data, human)
+        return AUDIT_FAILED if result.quarantined else 0
+
+    stop = Stop()
+    stop.install()
+
+    def on_pass(n: int, result) -> None:
+        nonlocal total_quarantined
+        total_quarantined += len(result.quarantined)
+        d = data_of(result)
+        if as_json:
+            click.echo(json_text({"pass": n, **d}, pretty=False))
+        else:
+            now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            q = ", ".join(f"{x['skill_id']} {x['version']} ({x['reason_code']})" for x in d["quarantined"]) or "none"
+            click.echo(f"{now} reaudit pass {n}: checked {d['checked']}, passed {d['passed']}, "
+                       f"quarantined {q}, {d['duration_ms']} ms", err=False)
+
+    with session() as ledger:
+        runs = watch_loop(ledger, interval_s=seconds, max_runs=max_runs, on_pass=on_pass, stop=stop)
+    notice(f"reaudit: stopped after {runs} pass(es)")
+    return 0
+
+
+COMMANDS = [verify, audit, reaudit]

@@ -22,12 +22,11 @@ from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 from eventsourcing.utils import get_topic
 
-from domain import checkpoints as _checkpoints  # noqa: F401  (register event topics)
-from domain import intake as _intake  # noqa: F401
-from domain import publisher as _publisher  # noqa: F401
-from domain import skill as _skill  # noqa: F401
 from domain.codec import GENESIS_HASH, decode_event, encode_state, event_hash, exported_event
 from domain.errors import ConfigurationError
+from domain.events import load_model
+
+load_model()  # every event topic must resolve before the first stored event is decoded
 
 import msgspec
 

@@ -48,11 +48,18 @@ def version_of_topic(topic: str) -> int:
     return int(version) if sep and version.isdigit() else 1
 
 
+def _event_class(topic: str) -> Any:
+    from .events import load_model
+
+    load_model()
+    return resolve_topic(topic)
+
+
 def decode_state_dict(topic: str, state: bytes) -> dict[str, Any]:
     """The stored state as a plain dict, upcast to the current version of its class."""
     data: dict[str, Any] = _decoder.decode(state)
     stored = version_of_topic(topic)
-    cls = resolve_topic(topic)
+    cls = _event_class(topic)
     current = getattr(cls, "VERSION", 1)
     for v in range(stored, current):
         getattr(cls, f"upcast_v{v}_v{v + 1}")(data)
@@ -75,7 +82,7 @@ def _schema(cls: type) -> Any:
 
 def decode_event(topic: str, state: bytes, originator_id: Any, originator_version: int) -> Any:
     """A typed domain event (validated against the class's field types)."""
-    cls = resolve_topic(topic)
+    cls = _event_class(topic)
     data = decode_state_dict(topic, state)
     typed = msgspec.convert(data, _schema(cls))
     values = {f: getattr(typed, f) for f in typed.__struct_fields__}

@@ -71,15 +71,30 @@ class LedgerEvent(AggregateEvent):
         raise NotImplementedError
 
 
+_MODEL_LOADED = False
+
+
+def load_model() -> None:
+    """Import every aggregate module so all event kinds and stream prefixes are registered."""
+    global _MODEL_LOADED
+    if not _MODEL_LOADED:
+        from . import audit_policy, checkpoints, intake, publisher, skill  # noqa: F401
+
+        _MODEL_LOADED = True
+
+
 def topics_for_kinds(kinds: Sequence[str]) -> list[str]:
+    load_model()
     return [cls.TOPIC for k in kinds for cls in _EVENTS_BY_KIND.get(k, ())]
 
 
 def known_kinds() -> list[str]:
+    load_model()
     return sorted(_EVENTS_BY_KIND)
 
 
 def aggregate_class_for(stream: str) -> type["LedgerAggregate"]:
+    load_model()
     prefix = stream.split(":", 1)[0]
     try:
         return _AGGREGATES[prefix]

@@ -1,0 +1,131 @@
+"""Publisher trust facts, the event encoding, upcasting and the exported shape's hash."""
+
+import json
+from typing import ClassVar
+
+import pytest
+
+from domain.codec import (
+    GENESIS_HASH,
+    canonical_bytes,
+    decode_event,
+    decode_state_dict,
+    encode_state,
+    event_hash,
+    exported_event,
+    kind_of_topic,
+    version_of_topic,
+)
+from domain.events import Actor, LedgerAggregate, LedgerEvent, known_kinds, stream_uuid, topics_for_kinds
+from domain.publisher import Publisher
+from domain.trust import TrustDecision, evaluate_trust
+
+ACTOR = Actor("user:alice", "h", "trust allow")
+K1, K2 = "a" * 64, "b" * 64
+
+
+def test_publisher_allowlist_pin_and_revoke_shape_the_trust_store():
+    p = Publisher.start("acme")
+    assert p.allowlist(ACTOR, K1, "ed25519:1", "ops") is True
+    assert p.allowlist(ACTOR, K1, "ed25519:1", "ops") is False
+    p.pin(ACTOR, K2, "ed25519:2", "acme.x", "1.0.0", "p")
+    store = p.trust_store()
+    assert store.trusted_publishers == {"acme": (K1,)} and store.tofu_publishers == {"acme": K2}
+    assert p.revoke(ACTOR, K1, "ed25519:1", "leaked") is True
+    assert p.revoke(ACTOR, K1, "ed25519:1", "again") is False
+    store = p.trust_store()
+    assert store.trusted_publishers == {} and store.revoked == {"acme": frozenset({K1})}
+    # the allowlist is now empty, so the pin decides; the revoked key is refused outright
+    assert evaluate_trust(store, "acme", K2, False).decision is TrustDecision.TOFU_PINNED
+    from domain.errors import KeyRevoked
+
+    with pytest.raises(KeyRevoked):
+        evaluate_trust(store, "acme", K1, True)
+
+
+def test_re_allowlisting_a_revoked_key_restores_it():
+    p = Publisher.start("acme")
+    p.revoke(ACTOR, K1, "ed25519:1", "pre-emptive")
+    assert p.allowlist(ACTOR, K1, "ed25519:1", "cleared")
+    assert p.trust_store().trusted_publishers == {"acme": (K1,)}
+    assert p.trust_store().revoked == {}
+
+
+def test_stream_ids_are_name_based():
+    assert Publisher.id_for("acme") == stream_uuid("publisher:acme")
+    assert Publisher.start("acme").id == Publisher.id_for("acme")
+
+
+def test_topics_are_kind_and_version():
+    assert kind_of_topic("skill.installed.v1") == "skill.installed"
+    assert version_of_topic("skill.installed.v12") == 12
+    assert "skill.installed.v1" in topics_for_kinds(["skill.installed"])
+    assert {"artifact.rejected", "publisher.key_pinned", "policy.changed", "journal.checkpoint"} <= set(known_kinds())
+
+
+def test_encoding_round_trip_is_typed():
+    p = Publisher.start("acme")
+    p.allowlist(ACTOR, K1, "ed25519:1", "ops")
+    (event,) = p.collect_events()
+    state = encode_state(event)
+    assert json.loads(state)["actor"] == {"principal": "user:alice", "host": "h", "command": "trust allow"}
+    again = decode_event(event.TOPIC, state, event.originator_id, event.originator_version)
+    assert again == event
+
+
+def test_decode_rejects_a_state_with_unknown_fields():
+    p = Publisher.start("acme")
+    p.allowlist(ACTOR, K1, "ed25519:1", "ops")
+    (event,) = p.collect_events()
+    doc = json.loads(encode_state(event))
+    doc["surprise"] = 1
+    with pytest.raises(Exception):
+        decode_event(event.TOPIC, json.dumps(doc).encode(), event.originator_id, 1)
+
+
+class Gadget(LedgerAggregate):
+    PREFIX: ClassVar[str] = "gadget-test"
+
+    def __init__(self, id, stream):
+        super().__init__(id, stream)
+        self.colour = None
+
+
+class Painted(LedgerEvent):
+    KIND: ClassVar[str] = "gadget_test.painted"
+    VERSION: ClassVar[int] = 2
+    colour: str
+    shade: str
+
+    @staticmethod
+    def upcast_v1_v2(state: dict) -> None:
+        state["shade"] = "plain"
+
+    def apply(self, g: Gadget) -> None:
+        g.colour = f"{self.colour}/{self.shade}"
+
+
+def test_upcasting_old_topics():
+    from eventsourcing.utils import register_topic
+
+    register_topic("gadget_test.painted.v1", Painted)
+    old = json.dumps({"timestamp": "2026-01-01T00:00:00Z", "stream": "gadget-test:x",
+                      "actor": {"principal": "p", "host": "h", "command": "c"}, "colour": "red"}).encode()
+    assert decode_state_dict("gadget_test.painted.v1", old)["shade"] == "plain"
+    event = decode_event("gadget_test.painted.v1", old, stream_uuid("gadget-test:x"), 1)
+    g = event.mutate(None)
+    assert isinstance(g, Gadget) and g.colour == "red/plain"
+
+
+def test_exported_shape_and_hash_cover_every_field():
+    state = {"timestamp": "2026-11-25T06:10:00.123456Z", "stream": "skill:acme.x",
+             "actor": {"principal": "user:a", "host": "h", "command": "install"}, "version": "1.0.0"}
+    e = exported_event(12, 3, "skill.installed.v1", state, GENESIS_HASH)
+    assert list(e) == ["position", "recorded_at", "stream", "stream_version", "kind", "actor", "data", "prev_hash"]
+    assert e["recorded_at"] == "2026-11-25T06:10:00.123456+00:00" and e["data"] == {"version": "1.0.0"}
+    h = event_hash(e)
+    for field, value in [("position", 13), ("stream_version", 4), ("kind", "skill.removed"),
+                         ("prev_hash", "1" * 64), ("data", {"version": "2.0.0"}), ("recorded_at", "x"),
+                         ("stream", "skill:other"), ("actor", {"principal": "user:b"})]:
+        assert event_hash({**e, field: value}) != h, field
+    assert canonical_bytes(e) == canonical_bytes(dict(reversed(list(e.items()))))

@@ -1,0 +1,129 @@
+"""The projection store: self-healing views.db, rebuild equals catch-up, as-of replay, queries."""
+
+import sqlite3
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import builders as b  # noqa: E402
+
+from adapters.views import open_views, parse_as_of, views_as_of  # noqa: E402
+from projections import queries  # noqa: E402
+from projections.schema import SCHEMA_VERSION  # noqa: E402
+from projections.store import ViewStore, discard, scratch  # noqa: E402
+
+
+@pytest.fixture
+def populated(tmp_path):
+    home = tmp_path / "home"
+    led = b.ledger(home)
+    led.install(b.write(tmp_path, "1.skill", b.artifact(version="1.0.0")), allow_tofu=True)
+    led.install(b.write(tmp_path, "2.skill", b.artifact(version="2.0.0")))
+    led.install(b.write(tmp_path, "o.skill", b.artifact("acme.other")))
+    led.quarantine("acme.other", None, "look closer")
+    led.rollback("acme.echo", "1.0.0", "regression")
+    try:
+        led.install(b.write(tmp_path, "bad.skill", b"junk"))
+    except Exception:
+        pass
+    yield led
+    led.close()
+
+
+def open_store(led, notes):
+    return open_views(led.settings, notify=notes.append)
+
+
+def test_catch_up_builds_the_index(populated):
+    notes = []
+    store = open_store(populated, notes)
+    entries = {(e["skill_id"], e["version"]): e for e in queries.list_entries(store.con)}
+    assert entries[("acme.echo", "1.0.0")]["current"] and not entries[("acme.echo", "2.0.0")]["current"]
+    other = entries[("acme.other", "1.0.0")]
+    assert other["status"] == "quarantined" and other["eligibility"] == {"eligible": False, "reasons": ["quarantined"]}
+    assert store.position() == populated.head()
+    assert [r["error_code"] for r in store.con.execute("SELECT error_code FROM rejections")] == ["zip"]
+    assert notes == []
+
+
+def test_rebuild_equals_incremental_catch_up(populated):
+    live = open_store(populated, [])
+    fresh = scratch(populated.app.recorder, until=None, directory=populated.settings.home)
+    try:
+        assert live.diff(fresh) == []
+    finally:
+        discard(fresh)
+
+
+@pytest.mark.parametrize("damage", ["delete", "truncate", "garbage", "old-schema", "other-journal"])
+def test_damaged_views_db_is_rebuilt_with_a_notice(populated, damage):
+    path = populated.settings.views_path
+    store = open_store(populated, [])
+    before = sorted(queries.list_entries(store.con), key=lambda e: (e["skill_id"], e["version"]))
+    store.close()
+    if damage == "delete":
+        path.unlink()
+    elif damage == "truncate":
+        path.write_bytes(path.read_bytes()[:100])
+    elif damage == "garbage":
+        path.write_bytes(b"\x00garbage" * 1000)
+    elif damage == "old-schema":
+        con = sqlite3.connect(path)
+        con.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION - 1),))
+        con.commit()
+        con.close()
+    else:
+        con = sqlite3.connect(path)
+        con.execute("UPDATE meta SET value='someone-else' WHERE key='journal'")
+        con.commit()
+        con.close()
+    if damage in ("truncate", "garbage"):
+        for suffix in ("-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+    notes = []
+    store = open_store(populated, notes)
+    after = sorted(queries.list_entries(store.con), key=lambda e: (e["skill_id"], e["version"]))
+    assert after == before
+    if damage != "delete":
+        assert len(notes) == 1 and "rebuilding" in notes[0]
+
+
+def test_views_ahead_of_the_journal_are_rebuilt(tmp_path, populated):
+    store = open_store(populated, [])
+    store.con.execute("UPDATE positions SET position = position + 100")
+    store.close()
+    notes = []
+    store = ViewStore(populated.settings.views_path, notify=notes.append)
+    store.catch_up(populated.app.recorder)
+    assert store.position() == populated.head() and any("ahead" in n for n in notes)
+
+
+def test_as_of_replays_into_a_scratch_store(populated):
+    store = open_store(populated, [])
+    position = parse_as_of(store, "6")
+    old = views_as_of(populated.settings, position)
+    try:
+        entries = queries.list_entries(old.con)
+        assert [(e["skill_id"], e["version"], e["status"]) for e in entries] == [("acme.echo", "1.0.0", "active")]
+        assert old.position() == 6
+    finally:
+        discard(old)
+    assert parse_as_of(store, "1999-01-01T00:00:00") == 0
+    assert parse_as_of(store, "2999-01-01T00:00:00Z") == populated.head()
+    from domain.errors import UsageError
+
+    with pytest.raises(UsageError):
+        parse_as_of(store, "yesterday")
+
+
+def test_info_and_trust_queries(populated):
+    store = open_store(populated, [])
+    row = queries.version_row(store.con, "acme.echo", None)
+    info = queries.info(store.con, row)
+    assert info["version"] == "1.0.0" and info["tools"][0]["id"] == "acme.echo"
+    assert info["policy_bindings"] == [{"action": "tool.execute", "resource": "tool:acme.echo", "requires_approval": False}]
+    assert [a["trigger"] for a in info["audits"]] == ["install"]
+    (pub,) = queries.trust_publishers(store.con)
+    assert pub["publisher"] == "acme" and pub["keys"][0]["kind"] == "tofu"

@@ -85,7 +85,12 @@ class Reauditor:
 
     # --- one pass ------------------------------------------------------------------------
 
-    def run_pass(self) -> PassResult:
+    def count(self) -> int:
+        """How many installed versions the next pass will check (for progress bars)."""
+        self._refresh()
+        return sum(len(s.installed_versions()) for s in self.skills.values())
+
+    def run_pass(self, progress: Callable[[int], None] | None = None) -> PassResult:
         started = time.perf_counter()
         self._refresh()
         assert self.policy is not None
@@ -96,6 +101,8 @@ class Reauditor:
             skill = self.skills[skill_id]
             for v in skill.installed_versions():
                 checked += 1
+                if progress is not None:
+                    progress(1)
                 key = (skill_id, v.version)
                 fingerprint = self._fingerprint(skill, v)
                 if fingerprint is not None and self.memo.get(key) == fingerprint:

@@ -104,8 +104,15 @@ def reaudit(watch: bool, interval: str, max_runs: int | None) -> int:
                 "duration_ms": d["duration_ms"]}
 
     if not watch:
+        import sys
+
+        from ..output import is_tty
+
         with session() as ledger:
-            result = Reauditor(ledger).run_pass()
+            reauditor = Reauditor(ledger)
+            with click.progressbar(length=reauditor.count(), label="Re-auditing", file=sys.stderr,
+                                   hidden=as_json or not is_tty()) as bar:
+                result = reauditor.run_pass(progress=bar.update)
         data = data_of(result)
 
         def human(d: dict) -> None:

@@ -3,9 +3,9 @@
 Pure: bytes in, bytes out. The decoder does its own central-directory walk with
 ``struct`` because the standard library silently tolerates prepended data,
 comments, trailing bytes, overlapping entries and duplicate names, all of which
-the format rejects. Decompression uses ``zlib`` directly with an output cap, so a
-deflate bomb costs at most ``entry_limit + 1`` bytes of output before it is
-stopped, whatever sizes the archive declares.
+the format rejects. Once the structure is proven sound, the entries are streamed by
+``zipfile`` with a read cap, so a deflate bomb costs at most ``entry_limit + 1``
+bytes of output before it is stopped, whatever sizes the archive declares.
 
 Every failure is a ``domain.errors`` error; no ``struct.error``, ``zlib.error`` or
 ``UnicodeDecodeError`` escapes.
@@ -13,7 +13,10 @@ Every failure is a ``domain.errors`` error; no ``struct.error``, ``zlib.error`` 
 
 from __future__ import annotations
 
+import copy
+import io
 import struct
+import zipfile
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -98,59 +101,37 @@ _MAX_EOCD_SEARCH = EOCD_RECORD.size + _U16_MAX  # EOCD plus the longest possible
 
 
 def encode_archive(entries: Mapping[str, bytes]) -> bytes:
-    """Write ``entries`` as a deterministic ZIP per §11.
+    """Write ``entries`` as a deterministic ZIP per §11, through the standard ``zipfile``.
 
-    The records are written by hand rather than through ``zipfile`` so that the
-    layout is exactly what §11 asks for (no extra fields, no data descriptors, no
-    ZIP64, fixed timestamps and attributes) independent of the Python version.
+    Every ``ZipInfo`` field that reaches the bytes is set explicitly (fixed 1980-01-01
+    timestamp, Unix host, 0644 regular-file attributes, deflate, no extra fields), and
+    the archive goes to a seekable buffer, so ``zipfile`` writes no data descriptors and
+    the layout passes §12 D4; the tests parse the bytes to hold it to that.
     """
     try:
         return _encode(entries)
-    except (zlib.error, struct.error, UnicodeEncodeError, TypeError, ValueError, OverflowError) as exc:
+    except (zlib.error, struct.error, UnicodeEncodeError, TypeError, ValueError, OverflowError,
+            zipfile.LargeZipFile) as exc:
         raise ZipError(f"cannot encode archive: {exc}") from exc
 
 
 def _encode(entries: Mapping[str, bytes]) -> bytes:
-    parts: list[bytes] = []
-    central: list[bytes] = []
-    offset = 0
-    for path in sorted(entries):
-        if not isinstance(path, str):
-            raise ZipError(f"entry name must be a string, got {type(path).__name__}")
-        data = entries[path]
-        name = path.encode("utf-8")
-        flags = 0 if name.isascii() else FLAG_UTF8
-        compressor = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
-        compressed = compressor.compress(data) + compressor.flush()
-        crc = zlib.crc32(data)
-        usize = len(data)
-        csize = len(compressed)
-        if len(name) > _U16_MAX or max(usize, csize, offset) > _U32_MAX - 1:
-            raise ZipError(f"entry '{path}' would need ZIP64")
-        parts.append(
-            LOCAL_HEADER.pack(
-                LOCAL_SIG, VERSION_20, flags, METHOD_DEFLATE, DOS_TIME_MIDNIGHT, DOS_DATE_1980,
-                crc, csize, usize, len(name), 0,
-            )
-        )
-        parts.append(name)
-        parts.append(compressed)
-        central.append(
-            CENTRAL_HEADER.pack(
-                CENTRAL_SIG, (HOST_UNIX << 8) | VERSION_20, VERSION_20, flags, METHOD_DEFLATE,
-                DOS_TIME_MIDNIGHT, DOS_DATE_1980, crc, csize, usize, len(name), 0, 0, 0, 0,
-                REGULAR_FILE_ATTR, offset,
-            )
-            + name
-        )
-        offset += LOCAL_HEADER.size + len(name) + csize
-    cd = b"".join(central)
-    if len(central) > _U16_MAX - 1 or offset > _U32_MAX - 1 or len(cd) > _U32_MAX - 1:
-        raise ZipError("archive would need ZIP64")
-    eocd = EOCD_RECORD.pack(EOCD_SIG, 0, 0, len(central), len(central), len(cd), offset, 0)
-    parts.append(cd)
-    parts.append(eocd)
-    return b"".join(parts)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=False) as zf:
+        for path in sorted(entries):
+            if not isinstance(path, str):
+                raise ZipError(f"entry name must be a string, got {type(path).__name__}")
+            data = entries[path]
+            if not isinstance(data, (bytes, bytearray, memoryview)):
+                raise ZipError(f"entry '{path}' content must be bytes, got {type(data).__name__}")
+            info = zipfile.ZipInfo(path, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.create_system = HOST_UNIX
+            info.create_version = VERSION_20
+            info.extract_version = VERSION_20
+            info.external_attr = REGULAR_FILE_ATTR
+            zf.writestr(info, bytes(data))
+    return buffer.getvalue()
 
 
 # --- §12 decoding: parsed structures ---------------------------------------------------
@@ -210,8 +191,14 @@ def decode_archive(data: bytes) -> dict[str, bytes]:
     _check_unique_raw_names(records)  # c
     _check_local_headers(mv, records, eocd.cd_offset)  # d
     _check_spans_tile(mv, records, eocd.cd_offset)  # e
-    # D5
-    result = _extract_entries(mv, records)
+    # D5: the structure is sound, so the standard reader can stream the entries.
+    try:
+        reader = zipfile.ZipFile(io.BytesIO(mv))
+    except (zipfile.BadZipFile, ValueError, EOFError, NotImplementedError, OSError) as exc:
+        raise ZipError(f"the standard reader refuses the archive: {exc}") from exc
+    if len(reader.infolist()) != len(records):
+        raise ZipError("the standard reader sees a different central directory")
+    result = _extract_entries(reader, records)
     # D6
     return dict(sorted(result.items()))
 
@@ -403,7 +390,7 @@ def _span_end(mv: memoryview, r: CentralRecord, cd_offset: int) -> int:
     return dd_end
 
 
-def _extract_entries(mv: memoryview, records: list[CentralRecord]) -> dict[str, bytes]:
+def _extract_entries(reader: zipfile.ZipFile, records: list[CentralRecord]) -> dict[str, bytes]:
     """D5: per record in central-directory order, with the streamed total cap."""
     total = 0
     result: dict[str, bytes] = {}
@@ -435,7 +422,7 @@ def _extract_entries(mv: memoryview, records: list[CentralRecord]) -> dict[str, 
             raise ArtifactTooLarge(total + declared, MAX_TOTAL_UNCOMPRESSED_BYTES)
         # h
         entry_limit = min(remaining, MAX_ENTRY_BYTES)
-        content = _read_entry(mv, r, entry_limit + 1)
+        content = _read_entry(reader, r, entry_limit + 1)
         read = len(content)
         # i
         if read > entry_limit:
@@ -469,38 +456,19 @@ def _check_file_type(r: CentralRecord) -> None:
         raise ZipError(f"entry '{r.name}' has a directory mode but is not named as a directory")
 
 
-def _read_entry(mv: memoryview, r: CentralRecord, cap: int) -> bytes:
-    """D5h: at most ``cap`` bytes of content; the CRC is checked only when the whole entry was read.
-
-    Never sized from the declared size: ``zlib``'s ``max_length`` grows its output
-    buffer as data actually arrives and stops at ``cap``.
-    """
-    compressed = mv[r.data_start : r.data_start + r.csize]
-    if r.method == METHOD_STORED:
-        content = bytes(compressed[:cap])
-        complete = len(compressed) < cap
-    elif r.csize == 0:
-        # Some writers store an empty file as deflate with no stream at all.
-        content, complete = b"", True
-    else:
-        content, complete = _inflate(compressed, cap, r.name)
-    if complete and zlib.crc32(content) != r.crc:
-        raise IoError(f"CRC mismatch for entry '{r.name}'")
-    return content
-
-
-def _inflate(compressed: memoryview, cap: int, name: str) -> tuple[bytes, bool]:
-    """Raw deflate, output capped at ``cap``; returns (content, stream fully read)."""
-    inflater = zlib.decompressobj(-15)
+def _read_entry(reader: zipfile.ZipFile, r: CentralRecord, cap: int) -> bytes:
+    """D5h: at most ``cap`` bytes of content, streamed by ``zipfile`` (which also checks the
+    CRC once the whole entry has been read). Never sized from the declared size: zipfile
+    would stop at the declared size and report a CRC error for an entry that lies about
+    it, so the read is bounded by ``cap`` instead and the size is judged by the caller."""
+    info = copy.copy(reader.infolist()[r.index])
+    info.file_size = cap + 1  # one more than we read: stopping at the cap is not "end of entry"
     try:
-        content = inflater.decompress(compressed, cap)
-    except zlib.error as exc:
-        raise IoError(f"corrupt deflate data in entry '{name}': {exc}") from exc
-    if len(content) >= cap:
-        return content, False  # over the limit; the caller reports the size
-    if not inflater.eof:
-        raise IoError(f"deflate data of entry '{name}' ends before the end of the stream")
-    if inflater.unused_data:
-        # Bytes after the end of the stream would be covered by no hash; refuse to carry them.
-        raise ZipError(f"entry '{name}' has {len(inflater.unused_data)} bytes after the end of its deflate stream")
-    return content, True
+        with reader.open(info) as f:
+            return f.read(cap)
+    except zipfile.BadZipFile as exc:  # CRC mismatch, truncated stream
+        raise IoError(f"cannot read entry '{r.name}': {exc}") from exc
+    except (zlib.error, EOFError) as exc:
+        raise IoError(f"corrupt compressed data in entry '{r.name}': {exc}") from exc
+    except (NotImplementedError, RuntimeError, ValueError) as exc:  # guarded above; belt and braces
+        raise ZipError(f"cannot read entry '{r.name}': {exc}") from exc

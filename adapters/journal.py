@@ -18,12 +18,12 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import Application
-from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
+from eventsourcing.persistence import Mapper, PersistenceError, StoredEvent, Transcoder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 from eventsourcing.utils import get_topic
 
 from domain.codec import GENESIS_HASH, decode_event, encode_state, event_hash, exported_event
-from domain.errors import ConfigurationError
+from domain.errors import ConfigurationError, JournalUnavailable
 from domain.events import load_model
 
 load_model()  # every event topic must resolve before the first stored event is decoded
@@ -151,7 +151,11 @@ def journal_env(journal_url: str, lock_timeout_s: int = 30) -> dict[str, str]:
 
 
 def open_journal(journal_url: str) -> LedgerApplication:
-    return LedgerApplication(env=journal_env(journal_url))
+    try:
+        return LedgerApplication(env=journal_env(journal_url))
+    except (PersistenceError, sqlite3.Error) as e:
+        where = journal_url.split("@")[-1]  # never echo credentials of a URL
+        raise JournalUnavailable(f"cannot open the journal at {where}: {e}", {"journal": where}) from None
 
 
 class StoredRow(msgspec.Struct, frozen=True):

@@ -95,6 +95,21 @@ def render_error(error: SkillLedgerError, as_json: bool) -> int:
     return exit_code_for(error.code)
 
 
+def _storage_error(e: Exception) -> SkillLedgerError | None:
+    """A database failure (SQLite or the event store) as a clean error, or None for anything else."""
+    import sqlite3
+
+    from domain.errors import ConcurrencyConflict, JournalUnavailable
+
+    is_storage = isinstance(e, sqlite3.Error) or type(e).__module__.startswith("eventsourcing")
+    if not is_storage:
+        return None
+    text = str(e) or type(e).__name__
+    if "locked" in text.lower() or "busy" in text.lower():
+        return ConcurrencyConflict(f"the database stayed locked by another writer: {text}")
+    return JournalUnavailable(f"a state database failed: {text}")
+
+
 class SkillsGroup(click.Group):
     """Root group: maps errors to exit codes; never shows a traceback for an expected failure."""
 
@@ -108,6 +123,11 @@ class SkillsGroup(click.Group):
             code = rv if isinstance(rv, int) else 0
         except SkillLedgerError as e:
             code = render_error(e, wants_json)
+        except Exception as e:  # noqa: BLE001 - storage failures are not bugs; everything else re-raises
+            storage = _storage_error(e)
+            if storage is None:
+                raise
+            code = render_error(storage, wants_json)
         except click.exceptions.Exit as e:
             code = e.exit_code
         except click.UsageError as e:

@@ -68,6 +68,7 @@ EXIT_CODES: dict[str, int] = {
     "journal_tampered": JOURNAL_INTEGRITY,
     "concurrency_conflict": JOURNAL_INTEGRITY,
     "projection_drift": JOURNAL_INTEGRITY,
+    "journal_unavailable": JOURNAL_INTEGRITY,
     # environment
     "io": INTERNAL,
     "internal_error": INTERNAL,

@@ -321,3 +321,10 @@ class ArtifactMissing(SkillLedgerError):
 
 class ProjectionDrift(SkillLedgerError):
     code = "projection_drift"
+
+
+class JournalUnavailable(SkillLedgerError):
+    """The journal (or another state database) cannot be opened or read: not a database,
+    unreadable, locked beyond the timeout, or the disk failed."""
+
+    code = "journal_unavailable"

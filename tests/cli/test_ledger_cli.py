@@ -162,3 +162,19 @@ def test_global_options_work_after_the_subcommand(tmp_path):
     home = tmp_path / "h"
     r = CliRunner().invoke(cli, ["list", "--home", str(home), "--json"])
     assert r.exit_code == 0 and json.loads(r.stdout) == {"count": 0, "as_of": None, "entries": []}
+
+
+@pytest.mark.parametrize("make", ["garbage-file", "directory"])
+def test_an_unusable_journal_is_a_clean_error(tmp_path, make):
+    journal = tmp_path / "journal.db"
+    if make == "garbage-file":
+        journal.write_bytes(b"this is not sqlite" * 100)
+    else:
+        journal.mkdir()
+    for args in (["list"], ["journal", "verify"], ["install", "--artifact", str(tmp_path / "x")]):
+        r = CliRunner().invoke(cli, ["--home", str(tmp_path / "h"), "--journal", str(journal), "--json", *args])
+        if args[0] == "install":  # the artifact is checked first
+            continue
+        assert r.exit_code == 9, (args, r.output)
+        assert json.loads(r.stdout)["error"]["code"] == "journal_unavailable"
+        assert "Traceback" not in r.output

@@ -110,6 +110,20 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
         c.executemany("INSERT INTO event_chain VALUES (?,?,?,?,?)", rows)
         return positions
 
+    def select_event_rows(self, start: int, limit: int, stop: int | None = None) -> list[tuple[int, int, str, bytes]]:
+        """(position, stream_version, topic, state) after ``start``: the projections' fast path
+        (no UUID objects, no Notification objects)."""
+        sql = "SELECT rowid, originator_version, topic, state FROM stored_events WHERE rowid > ?"
+        params: list[Any] = [start]
+        if stop is not None:
+            sql += " AND rowid <= ?"
+            params.append(stop)
+        sql += " ORDER BY rowid LIMIT ?"
+        params.append(limit)
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(sql, params)
+            return [(r[0], r[1], r[2], bytes(r[3])) for r in c.fetchall()]
+
     @staticmethod
     def _stream_head(c: SQLiteCursor, oid: str, version: int) -> str:
         if version <= 0:

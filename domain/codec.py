@@ -48,19 +48,29 @@ def version_of_topic(topic: str) -> int:
     return int(version) if sep and version.isdigit() else 1
 
 
-def _event_class(topic: str) -> Any:
-    from .events import load_model
+_classes: dict[str, tuple[Any, int, int]] = {}
 
-    load_model()
-    return resolve_topic(topic)
+
+def _event_class(topic: str) -> Any:
+    return _topic_info(topic)[0]
+
+
+def _topic_info(topic: str) -> tuple[Any, int, int]:
+    """(event class, stored version, current version) of a topic, resolved once."""
+    info = _classes.get(topic)
+    if info is None:
+        from .events import load_model
+
+        load_model()
+        cls = resolve_topic(topic)
+        info = _classes[topic] = (cls, version_of_topic(topic), getattr(cls, "VERSION", 1))
+    return info
 
 
 def decode_state_dict(topic: str, state: bytes) -> dict[str, Any]:
     """The stored state as a plain dict, upcast to the current version of its class."""
     data: dict[str, Any] = _decoder.decode(state)
-    stored = version_of_topic(topic)
-    cls = _event_class(topic)
-    current = getattr(cls, "VERSION", 1)
+    cls, stored, current = _topic_info(topic)
     for v in range(stored, current):
         getattr(cls, f"upcast_v{v}_v{v + 1}")(data)
     return data

@@ -19,6 +19,24 @@ def compat_problem(compat: dict[str, Any] | None, runtime_version: str = RUNTIME
     """``None`` when the manifest's compat section admits this runtime, else a short reason."""
     if not compat:
         return "manifest has no compat section"
+    key = (compat.get("required_protocol_major"), compat.get("min_palyra_version"), compat.get("max_palyra_version"),
+           runtime_version, protocol_major)
+    try:
+        return _compat_cache[key]
+    except KeyError:
+        pass
+    except TypeError:  # unhashable values in a damaged record: decide without the cache
+        return _compat_problem(compat, runtime_version, protocol_major)
+    if len(_compat_cache) > 4096:
+        _compat_cache.clear()
+    result = _compat_cache[key] = _compat_problem(compat, runtime_version, protocol_major)
+    return result
+
+
+_compat_cache: dict[tuple[Any, ...], str | None] = {}
+
+
+def _compat_problem(compat: dict[str, Any], runtime_version: str, protocol_major: int) -> str | None:
     try:
         major = compat.get("required_protocol_major", 0)
         if major > protocol_major:

@@ -9,6 +9,7 @@ loaded, so a rebuild and an incremental catch-up produce identical tables.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -31,8 +32,16 @@ def jdump(value: Any) -> str:
 
 def fixed_time(timestamp: str) -> str:
     """A fixed-width UTC ISO 8601 form (microseconds always present), so text order is time order."""
+    # The journal writes UTC as "YYYY-MM-DDTHH:MM:SS[.ffffff]Z": handle that without a datetime.
+    if timestamp.endswith("Z") and len(timestamp) in (20, 27) and timestamp[10] == "T":
+        return (timestamp[:-1] if len(timestamp) == 27 else timestamp[:-1] + ".000000") + "+00:00"
     t = dt.datetime.fromisoformat(timestamp.replace("Z", "+00:00")).astimezone(dt.timezone.utc)
     return t.strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+
+
+@functools.lru_cache(maxsize=256)
+def _reasons_json(reasons: tuple[str, ...]) -> str:
+    return jdump(list(reasons))
 
 
 class Record(msgspec.Struct, frozen=True):
@@ -66,6 +75,9 @@ class Fold:
         self.manifest_facts = manifest_facts
         self.versions: dict[VersionKey, dict[str, Any] | None] = {}
         self.trust: dict[TrustKey, dict[str, Any] | None] = {}
+        # True when the caches hold every row there is (a replay from position 0): a key not
+        # in them has no row, so the loader is not asked.
+        self.complete = False
         self.dirty_versions: set[VersionKey] = set()
         self.dirty_trust: set[TrustKey] = set()
         self.audits: list[tuple[Any, ...]] = []
@@ -92,6 +104,18 @@ class Fold:
 
     # --- driving ------------------------------------------------------------------------
 
+    def start_batch(self) -> None:
+        """Forget what the previous batch produced (its rows are written); keep the row caches."""
+        self.dirty_versions = set()
+        self.dirty_trust = set()
+        self.audits = []
+        self.timeline = []
+        self.rejections = []
+        self.policy = None
+
+    def cached_rows(self) -> int:
+        return len(self.versions) + len(self.trust)
+
     def apply(self, record: Record) -> None:
         state = record.state
         handler = self._handlers.get(record.kind)
@@ -102,9 +126,11 @@ class Fold:
     # --- row access ---------------------------------------------------------------------
 
     def _version(self, key: VersionKey) -> dict[str, Any] | None:
-        if key not in self.versions:
-            self.versions[key] = self.loader.version_row(key)
-        return self.versions[key]
+        try:
+            return self.versions[key]
+        except KeyError:
+            row = self.versions[key] = None if self.complete else self.loader.version_row(key)
+            return row
 
     def _touch(self, key: VersionKey, row: dict[str, Any], position: int) -> None:
         row["updated_position"] = position
@@ -112,9 +138,11 @@ class Fold:
         self.dirty_versions.add(key)
 
     def _trust(self, key: TrustKey) -> dict[str, Any] | None:
-        if key not in self.trust:
-            self.trust[key] = self.loader.trust_row(key)
-        return self.trust[key]
+        try:
+            return self.trust[key]
+        except KeyError:
+            row = self.trust[key] = None if self.complete else self.loader.trust_row(key)
+            return row
 
     def _key_revoked(self, publisher: str, key_hex: str) -> bool:
         row = self._trust((publisher, key_hex))
@@ -215,7 +243,7 @@ class Fold:
             compat=row["compat_problem"],
         )
         row["eligible"] = int(ok)
-        row["eligibility_reasons"] = jdump(reasons)
+        row["eligibility_reasons"] = _reasons_json(tuple(reasons))
         self._touch(key, row, position)
 
     def _key(self, r: Record, d: dict[str, Any], kind: str | None, state: str) -> None:
@@ -244,7 +272,7 @@ class Fold:
                 self._finish(vkey, vrow, r.position)
 
     def _versions_signed_by(self, publisher: str, key_hex: str) -> list[VersionKey]:
-        keys = set(self.loader.version_keys_for_key(publisher, key_hex))
+        keys = set() if self.complete else set(self.loader.version_keys_for_key(publisher, key_hex))
         for k, row in self.versions.items():
             if row is not None and row["publisher"] == publisher and row["key_hex"] == key_hex:
                 keys.add(k)

@@ -1,14 +1,15 @@
 """The read model's tables (``<home>/views.db``).
 
-Every table has an explicit primary key and no rowid, so a full rebuild and an
-incremental catch-up produce the same rows in the same order. Bump ``SCHEMA_VERSION``
+Every table has an explicit primary key (the event-log tables use the journal position
+as their rowid), so a full rebuild and an incremental catch-up produce the same rows in
+the same order. Bump ``SCHEMA_VERSION``
 whenever a table or a derivation changes: an older views.db is then rebuilt from the
 journal automatically.
 """
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 5
 
 # The projections and the tables each one owns. They are caught up together, in one
 # transaction per batch, each with its own tracking position.
@@ -73,7 +74,7 @@ DDL = [
         position INTEGER PRIMARY KEY, skill_id TEXT NOT NULL, version TEXT NOT NULL, at TEXT NOT NULL,
         trigger TEXT NOT NULL, policy_version INTEGER NOT NULL, passed INTEGER NOT NULL,
         should_quarantine INTEGER NOT NULL, failed_checks TEXT NOT NULL, warning_checks TEXT NOT NULL,
-        quarantine_reasons TEXT NOT NULL, checks TEXT NOT NULL) WITHOUT ROWID""",
+        quarantine_reasons TEXT NOT NULL, checks TEXT NOT NULL)""",
     "CREATE INDEX audits_by_version ON audits (skill_id, version)",
     """CREATE TABLE policy (
         name TEXT PRIMARY KEY, policy_version INTEGER NOT NULL, policy TEXT NOT NULL, changed TEXT NOT NULL,
@@ -81,14 +82,11 @@ DDL = [
     """CREATE TABLE timeline (
         position INTEGER PRIMARY KEY, recorded_at TEXT NOT NULL, stream TEXT NOT NULL,
         stream_version INTEGER NOT NULL, kind TEXT NOT NULL, skill_id TEXT, version TEXT, publisher TEXT,
-        principal TEXT NOT NULL, host TEXT NOT NULL, command TEXT NOT NULL, reason TEXT, summary TEXT NOT NULL
-        ) WITHOUT ROWID""",
+        principal TEXT NOT NULL, host TEXT NOT NULL, command TEXT NOT NULL, reason TEXT, summary TEXT NOT NULL)""",
     "CREATE INDEX timeline_by_time ON timeline (recorded_at)",
-    "CREATE INDEX timeline_by_skill ON timeline (skill_id)",
     """CREATE TABLE rejections (
         position INTEGER PRIMARY KEY, recorded_at TEXT NOT NULL, artifact_sha256 TEXT NOT NULL, source TEXT,
-        error_code TEXT NOT NULL, message TEXT NOT NULL, skill_id TEXT, version TEXT, publisher TEXT
-        ) WITHOUT ROWID""",
+        error_code TEXT NOT NULL, message TEXT NOT NULL, skill_id TEXT, version TEXT, publisher TEXT)""",
 ]
 
 # Tables compared by ``index verify`` (meta holds identities, positions are compared separately).

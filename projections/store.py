@@ -35,6 +35,7 @@ from .schema import (
 )
 
 BATCH = 5000
+MAX_CACHED_ROWS = 50_000
 Notify = Callable[[str], None]
 Progress = Callable[[int], None]
 
@@ -44,6 +45,20 @@ class EventSource(Protocol):
                              topics: Any = (), *, inclusive_of_start: bool = True) -> Any: ...
 
     def max_notification_id(self) -> int | None: ...
+
+
+def _fetcher(source: EventSource) -> Callable[[int, int, int | None], list[tuple[int, int, str, bytes]]]:
+    """(position, stream_version, topic, state) rows after a position; the recorder's raw
+    fast path when it has one, else eventsourcing's notifications."""
+    raw = getattr(source, "select_event_rows", None)
+    if raw is not None:
+        return raw
+
+    def from_notifications(start: int, limit: int, stop: int | None) -> list[tuple[int, int, str, bytes]]:
+        page = source.select_notifications(start, limit, stop, inclusive_of_start=False)
+        return [(n.id, n.originator_version, n.topic, n.state) for n in page]
+
+    return from_notifications
 
 
 def default_manifest_facts(manifest_json: dict[str, Any]) -> dict[str, Any]:
@@ -182,34 +197,39 @@ class ViewStore:
         if self.position() > head:
             self.notify(f"notice: views database {self.path} is ahead of the journal; rebuilding it")
             self.rebuild_tables()
+        fetch = _fetcher(source)
         done = 0
+        fold: Fold | None = None
+        expected = -1
         while True:
             self.con.execute("BEGIN IMMEDIATE")
             try:
                 start = self.position()
-                stop = until if until is not None else None
-                if stop is not None and start >= stop:
+                if until is not None and start >= until:
                     self.con.execute("ROLLBACK")
                     break
-                page = source.select_notifications(start, batch, stop, inclusive_of_start=False)
-                if not page:
+                rows = fetch(start, batch, until)
+                if not rows:
                     self.con.execute("ROLLBACK")
                     break
-                self._apply_page(page)
+                if fold is None or start != expected or fold.cached_rows() > MAX_CACHED_ROWS:
+                    # Another writer moved the views since our last batch, or the cache grew
+                    # too big: start from what is on disk.
+                    fold = Fold(_SqlLoader(self.con), self.manifest_facts)
+                    fold.complete = start == 0
+                fold.start_batch()
+                for position, stream_version, topic, state in rows:
+                    fold.apply(Record(position, stream_version, kind_of_topic(topic), decode_state_dict(topic, state)))
+                expected = rows[-1][0]
+                self._write(fold, expected)
                 self.con.execute("COMMIT")
             except BaseException:
                 self.con.execute("ROLLBACK")
                 raise
-            done += len(page)
+            done += len(rows)
             if progress is not None:
-                progress(len(page))
+                progress(len(rows))
         return done
-
-    def _apply_page(self, page: Any) -> None:
-        fold = Fold(_SqlLoader(self.con), self.manifest_facts)
-        for n in page:
-            fold.apply(Record(n.id, n.originator_version, kind_of_topic(n.topic), decode_state_dict(n.topic, n.state)))
-        self._write(fold, page[-1].id)
 
     def _write(self, fold: Fold, position: int) -> None:
         c = self.con

@@ -110,3 +110,20 @@ def views_as_of(settings: Settings, position: int, *, notify: Notify | None = No
         return scratch(ledger.app.recorder, until=position, directory=settings.home, notify=notify)
     finally:
         ledger.close()
+
+
+def journal_trust_store(settings: Settings, *, notify: Notify | None = None):
+    """The active trust state (allowlisted keys, TOFU pins, revocations) as projected from the
+    journal, for read-only verification. A home without a journal has an empty one."""
+    from domain.trust import TrustStore
+    from projections.queries import trust_interchange
+
+    if settings.journal_is_sqlite and not settings.journal_path.exists():
+        return TrustStore()
+    store = open_views(settings, notify=notify)
+    try:
+        trusted, tofu, revoked = trust_interchange(store.con)
+    finally:
+        store.close()
+    return TrustStore({p: tuple(k) for p, k in trusted.items()}, dict(tofu),
+                      {p: frozenset(k) for p, k in revoked.items()})

@@ -144,5 +144,7 @@ def verify(artifact: str, trusted: tuple[str, ...], trust_store: str | None, all
 
 
 def _journal_trust():
-    """The trust state recorded in the journal, when a journal exists (none yet: empty)."""
-    return None
+    """The trust state projected from the journal (empty when this home has no journal)."""
+    from adapters.views import journal_trust_store
+
+    return journal_trust_store(obj().settings())

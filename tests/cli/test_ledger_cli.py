@@ -178,3 +178,18 @@ def test_an_unusable_journal_is_a_clean_error(tmp_path, make):
         assert r.exit_code == 9, (args, r.output)
         assert json.loads(r.stdout)["error"]["code"] == "journal_unavailable"
         assert "Traceback" not in r.output
+
+
+def test_package_verify_reads_the_trust_projected_from_the_journal(run):
+    path = b.write(run.tmp, "a.skill", b.artifact())
+    assert run("package", "verify", "--artifact", path).exit_code == 4
+    run("trust", "allow", "acme", KEY_A, "--reason", "vendor")
+    r = run("package", "verify", "--artifact", path, "--json")
+    assert r.exit_code == 0 and js(r)["trust_decision"] == "allowlisted"
+    run("trust", "revoke", "acme", KEY_A, "--reason", "leaked")
+    r = run("package", "verify", "--artifact", path, "--allow-tofu")
+    assert r.exit_code == 4 and "key_revoked" in r.stderr
+    head = js(run("index", "status", "--json"))["head"]
+    run("package", "verify", "--artifact", b.write(run.tmp, "b.skill", b.artifact("acme.b", seed=b.SEED_B)),
+        "--allow-tofu")
+    assert js(run("index", "status", "--json"))["head"] == head  # read-only: the pin is not recorded

@@ -364,14 +364,17 @@ class Ledger:
 
     # --- verify a stored version --------------------------------------------------------
 
-    def _verify_stored(self, skill: Skill, v: SkillVersion) -> tuple[InspectResult, TrustDecision]:
-        """Digest, payload hash, signature and current trust of a stored version (raises on failure)."""
+    def _verify_stored(self, skill: Skill, v: SkillVersion,
+                       store: TrustStore | None = None) -> tuple[InspectResult, TrustDecision]:
+        """Digest, payload hash, signature and current trust of a stored version (raises on failure).
+        ``store``: the publisher's trust state when the caller already holds it."""
         data = self.blobs.read_verified(v.artifact_sha256, skill_id=skill.skill_id, version=v.version)
         inspected = inspect_artifact(data)
         if inspected.payload_sha256 != v.payload_sha256:
             raise ArtifactTampered(f"stored artifact of {skill.skill_id} {v.version} has a different payload",
                                    {"skill_id": skill.skill_id, "version": v.version})
-        store = self.trust_store_for(inspected.manifest.publisher)
+        if store is None:
+            store = self.trust_store_for(inspected.manifest.publisher)
         decision = evaluate_trust(store, inspected.manifest.publisher, inspected.public_key_hex, False).decision
         return inspected, decision
 

@@ -139,18 +139,28 @@ class Reauditor:
                 audit.get("policy_version"))
 
     def _check_version(self, skill_id: str, version: str) -> dict[str, Any]:
+        """Verify and audit one version; record only what changed. The aggregates refreshed for
+        this pass are used as they are; after a write conflict they are re-read (re-decide)."""
         ledger = self.ledger
+        attempts = 0
 
         def attempt() -> dict[str, Any]:
-            skill = ledger.load(Skill, skill_id)
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1:
+                self.skills[skill_id] = ledger.load(Skill, skill_id)
+                self.policy = ledger.policy()
+                self.publishers.clear()
+            skill = self.skills[skill_id]
+            policy = self.policy
+            assert policy is not None
             v = skill.installed(version)
-            policy = ledger.policy()
             try:
-                inspected, decision = ledger._verify_stored(skill, v)
+                inspected, decision = ledger._verify_stored(skill, v, self._publisher(v.publisher).trust_store())
             except (ArtifactTampered, ArtifactMissing, ArtifactError, TrustError) as e:
                 code = ledger._quarantine_code(e)
                 changed = skill.quarantine(ledger.actor, v.version, code, e.message, _jsonable(e.details))
-                return {"positions": ledger.save(skill), "quarantined": code if changed else None, "passed": False}
+                return self._saved(skill, {"quarantined": code if changed else None, "passed": False})
             outcome = ledger._audit(inspected, decision.value, policy)
             report = outcome.report
             failed = sorted({c["check_id"] for c in report["checks"] if c["status"] == "fail"})
@@ -166,9 +176,22 @@ class Reauditor:
                 code = POLICY_CHANGE if trigger == "policy_change" else AUDIT_FAILED
                 skill.quarantine(ledger.actor, v.version, code, "; ".join(report["quarantine_reasons"]),
                                  {"policy_version": outcome.policy_version, "trigger": trigger})
-            return {"positions": ledger.save(skill), "quarantined": code, "passed": bool(report["passed"])}
+            return self._saved(skill, {"quarantined": code, "passed": bool(report["passed"])})
 
-        return ledger.retrying(attempt)
+        try:
+            return ledger.retrying(attempt)
+        except BaseException:
+            self.skills[skill_id] = ledger.load(Skill, skill_id)  # never keep a half-decided aggregate
+            raise
+
+    def _saved(self, skill: Skill, outcome: dict[str, Any]) -> dict[str, Any]:
+        try:
+            positions = self.ledger.save(skill)
+        except BaseException:
+            # The aggregate holds events that were not recorded: forget it before anyone retries.
+            self.skills[skill.skill_id] = self.ledger.load(Skill, skill.skill_id)
+            raise
+        return {**outcome, "positions": positions}
 
     @staticmethod
     def _trigger(v: SkillVersion, trust_decision: str, policy_version: int) -> str:

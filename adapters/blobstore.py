@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from domain.constants import MAX_ARTIFACT_BYTES
-from domain.errors import ArtifactMissing, ArtifactTampered, IoError
+from domain.errors import ArtifactMissing, ArtifactTampered, StorageError
 
 from .fsutil import atomic_write, ensure_private_dir
 
@@ -60,7 +60,7 @@ class BlobStore:
         except FileNotFoundError:
             raise ArtifactMissing(f"stored artifact of {skill_id} {version} is missing: {path}", where) from None
         except OSError as e:
-            raise IoError(f"cannot read stored artifact {path}: {e.strerror or e}") from None
+            raise StorageError(f"cannot read stored artifact {path}: {e.strerror or e}", where) from None
         actual = hashlib.sha256(data).hexdigest()
         if actual != digest:
             raise ArtifactTampered(

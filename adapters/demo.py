@@ -103,5 +103,6 @@ def _run(settings: Settings, tool_id: str, payload: dict[str, Any]) -> tuple[str
         result = run_tool(settings, tool_id, json.dumps(payload))
     except SkillLedgerError as e:
         return (f"run of {tool_id} refused: {e.code}", {"error": e.to_dict()})
-    out = result if isinstance(result, dict) else getattr(result, "__dict__", {"result": str(result)})
-    return (f"ran {tool_id}", out)
+    import msgspec
+
+    return (f"ran {tool_id}", msgspec.to_builtins(result))

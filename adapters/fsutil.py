@@ -56,7 +56,7 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o644
         parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=parent)
     except OSError as e:
-        raise IoError(f"cannot create {p}: {e.strerror or e}") from None
+        raise IoError(f"cannot create {p}: {e.strerror or e}", operation="write") from None
     try:
         with os.fdopen(fd, "wb") as f:
             os.fchmod(f.fileno(), mode)
@@ -74,7 +74,7 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o644
         raise
     except OSError as e:
         _silent_unlink(tmp)
-        raise IoError(f"cannot write {p}: {e.strerror or e}") from None
+        raise IoError(f"cannot write {p}: {e.strerror or e}", operation="write") from None
     except BaseException:
         _silent_unlink(tmp)
         raise
@@ -109,5 +109,5 @@ def ensure_private_dir(path: str | os.PathLike[str]) -> Path:
         if stat.S_IMODE(st.st_mode) & 0o077 and st.st_uid == os.getuid():
             os.chmod(p, 0o700)
     except OSError as e:
-        raise IoError(f"cannot create directory {p}: {e.strerror or e}") from None
+        raise IoError(f"cannot create directory {p}: {e.strerror or e}", operation="write") from None
     return p

@@ -67,6 +67,18 @@ class MsgspecMapper(Mapper[UUID]):
         )
 
 
+# What identifies a row of each guarded table. REPLACE conflict resolution deletes the old
+# row without running DELETE triggers, so a BEFORE INSERT trigger refuses any insert that
+# would collide with a recorded row (a genuine concurrent append collides too, and fails
+# with an IntegrityError exactly as the unique index would make it).
+_ROW_KEYS = {
+    "stored_events": "(originator_id = NEW.originator_id AND originator_version = NEW.originator_version) "
+                     "OR rowid = NEW.rowid",
+    "event_chain": "position = NEW.position OR (originator_id = NEW.originator_id "
+                   "AND originator_version = NEW.originator_version)",
+}
+
+
 def guard_statements() -> list[str]:
     out = []
     for table in GUARDED_TABLES:
@@ -75,6 +87,11 @@ def guard_statements() -> list[str]:
                 f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table} "
                 f"BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY_MESSAGE}'); END"
             )
+        out.append(
+            f"CREATE TRIGGER IF NOT EXISTS {table}_no_replace BEFORE INSERT ON {table} "
+            f"WHEN EXISTS (SELECT 1 FROM {table} WHERE {_ROW_KEYS[table]}) "
+            f"BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY_MESSAGE}'); END"
+        )
     return out
 
 
@@ -149,14 +166,14 @@ class LedgerApplication(Application[UUID]):
         return MsgspecMapper(self.construct_transcoder())
 
 
-def journal_env(journal_url: str, lock_timeout_s: int = 30) -> dict[str, str]:
+def journal_env(journal_url: str, lock_timeout_s: int = 30, *, create: bool = True) -> dict[str, str]:
     if journal_url.startswith("sqlite://"):
         return {
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
             "SQLITE_DBNAME": journal_url[len("sqlite://"):],
             "SQLITE_LOCK_TIMEOUT": str(lock_timeout_s),
             "APPLICATION_RECORDER_TOPIC": get_topic(ChainedSQLiteRecorder),
-            "CREATE_TABLE": "yes",
+            "CREATE_TABLE": "yes" if create else "no",
         }
     raise ConfigurationError(
         "only SQLite journals are supported by this build (PostgreSQL support is planned)",
@@ -164,9 +181,11 @@ def journal_env(journal_url: str, lock_timeout_s: int = 30) -> dict[str, str]:
     )
 
 
-def open_journal(journal_url: str) -> LedgerApplication:
+def open_journal(journal_url: str, *, create: bool = True) -> LedgerApplication:
+    """The journal application. ``create=False`` opens it exactly as it is (no tables, guards or
+    metadata (re)created), which is how ``journal verify`` must look at it."""
     try:
-        return LedgerApplication(env=journal_env(journal_url))
+        return LedgerApplication(env=journal_env(journal_url, create=create))
     except (PersistenceError, sqlite3.Error) as e:
         where = journal_url.split("@")[-1]  # never echo credentials of a URL
         raise JournalUnavailable(f"cannot open the journal at {where}: {e}", {"journal": where}) from None

@@ -84,8 +84,16 @@ def verify_journal(app: LedgerApplication, *, trusted_checkpoint_keys: set[str] 
     problems.sort(key=lambda p: p.position)
     return VerifyReport(
         ok=not problems, events=count, head=head, streams=len(heads), checkpoints=checkpoints, guard=guard,
-        first_bad_position=problems[0].position if problems else None, problems=problems[:max_problems],
+        first_bad_position=_first_bad(problems), problems=problems[:max_problems],
     )
+
+
+def _first_bad(problems: list[Problem]) -> int | None:
+    """The first damaged event position; 0 when the only problem is the missing guard."""
+    positions = [p.position for p in problems if p.position > 0]
+    if positions:
+        return min(positions)
+    return 0 if problems else None
 
 
 def _check_checkpoint(state: dict[str, Any], hashes_before: list[str], at: int,
@@ -113,7 +121,7 @@ def _guard_present(app: LedgerApplication) -> bool:
         c.execute("SELECT name, sql FROM sqlite_master WHERE type='trigger'")
         triggers = {r[0]: r[1] or "" for r in c.fetchall()}
     for table in GUARDED_TABLES:
-        for op in ("update", "delete"):
+        for op in ("update", "delete", "replace"):
             sql = triggers.get(f"{table}_no_{op}", "")
             if APPEND_ONLY_MESSAGE not in sql:
                 return False

@@ -14,10 +14,18 @@ from pathlib import Path
 import msgspec
 
 from domain.artifact import BuildResult, InspectResult, Verification, build_artifact, inspect_artifact, verify_inspected
-from domain.constants import ASSET_PREFIX, MAX_ARTIFACT_BYTES, MAX_ENTRY_BYTES, MODULE_PREFIX
-from domain.errors import ArtifactEntryTooLarge, FileNotFound, ManifestParseError, UsageError
+from domain.constants import (
+    ASSET_PREFIX,
+    MAX_ARTIFACT_BYTES,
+    MAX_ENTRY_BYTES,
+    MODULE_PREFIX,
+    PROVENANCE_ENTRY,
+    SBOM_ENTRY,
+)
+from domain.documents import validate_provenance, validate_sbom
+from domain.errors import ArtifactEntryTooLarge, FileNotFound, ManifestParseError, ManifestValidationError, UsageError
 from domain.grammars import normalize_path
-from domain.manifest import parse_manifest
+from domain.manifest import check_runtime_compat, parse_manifest
 from domain.trust import TrustStore, add_trusted_key
 
 from .fsutil import atomic_write, read_bounded
@@ -74,26 +82,33 @@ def build_package(
     signed_at_unix_ms: int,
 ) -> BuildResult:
     manifest_text = read_manifest_text(manifest_path)
+    # §13 order: manifest, compat, SBOM, provenance, then modules and assets.
+    manifest = parse_manifest(manifest_text)
+    check_runtime_compat(manifest)
+    sbom = _read_sidecar(sbom_path, SBOM_ENTRY) if sbom_path is not None else None
+    if sbom is not None:
+        validate_sbom(sbom)
+    provenance = _read_sidecar(provenance_path, PROVENANCE_ENTRY) if provenance_path is not None else None
+    if provenance is not None:
+        validate_provenance(provenance)
     module_entries = [_read_entry(s, MODULE_PREFIX) for s in modules]
     asset_entries = [_read_entry(s, ASSET_PREFIX) for s in assets]
-    if sbom_path is None or provenance_path is None:
-        manifest = parse_manifest(manifest_text)  # the same first step build takes; errors surface first
+    if sbom is None or provenance is None:
         listed = _listed_files(module_entries, asset_entries)
-    sbom = (
-        read_bounded(sbom_path, MAX_SIDECAR_BYTES)
-        if sbom_path is not None
-        else generate_sbom(manifest.skill_id, manifest.version, manifest.publisher, listed, signed_at_unix_ms)
-    )
-    provenance = (
-        read_bounded(provenance_path, MAX_SIDECAR_BYTES)
-        if provenance_path is not None
-        else generate_provenance(manifest.skill_id, manifest.version, listed, signed_at_unix_ms)
-    )
+        if sbom is None:
+            sbom = generate_sbom(manifest.skill_id, manifest.version, manifest.publisher, listed, signed_at_unix_ms)
+        if provenance is None:
+            provenance = generate_provenance(manifest.skill_id, manifest.version, listed, signed_at_unix_ms)
     result = build_artifact(
         manifest_text, module_entries, asset_entries, sbom, provenance, signing_seed, signed_at_unix_ms
     )
     atomic_write(output, result.artifact, mode=0o644)
     return result
+
+
+def _read_sidecar(path: str, entry: str) -> bytes:
+    return read_bounded(path, MAX_SIDECAR_BYTES,
+                        too_large=lambda actual, limit: ArtifactEntryTooLarge(entry, actual, limit))
 
 
 def _listed_files(modules: list[tuple[str, bytes]], assets: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
@@ -115,9 +130,14 @@ def inspect_package(path: str) -> InspectResult:
 
 
 def parse_trusted_publisher(value: str) -> tuple[str, str]:
+    """``PUBLISHER=HEXKEY`` from a flag, validated (a malformed flag is a usage error, exit 2)."""
     if "=" not in value:
         raise UsageError(f"--trusted-publisher expects PUBLISHER=HEXKEY, got {value!r}")
     pub, key = value.split("=", 1)
+    try:
+        add_trusted_key(TrustStore(), pub, key)
+    except ManifestValidationError as e:
+        raise UsageError(f"--trusted-publisher {value!r}: {e.detail}", {"code": e.rule}) from None
     return pub, key
 
 

@@ -21,6 +21,7 @@ from typing import Any
 import msgspec
 
 from domain.audit_policy import AuditPolicy
+from domain.policy import effective_feed_path
 from domain.errors import ArtifactError, ArtifactMissing, ArtifactTampered, TrustError
 from domain.publisher import Publisher
 from domain.skill import AUDIT_FAILED, POLICY_CHANGE, QUARANTINED, Skill, SkillVersion
@@ -53,7 +54,9 @@ class Reauditor:
         self.skills: dict[str, Skill] = {}
         self.publishers: dict[str, Publisher] = {}
         self.policy: AuditPolicy | None = None
-        self.memo: dict[tuple[str, str], tuple[Any, ...]] = {}
+        # (skill_id, version) -> (fingerprint of everything the result depends on, passed)
+        self.memo: dict[tuple[str, str], tuple[tuple[Any, ...], bool]] = {}
+        self._feed: tuple[Any, ...] | None = None
 
     # --- keeping the write-side state fresh ----------------------------------------------
 
@@ -94,9 +97,11 @@ class Reauditor:
         started = time.perf_counter()
         self._refresh()
         assert self.policy is not None
+        self._feed = self._feed_state()
         checked = passed = skipped = 0
         quarantined: list[Quarantine] = []
         positions: list[int] = []
+        outcomes: dict[tuple[str, str], bool] = {}
         for skill_id in sorted(self.skills):
             skill = self.skills[skill_id]
             for v in skill.installed_versions():
@@ -105,11 +110,13 @@ class Reauditor:
                     progress(1)
                 key = (skill_id, v.version)
                 fingerprint = self._fingerprint(skill, v)
-                if fingerprint is not None and self.memo.get(key) == fingerprint:
+                memo = self.memo.get(key)
+                if fingerprint is not None and memo is not None and memo[0] == fingerprint:
                     skipped += 1
-                    passed += int(v.last_audit is not None and bool(v.last_audit["passed"]))
+                    passed += int(memo[1])
                     continue
                 outcome = self._check_version(skill_id, v.version)
+                outcomes[key] = bool(outcome["passed"])
                 positions += outcome["positions"]
                 if outcome["quarantined"]:
                     quarantined.append(Quarantine(skill_id, v.version, outcome["quarantined"]))
@@ -120,9 +127,12 @@ class Reauditor:
         # Memoise the post-pass state so the next pass can skip what did not change.
         for skill_id, skill in self.skills.items():
             for v in skill.installed_versions():
+                key = (skill_id, v.version)
                 fp = self._fingerprint(skill, v)
-                if fp is not None:
-                    self.memo[(skill_id, v.version)] = fp
+                if fp is None:
+                    self.memo.pop(key, None)
+                elif key in outcomes:
+                    self.memo[key] = (fp, outcomes[key])
         return PassResult(checked, passed, quarantined, positions, skipped,
                           round((time.perf_counter() - started) * 1000, 1))
 
@@ -136,7 +146,20 @@ class Reauditor:
         audit = v.last_audit or {}
         return (v.artifact_sha256, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns,
                 self.policy.policy_version, publisher.version, v.status, audit.get("passed"),
-                audit.get("policy_version"))
+                audit.get("policy_version"), self._feed)
+
+    def _feed_state(self) -> tuple[Any, ...] | None:
+        """What the vulnerability feed file looks like now; a feed that cannot be read never
+        compares equal, so nothing is skipped on its account (a broken feed is never "clean")."""
+        assert self.policy is not None
+        path = effective_feed_path(self.policy.values)
+        if path is None:
+            return None
+        try:
+            st = os.stat(path)
+        except OSError as e:
+            return (path, "unreadable", e.errno, time.monotonic_ns())
+        return (path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
     def _check_version(self, skill_id: str, version: str) -> dict[str, Any]:
         """Verify and audit one version; record only what changed. The aggregates refreshed for

@@ -75,7 +75,7 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
         return
     from domain.constants import ENGINE_VERSION, PROTOCOL_MAJOR, RUNTIME_VERSION
 
-    if "--json" in sys.argv[1:]:
+    if ctx.ensure_object(CliContext).as_json:
         click.echo(json_text({"engine_version": ENGINE_VERSION, "runtime_version": RUNTIME_VERSION,
                               "protocol_major": PROTOCOL_MAJOR}))
     else:
@@ -92,7 +92,7 @@ def render_error(error: SkillLedgerError, as_json: bool) -> int:
     click.echo(f"error[{error.code}]: {error.message}", err=True)
     if as_json:
         click.echo(json_text({"error": error.to_dict()}))
-    return exit_code_for(error.code)
+    return exit_code_for(error.code, error.details)
 
 
 def _storage_error(e: Exception) -> SkillLedgerError | None:
@@ -118,20 +118,19 @@ class SkillsGroup(click.Group):
         argv = list(sys.argv[1:] if args is None else args)
         wants_json = "--json" in argv[: argv.index("--")] if "--" in argv else "--json" in argv
         try:
+            context = CliContext()
+            context.as_json = wants_json
+            extra.setdefault("obj", context)
             rv = super().main(args=argv, prog_name=prog_name or "skills", complete_var=complete_var,
                               standalone_mode=False, **extra)
             code = rv if isinstance(rv, int) else 0
         except SkillLedgerError as e:
             code = render_error(e, wants_json)
-        except Exception as e:  # noqa: BLE001 - storage failures are not bugs; everything else re-raises
-            storage = _storage_error(e)
-            if storage is None:
-                raise
-            code = render_error(storage, wants_json)
         except click.exceptions.Exit as e:
             code = e.exit_code
         except click.UsageError as e:
             e.show()
+            click.echo(f"error[usage_error]: {e.format_message()}", err=True)
             if wants_json:
                 click.echo(json_text({"error": {"code": "usage_error", "message": e.format_message(), "details": {}}}))
             code = USAGE
@@ -151,6 +150,11 @@ class SkillsGroup(click.Group):
             except OSError:
                 pass
             code = 0
+        except Exception as e:  # noqa: BLE001 - storage failures are not bugs; everything else re-raises
+            storage = _storage_error(e)
+            if storage is None:
+                raise
+            code = render_error(storage, wants_json)
         if not standalone_mode:
             return code
         sys.exit(code)

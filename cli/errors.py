@@ -70,10 +70,22 @@ EXIT_CODES: dict[str, int] = {
     "projection_drift": JOURNAL_INTEGRITY,
     "journal_unavailable": JOURNAL_INTEGRITY,
     # environment
-    "io": INTERNAL,
+    # the artifact format's I/O kind: a corrupt entry (CRC, deflate) or an unreadable input file;
+    # a failure to write our own output is refined to INTERNAL below
+    "io": ARTIFACT_REJECTED,
+    "storage_error": INTERNAL,
     "internal_error": INTERNAL,
 }
 
 
-def exit_code_for(code: str) -> int:
+# Refinements of a code by one of its details, e.g. a write failure of kind "io".
+EXIT_CODES_BY_DETAIL: dict[tuple[str, str, str], int] = {
+    ("io", "operation", "write"): INTERNAL,
+}
+
+
+def exit_code_for(code: str, details: dict | None = None) -> int:
+    for (c, key, value), exit_code in EXIT_CODES_BY_DETAIL.items():
+        if c == code and details and details.get(key) == value:
+            return exit_code
     return EXIT_CODES.get(code, INTERNAL)

@@ -8,6 +8,7 @@ from .base import CliContext, SkillsGroup, global_options, version_option
 from .commands import index as index_commands
 from .commands import journal as journal_commands
 from .commands import audit, demo, lifecycle, read, trust
+from .commands import run as run_commands
 from .commands.keys import keys
 from .commands.package import package
 
@@ -28,7 +29,7 @@ def cli(ctx: click.Context) -> None:
 
 
 for command in [keys, package, *lifecycle.COMMANDS, *audit.COMMANDS, *trust.COMMANDS, *read.COMMANDS,
-                *journal_commands.COMMANDS, *index_commands.COMMANDS, *demo.COMMANDS]:
+                *journal_commands.COMMANDS, *index_commands.COMMANDS, *demo.COMMANDS, *run_commands.COMMANDS]:
     cli.add_command(command)
 
 

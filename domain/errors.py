@@ -216,10 +216,13 @@ class ZipError(ArtifactError):
 
 
 class IoError(ArtifactError):
+    """The format's ``io`` kind. ``operation="write"`` marks a failure to write our own output
+    or state (disk full, permissions), which is environmental rather than a rejected input."""
+
     code = "io"
 
-    def __init__(self, detail: str):
-        super().__init__(f"I/O failed: {detail}", {"detail": detail})
+    def __init__(self, detail: str, *, operation: str = "read"):
+        super().__init__(f"I/O failed: {detail}", {"detail": detail, "operation": operation})
 
 
 class SerializationError(ArtifactError):
@@ -328,3 +331,10 @@ class JournalUnavailable(SkillLedgerError):
     unreadable, locked beyond the timeout, or the disk failed."""
 
     code = "journal_unavailable"
+
+
+class StorageError(SkillLedgerError):
+    """Our own state could not be written or read (disk full, permissions on the home):
+    an environmental failure, not a rejected input."""
+
+    code = "storage_error"

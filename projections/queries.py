@@ -163,3 +163,22 @@ def timeline(con: sqlite3.Connection, *, since: str | None = None, until: str | 
         sql += " AND recorded_at <= ?"
         params.append(until)
     return [dict(r) for r in con.execute(sql + " ORDER BY position", params)]
+
+
+def tool_versions(con: sqlite3.Connection, tool_id: str, *, skill_id: str | None = None,
+                  version: str | None = None) -> list[sqlite3.Row]:
+    """Versions whose manifest declares the tool ``tool_id`` (the runner's gate): the current
+    installed version of each skill, or exactly ``version`` (installed or not) when given;
+    narrowed to ``skill_id`` when given."""
+    sql = ("SELECT DISTINCT v.* FROM versions v, json_each(v.manifest, '$.entrypoints.tools') t "
+           "WHERE trim(json_extract(t.value, '$.id')) = trim(?)")
+    params: list[Any] = [tool_id]
+    if version is not None:
+        sql += " AND v.version = ?"
+        params.append(version)
+    else:
+        sql += " AND v.current = 1 AND v.installed = 1"
+    if skill_id is not None:
+        sql += " AND v.skill_id = ?"
+        params.append(skill_id)
+    return list(con.execute(sql + f" ORDER BY {VERSION_ORDER}", params))

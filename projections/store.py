@@ -145,8 +145,13 @@ class ViewStore:
         missing = {"positions", *DATA_TABLES} - tables
         if missing:
             return f"is missing tables {sorted(missing)}"
-        if self.journal_identity and meta.get("journal") not in ("", self.journal_identity):
-            return "belongs to another journal"
+        recorded = meta.get("journal", "")
+        if self.journal_identity and recorded != self.journal_identity:
+            if recorded:
+                return "belongs to another journal"
+            if any(p for (p,) in con.execute("SELECT position FROM positions")):
+                return "holds events of a journal it cannot name"
+            con.execute("UPDATE meta SET value=? WHERE key='journal'", (self.journal_identity,))
         if con.execute("PRAGMA quick_check").fetchone()[0] != "ok":
             return "failed its integrity check"
         return None

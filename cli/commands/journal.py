@@ -66,8 +66,12 @@ def journal_verify() -> int:
     from adapters.ledger import Ledger, journal_seed
     from domain.signing import public_key_from_seed
 
+    from adapters.journal import open_journal
+
     settings = obj().settings()
-    ledger = Ledger(settings)
+    # Look at the journal exactly as it is: opening it normally would re-create a dropped guard.
+    exists = not settings.journal_is_sqlite or settings.journal_path.exists()
+    ledger = Ledger(settings, app=open_journal(settings.journal_url, create=False) if exists else None)
     try:
         seed = journal_seed(settings, create=False)
         trusted = {public_key_from_seed(seed).hex()} if seed else None
@@ -89,7 +93,7 @@ def journal_verify() -> int:
 
     emit(obj().as_json, data, human)
     if not report.ok:
-        first = report.problems[0]
+        first = next(p for p in report.problems if p.position == report.first_bad_position)
         notice(f"error[journal_tampered]: journal integrity failure at position {first.position}: {first.message}")
         return JOURNAL_INTEGRITY
     return 0

@@ -1,0 +1,131 @@
+"""The local secret source: ``<home>/secrets.json``, mode 0600.
+
+Managed by ``skills secret set SCOPE KEY`` (the value comes from stdin, never argv),
+``skills secret list`` (names only) and ``skills secret remove``. The runner reads it lazily,
+on a tool's first ``secret_get``. Values are never logged, journaled, echoed or put in an
+error message: only ``scope/key`` names travel.
+
+The file is refused (``configuration_error``) when another user owns it or when group or
+others may read or write it, the way ssh treats a private key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgspec
+
+from domain.errors import ConfigurationError, UsageError
+from domain.grammars import ident, secret_scope
+
+from ..fsutil import atomic_write, ensure_private_dir
+
+MAX_FILE_BYTES = 4 * 1024 * 1024
+MAX_VALUE_BYTES = 64 * 1024
+FORMAT = 1
+
+
+class _File(msgspec.Struct):
+    format: int = FORMAT
+    secrets: dict[str, dict[str, str]] = {}
+
+
+def check_name(scope: str, key: str) -> tuple[str, str]:
+    """Validated (scope, key): the manifest's grammars (``global``, ``skill:<id>``...; an identifier)."""
+    from domain.errors import ManifestValidationError
+
+    try:
+        return secret_scope(scope), ident(key, "secret key")
+    except ManifestValidationError as e:
+        raise UsageError(f"invalid secret name {scope}/{key}: {e.details.get('detail', e.message)}",
+                         {"scope": scope, "key": key}) from None
+
+
+class SecretStore:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    # --- reading ----------------------------------------------------------------------
+
+    def _load(self) -> _File:
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return _File()
+        except OSError as e:
+            raise ConfigurationError(f"cannot open the secret store {self.path}: {e.strerror or e}") from None
+        try:
+            st = os.fstat(fd)
+            mode = stat.S_IMODE(st.st_mode)
+            if not stat.S_ISREG(st.st_mode):
+                raise ConfigurationError(f"the secret store {self.path} is not a regular file")
+            if st.st_uid != os.getuid():
+                raise ConfigurationError(f"the secret store {self.path} is owned by another user")
+            if mode & 0o077:
+                raise ConfigurationError(
+                    f"the secret store {self.path} is accessible by group or others (mode {mode:04o}); "
+                    f"run: chmod 600 {self.path}")
+            if st.st_size > MAX_FILE_BYTES:
+                raise ConfigurationError(f"the secret store {self.path} is larger than {MAX_FILE_BYTES} bytes")
+            data = os.read(fd, MAX_FILE_BYTES + 1)
+        finally:
+            os.close(fd)
+        try:
+            return msgspec.json.decode(data, type=_File)
+        except msgspec.MsgspecError:
+            # The message of a decode error can quote the document: never show it.
+            raise ConfigurationError(f"the secret store {self.path} is not a valid secrets file") from None
+
+    def get(self, scope: str, key: str) -> str | None:
+        return self._load().secrets.get(scope, {}).get(key)
+
+    def names(self) -> list[tuple[str, str]]:
+        return sorted((scope, key) for scope, keys in self._load().secrets.items() for key in keys)
+
+    # --- writing ----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        ensure_private_dir(self.path.parent)
+        fd = os.open(self.path.parent / ".secrets.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def _save(self, doc: _File) -> None:
+        atomic_write(self.path, msgspec.json.encode(doc), mode=0o600)
+
+    def set(self, scope: str, key: str, value: str) -> bool:
+        """Store a value; ``True`` when it replaced one."""
+        scope, key = check_name(scope, key)
+        if not value:
+            raise UsageError("the secret value is empty")
+        if len(value.encode("utf-8")) > MAX_VALUE_BYTES:
+            raise UsageError(f"the secret value is larger than {MAX_VALUE_BYTES} bytes")
+        with self._locked():
+            doc = self._load()
+            replaced = key in doc.secrets.get(scope, {})
+            doc.secrets.setdefault(scope, {})[key] = value
+            self._save(doc)
+        return replaced
+
+    def remove(self, scope: str, key: str) -> bool:
+        scope, key = check_name(scope, key)
+        with self._locked():
+            doc = self._load()
+            keys = doc.secrets.get(scope, {})
+            if key not in keys:
+                return False
+            del keys[key]
+            if not keys:
+                del doc.secrets[scope]
+            self._save(doc)
+        return True

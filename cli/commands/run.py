@@ -1,0 +1,142 @@
+"""``skills run`` and ``skills secret set|list|remove``.
+
+The runner (and with it wasmtime and jsonschema) is imported inside the command function only,
+so no other command pays for it.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..base import SubGroup, global_options, obj
+from ..output import emit, kv, notice, table, to_jsonable
+
+MAX_INPUT_FILE_BYTES = 16 * 1024 * 1024
+
+
+@click.command("run")
+@click.argument("tool_id")
+@click.option("--input", "input_json", metavar="JSON", help="The tool's input, a JSON document (default: {}).")
+@click.option("--input-file", type=click.Path(dir_okay=False, allow_dash=True), metavar="FILE",
+              help="Read the input JSON from FILE ('-' for stdin).")
+@click.option("--skill", "skill_id", metavar="SKILL_ID", help="The skill that declares the tool (when several do).")
+@click.option("--version", "version", metavar="V", help="The skill version (default: the current one).")
+@click.option("--timeout-ms", type=click.IntRange(min=1), metavar="N",
+              help="Wall-clock limit; the effective one is min(this, the manifest's quotas.wall_clock_timeout_ms).")
+@global_options
+def run(tool_id: str, input_json: str | None, input_file: str | None, skill_id: str | None, version: str | None,
+        timeout_ms: int | None) -> None:
+    """Run a tool of the current (or given) version of the skill that declares it.
+
+    Refused unless the version is active and eligible (exit 7, recorded as
+    skill.execution_denied); a stored artifact that no longer matches its digest is
+    quarantined (exit 5); a trap, timeout, quota or bad output exits 8.
+    """
+    from domain.errors import UsageError
+
+    if input_json is not None and input_file is not None:
+        raise UsageError("give at most one of --input JSON and --input-file FILE")
+    data: str | bytes | None = input_json
+    if input_file == "-":
+        data = sys.stdin.buffer.read(MAX_INPUT_FILE_BYTES + 1)
+        if len(data) > MAX_INPUT_FILE_BYTES:
+            raise UsageError(f"the input on stdin is larger than {MAX_INPUT_FILE_BYTES} bytes")
+    elif input_file is not None:
+        from adapters.fsutil import read_bounded
+
+        def too_large(actual: int, limit: int) -> Exception:
+            return UsageError(f"{input_file} is larger than {limit} bytes")
+
+        data = read_bounded(input_file, MAX_INPUT_FILE_BYTES, too_large=too_large)
+
+    from adapters.runner import run_tool
+
+    result = run_tool(obj().settings(), tool_id, data, skill_id=skill_id, version=version, timeout_ms=timeout_ms,
+                      notify=notice)
+
+    def human(d: dict) -> None:
+        from ..output import json_text
+
+        kv([("tool", d["tool_id"]), ("skill", f"{d['skill_id']} {d['version']}"), ("abi", d["abi"]),
+            ("exit_code", d["exit_code"]), ("duration", f"{d['duration_ms']:.3f} ms"),
+            ("fuel_consumed", d["fuel_consumed"])])
+        click.echo("output:")
+        click.echo(json_text(d["output"]))
+        for entry in d["log"]:
+            click.echo(f"[{entry['source']} {entry['level']}] {entry['message']}", err=True)
+
+    emit(obj().as_json, to_jsonable(result), human)
+
+
+# --- secrets ---------------------------------------------------------------------------------
+
+
+@click.group("secret", cls=SubGroup)
+def secret() -> None:
+    """The local secret source (<home>/secrets.json, mode 0600) that tools read with secret_get.
+
+    Values are read from stdin and never printed, logged or journaled.
+    """
+
+
+def _store():
+    from adapters.runner.secrets import SecretStore
+
+    return SecretStore(obj().settings().secrets_path)
+
+
+@secret.command("set")
+@click.argument("scope")
+@click.argument("key")
+@global_options
+def secret_set(scope: str, key: str) -> None:
+    """Store the value of SCOPE/KEY, read from stdin (a terminal prompts without echo)."""
+    from domain.errors import UsageError
+
+    if sys.stdin.isatty():
+        value = click.prompt(f"value for {scope}/{key}", hide_input=True, err=True)
+    else:
+        raw = sys.stdin.buffer.read(64 * 1024 + 3)
+        try:
+            value = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise UsageError("the secret value on stdin is not UTF-8") from None
+        if value.endswith("\r\n"):
+            value = value[:-2]
+        elif value.endswith("\n"):
+            value = value[:-1]
+    replaced = _store().set(scope, key, value)
+    data = {"scope": scope.strip(), "key": key.strip(), "stored": True, "replaced": replaced}
+    emit(obj().as_json, data, lambda d: click.echo(f"stored {d['scope']}/{d['key']}"
+                                                   + (" (replaced the previous value)" if d["replaced"] else "")))
+
+
+@secret.command("list")
+@global_options
+def secret_list() -> None:
+    """The stored secret names (scope and key; never values)."""
+    names = [{"scope": s, "key": k} for s, k in _store().names()]
+
+    def human(d: dict) -> None:
+        if not d["secrets"]:
+            click.echo("no secrets stored")
+        table(["scope", "key"], [[e["scope"], e["key"]] for e in d["secrets"]])
+
+    emit(obj().as_json, {"count": len(names), "secrets": names}, human)
+
+
+@secret.command("remove")
+@click.argument("scope")
+@click.argument("key")
+@global_options
+def secret_remove(scope: str, key: str) -> None:
+    """Delete SCOPE/KEY from the secret source."""
+    removed = _store().remove(scope, key)
+    data = {"scope": scope.strip(), "key": key.strip(), "removed": removed}
+    emit(obj().as_json, data, lambda d: click.echo(f"{'removed' if d['removed'] else 'no such secret'}: "
+                                                   f"{d['scope']}/{d['key']}"))
+
+
+COMMANDS = [run, secret]

@@ -1,0 +1,332 @@
+"""Global CLI behaviour (cli.md "Global behaviour"): global options before or after the
+subcommand, ``--json`` prints exactly one JSON document on every command, the error format
+(``error[<code>]: message`` on stderr, ``{"error": {...}}`` on stdout with --json), the
+exit-code table, and ``skills --version``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from cli.errors import EXIT_CODES, exit_code_for
+from cli.main import cli
+from domain.constants import ENGINE_VERSION, PROTOCOL_MAJOR, RUNTIME_VERSION
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "hello"
+SKILLS = str(Path(sys.executable).with_name("skills"))
+SEED0D = bytes([0x0D]) * 32
+PUB05_HEX = "6e7a1cdd29b0b78fd13af4c5598feff4ef2a97166e3ca6f2e4fbfccd80505bf1"
+
+
+@pytest.fixture()
+def env(tmp_path):
+    return {"SKILLS_HOME": str(tmp_path / "home"), "XDG_STATE_HOME": str(tmp_path / "state"), "SKILLS_JOURNAL": None,
+            "SKILLS_ACTOR": None}
+
+
+@pytest.fixture()
+def run(env):
+    runner = CliRunner()
+
+    def invoke(*args, **kw):
+        return runner.invoke(cli, [str(a) for a in args], env={**env, **kw.pop("env", {})}, **kw)
+
+    return invoke
+
+
+@pytest.fixture()
+def key(tmp_path) -> Path:
+    p = tmp_path / "key.hex"
+    p.write_text(SEED0D.hex())
+    return p
+
+
+@pytest.fixture()
+def artifact(tmp_path, run, key) -> Path:
+    out = tmp_path / "hello.palyra-skill"
+    r = run("package", "build", "--manifest", EXAMPLE / "skill.toml", "--module", EXAMPLE / "modules" / "echo.wasm",
+            "--output", out, "--signing-key-file", key)
+    assert r.exit_code == 0, r.stderr
+    return out
+
+
+def one_json_document(text: str):
+    """Exactly one JSON document (raw_decode then nothing but whitespace)."""
+    decoder = json.JSONDecoder()
+    stripped = text.strip()
+    assert stripped, "no output"
+    doc, end = decoder.raw_decode(stripped)
+    assert end == len(stripped), f"more than one document: {text!r}"
+    return doc
+
+
+def leaf_commands() -> list[list[str]]:
+    out = []
+
+    def walk(group: click.Group, prefix: list[str]) -> None:
+        for name, cmd in sorted(group.commands.items()):
+            if isinstance(cmd, click.Group):
+                walk(cmd, prefix + [name])
+            else:
+                out.append(prefix + [name])
+
+    walk(cli, [])
+    return out
+
+
+# --- global options before or after the subcommand --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [
+        ["--json", "keys", "show", "--key", "{key}"],
+        ["keys", "--json", "show", "--key", "{key}"],
+        ["keys", "show", "--json", "--key", "{key}"],
+        ["keys", "show", "--key", "{key}", "--json"],
+    ],
+    ids=["root", "group", "leaf-first", "leaf-last"],
+)
+def test_json_flag_anywhere_keys_show(run, key, layout):
+    r = run(*[a.format(key=key) for a in layout])
+    assert r.exit_code == 0, r.stderr
+    assert one_json_document(r.stdout)["key_id"] == "ed25519:defe6330f78fcc11"
+
+
+@pytest.mark.parametrize("position", ["root", "group", "leaf"])
+def test_json_flag_anywhere_package_inspect(run, artifact, position):
+    args = {"root": ["--json", "package", "inspect", "--artifact", artifact],
+            "group": ["package", "--json", "inspect", "--artifact", artifact],
+            "leaf": ["package", "inspect", "--artifact", artifact, "--json"]}[position]
+    r = run(*args)
+    assert r.exit_code == 0, r.stderr
+    assert one_json_document(r.stdout)["manifest"]["skill_id"] == "examples.hello"
+
+
+@pytest.mark.parametrize("position", ["root", "group", "leaf"])
+def test_json_flag_anywhere_on_errors(run, tmp_path, position):
+    missing = tmp_path / "missing.palyra-skill"
+    args = {"root": ["--json", "package", "verify", "--artifact", missing],
+            "group": ["package", "--json", "verify", "--artifact", missing],
+            "leaf": ["package", "verify", "--artifact", missing, "--json"]}[position]
+    r = run(*args)
+    assert r.exit_code == 6
+    assert one_json_document(r.stdout)["error"]["code"] == "file_not_found"
+
+
+def test_global_state_options_accepted_in_every_position(run, tmp_path, key):
+    home = tmp_path / "h"
+    for args in (
+        ["--home", home, "--journal", tmp_path / "j.db", "--actor", "user:a", "keys", "show", "--key", key],
+        ["keys", "--home", home, "--actor", "user:a", "show", "--key", key, "--journal", tmp_path / "j.db"],
+        ["keys", "show", "--key", key, "--home", home, "--journal", tmp_path / "j.db", "--actor", "user:a"],
+    ):
+        r = run(*args)
+        assert r.exit_code == 0, (args, r.stderr)
+
+
+def test_home_after_the_subcommand_selects_the_state(run, tmp_path):
+    a, b = tmp_path / "home-a", tmp_path / "home-b"
+    r = run("trust", "allow", "acme", PUB05_HEX, "--reason", "test", "--home", a, "--json")
+    assert r.exit_code == 0, r.stderr
+    listed = lambda *args: one_json_document(run(*args).stdout)["publishers"]  # noqa: E731
+    assert [p["publisher"] for p in listed("--home", a, "trust", "list", "--json")] == ["acme"]
+    assert [p["publisher"] for p in listed("trust", "--home", a, "list", "--json")] == ["acme"]
+    assert [p["publisher"] for p in listed("trust", "list", "--json", "--home", a)] == ["acme"]
+    assert listed("trust", "list", "--json", "--home", b) == []
+
+
+def test_home_flag_overrides_environment(run, tmp_path):
+    a, b = tmp_path / "home-a", tmp_path / "home-b"
+    assert run("trust", "allow", "acme", PUB05_HEX, "--reason", "t", env={"SKILLS_HOME": str(a)}).exit_code == 0
+    r = run("trust", "list", "--json", "--home", b, env={"SKILLS_HOME": str(a)})
+    assert one_json_document(r.stdout)["publishers"] == []
+    r = run("trust", "list", "--json", env={"SKILLS_HOME": str(a)})
+    assert [p["publisher"] for p in one_json_document(r.stdout)["publishers"]] == ["acme"]
+
+
+# --- --json on every command: exactly one JSON document ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", leaf_commands(), ids=" ".join)
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_every_command_prints_one_json_document(run, tmp_path, command, where):
+    """With no arguments a command either succeeds or fails (usage or domain error); either way stdout
+    carries exactly one JSON document and there is no traceback."""
+    home = ["--home", tmp_path / "h"]
+    args = ["--json", *home, *command] if where == "before" else [*command, "--json", *home]
+    r = run(*args)
+    doc = one_json_document(r.stdout)
+    assert isinstance(doc, (dict, list))
+    assert "Traceback" not in r.stderr
+    assert r.exception is None or isinstance(r.exception, SystemExit), repr(r.exception)
+    if r.exit_code != 0:
+        assert set(doc) == {"error"}
+        assert set(doc["error"]) == {"code", "message", "details"}
+        assert r.exit_code == exit_code_for(doc["error"]["code"])
+
+
+@pytest.mark.parametrize("command", leaf_commands(), ids=" ".join)
+def test_every_command_failure_is_reported_without_traceback(run, tmp_path, command):
+    """Without --json: nothing on stdout for a failure, no traceback, and a domain failure is exactly
+    one ``error[<code>]: message`` line (usage errors are covered by test_usage_error_has_the_error_line)."""
+    r = run(*command, "--home", tmp_path / "h")
+    if r.exit_code == 0:
+        return
+    assert "Traceback" not in r.stderr
+    assert r.exception is None or isinstance(r.exception, SystemExit), repr(r.exception)
+    assert r.stdout == ""
+    if r.exit_code != 2:
+        lines = r.stderr.splitlines()
+        assert len([ln for ln in lines if ln.startswith("error[")]) == 1, r.stderr
+
+
+# --- error format -------------------------------------------------------------------------------------------------
+
+
+def test_domain_error_format_plain(run, tmp_path):
+    r = run("package", "inspect", "--artifact", tmp_path / "nope")
+    assert r.exit_code == 6
+    assert r.stdout == ""
+    assert r.stderr == f"error[file_not_found]: file not found: {tmp_path / 'nope'}\n"
+
+
+def test_domain_error_format_json(run, tmp_path):
+    r = run("package", "inspect", "--artifact", tmp_path / "nope", "--json")
+    assert r.exit_code == 6
+    assert one_json_document(r.stdout) == {
+        "error": {"code": "file_not_found", "message": f"file not found: {tmp_path / 'nope'}",
+                  "details": {"path": str(tmp_path / "nope")}}
+    }
+    assert r.stderr == f"error[file_not_found]: file not found: {tmp_path / 'nope'}\n"
+
+
+def test_usage_error_json_document(run):
+    r = run("package", "inspect", "--json")
+    assert r.exit_code == 2
+    err = one_json_document(r.stdout)["error"]
+    assert err["code"] == "usage_error"
+    assert "--artifact" in err["message"]
+
+
+def test_usage_error_has_the_error_line(run):
+    r = run("package", "inspect")
+    assert r.exit_code == 2
+    assert r.stdout == ""
+    assert any(ln.startswith("error[usage_error]: ") and "--artifact" in ln for ln in r.stderr.splitlines()), r.stderr
+
+
+def test_unknown_command_is_usage(run):
+    r = run("--json", "frobnicate")
+    assert r.exit_code == 2
+    assert one_json_document(r.stdout)["error"]["code"] == "usage_error"
+
+
+def test_unknown_option_is_usage(run, key):
+    r = run("keys", "show", "--key", key, "--bogus", "--json")
+    assert r.exit_code == 2
+    assert one_json_document(r.stdout)["error"]["code"] == "usage_error"
+
+
+# --- exit codes -----------------------------------------------------------------------------------------------------
+
+ARTIFACT_KINDS = [
+    "manifest_parse", "manifest_validation", "artifact_too_large", "artifact_too_many_entries",
+    "artifact_entry_too_large", "missing_artifact_entry", "duplicate_artifact_entry", "invalid_artifact_path",
+    "invalid_sbom", "invalid_provenance", "payload_hash_mismatch", "signature_verification_failed",
+    "unsupported_protocol_major", "unsupported_runtime_version", "runtime_version_above_supported_maximum", "zip",
+    "serialization",
+]
+TRUST_KINDS = ["untrusted_publisher", "trusted_publisher_key_mismatch", "tofu_key_mismatch"]
+
+
+@pytest.mark.parametrize("code", ARTIFACT_KINDS)
+def test_artifact_kinds_exit_3(code):
+    assert exit_code_for(code) == 3
+
+
+@pytest.mark.parametrize("code", TRUST_KINDS)
+def test_trust_kinds_exit_4(code):
+    assert exit_code_for(code) == 4
+
+
+@pytest.mark.parametrize(
+    "code, status",
+    [("version_conflict", 3), ("downgrade_refused", 3), ("registry_error", 3), ("not_installed", 6),
+     ("tool_not_found", 6), ("not_active", 7), ("capability_denied", 7), ("execution_timed_out", 8),
+     ("fuel_exhausted", 8), ("memory_limit_exceeded", 8), ("trap", 8), ("invalid_output", 8),
+     ("journal_tampered", 9), ("concurrency_conflict", 9), ("usage_error", 2)],
+)
+def test_ledger_codes_exit_status(code, status):
+    assert exit_code_for(code) == status
+
+
+def test_every_mapped_status_is_in_the_table():
+    assert set(EXIT_CODES.values()) <= set(range(0, 10))
+    assert exit_code_for("no_such_code_ever") == 1
+
+
+def _skills(*args, env_extra=None, input=None):
+    env = {**os.environ, **(env_extra or {})}
+    return subprocess.run([SKILLS, *map(str, args)], capture_output=True, text=True, env=env, input=input, timeout=60)
+
+
+def test_subprocess_exit_codes(tmp_path, key):
+    home = {"SKILLS_HOME": str(tmp_path / "home")}
+    out = tmp_path / "a.palyra-skill"
+    ok = _skills("package", "build", "--manifest", EXAMPLE / "skill.toml", "--module", EXAMPLE / "modules" / "echo.wasm",
+                 "--output", out, "--signing-key-file", key, env_extra=home)
+    assert ok.returncode == 0, ok.stderr
+    bad = tmp_path / "bad.palyra-skill"
+    bad.write_bytes(b"PK\x05\x06" + bytes(18))  # an empty archive: no skill.toml
+    cases = [
+        (["package", "inspect", "--artifact", out], 0, None),
+        (["package", "inspect"], 2, None),
+        (["package", "inspect", "--artifact", bad], 3, "missing_artifact_entry"),
+        (["package", "verify", "--artifact", out], 4, "untrusted_publisher"),
+        (["package", "inspect", "--artifact", tmp_path / "none"], 6, "file_not_found"),
+    ]
+    for args, status, code in cases:
+        p = _skills(*args, env_extra=home)
+        assert p.returncode == status, (args, p.stderr)
+        assert "Traceback" not in p.stderr
+        if code:
+            assert any(ln.startswith(f"error[{code}]: ") for ln in p.stderr.splitlines()), p.stderr
+
+
+# --- skills --version -------------------------------------------------------------------------------------------------
+
+
+def test_version_human(run):
+    r = run("--version")
+    assert r.exit_code == 0
+    line = r.stdout.strip()
+    assert ENGINE_VERSION in line and f"runtime {RUNTIME_VERSION}" in line and f"protocol major {PROTOCOL_MAJOR}" in line
+
+
+def test_version_subprocess_human_and_json():
+    p = _skills("--version")
+    assert p.returncode == 0
+    assert p.stdout.strip() == f"skills {ENGINE_VERSION} (runtime {RUNTIME_VERSION}, protocol major {PROTOCOL_MAJOR})"
+    for args in (["--json", "--version"], ["--version", "--json"]):
+        p = _skills(*args)
+        assert p.returncode == 0
+        assert one_json_document(p.stdout) == {"engine_version": ENGINE_VERSION, "runtime_version": RUNTIME_VERSION,
+                                               "protocol_major": PROTOCOL_MAJOR}
+
+
+@pytest.mark.parametrize("args", [["--json", "--version"], ["--version", "--json"]], ids=["json-first", "json-last"])
+def test_version_json_in_process(run, args):
+    """The JSON decision must come from the arguments given to the command, not from the process's sys.argv."""
+    r = run(*args)
+    assert r.exit_code == 0
+    assert one_json_document(r.stdout) == {"engine_version": ENGINE_VERSION, "runtime_version": RUNTIME_VERSION,
+                                           "protocol_major": PROTOCOL_MAJOR}

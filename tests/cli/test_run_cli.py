@@ -1,0 +1,141 @@
+"""``skills run`` and ``skills secret``: outputs, JSON shapes, exit codes, and import hygiene."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "adapters" / "runner"))
+import runner_kit as kit  # noqa: E402
+
+from cli.main import cli  # noqa: E402
+
+ECHO_TOOLS = [("echo", {"type": "object", "properties": {"text": {"type": "string", "maxLength": 8}},
+                        "required": ["text"]}, {"type": "object"})]
+SPIN = kit.json_module("(loop $l (br $l)) (unreachable)", name="spin")
+
+
+@pytest.fixture
+def lab(tmp_path):
+    lab = kit.Lab(tmp_path / "home")
+    lab.sid = lab.install(kit.ECHO, tools=ECHO_TOOLS)
+    lab.spin = lab.install(SPIN, tools=[("spin", kit.ANY, kit.ANY)], fuel=10**11, timeout_ms=5000)
+    yield lab
+    lab.close()
+
+
+@pytest.fixture
+def skills(lab):
+    runner = CliRunner()
+
+    def invoke(*args, input=None):
+        return runner.invoke(cli, ["--home", str(lab.home), "--actor", "user:cli", *args], input=input)
+
+    return invoke
+
+
+def js(result):
+    return json.loads(result.stdout)
+
+
+def test_run_prints_the_result(skills, lab):
+    r = skills("run", "acme.echo", "--input", '{"text": "hi"}', "--json")
+    assert r.exit_code == 0, r.output
+    d = js(r)
+    assert (d["tool_id"], d["skill_id"], d["version"], d["abi"], d["output"], d["exit_code"]) == (
+        "acme.echo", lab.sid, "1.0.0", "json-v1", {"text": "hi"}, 0)
+    assert set(d) == {"tool_id", "skill_id", "version", "abi", "output", "exit_code", "duration_ms",
+                      "fuel_consumed", "log", "capabilities"}
+    human = skills("run", "acme.echo", "--input", '{"text": "hi"}')
+    assert human.exit_code == 0 and "json-v1" in human.stdout and '"text": "hi"' in human.stdout
+
+
+def test_input_from_a_file_and_from_stdin(skills, tmp_path):
+    f = tmp_path / "in.json"
+    f.write_text('{"text": "file"}')
+    assert js(skills("run", "acme.echo", "--input-file", str(f), "--json"))["output"] == {"text": "file"}
+    assert js(skills("run", "acme.echo", "--input-file", "-", "--json", input='{"text": "stdin"}'))["output"] == {
+        "text": "stdin"}
+
+
+@pytest.mark.parametrize("args,code,error", [
+    (["acme.echo", "--input", "{nope", "--json"], 2, "usage_error"),
+    (["acme.echo", "--input", "[" * 100_000, "--json"], 2, "usage_error"),
+    (["acme.echo", "--input", '{"text": "much too long"}', "--json"], 2, "invalid_input"),
+    (["acme.echo", "--input", "{}", "--input-file", "x", "--json"], 2, "usage_error"),
+    (["acme.nothing", "--json"], 6, "tool_not_found"),
+    (["acme.spin", "--timeout-ms", "100", "--json"], 8, "execution_timed_out"),
+])
+def test_exit_codes(skills, args, code, error):
+    r = skills("run", *args)
+    assert r.exit_code == code, r.output
+    assert js(r)["error"]["code"] == error
+    assert r.stderr.startswith(f"error[{error}]")
+
+
+def test_a_quarantined_skill_is_refused_with_exit_7_and_recorded(skills, lab):
+    assert skills("quarantine", lab.sid, "--reason", "odd").exit_code == 0
+    r = skills("run", "acme.echo", "--input", '{"text": "x"}', "--json")
+    assert r.exit_code == 7
+    err = js(r)["error"]
+    assert err["code"] == "not_active" and err["details"]["reason_code"] == "quarantined"
+    history = js(skills("history", lab.sid, "--json"))
+    assert history["events"][-1]["kind"] == "skill.execution_denied"
+
+
+def test_a_tampered_artifact_exits_5(skills, lab):
+    row = lab.runner._row("acme.echo", None, None)
+    blob = lab.runner.artifacts.blobs.path_for(row["artifact_sha256"])
+    os.chmod(blob, 0o644)
+    blob.write_bytes(blob.read_bytes() + b"junk")
+    r = skills("run", "acme.echo", "--input", '{"text": "x"}', "--json")
+    assert r.exit_code == 5 and js(r)["error"]["code"] == "artifact_tampered"
+    listed = js(skills("list", "--json"))
+    assert {e["skill_id"]: e["status"] for e in listed["entries"]}[lab.sid] == "quarantined"
+
+
+def test_secret_set_list_remove_never_show_the_value(skills, lab):
+    r = skills("secret", "set", "skill:acme.x", "token", "--json", input="s3cr3t-value\n")
+    assert r.exit_code == 0 and js(r) == {"scope": "skill:acme.x", "key": "token", "stored": True, "replaced": False}
+    path = lab.settings.secrets_path
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert json.loads(path.read_text())["secrets"] == {"skill:acme.x": {"token": "s3cr3t-value"}}
+    listed = skills("secret", "list", "--json")
+    assert js(listed) == {"count": 1, "secrets": [{"scope": "skill:acme.x", "key": "token"}]}
+    again = skills("secret", "set", "skill:acme.x", "token", input="other")
+    assert again.exit_code == 0 and "replaced" in again.stdout
+    for r in (listed, again, skills("secret", "list")):
+        assert "s3cr3t" not in r.output and "other" not in r.stdout.replace("replaced the previous", "")
+    assert js(skills("secret", "remove", "skill:acme.x", "token", "--json"))["removed"] is True
+    assert skills("secret", "set", "bad scope", "k", input="v").exit_code == 2
+    assert skills("secret", "set", "global", "k", input="").exit_code == 2
+
+
+def _python(code: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+
+def test_commands_that_do_not_run_modules_never_import_wasmtime(lab):
+    code = ("import sys\nfrom cli.main import cli\n"
+            "rc = cli.main(['--home', sys.argv[1], 'list', '--json'], standalone_mode=False)\n"
+            "print('RESULT', rc, 'wasmtime' in sys.modules, 'jsonschema' in sys.modules)")
+    out = _python(code, str(lab.home))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "RESULT 0 False False"
+
+
+def test_skills_run_as_a_process(lab):
+    skills_bin = ROOT / ".venv" / "bin" / "skills"
+    cmd = [str(skills_bin)] if skills_bin.exists() else [sys.executable, "-m", "cli.main"]
+    out = subprocess.run([*cmd, "--home", str(lab.home), "run", "acme.echo", "--input", '{"text": "proc"}',
+                          "--json"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["output"] == {"text": "proc"}

@@ -60,6 +60,8 @@ def run_demo(home: str | None, *, actor: str | None, step: Step) -> dict[str, An
 
     tool_id = built.manifest.entrypoints.tools[0].id
     step(*_run(settings, tool_id, {"text": "hello from the demo"}))
+    for tool in built.manifest.entrypoints.tools[1:]:
+        step(*_run(settings, tool.id, {"text": "four words right here"}))
 
     with ledger_session(settings) as ledger:
         q = ledger.quarantine(skill_id, None, "demo: pretend an operator saw something odd")

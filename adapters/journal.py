@@ -12,7 +12,9 @@
 
 from __future__ import annotations
 
+import random
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 from uuid import UUID
@@ -184,11 +186,18 @@ def journal_env(journal_url: str, lock_timeout_s: int = 30, *, create: bool = Tr
 def open_journal(journal_url: str, *, create: bool = True) -> LedgerApplication:
     """The journal application. ``create=False`` opens it exactly as it is (no tables, guards or
     metadata (re)created), which is how ``journal verify`` must look at it."""
-    try:
-        return LedgerApplication(env=journal_env(journal_url, create=create))
-    except (PersistenceError, sqlite3.Error) as e:
-        where = journal_url.split("@")[-1]  # never echo credentials of a URL
-        raise JournalUnavailable(f"cannot open the journal at {where}: {e}", {"journal": where}) from None
+    where = journal_url.split("@")[-1]  # never echo credentials of a URL
+    for attempt in range(50):
+        try:
+            return LedgerApplication(env=journal_env(journal_url, create=create))
+        except (PersistenceError, sqlite3.Error) as e:
+            # Processes creating the same new journal at once race for the switch to WAL mode,
+            # which SQLite answers with an immediate "locked" (no busy wait): try again.
+            if "locked" in str(e).lower() and attempt < 49:
+                time.sleep(0.01 + 0.02 * random.random())
+                continue
+            raise JournalUnavailable(f"cannot open the journal at {where}: {e}", {"journal": where}) from None
+    raise AssertionError("unreachable")
 
 
 class StoredRow(msgspec.Struct, frozen=True):

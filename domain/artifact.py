@@ -15,6 +15,7 @@ import msgspec
 from . import grants
 from .constants import (
     ASSET_PREFIX,
+    PAYLOAD_CONTEXT,
     MANIFEST_ENTRY,
     MAX_ARTIFACT_BYTES,
     MAX_ENTRIES,
@@ -167,7 +168,8 @@ class InspectResult(msgspec.Struct, frozen=True):
 
 def inspect_artifact(data: bytes) -> InspectResult:
     """§14 steps 1-11. No trust step."""
-    entries = decode_archive(data)
+    digester = _Digests(threaded=len(data) > PARALLEL_HASH_BYTES)
+    entries = decode_archive(data, digester.add)
     if MANIFEST_ENTRY not in entries:
         raise MissingArtifactEntry(MANIFEST_ENTRY)
     manifest = parse_manifest_bytes(entries[MANIFEST_ENTRY])
@@ -182,7 +184,7 @@ def inspect_artifact(data: bytes) -> InspectResult:
     if SIGNATURE_ENTRY not in entries:
         raise MissingArtifactEntry(SIGNATURE_ENTRY)
     envelope = parse_signature_json(entries[SIGNATURE_ENTRY])
-    payload, digests = _digests(entries)
+    payload, digests = digester.finish(entries)
     if payload != envelope.payload_sha256:
         raise PayloadHashMismatch()
     public_key = verify_signature(envelope, manifest.publisher)
@@ -204,24 +206,59 @@ def inspect_artifact(data: bytes) -> InspectResult:
     )
 
 
-# Above this many bytes the two hash passes (payload, per entry) run on two threads:
-# hashlib releases the GIL for large buffers, so they cost one pass of wall time.
-PARALLEL_HASH_BYTES = 4 * 1024 * 1024
+# Above this archive size the digests are computed on a worker thread while the next entries
+# are still being inflated (hashlib and zlib release the GIL on large buffers).
+PARALLEL_HASH_BYTES = 1024 * 1024
+_pool: Any = None
 
 
-def _digests(entries: dict[str, bytes]) -> tuple[str, dict[str, str]]:
-    """The §8 payload hash and every entry's SHA-256."""
-    def per_entry() -> dict[str, str]:
-        return {p: sha256_hex(d) for p, d in entries.items()}
+class _Digests:
+    """Every entry's SHA-256 and the §8 payload hash, fed entry by entry as they are decoded.
 
-    if sum(len(d) for d in entries.values()) < PARALLEL_HASH_BYTES:
-        return payload_sha256(entries), per_entry()
-    from concurrent.futures import ThreadPoolExecutor
+    The payload hash is built incrementally while entries arrive in sorted path order (as a
+    conforming encoder writes them); any other order falls back to one pass at the end."""
 
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        digests = pool.submit(per_entry)
-        payload = payload_sha256(entries)
-        return payload, digests.result()
+    def __init__(self, threaded: bool) -> None:
+        self.entry: dict[str, str] = {}
+        self.payload = hashlib.sha256(PAYLOAD_CONTEXT)
+        self.last = ""
+        self.in_order = True
+        self.pending: list[Any] = []
+        self.threaded = threaded
+
+    def add(self, path: str, data: bytes) -> None:
+        if self.threaded:
+            self.pending.append(_worker().submit(self._hash, path, data))
+        else:
+            self._hash(path, data)
+
+    def _hash(self, path: str, data: bytes) -> None:
+        self.entry[path] = sha256_hex(data)
+        if path == SIGNATURE_ENTRY:
+            return
+        if self.in_order and path > self.last:
+            p = path.encode("utf-8")
+            self.payload.update(len(p).to_bytes(8, "big") + p + len(data).to_bytes(8, "big"))
+            self.payload.update(data)
+            self.last = path
+        else:
+            self.in_order = False
+
+    def finish(self, entries: dict[str, bytes]) -> tuple[str, dict[str, str]]:
+        for f in self.pending:
+            f.result()
+        payload = self.payload.hexdigest() if self.in_order else payload_sha256(entries)
+        return payload, self.entry
+
+
+def _worker() -> Any:
+    """One long-lived hashing thread (a sequential worker keeps the payload hash in order)."""
+    global _pool
+    if _pool is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="artifact-digests")
+    return _pool
 
 
 # --- §17 verify ----------------------------------------------------------------------

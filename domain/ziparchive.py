@@ -18,7 +18,7 @@ import io
 import struct
 import zipfile
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from .constants import MAX_ARTIFACT_BYTES, MAX_ENTRIES, MAX_ENTRY_BYTES, MAX_TOTAL_UNCOMPRESSED_BYTES
@@ -168,8 +168,11 @@ class CentralRecord:
 # --- §12 decoding --------------------------------------------------------------------
 
 
-def decode_archive(data: bytes) -> dict[str, bytes]:
-    """Decode an artifact ZIP per §12, steps D1-D6 in order; returns entries sorted by path."""
+def decode_archive(data: bytes, on_entry: Callable[[str, bytes], None] | None = None) -> dict[str, bytes]:
+    """Decode an artifact ZIP per §12, steps D1-D6 in order; returns entries sorted by path.
+
+    ``on_entry(path, content)`` is called as each entry passes D5, in central-directory
+    order, so a caller can hash entries while the next ones are still being inflated."""
     # Slices of a memoryview share the input buffer: compressed data is never copied.
     mv = memoryview(data)
     if mv.ndim != 1 or mv.format != "B":
@@ -198,7 +201,7 @@ def decode_archive(data: bytes) -> dict[str, bytes]:
         raise ZipError(f"the standard reader refuses the archive: {exc}") from exc
     if len(reader.infolist()) != len(records):
         raise ZipError("the standard reader sees a different central directory")
-    result = _extract_entries(reader, records)
+    result = _extract_entries(reader, records, on_entry)
     # D6
     return dict(sorted(result.items()))
 
@@ -390,7 +393,8 @@ def _span_end(mv: memoryview, r: CentralRecord, cd_offset: int) -> int:
     return dd_end
 
 
-def _extract_entries(reader: zipfile.ZipFile, records: list[CentralRecord]) -> dict[str, bytes]:
+def _extract_entries(reader: zipfile.ZipFile, records: list[CentralRecord],
+                     on_entry: Callable[[str, bytes], None] | None = None) -> dict[str, bytes]:
     """D5: per record in central-directory order, with the streamed total cap."""
     total = 0
     result: dict[str, bytes] = {}
@@ -440,6 +444,8 @@ def _extract_entries(reader: zipfile.ZipFile, records: list[CentralRecord]) -> d
         if path in result:
             raise DuplicateArtifactEntry(path)
         result[path] = content
+        if on_entry is not None:
+            on_entry(path, content)
     return result
 
 

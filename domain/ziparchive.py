@@ -196,7 +196,8 @@ def decode_archive(data: bytes, on_entry: Callable[[str, bytes], None] | None = 
     _check_spans_tile(mv, records, eocd.cd_offset)  # e
     # D5: the structure is sound, so the standard reader can stream the entries.
     try:
-        reader = zipfile.ZipFile(io.BytesIO(mv))
+        # BytesIO over a bytes object shares its buffer; over a memoryview it would copy it.
+        reader = zipfile.ZipFile(io.BytesIO(data if isinstance(data, bytes) else mv.tobytes()))
     except (zipfile.BadZipFile, ValueError, EOFError, NotImplementedError, OSError) as exc:
         raise ZipError(f"the standard reader refuses the archive: {exc}") from exc
     if len(reader.infolist()) != len(records):

@@ -272,6 +272,7 @@ def test_two_cli_installs_of_one_version_race(tmp_path: Path, same_payload: bool
     for rc, stdout, stderr in results:
         assert "Traceback" not in stderr, stderr
         docs.append((rc, json.loads(stdout)))
+        assert rc in (0, 3), f"exit {rc}: {stderr}"
     rcs = sorted(rc for rc, _ in docs)
     if same_payload:
         assert rcs == [0, 0], docs

@@ -274,3 +274,22 @@ def test_rebuilds_killed_at_random_times(big_home: Path, tmp_path: Path) -> None
 def test_every_driver_point_is_exercised() -> None:
     used = set(INSTALL_POINTS) | {p for p, _a, _b in REBUILD_POINTS} | {"blob.before_delete"}
     assert used == set(POINTS), set(POINTS) ^ used
+
+
+def test_the_crash_hook_fires_only_when_armed_and_on_the_nth_hit() -> None:
+    from adapters.testhooks import crash_point, hits
+
+    crash_point("never.armed")  # unset: a no-op in this process
+    assert hits("never.armed") == 0
+    script = ("import sys; from adapters.testhooks import crash_point\n"
+              "for i in range(5):\n    crash_point('other'); crash_point('p'); print(i, flush=True)\n")
+
+    def run(**env: str) -> subprocess.CompletedProcess:
+        return subprocess.run([h.PYTHON, "-c", script], capture_output=True, text=True, env=h.cli_env(**env),
+                              cwd=str(h.ROOT), timeout=60)
+
+    assert run().returncode == 0
+    first = run(SKILLS_TEST_CRASH_AT="p")
+    assert first.returncode == -signal.SIGKILL and first.stdout == ""
+    third = run(SKILLS_TEST_CRASH_AT="p", SKILLS_TEST_CRASH_AFTER="3")
+    assert third.returncode == -signal.SIGKILL and third.stdout.split() == ["0", "1"]

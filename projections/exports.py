@@ -28,7 +28,9 @@ def palyra_installed_index(con: sqlite3.Connection, now_ms: int, missing_secrets
     import json
 
     entries = []
-    for r in con.execute("SELECT * FROM versions WHERE installed=1 ORDER BY skill_id, v_major, v_minor, v_patch"):
+    from .queries import VERSION_ORDER, VERSION_WITH_MANIFEST
+
+    for r in con.execute(f"{VERSION_WITH_MANIFEST} WHERE v.installed=1 ORDER BY {VERSION_ORDER}"):
         missing = missing_secrets(r["skill_id"], r["version"], json.loads(r["manifest"])) if missing_secrets else []
         entries.append({
             "skill_id": r["skill_id"],

@@ -17,6 +17,7 @@ import msgspec
 
 from domain.eligibility import compat_problem, eligibility
 from domain.grammars import parse_semver_lenient
+from domain.text import WS
 
 from .schema import VERSION_COLUMNS
 
@@ -78,8 +79,13 @@ class Fold:
         # True when the caches hold every row there is (a replay from position 0): a key not
         # in them has no row, so the loader is not asked.
         self.complete = False
+        # (publisher, key_hex) -> the cached version rows signed by that key (no scans on revocation)
+        self.signed_by: dict[TrustKey, set[VersionKey]] = {}
         self.dirty_versions: set[VersionKey] = set()
         self.dirty_trust: set[TrustKey] = set()
+        self.manifests: dict[str, tuple[Any, ...]] = {}
+        self.known_manifests: set[str] = set()
+        self.tools: dict[VersionKey, list[str]] = {}
         self.audits: list[tuple[Any, ...]] = []
         self.timeline: list[tuple[Any, ...]] = []
         self.rejections: list[tuple[Any, ...]] = []
@@ -108,6 +114,8 @@ class Fold:
         """Forget what the previous batch produced (its rows are written); keep the row caches."""
         self.dirty_versions = set()
         self.dirty_trust = set()
+        self.manifests = {}
+        self.tools = {}
         self.audits = []
         self.timeline = []
         self.rejections = []
@@ -130,12 +138,21 @@ class Fold:
             return self.versions[key]
         except KeyError:
             row = self.versions[key] = None if self.complete else self.loader.version_row(key)
+            if row is not None:
+                self._index(key, None, row)
             return row
 
     def _touch(self, key: VersionKey, row: dict[str, Any], position: int) -> None:
         row["updated_position"] = position
+        self._index(key, self.versions.get(key), row)
         self.versions[key] = row
         self.dirty_versions.add(key)
+
+    def _index(self, key: VersionKey, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
+        signer = (new["publisher"], new["key_hex"])
+        if old is not None and (old["publisher"], old["key_hex"]) != signer:
+            self.signed_by.get((old["publisher"], old["key_hex"]), set()).discard(key)
+        self.signed_by.setdefault(signer, set()).add(key)
 
     def _trust(self, key: TrustKey) -> dict[str, Any] | None:
         try:
@@ -158,30 +175,35 @@ class Fold:
         key = (self._skill_id(d), d["version"])
         old = self._version(key)
         manifest = d["manifest"]
-        facts = self.manifest_facts(manifest)
+        tools = manifest.get("entrypoints", {}).get("tools", [])
+        payload = d["payload_sha256"]
+        if payload not in self.known_manifests:
+            facts = self.manifest_facts(manifest)
+            self.manifests[payload] = (payload, jdump(manifest), jdump(d["manifest_warnings"]),
+                                       jdump(facts["capability_grants"]), jdump(facts["policy_bindings"]))
+            self.known_manifests.add(payload)
+        self.tools[key] = sorted({str(t.get("id", "")).strip(WS) for t in tools})
         major, minor, patch = parse_semver_lenient(d["version"]) or (0, 0, 0)
         row = dict.fromkeys(VERSION_COLUMNS)
         row.update(
             skill_id=key[0], version=key[1], v_major=major, v_minor=minor, v_patch=patch,
             publisher=d["publisher"], name=manifest.get("name"), installed=0,
             current=old["current"] if old else 0, trust_decision=d["trust_decision"], key_id=d["key_id"],
-            key_hex=d["key_hex"], payload_sha256=d["payload_sha256"], artifact_sha256=d["artifact_sha256"],
+            key_hex=d["key_hex"], payload_sha256=payload, artifact_sha256=d["artifact_sha256"],
             source=d["source"], key_revoked=int(self._key_revoked(d["publisher"], d["key_hex"])),
-            compat_problem=compat_problem(manifest.get("compat")),
-            tool_count=len(manifest.get("entrypoints", {}).get("tools", [])),
-            manifest=jdump(manifest), manifest_warnings=jdump(d["manifest_warnings"]),
-            capability_grants=jdump(facts["capability_grants"]), policy_bindings=jdump(facts["policy_bindings"]),
+            compat_problem=compat_problem(manifest.get("compat")), tool_count=len(tools),
         )
         self._finish(key, row, r.position)
 
     def _audited(self, r: Record, d: dict[str, Any]) -> None:
         key = (self._skill_id(d), d["version"])
         at = fixed_time(d["timestamp"])
-        failed = [c["check_id"] for c in d["checks"] if c.get("status") == "fail"]
-        warned = [c["check_id"] for c in d["checks"] if c.get("status") == "warn"]
+        # Full checks stay in the journal (at this position); the view keeps what lists show.
+        failed = list(dict.fromkeys(c["check_id"] for c in d["checks"] if c.get("status") == "fail"))
+        warned = list(dict.fromkeys(c["check_id"] for c in d["checks"] if c.get("status") == "warn"))
         self.audits.append((r.position, key[0], key[1], at, d["trigger"], d["policy_version"], int(d["passed"]),
                             int(d["should_quarantine"]), jdump(failed), jdump(warned),
-                            jdump(d["quarantine_reasons"]), jdump(d["checks"])))
+                            jdump(d["quarantine_reasons"])))
         row = self._version(key)
         if row is None:
             return
@@ -273,9 +295,7 @@ class Fold:
 
     def _versions_signed_by(self, publisher: str, key_hex: str) -> list[VersionKey]:
         keys = set() if self.complete else set(self.loader.version_keys_for_key(publisher, key_hex))
-        for k, row in self.versions.items():
-            if row is not None and row["publisher"] == publisher and row["key_hex"] == key_hex:
-                keys.add(k)
+        keys |= self.signed_by.get((publisher, key_hex), set())
         return sorted(keys)
 
     def _policy_changed(self, r: Record, d: dict[str, Any]) -> None:

@@ -7,7 +7,12 @@ import json
 import sqlite3
 from typing import Any
 
-VERSION_ORDER = "skill_id, v_major, v_minor, v_patch, version"
+from domain.text import trim
+
+VERSION_ORDER = "v.skill_id, v.v_major, v.v_minor, v.v_patch, v.version"
+# A version row with its artifact's manifest facts (kept once per payload in ``manifests``).
+VERSION_WITH_MANIFEST = ("SELECT v.*, m.manifest, m.manifest_warnings, m.capability_grants, m.policy_bindings "
+                         "FROM versions v LEFT JOIN manifests m ON m.payload_sha256 = v.payload_sha256")
 
 
 def _loads(value: str | None) -> Any:
@@ -41,9 +46,16 @@ def entry(row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
+LIST_COLUMNS = (
+    "skill_id, version, publisher, name, current, status, status_reason, status_reason_code, trust_decision, "
+    "key_id, payload_sha256, artifact_sha256, installed_at, last_audit_at, last_audit_trigger, last_audit_passed, "
+    "last_audit_policy_version, eligible, eligibility_reasons, tool_count"
+)
+
+
 def list_entries(con: sqlite3.Connection, *, publisher: str | None = None, status: str | None = None,
                  current_only: bool = False, eligible_only: bool = False) -> list[dict[str, Any]]:
-    sql = "SELECT * FROM versions WHERE installed = 1"
+    sql = f"SELECT {LIST_COLUMNS} FROM versions v WHERE installed = 1"
     params: list[Any] = []
     if publisher:
         sql += " AND publisher = ?"
@@ -61,9 +73,9 @@ def list_entries(con: sqlite3.Connection, *, publisher: str | None = None, statu
 
 def version_row(con: sqlite3.Connection, skill_id: str, version: str | None) -> sqlite3.Row | None:
     if version is None:
-        return con.execute("SELECT * FROM versions WHERE skill_id=? AND current=1 AND installed=1",
+        return con.execute(f"{VERSION_WITH_MANIFEST} WHERE v.skill_id=? AND v.current=1 AND v.installed=1",
                            (skill_id,)).fetchone()
-    return con.execute("SELECT * FROM versions WHERE skill_id=? AND version=?", (skill_id, version)).fetchone()
+    return con.execute(f"{VERSION_WITH_MANIFEST} WHERE v.skill_id=? AND v.version=?", (skill_id, version)).fetchone()
 
 
 def skill_known(con: sqlite3.Connection, skill_id: str) -> bool:
@@ -101,12 +113,12 @@ def audits(con: sqlite3.Connection, skill_id: str, version: str) -> list[dict[st
 
 
 def current_rows(con: sqlite3.Connection, skill_id: str | None = None) -> list[sqlite3.Row]:
-    sql = "SELECT * FROM versions WHERE current=1 AND installed=1"
+    sql = f"{VERSION_WITH_MANIFEST} WHERE v.current=1 AND v.installed=1"
     params: list[Any] = []
     if skill_id:
-        sql += " AND skill_id=?"
+        sql += " AND v.skill_id=?"
         params.append(skill_id)
-    return list(con.execute(sql + " ORDER BY skill_id", params))
+    return list(con.execute(sql + " ORDER BY v.skill_id", params))
 
 
 def trust_publishers(con: sqlite3.Connection) -> list[dict[str, Any]]:
@@ -170,9 +182,9 @@ def tool_versions(con: sqlite3.Connection, tool_id: str, *, skill_id: str | None
     """Versions whose manifest declares the tool ``tool_id`` (the runner's gate): the current
     installed version of each skill, or exactly ``version`` (installed or not) when given;
     narrowed to ``skill_id`` when given."""
-    sql = ("SELECT DISTINCT v.* FROM versions v, json_each(v.manifest, '$.entrypoints.tools') t "
-           "WHERE trim(json_extract(t.value, '$.id')) = trim(?)")
-    params: list[Any] = [tool_id]
+    sql = (f"{VERSION_WITH_MANIFEST} JOIN tools t ON t.skill_id = v.skill_id AND t.version = v.version "
+           "WHERE t.tool_id = ?")
+    params: list[Any] = [trim(tool_id)]
     if version is not None:
         sql += " AND v.version = ?"
         params.append(version)

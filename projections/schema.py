@@ -9,12 +9,12 @@ journal automatically.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 7
 
 # The projections and the tables each one owns. They are caught up together, in one
 # transaction per batch, each with its own tracking position.
 PROJECTIONS: dict[str, tuple[str, ...]] = {
-    "index": ("versions",),
+    "index": ("versions", "manifests", "tools"),
     "trust": ("trust_keys",),
     "audits": ("audits", "policy"),
     "timeline": ("timeline", "rejections"),
@@ -25,9 +25,12 @@ VERSION_COLUMNS = (
     "status", "status_reason_code", "status_reason", "trust_decision", "key_id", "key_hex", "payload_sha256",
     "artifact_sha256", "blob", "source", "installed_at", "last_audit_at", "last_audit_trigger",
     "last_audit_passed", "last_audit_policy_version", "last_audit_failed_checks", "key_revoked", "compat_problem",
-    "eligible", "eligibility_reasons", "tool_count", "manifest", "manifest_warnings", "capability_grants",
-    "policy_bindings", "updated_position",
+    "eligible", "eligibility_reasons", "tool_count", "updated_position",
 )
+
+# Written once per artifact (by payload digest): version rows stay small, so rewriting one on
+# every status change is cheap.
+MANIFEST_COLUMNS = ("payload_sha256", "manifest", "manifest_warnings", "capability_grants", "policy_bindings")
 
 TRUST_COLUMNS = (
     "publisher", "key_hex", "key_id", "kind", "state", "since", "first_skill_id", "first_version",
@@ -36,7 +39,7 @@ TRUST_COLUMNS = (
 
 AUDIT_COLUMNS = (
     "position", "skill_id", "version", "at", "trigger", "policy_version", "passed", "should_quarantine",
-    "failed_checks", "warning_checks", "quarantine_reasons", "checks",
+    "failed_checks", "warning_checks", "quarantine_reasons",
 )
 
 TIMELINE_COLUMNS = (
@@ -61,9 +64,15 @@ DDL = [
         payload_sha256 TEXT, artifact_sha256 TEXT, blob TEXT, source TEXT, installed_at TEXT,
         last_audit_at TEXT, last_audit_trigger TEXT, last_audit_passed INTEGER, last_audit_policy_version INTEGER,
         last_audit_failed_checks TEXT, key_revoked INTEGER NOT NULL, compat_problem TEXT, eligible INTEGER NOT NULL,
-        eligibility_reasons TEXT NOT NULL, tool_count INTEGER, manifest TEXT, manifest_warnings TEXT,
-        capability_grants TEXT, policy_bindings TEXT, updated_position INTEGER NOT NULL,
+        eligibility_reasons TEXT NOT NULL, tool_count INTEGER, updated_position INTEGER NOT NULL,
         PRIMARY KEY (skill_id, version)) WITHOUT ROWID""",
+    """CREATE TABLE manifests (
+        payload_sha256 TEXT PRIMARY KEY, manifest TEXT NOT NULL, manifest_warnings TEXT NOT NULL,
+        capability_grants TEXT, policy_bindings TEXT)""",
+    """CREATE TABLE tools (
+        tool_id TEXT NOT NULL, skill_id TEXT NOT NULL, version TEXT NOT NULL,
+        PRIMARY KEY (tool_id, skill_id, version)) WITHOUT ROWID""",
+    "CREATE INDEX tools_by_version ON tools (skill_id, version)",
     "CREATE INDEX versions_by_key ON versions (publisher, key_hex)",
     "CREATE INDEX versions_by_status ON versions (status, installed)",
     """CREATE TABLE trust_keys (
@@ -74,7 +83,7 @@ DDL = [
         position INTEGER PRIMARY KEY, skill_id TEXT NOT NULL, version TEXT NOT NULL, at TEXT NOT NULL,
         trigger TEXT NOT NULL, policy_version INTEGER NOT NULL, passed INTEGER NOT NULL,
         should_quarantine INTEGER NOT NULL, failed_checks TEXT NOT NULL, warning_checks TEXT NOT NULL,
-        quarantine_reasons TEXT NOT NULL, checks TEXT NOT NULL)""",
+        quarantine_reasons TEXT NOT NULL)""",
     "CREATE INDEX audits_by_version ON audits (skill_id, version)",
     """CREATE TABLE policy (
         name TEXT PRIMARY KEY, policy_version INTEGER NOT NULL, policy TEXT NOT NULL, changed TEXT NOT NULL,
@@ -90,9 +99,11 @@ DDL = [
 ]
 
 # Tables compared by ``index verify`` (meta holds identities, positions are compared separately).
-DATA_TABLES = ("versions", "trust_keys", "audits", "policy", "timeline", "rejections")
+DATA_TABLES = ("versions", "manifests", "tools", "trust_keys", "audits", "policy", "timeline", "rejections")
 PRIMARY_KEYS = {
     "versions": ("skill_id", "version"),
+    "manifests": ("payload_sha256",),
+    "tools": ("tool_id", "skill_id", "version"),
     "trust_keys": ("publisher", "key_hex"),
     "audits": ("position",),
     "policy": ("name",),

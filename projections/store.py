@@ -25,6 +25,7 @@ from .schema import (
     AUDIT_COLUMNS,
     DATA_TABLES,
     DDL,
+    MANIFEST_COLUMNS,
     PRIMARY_KEYS,
     PROJECTIONS,
     REJECTION_COLUMNS,
@@ -83,7 +84,8 @@ class _SqlLoader(Loader):
         self.con = con
 
     def version_row(self, key: tuple[str, str]) -> dict[str, Any] | None:
-        row = self.con.execute("SELECT * FROM versions WHERE skill_id=? AND version=?", key).fetchone()
+        row = self.con.execute(f"SELECT {_VERSION_SELECT} FROM versions WHERE skill_id=? AND version=?",
+                               key).fetchone()
         return dict(row) if row else None
 
     def version_keys_for_key(self, publisher: str, key_hex: str) -> list[tuple[str, str]]:
@@ -97,6 +99,9 @@ class _SqlLoader(Loader):
     def revoked(self, publisher: str, key_hex: str) -> bool:
         row = self.trust_row((publisher, key_hex))
         return row is not None and row["state"] == "revoked"
+
+
+_VERSION_SELECT = ", ".join(VERSION_COLUMNS)
 
 
 def _placeholders(columns: tuple[str, ...]) -> str:
@@ -152,9 +157,12 @@ class ViewStore:
             if any(p for (p,) in con.execute("SELECT position FROM positions")):
                 return "holds events of a journal it cannot name"
             con.execute("UPDATE meta SET value=? WHERE key='journal'", (self.journal_identity,))
-        if con.execute("PRAGMA quick_check").fetchone()[0] != "ok":
-            return "failed its integrity check"
         return None
+
+    def integrity_problem(self) -> str | None:
+        """A full page-level check (``index verify``): too slow for every read."""
+        result = self.con.execute("PRAGMA quick_check").fetchone()[0]
+        return None if result == "ok" else result
 
     def _create(self, con: sqlite3.Connection) -> None:
         con.execute("BEGIN IMMEDIATE")
@@ -242,6 +250,12 @@ class ViewStore:
             c.executemany(f"INSERT OR REPLACE INTO versions VALUES ({_placeholders(VERSION_COLUMNS)})",
                           [tuple(fold.versions[k][col] for col in VERSION_COLUMNS)  # type: ignore[index]
                            for k in sorted(fold.dirty_versions)])
+        if fold.manifests:
+            c.executemany(f"INSERT OR IGNORE INTO manifests VALUES ({_placeholders(MANIFEST_COLUMNS)})",
+                          [fold.manifests[k] for k in sorted(fold.manifests)])
+        for (skill_id, version), tool_ids in sorted(fold.tools.items()):
+            c.execute("DELETE FROM tools WHERE skill_id=? AND version=?", (skill_id, version))
+            c.executemany("INSERT INTO tools VALUES (?,?,?)", [(t, skill_id, version) for t in tool_ids])
         if fold.dirty_trust:
             c.executemany(f"INSERT OR REPLACE INTO trust_keys VALUES ({_placeholders(TRUST_COLUMNS)})",
                           [tuple(fold.trust[k][col] for col in TRUST_COLUMNS)  # type: ignore[index]

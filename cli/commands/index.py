@@ -78,7 +78,10 @@ def index_verify() -> int:
         live = open_views(settings, notify=notice, ledger=ledger)
         replayed = scratch(ledger.app.recorder, until=live.position(), directory=settings.home)
         try:
+            damage = live.integrity_problem()
             diffs = live.diff(replayed)
+            if damage:
+                diffs.insert(0, {"table": "*", "key": [], "live": f"page-level damage: {damage}", "replayed": None})
         finally:
             discard(replayed)
             live.close()

@@ -12,6 +12,7 @@ for another journal is rebuilt automatically, with a one-line notice.
 
 from __future__ import annotations
 
+import operator
 import os
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -71,11 +72,18 @@ def default_manifest_facts(manifest_json: dict[str, Any]) -> dict[str, Any]:
         return {"capability_grants": None, "policy_bindings": None}
 
 
-def connect(path: str | Path) -> sqlite3.Connection:
+def connect(path: str | Path, *, scratch: bool = False) -> sqlite3.Connection:
+    """WAL for the live views. ``scratch``: a private file being built from scratch (a rebuild
+    before it is swapped in, an as-of replay): no durability needed, a crash discards it."""
     con = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
     con.row_factory = sqlite3.Row
-    con.execute("PRAGMA journal_mode=WAL")
-    con.execute("PRAGMA synchronous=NORMAL")
+    if scratch:
+        con.execute("PRAGMA journal_mode=MEMORY")
+        con.execute("PRAGMA synchronous=OFF")
+        con.execute("PRAGMA locking_mode=EXCLUSIVE")
+    else:
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute("PRAGMA synchronous=NORMAL")
     return con
 
 
@@ -102,6 +110,7 @@ class _SqlLoader(Loader):
 
 
 _VERSION_SELECT = ", ".join(VERSION_COLUMNS)
+_version_values = operator.itemgetter(*VERSION_COLUMNS)
 
 
 def _placeholders(columns: tuple[str, ...]) -> str:
@@ -110,8 +119,10 @@ def _placeholders(columns: tuple[str, ...]) -> str:
 
 class ViewStore:
     def __init__(self, path: str | Path, *, journal_identity: str = "", notify: Notify | None = None,
-                 manifest_facts: Callable[[dict[str, Any]], dict[str, Any]] = default_manifest_facts) -> None:
+                 manifest_facts: Callable[[dict[str, Any]], dict[str, Any]] = default_manifest_facts,
+                 scratch: bool = False) -> None:
         self.path = Path(path)
+        self.scratch = scratch
         self.journal_identity = journal_identity
         self.notify = notify or (lambda message: None)
         self.manifest_facts = manifest_facts
@@ -123,7 +134,7 @@ class ViewStore:
         problem = None
         con: sqlite3.Connection | None = None
         try:
-            con = connect(self.path)
+            con = connect(self.path, scratch=self.scratch)
             problem = self._check(con)
         except sqlite3.DatabaseError as e:
             problem = f"unreadable ({e})"
@@ -134,7 +145,7 @@ class ViewStore:
         if problem != "new":
             self.notify(f"notice: views database {self.path} {problem}; rebuilding it from the journal")
         self._delete_files()
-        con = connect(self.path)
+        con = connect(self.path, scratch=self.scratch)
         self._create(con)
         return con
 
@@ -177,8 +188,8 @@ class ViewStore:
             con.execute("ROLLBACK")
             raise
 
-    def _delete_files(self) -> None:
-        for suffix in ("", "-wal", "-shm", "-journal"):
+    def _delete_files(self, *, keep_main: bool = False) -> None:
+        for suffix in ("-wal", "-shm", "-journal") if keep_main else ("", "-wal", "-shm", "-journal"):
             try:
                 os.unlink(f"{self.path}{suffix}")
             except FileNotFoundError:
@@ -248,14 +259,15 @@ class ViewStore:
         c = self.con
         if fold.dirty_versions:
             c.executemany(f"INSERT OR REPLACE INTO versions VALUES ({_placeholders(VERSION_COLUMNS)})",
-                          [tuple(fold.versions[k][col] for col in VERSION_COLUMNS)  # type: ignore[index]
-                           for k in sorted(fold.dirty_versions)])
+                          [_version_values(fold.versions[k]) for k in sorted(fold.dirty_versions)])
         if fold.manifests:
             c.executemany(f"INSERT OR IGNORE INTO manifests VALUES ({_placeholders(MANIFEST_COLUMNS)})",
                           [fold.manifests[k] for k in sorted(fold.manifests)])
-        for (skill_id, version), tool_ids in sorted(fold.tools.items()):
-            c.execute("DELETE FROM tools WHERE skill_id=? AND version=?", (skill_id, version))
-            c.executemany("INSERT INTO tools VALUES (?,?,?)", [(t, skill_id, version) for t in tool_ids])
+        if fold.tools:
+            changed = sorted(fold.tools)
+            c.executemany("DELETE FROM tools WHERE skill_id=? AND version=?", changed)
+            c.executemany("INSERT INTO tools VALUES (?,?,?)",
+                          [(t, skill_id, version) for skill_id, version in changed for t in fold.tools[(skill_id, version)]])
         if fold.dirty_trust:
             c.executemany(f"INSERT OR REPLACE INTO trust_keys VALUES ({_placeholders(TRUST_COLUMNS)})",
                           [tuple(fold.trust[k][col] for col in TRUST_COLUMNS)  # type: ignore[index]
@@ -286,8 +298,28 @@ class ViewStore:
         self._create(self.con)
 
     def rebuild(self, source: EventSource, *, progress: Progress | None = None) -> int:
-        self.rebuild_tables()
-        return self.catch_up(source, progress=progress)
+        """Replay the whole journal into a fresh file beside this one, then swap it in.
+
+        Readers keep the old views until the swap; a crash leaves the old views (caught up
+        later as usual) and a half-built file that the next rebuild deletes."""
+        fresh_path = self.path.with_name(self.path.name + ".rebuild")
+        fresh = ViewStore(fresh_path, journal_identity=self.journal_identity, notify=self.notify,
+                          manifest_facts=self.manifest_facts, scratch=True)
+        fresh._delete_files()
+        fresh.close()
+        fresh = ViewStore(fresh_path, journal_identity=self.journal_identity, notify=self.notify,
+                          manifest_facts=self.manifest_facts, scratch=True)
+        try:
+            done = fresh.catch_up(source, progress=progress)
+            fresh.con.execute("PRAGMA locking_mode=NORMAL")
+            fresh.con.execute("PRAGMA journal_mode=WAL")
+        finally:
+            fresh.close()
+        self.close()
+        self._delete_files(keep_main=True)
+        os.replace(fresh_path, self.path)
+        self.con = connect(self.path)
+        return done
 
     def table_rows(self, table: str) -> Iterator[tuple[Any, ...]]:
         order = ", ".join(PRIMARY_KEYS[table])
@@ -324,7 +356,7 @@ def scratch(source: EventSource, *, until: int | None, directory: str | Path | N
     fd, name = tempfile.mkstemp(prefix="views-scratch-", suffix=".db", dir=directory)
     os.close(fd)
     os.unlink(name)
-    store = ViewStore(name, notify=notify)
+    store = ViewStore(name, notify=notify, scratch=True)
     store.catch_up(source, until=until)
     return store
 

@@ -40,9 +40,14 @@ def fixed_time(timestamp: str) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
 
 
-@functools.lru_cache(maxsize=256)
-def _reasons_json(reasons: tuple[str, ...]) -> str:
-    return jdump(list(reasons))
+@functools.lru_cache(maxsize=1024)
+def _eligibility(installed: int, status: str | None, key_revoked: int, last_audit_passed: int | None,
+                 compat: str | None) -> tuple[int, str]:
+    """(eligible, reasons as JSON) of a version row; few distinct inputs, so remembered."""
+    ok, reasons = eligibility(installed=bool(installed), status=status, key_revoked=bool(key_revoked),
+                              last_audit_passed=None if last_audit_passed is None else bool(last_audit_passed),
+                              compat=compat)
+    return int(ok), jdump(reasons)
 
 
 class Record(msgspec.Struct, frozen=True):
@@ -199,17 +204,24 @@ class Fold:
         key = (self._skill_id(d), d["version"])
         at = fixed_time(d["timestamp"])
         # Full checks stay in the journal (at this position); the view keeps what lists show.
-        failed = list(dict.fromkeys(c["check_id"] for c in d["checks"] if c.get("status") == "fail"))
-        warned = list(dict.fromkeys(c["check_id"] for c in d["checks"] if c.get("status") == "warn"))
+        failed: dict[str, None] = {}
+        warned: dict[str, None] = {}
+        for c in d["checks"]:
+            status = c.get("status")
+            if status == "fail":
+                failed[c["check_id"]] = None
+            elif status == "warn":
+                warned[c["check_id"]] = None
+        failed_json = jdump(list(failed))
         self.audits.append((r.position, key[0], key[1], at, d["trigger"], d["policy_version"], int(d["passed"]),
-                            int(d["should_quarantine"]), jdump(failed), jdump(warned),
+                            int(d["should_quarantine"]), failed_json, jdump(list(warned)),
                             jdump(d["quarantine_reasons"])))
         row = self._version(key)
         if row is None:
             return
         row = dict(row)
         row.update(last_audit_at=at, last_audit_trigger=d["trigger"], last_audit_passed=int(d["passed"]),
-                   last_audit_policy_version=d["policy_version"], last_audit_failed_checks=jdump(failed))
+                   last_audit_policy_version=d["policy_version"], last_audit_failed_checks=failed_json)
         self._finish(key, row, r.position)
 
     def _installed(self, r: Record, d: dict[str, Any]) -> None:
@@ -259,13 +271,8 @@ class Fold:
             self._finish(key, row, r.position)
 
     def _finish(self, key: VersionKey, row: dict[str, Any], position: int) -> None:
-        ok, reasons = eligibility(
-            installed=bool(row["installed"]), status=row["status"], key_revoked=bool(row["key_revoked"]),
-            last_audit_passed=None if row["last_audit_passed"] is None else bool(row["last_audit_passed"]),
-            compat=row["compat_problem"],
-        )
-        row["eligible"] = int(ok)
-        row["eligibility_reasons"] = _reasons_json(tuple(reasons))
+        row["eligible"], row["eligibility_reasons"] = _eligibility(
+            row["installed"], row["status"], row["key_revoked"], row["last_audit_passed"], row["compat_problem"])
         self._touch(key, row, position)
 
     def _key(self, r: Record, d: dict[str, Any], kind: str | None, state: str) -> None:

@@ -9,7 +9,7 @@ journal automatically.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 # The projections and the tables each one owns. They are caught up together, in one
 # transaction per batch, each with its own tracking position.
@@ -73,8 +73,6 @@ DDL = [
         tool_id TEXT NOT NULL, skill_id TEXT NOT NULL, version TEXT NOT NULL,
         PRIMARY KEY (tool_id, skill_id, version)) WITHOUT ROWID""",
     "CREATE INDEX tools_by_version ON tools (skill_id, version)",
-    "CREATE INDEX versions_by_key ON versions (publisher, key_hex)",
-    "CREATE INDEX versions_by_status ON versions (status, installed)",
     """CREATE TABLE trust_keys (
         publisher TEXT NOT NULL, key_hex TEXT NOT NULL, key_id TEXT NOT NULL, kind TEXT NOT NULL,
         state TEXT NOT NULL, since TEXT NOT NULL, first_skill_id TEXT, first_version TEXT,
@@ -84,7 +82,6 @@ DDL = [
         trigger TEXT NOT NULL, policy_version INTEGER NOT NULL, passed INTEGER NOT NULL,
         should_quarantine INTEGER NOT NULL, failed_checks TEXT NOT NULL, warning_checks TEXT NOT NULL,
         quarantine_reasons TEXT NOT NULL)""",
-    "CREATE INDEX audits_by_version ON audits (skill_id, version)",
     """CREATE TABLE policy (
         name TEXT PRIMARY KEY, policy_version INTEGER NOT NULL, policy TEXT NOT NULL, changed TEXT NOT NULL,
         updated_at TEXT NOT NULL, updated_by TEXT NOT NULL) WITHOUT ROWID""",
@@ -92,10 +89,17 @@ DDL = [
         position INTEGER PRIMARY KEY, recorded_at TEXT NOT NULL, stream TEXT NOT NULL,
         stream_version INTEGER NOT NULL, kind TEXT NOT NULL, skill_id TEXT, version TEXT, publisher TEXT,
         principal TEXT NOT NULL, host TEXT NOT NULL, command TEXT NOT NULL, reason TEXT, summary TEXT NOT NULL)""",
-    "CREATE INDEX timeline_by_time ON timeline (recorded_at)",
     """CREATE TABLE rejections (
         position INTEGER PRIMARY KEY, recorded_at TEXT NOT NULL, artifact_sha256 TEXT NOT NULL, source TEXT,
         error_code TEXT NOT NULL, message TEXT NOT NULL, skill_id TEXT, version TEXT, publisher TEXT)""",
+]
+
+# Indexes only reads need: a replay into a fresh file creates them once at the end, which is
+# much cheaper than maintaining them row by row.
+READ_INDEXES = [
+    "CREATE INDEX IF NOT EXISTS versions_by_key ON versions (publisher, key_hex)",
+    "CREATE INDEX IF NOT EXISTS audits_by_version ON audits (skill_id, version)",
+    "CREATE INDEX IF NOT EXISTS timeline_by_time ON timeline (recorded_at)",
 ]
 
 # Tables compared by ``index verify`` (meta holds identities, positions are compared separately).

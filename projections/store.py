@@ -29,6 +29,7 @@ from .schema import (
     MANIFEST_COLUMNS,
     PRIMARY_KEYS,
     PROJECTIONS,
+    READ_INDEXES,
     REJECTION_COLUMNS,
     SCHEMA_VERSION,
     TIMELINE_COLUMNS,
@@ -37,6 +38,7 @@ from .schema import (
 )
 
 BATCH = 5000
+SCRATCH_BATCH = 20_000  # a private file being built: bigger transactions, fewer row rewrites
 MAX_CACHED_ROWS = 50_000
 Notify = Callable[[str], None]
 Progress = Callable[[int], None]
@@ -109,6 +111,7 @@ class _SqlLoader(Loader):
         return row is not None and row["state"] == "revoked"
 
 
+_kinds: dict[str, str] = {}
 _VERSION_SELECT = ", ".join(VERSION_COLUMNS)
 _version_values = operator.itemgetter(*VERSION_COLUMNS)
 
@@ -180,6 +183,9 @@ class ViewStore:
         try:
             for stmt in DDL:
                 con.execute(stmt)
+            if not self.scratch:
+                for stmt in READ_INDEXES:
+                    con.execute(stmt)
             con.executemany("INSERT INTO meta VALUES (?, ?)",
                             [("schema_version", str(SCHEMA_VERSION)), ("journal", self.journal_identity)])
             con.executemany("INSERT INTO positions VALUES (?, 0)", [(p,) for p in PROJECTIONS])
@@ -198,6 +204,10 @@ class ViewStore:
     def close(self) -> None:
         self.con.close()
 
+    def create_read_indexes(self) -> None:
+        for stmt in READ_INDEXES:
+            self.con.execute(stmt)
+
     # --- positions ----------------------------------------------------------------------
 
     def positions(self) -> dict[str, int]:
@@ -214,9 +224,10 @@ class ViewStore:
 
     # --- catch-up -----------------------------------------------------------------------
 
-    def catch_up(self, source: EventSource, *, until: int | None = None, batch: int = BATCH,
+    def catch_up(self, source: EventSource, *, until: int | None = None, batch: int | None = None,
                  progress: Progress | None = None) -> int:
         """Apply every event after the tracked position (up to ``until``); returns how many."""
+        batch = batch or (SCRATCH_BATCH if self.scratch else BATCH)
         head = source.max_notification_id() or 0
         if self.position() > head:
             self.notify(f"notice: views database {self.path} is ahead of the journal; rebuilding it")
@@ -233,17 +244,21 @@ class ViewStore:
                     self.con.execute("ROLLBACK")
                     break
                 rows = fetch(start, batch, until)
+                kinds = _kinds
                 if not rows:
                     self.con.execute("ROLLBACK")
                     break
                 if fold is None or start != expected or fold.cached_rows() > MAX_CACHED_ROWS:
                     # Another writer moved the views since our last batch, or the cache grew
-                    # too big: start from what is on disk.
+                    # too big: start from what is on disk (which the loader reads by index).
+                    if fold is not None and self.scratch:
+                        self.create_read_indexes()
                     fold = Fold(_SqlLoader(self.con), self.manifest_facts)
                     fold.complete = start == 0
                 fold.start_batch()
                 for position, stream_version, topic, state in rows:
-                    fold.apply(Record(position, stream_version, kind_of_topic(topic), decode_state_dict(topic, state)))
+                    kind = kinds.get(topic) or kinds.setdefault(topic, kind_of_topic(topic))
+                    fold.apply(Record(position, stream_version, kind, decode_state_dict(topic, state)))
                 expected = rows[-1][0]
                 self._write(fold, expected)
                 self.con.execute("COMMIT")
@@ -311,6 +326,7 @@ class ViewStore:
                           manifest_facts=self.manifest_facts, scratch=True)
         try:
             done = fresh.catch_up(source, progress=progress)
+            fresh.create_read_indexes()
             fresh.con.execute("PRAGMA locking_mode=NORMAL")
             fresh.con.execute("PRAGMA journal_mode=WAL")
         finally:
@@ -358,6 +374,7 @@ def scratch(source: EventSource, *, until: int | None, directory: str | Path | N
     os.unlink(name)
     store = ViewStore(name, notify=notify, scratch=True)
     store.catch_up(source, until=until)
+    store.create_read_indexes()
     return store
 
 

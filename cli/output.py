@@ -41,10 +41,11 @@ def kv(rows: Iterable[tuple[str, Any]]) -> None:
 def table(headers: list[str], rows: list[list[Any]]) -> None:
     if not rows:
         return
-    cells = [[str(c) for c in r] for r in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths)).rstrip()]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+    cells = [list(map(str, r)) for r in rows]
+    widths = [max(map(len, col)) for col in zip(headers, *cells)]
+    template = "  ".join(f"{{:<{w}}}" for w in widths)
+    lines = [template.format(*(h.upper() for h in headers)).rstrip()]
+    lines += [template.format(*r).rstrip() for r in cells]
     click.echo("\n".join(lines))  # one write: thousands of rows print fast
 
 

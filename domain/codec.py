@@ -13,13 +13,10 @@ new class, and every decode path applies the upcasters, so old journals replay.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-import typing
 from typing import Any
 
 import msgspec
-from eventsourcing.utils import resolve_topic
 
 GENESIS_HASH = "0" * 64
 # Members of a stored state that are not the event's data in the exported shape.
@@ -59,6 +56,8 @@ def _topic_info(topic: str) -> tuple[Any, int, int]:
     """(event class, stored version, current version) of a topic, resolved once."""
     info = _classes.get(topic)
     if info is None:
+        from eventsourcing.utils import resolve_topic  # imported here: reads need no event classes
+
         from .events import load_model
 
         load_model()
@@ -79,6 +78,9 @@ def decode_state_dict(topic: str, state: bytes) -> dict[str, Any]:
 def _schema(cls: type) -> Any:
     schema = _schemas.get(cls)
     if schema is None:
+        import dataclasses
+        import typing
+
         hints = typing.get_type_hints(cls)
         fields = [
             (f.name, hints.get(f.name, Any))

@@ -3,6 +3,7 @@ replay, no eventsourcing import, so ordinary reads stay fast."""
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from typing import Any
@@ -17,6 +18,12 @@ VERSION_WITH_MANIFEST = ("SELECT v.*, m.manifest, m.manifest_warnings, m.capabil
 
 def _loads(value: str | None) -> Any:
     return None if value is None else json.loads(value)
+
+
+@functools.lru_cache(maxsize=256)
+def reasons(value: str) -> tuple[str, ...]:
+    """Eligibility reasons: a handful of distinct JSON lists across the whole index."""
+    return tuple(json.loads(value))
 
 
 def entry(row: sqlite3.Row) -> dict[str, Any]:
@@ -41,7 +48,7 @@ def entry(row: sqlite3.Row) -> dict[str, Any]:
             "passed": bool(row["last_audit_passed"]),
             "policy_version": row["last_audit_policy_version"],
         },
-        "eligibility": {"eligible": bool(row["eligible"]), "reasons": _loads(row["eligibility_reasons"])},
+        "eligibility": {"eligible": bool(row["eligible"]), "reasons": list(reasons(row["eligibility_reasons"]))},
         "tool_count": row["tool_count"],
     }
 
@@ -53,9 +60,29 @@ LIST_COLUMNS = (
 )
 
 
-def list_entries(con: sqlite3.Connection, *, publisher: str | None = None, status: str | None = None,
-                 current_only: bool = False, eligible_only: bool = False) -> list[dict[str, Any]]:
-    sql = f"SELECT {LIST_COLUMNS} FROM versions v WHERE installed = 1"
+# What the human table shows: reading fewer columns keeps a list of thousands of versions fast.
+SUMMARY_COLUMNS = ("skill_id, version, current, status, trust_decision, last_audit_at, last_audit_trigger, "
+                   "last_audit_passed, eligible, eligibility_reasons, tool_count")
+
+
+def list_summary(con: sqlite3.Connection, **filters: Any) -> list[tuple[Any, ...]]:
+    """Rows of SUMMARY_COLUMNS, in list order, for the human table."""
+    sql, params = _list_query(SUMMARY_COLUMNS, **filters)
+    cursor = con.cursor()
+    cursor.row_factory = None
+    return cursor.execute(sql, params).fetchall()
+
+
+def list_entries(con: sqlite3.Connection, **filters: Any) -> list[dict[str, Any]]:
+    sql, params = _list_query(LIST_COLUMNS, **filters)
+    cursor = con.cursor()
+    cursor.row_factory = _dict_row  # cheaper than sqlite3.Row for thousands of rows
+    return [entry(r) for r in cursor.execute(sql, params)]
+
+
+def _list_query(columns: str, *, publisher: str | None = None, status: str | None = None,
+                current_only: bool = False, eligible_only: bool = False) -> tuple[str, list[Any]]:
+    sql = f"SELECT {columns} FROM versions v WHERE installed = 1"
     params: list[Any] = []
     if publisher:
         sql += " AND publisher = ?"
@@ -68,7 +95,16 @@ def list_entries(con: sqlite3.Connection, *, publisher: str | None = None, statu
     if eligible_only:
         sql += " AND eligible = 1"
     sql += f" ORDER BY {VERSION_ORDER}"
-    return [entry(r) for r in con.execute(sql, params)]
+    return sql, params
+
+
+def _dict_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:
+    return dict(zip(_column_names(cursor.description), row))
+
+
+@functools.lru_cache(maxsize=16)
+def _column_names(description: tuple[tuple[Any, ...], ...]) -> tuple[str, ...]:
+    return tuple(d[0] for d in description)
 
 
 def version_row(con: sqlite3.Connection, skill_id: str, version: str | None) -> sqlite3.Row | None:

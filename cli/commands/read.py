@@ -49,25 +49,25 @@ AS_OF = click.option("--as-of", "as_of", metavar="POSITION|ISO-8601",
 def list_(publisher: str | None, status: str | None, current_only: bool, eligible_only: bool,
           as_of: str | None) -> None:
     """The installed-skills index: one entry per installed version."""
-    from projections.queries import list_entries
+    from projections.queries import list_entries, list_summary, reasons
 
+    filters = {"publisher": publisher, "status": status, "current_only": current_only, "eligible_only": eligible_only}
     with views(as_of) as (store, as_of_info):
-        entries = list_entries(store.con, publisher=publisher, status=status, current_only=current_only,
-                               eligible_only=eligible_only)
-    data = {"count": len(entries), "as_of": as_of_info, "entries": entries}
-
-    def human(d: dict) -> None:
-        if d["as_of"]:
-            click.echo(f"as of journal position {d['as_of']['position']}")
-        if not d["entries"]:
-            click.echo("no skills installed")
+        if obj().as_json:
+            entries = list_entries(store.con, **filters)
+            emit(True, {"count": len(entries), "as_of": as_of_info, "entries": entries}, lambda d: None)
             return
-        table(["skill", "version", "current", "status", "eligible", "trust", "last audit", "tools"],
-              [[e["skill_id"], e["version"], "*" if e["current"] else "", e["status"] or "-",
-                "yes" if e["eligibility"]["eligible"] else "no: " + ",".join(e["eligibility"]["reasons"]),
-                e["trust_decision"], _audit_text(e["last_audit"]), e["tool_count"]] for e in d["entries"]])
-
-    emit(obj().as_json, data, human)
+        rows = list_summary(store.con, **filters)
+    if as_of_info:
+        click.echo(f"as of journal position {as_of_info['position']}")
+    if not rows:
+        click.echo("no skills installed")
+        return
+    table(["skill", "version", "current", "status", "eligible", "trust", "last audit", "tools"],
+          [[skill_id, version, "*" if current else "", status_ or "-",
+            "yes" if eligible else "no: " + ",".join(reasons(why)), trust,
+            _audit_text({"at": at, "trigger": trigger, "passed": passed} if at else None), tools]
+           for (skill_id, version, current, status_, trust, at, trigger, passed, eligible, why, tools) in rows])
 
 
 def _audit_text(a: dict | None) -> str:

@@ -33,13 +33,15 @@ class VerifyReport(msgspec.Struct, frozen=True):
 
 
 def verify_journal(app: LedgerApplication, *, trusted_checkpoint_keys: set[str] | None = None,
-                   max_problems: int = 50) -> VerifyReport:
+                   anchor: dict[str, Any] | None = None, max_problems: int = 50) -> VerifyReport:
+    """``anchor``: the newest checkpoint as remembered outside the journal ({position, hash})."""
     problems: list[Problem] = []
     guard = _guard_present(app)
     if not guard:
         problems.append(Problem(0, "guard_missing", "append-only triggers are missing from the journal"))
     heads: dict[str, tuple[int, str]] = {}  # originator_id -> (version, hash)
     hashes: list[str] = []
+    hashes_by_position: dict[int, str] = {}
     expected_position = 1
     checkpoints = 0
     count = 0
@@ -70,6 +72,8 @@ def verify_journal(app: LedgerApplication, *, trusted_checkpoint_keys: set[str] 
             problems.append(Problem(row.position, "hash_mismatch", "stored event does not match its hash (edited or moved)"))
         heads[row.originator_id] = (row.originator_version, row.hash)
         hashes.append(row.hash)
+        if anchor is not None and row.position == anchor.get("position"):
+            hashes_by_position[row.position] = row.hash
         if kind_of_topic(row.topic) == "journal.checkpoint" and state:
             checkpoints += 1
             problem = _check_checkpoint(state, hashes[:-1], row.position, trusted_checkpoint_keys)
@@ -77,6 +81,10 @@ def verify_journal(app: LedgerApplication, *, trusted_checkpoint_keys: set[str] 
                 problems.append(problem)
         if len(problems) >= max_problems:
             break
+    if anchor is not None:
+        problem = _check_anchor(anchor, hashes_by_position)
+        if problem:
+            problems.append(problem)
     orphans = _orphan_chain_rows(app)
     for position in orphans[:max_problems]:
         problems.append(Problem(position, "orphan_chain_entry", "hash-chain entry without its event: event deleted"))
@@ -86,6 +94,19 @@ def verify_journal(app: LedgerApplication, *, trusted_checkpoint_keys: set[str] 
         ok=not problems, events=count, head=head, streams=len(heads), checkpoints=checkpoints, guard=guard,
         first_bad_position=_first_bad(problems), problems=problems[:max_problems],
     )
+
+
+def _check_anchor(anchor: dict[str, Any], hashes: dict[int, str]) -> Problem | None:
+    if anchor.get("unreadable"):
+        return Problem(0, "anchor_unreadable", "the checkpoint anchor file cannot be read")
+    position = anchor["position"]
+    found = hashes.get(position)
+    if found is None:
+        return Problem(position, "truncated",
+                       f"the journal ends before its last anchored checkpoint at position {position}")
+    if found != anchor["hash"]:
+        return Problem(position, "anchor_mismatch", "the event at the anchored checkpoint position is not the one anchored")
+    return None
 
 
 def _first_bad(problems: list[Problem]) -> int | None:

@@ -710,4 +710,36 @@ def record_checkpoint(ledger: Ledger) -> dict[str, Any]:
         return {"position": position, "root_hash": root, "event_count": position,
                 "key_id": compute_key_id(bytes.fromhex(public_hex)), "positions": ledger.save(agg)}
 
-    return ledger.retrying(attempt)
+    result = ledger.retrying(attempt)
+    _write_anchor(ledger, result["positions"][0])
+    return result
+
+
+JOURNAL_ANCHOR_FILE = "journal-anchor.json"
+
+
+def _write_anchor(ledger: Ledger, position: int) -> None:
+    """Remember, outside the journal, the newest checkpoint event and its chain hash: nothing
+    inside a journal can show that events were cut off its end, this file can."""
+    from domain.text import dumps_pretty
+
+    from .fsutil import atomic_write
+
+    with ledger.app.recorder.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
+        c.execute("SELECT hash FROM event_chain WHERE position = ?", (position,))
+        row = c.fetchone()
+    anchor = {"position": position, "hash": row[0] if row else ""}
+    atomic_write(ledger.settings.home / JOURNAL_ANCHOR_FILE, dumps_pretty(anchor).encode(), mode=0o600)
+
+
+def read_anchor(settings: Settings) -> dict[str, Any] | None:
+    path = settings.home / JOURNAL_ANCHOR_FILE
+    if not path.exists():
+        return None
+    import json
+
+    try:
+        doc = json.loads(read_bounded(path, 4096))
+        return {"position": int(doc["position"]), "hash": str(doc["hash"])}
+    except (ValueError, KeyError, TypeError, SkillLedgerError):
+        return {"position": 0, "hash": "", "unreadable": True}

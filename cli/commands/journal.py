@@ -63,7 +63,7 @@ def journal(ctx: click.Context, skill: str | None, kinds: tuple[str, ...], since
 def journal_verify() -> int:
     """Check hash chains, positions, checkpoints and the append-only guard (exit 9 on damage)."""
     from adapters.journal_verify import verify_journal
-    from adapters.ledger import Ledger, journal_seed
+    from adapters.ledger import Ledger, journal_seed, read_anchor
     from domain.signing import public_key_from_seed
 
     from adapters.journal import open_journal
@@ -75,7 +75,7 @@ def journal_verify() -> int:
     try:
         seed = journal_seed(settings, create=False)
         trusted = {public_key_from_seed(seed).hex()} if seed else None
-        report = verify_journal(ledger.app, trusted_checkpoint_keys=trusted)
+        report = verify_journal(ledger.app, trusted_checkpoint_keys=trusted, anchor=read_anchor(settings))
     finally:
         ledger.close()
     from ..output import to_jsonable

@@ -364,12 +364,25 @@ class Ledger:
 
     # --- verify a stored version --------------------------------------------------------
 
-    def _verify_stored(self, skill: Skill, v: SkillVersion,
-                       store: TrustStore | None = None) -> tuple[InspectResult, TrustDecision]:
+    def _verify_stored(self, skill: Skill, v: SkillVersion, store: TrustStore | None = None,
+                       *, recorded_manifest: bool = False) -> tuple[InspectResult, TrustDecision]:
         """Digest, payload hash, signature and current trust of a stored version (raises on failure).
-        ``store``: the publisher's trust state when the caller already holds it."""
+        ``store``: the publisher's trust state when the caller already holds it.
+        ``recorded_manifest``: reuse the manifest parsed at install (bound by the payload hash)
+        instead of parsing ``skill.toml`` again: the periodic re-audit's fast path."""
         data = self.blobs.read_verified(v.artifact_sha256, skill_id=skill.skill_id, version=v.version)
-        inspected = inspect_artifact(data)
+        if recorded_manifest:
+            from domain.artifact import reinspect_artifact
+            from domain.manifest import manifest_from_json
+
+            try:
+                manifest = manifest_from_json(v.manifest)
+            except msgspec.ValidationError:  # recorded by another engine version: parse it afresh
+                inspected = inspect_artifact(data)
+            else:
+                inspected = reinspect_artifact(data, manifest, v.payload_sha256)
+        else:
+            inspected = inspect_artifact(data)
         if inspected.payload_sha256 != v.payload_sha256:
             raise ArtifactTampered(f"stored artifact of {skill.skill_id} {v.version} has a different payload",
                                    {"skill_id": skill.skill_id, "version": v.version})

@@ -179,7 +179,8 @@ class Reauditor:
             assert policy is not None
             v = skill.installed(version)
             try:
-                inspected, decision = ledger._verify_stored(skill, v, self._publisher(v.publisher).trust_store())
+                inspected, decision = ledger._verify_stored(skill, v, self._publisher(v.publisher).trust_store(),
+                                                            recorded_manifest=True)
             except (ArtifactTampered, ArtifactMissing, ArtifactError, TrustError) as e:
                 code = ledger._quarantine_code(e)
                 changed = skill.quarantine(ledger.actor, v.version, code, e.message, _jsonable(e.details))

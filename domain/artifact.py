@@ -206,6 +206,41 @@ def inspect_artifact(data: bytes) -> InspectResult:
     )
 
 
+def reinspect_artifact(data: bytes, manifest: Manifest, payload_sha256_recorded: str) -> InspectResult:
+    """Inspect an artifact that was fully inspected before, with the manifest parsed then.
+
+    For periodic re-verification of stored artifacts: the payload hash is recomputed and must
+    equal the recorded one, which binds ``skill.toml`` to exactly the bytes parsed before, so
+    the TOML is not parsed again; the signature, integrity list and compat are checked as in
+    :func:`inspect_artifact`. A payload that differs is ``payload_hash_mismatch``."""
+    digester = _Digests(threaded=len(data) > PARALLEL_HASH_BYTES)
+    entries = decode_archive(data, digester.add)
+    for required in (MANIFEST_ENTRY, SBOM_ENTRY, PROVENANCE_ENTRY, SIGNATURE_ENTRY):
+        if required not in entries:
+            raise MissingArtifactEntry(required)
+    envelope = parse_signature_json(entries[SIGNATURE_ENTRY])
+    payload, digests = digester.finish(entries)
+    if payload != payload_sha256_recorded or payload != envelope.payload_sha256:
+        raise PayloadHashMismatch()
+    public_key = verify_signature(envelope, manifest.publisher)
+    expected = {p: d for p, d in digests.items() if p not in (MANIFEST_ENTRY, SIGNATURE_ENTRY)}
+    if expected != integrity_map(manifest):
+        raise ManifestValidationError(
+            "integrity_mismatch", "manifest integrity.files does not match the artifact entries"
+        )
+    check_runtime_compat(manifest)
+    return InspectResult(
+        manifest=manifest,
+        signature=envelope,
+        public_key=public_key,
+        payload_sha256=payload,
+        manifest_warnings=manifest_warnings(manifest),
+        entries=entries,
+        entry_sha256=digests,
+        archive=bytes(data),
+    )
+
+
 # Above this archive size the digests are computed on a worker thread while the next entries
 # are still being inflated (hashlib and zlib release the GIL on large buffers).
 PARALLEL_HASH_BYTES = 1024 * 1024

@@ -6,7 +6,7 @@ matter for crash safety, so the crash tests need no hooks inside production code
     python crash_driver.py rebuild HOME      # `index rebuild` forever (killed from outside)
 
 A point fires when ``SKILLS_TEST_CRASH_AT`` names it (``SKILLS_TEST_CRASH_AFTER=N``: on
-its Nth hit): see ``adapters.testhooks``. ``SKILLS_TEST_BATCH`` makes the projection
+its Nth hit): see ``crash_hooks``. ``SKILLS_TEST_BATCH`` makes the projection
 catch-up use small batches so a crash can fall between two of them.
 """
 
@@ -20,11 +20,11 @@ from pathlib import Path
 
 TESTS = Path(__file__).resolve().parents[1]
 ROOT = TESTS.parent
-for p in (str(ROOT), str(TESTS)):
+for p in (str(ROOT), str(TESTS), str(Path(__file__).resolve().parent)):
     if p not in sys.path:
         sys.path.insert(0, p)
 
-from adapters.testhooks import crash_point  # noqa: E402
+from crash_hooks import crash_point  # noqa: E402
 
 # name -> where it fires (kept in sync with arm() below; the tests iterate over it)
 POINTS = {

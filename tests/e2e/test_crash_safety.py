@@ -277,11 +277,11 @@ def test_every_driver_point_is_exercised() -> None:
 
 
 def test_the_crash_hook_fires_only_when_armed_and_on_the_nth_hit() -> None:
-    from adapters.testhooks import crash_point, hits
+    from crash_hooks import crash_point, hits
 
     crash_point("never.armed")  # unset: a no-op in this process
     assert hits("never.armed") == 0
-    script = ("import sys; from adapters.testhooks import crash_point\n"
+    script = (f"import sys; sys.path.insert(0, {str(DRIVER.parent)!r}); from crash_hooks import crash_point\n"
               "for i in range(5):\n    crash_point('other'); crash_point('p'); print(i, flush=True)\n")
 
     def run(**env: str) -> subprocess.CompletedProcess:

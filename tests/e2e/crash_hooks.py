@@ -6,7 +6,8 @@
 behind). ``SKILLS_TEST_CRASH_AFTER=N`` (default 1) crashes on the Nth time the point is
 reached in this process, e.g. between the 2nd and 3rd batch of a rebuild.
 
-The cost when unset is one environment lookup, so the calls can stay in production code.
+It lives with the tests: ``crash_driver.py`` wraps the real functions with these points, so
+production code carries no test hooks.
 """
 
 from __future__ import annotations

@@ -272,6 +272,10 @@ class Ledger:
         existing = skill.versions.get(m.version)
         if existing is not None and existing.installed:
             if existing.payload_sha256 == inspected.payload_sha256:
+                if existing.artifact_sha256 == artifact_sha256 and not self.blobs.exists(artifact_sha256):
+                    # The very bytes recorded at install: put the lost stored copy back. The
+                    # version stays as it is (a quarantine for artifact_missing needs `enable`).
+                    self.blobs.put(data, artifact_sha256)
                 return self._install_result(skill, existing, None, [], already=True)
             conflict = VersionConflict(
                 f"{m.skill_id} {m.version} is already installed with a different payload",

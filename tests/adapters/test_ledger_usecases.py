@@ -233,3 +233,17 @@ def test_import_trust_allowlists_and_pins(home, tmp_path):
     assert len(r["allowlisted"]) == 1 and len(r["pinned"]) == 1
     again = led.import_trust(store, "import")
     assert again["allowlisted"] == [] and again["pinned"] == [] and again["positions"] == []
+
+
+def test_reinstalling_the_same_bytes_restores_a_lost_stored_artifact(home, tmp_path):
+    led = b.ledger(home)
+    path = b.write(tmp_path, "a.skill", b.artifact())
+    r = led.install(path, allow_tofu=True)
+    blob = home / "blobs" / "sha256" / r.artifact_sha256
+    blob.unlink()
+    assert led.verify("acme.echo", None).reason_code == "artifact_missing"
+    head = led.head()
+    again = led.install(path)
+    assert again.already_installed and blob.exists() and led.head() == head
+    assert led.skill("acme.echo").versions["1.0.0"].status == "quarantined"  # enable decides
+    assert led.enable("acme.echo", None, "restored").status == "active"

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-import re
 import tomllib
 from collections.abc import Iterable
 from typing import Annotated, Any, Literal
@@ -49,7 +48,6 @@ from .errors import (
     UnsupportedRuntimeVersion,
 )
 from .grammars import (
-    SemVer,
     ident,
     is_config_key,
     is_entrypoint,

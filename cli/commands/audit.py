@@ -6,7 +6,7 @@ import click
 
 from ..base import global_options, obj
 from ..errors import AUDIT_FAILED
-from ..output import emit, json_text, kv, notice, to_jsonable
+from ..output import emit, json_text, notice, to_jsonable
 from .lifecycle import VERSION, session
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import json
 import os
 import shutil
@@ -43,9 +42,7 @@ from domain.documents import validate_provenance, validate_sbom
 from domain.errors import (
     ArtifactEntryTooLarge,
     ArtifactTooLarge,
-    DuplicateArtifactEntry,
     FileNotFound,
-    InvalidArtifactPath,
     InvalidSbom,
     InvalidSigningKey,
     IoError,

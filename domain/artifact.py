@@ -181,46 +181,32 @@ def inspect_artifact(data: bytes) -> InspectResult:
     validate_provenance(entries[PROVENANCE_ENTRY])
     if not any(is_module_path(p) for p in entries):
         raise MissingArtifactEntry("modules/*.wasm")
-    if SIGNATURE_ENTRY not in entries:
-        raise MissingArtifactEntry(SIGNATURE_ENTRY)
-    envelope = parse_signature_json(entries[SIGNATURE_ENTRY])
-    payload, digests = digester.finish(entries)
-    if payload != envelope.payload_sha256:
-        raise PayloadHashMismatch()
-    public_key = verify_signature(envelope, manifest.publisher)
-    expected = {p: d for p, d in digests.items() if p not in (MANIFEST_ENTRY, SIGNATURE_ENTRY)}
-    if expected != integrity_map(manifest):
-        raise ManifestValidationError(
-            "integrity_mismatch", "manifest integrity.files does not match the artifact entries"
-        )
-    check_runtime_compat(manifest)
-    return InspectResult(
-        manifest=manifest,
-        signature=envelope,
-        public_key=public_key,
-        payload_sha256=payload,
-        manifest_warnings=manifest_warnings(manifest),
-        entries=entries,
-        entry_sha256=digests,
-        archive=bytes(data),
-    )
+    return _signed_and_listed(data, entries, digester, manifest, recorded_payload=None)
 
 
 def reinspect_artifact(data: bytes, manifest: Manifest, payload_sha256_recorded: str) -> InspectResult:
     """Inspect an artifact that was fully inspected before, with the manifest parsed then.
 
     For periodic re-verification of stored artifacts: the payload hash is recomputed and must
-    equal the recorded one, which binds ``skill.toml`` to exactly the bytes parsed before, so
-    the TOML is not parsed again; the signature, integrity list and compat are checked as in
-    :func:`inspect_artifact`. A payload that differs is ``payload_hash_mismatch``."""
+    equal the recorded one, which binds ``skill.toml`` (and the SBOM and provenance) to exactly
+    the bytes checked before, so they are not parsed again; the signature, integrity list and
+    compat are checked as in :func:`inspect_artifact`. Another payload is ``payload_hash_mismatch``."""
     digester = _Digests(threaded=len(data) > PARALLEL_HASH_BYTES)
     entries = decode_archive(data, digester.add)
-    for required in (MANIFEST_ENTRY, SBOM_ENTRY, PROVENANCE_ENTRY, SIGNATURE_ENTRY):
+    for required in (MANIFEST_ENTRY, SBOM_ENTRY, PROVENANCE_ENTRY):
         if required not in entries:
             raise MissingArtifactEntry(required)
+    return _signed_and_listed(data, entries, digester, manifest, recorded_payload=payload_sha256_recorded)
+
+
+def _signed_and_listed(data: bytes, entries: dict[str, bytes], digester: "_Digests", manifest: Manifest,
+                       recorded_payload: str | None) -> InspectResult:
+    """§14 steps 6-11: signature envelope, payload hash, signature, integrity list, compat."""
+    if SIGNATURE_ENTRY not in entries:
+        raise MissingArtifactEntry(SIGNATURE_ENTRY)
     envelope = parse_signature_json(entries[SIGNATURE_ENTRY])
     payload, digests = digester.finish(entries)
-    if payload != payload_sha256_recorded or payload != envelope.payload_sha256:
+    if payload != envelope.payload_sha256 or (recorded_payload is not None and payload != recorded_payload):
         raise PayloadHashMismatch()
     public_key = verify_signature(envelope, manifest.publisher)
     expected = {p: d for p, d in digests.items() if p not in (MANIFEST_ENTRY, SIGNATURE_ENTRY)}

@@ -12,6 +12,7 @@ for another journal is rebuilt automatically, with a one-line notice.
 
 from __future__ import annotations
 
+import gc
 import operator
 import os
 import sqlite3
@@ -40,6 +41,7 @@ from .schema import (
 BATCH = 5000
 SCRATCH_BATCH = 20_000  # a private file being built: bigger transactions, fewer row rewrites
 MAX_CACHED_ROWS = 50_000
+SCRATCH_MAX_CACHED_ROWS = 250_000  # a replay from scratch keeps more rows (a few hundred MB at most)
 Notify = Callable[[str], None]
 Progress = Callable[[int], None]
 
@@ -83,6 +85,7 @@ def connect(path: str | Path, *, scratch: bool = False) -> sqlite3.Connection:
         con.execute("PRAGMA journal_mode=MEMORY")
         con.execute("PRAGMA synchronous=OFF")
         con.execute("PRAGMA locking_mode=EXCLUSIVE")
+        con.execute("PRAGMA cache_size=-262144")  # 256 MiB of page cache: big replays stay linear
     else:
         con.execute("PRAGMA journal_mode=WAL")
         con.execute("PRAGMA synchronous=NORMAL")
@@ -233,6 +236,18 @@ class ViewStore:
             self.notify(f"notice: views database {self.path} is ahead of the journal; rebuilding it")
             self.rebuild_tables()
         fetch = _fetcher(source)
+        # The fold allocates millions of small objects and creates no reference cycles: the
+        # cyclic collector would only rescan them over and over.
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return self._catch_up(fetch, until, batch, progress)
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+
+    def _catch_up(self, fetch: Callable[[int, int, int | None], list[tuple[int, int, str, bytes]]],
+                  until: int | None, batch: int, progress: Progress | None) -> int:
         done = 0
         fold: Fold | None = None
         expected = -1
@@ -248,7 +263,8 @@ class ViewStore:
                 if not rows:
                     self.con.execute("ROLLBACK")
                     break
-                if fold is None or start != expected or fold.cached_rows() > MAX_CACHED_ROWS:
+                limit = SCRATCH_MAX_CACHED_ROWS if self.scratch else MAX_CACHED_ROWS
+                if fold is None or start != expected or fold.cached_rows() > limit:
                     # Another writer moved the views since our last batch, or the cache grew
                     # too big: start from what is on disk (which the loader reads by index).
                     if fold is not None and self.scratch:

@@ -117,6 +117,45 @@ class _SqlLoader(Loader):
 _kinds: dict[str, str] = {}
 _VERSION_SELECT = ", ".join(VERSION_COLUMNS)
 _version_values = operator.itemgetter(*VERSION_COLUMNS)
+_trust_values = operator.itemgetter(*TRUST_COLUMNS)
+
+
+Fetch = Callable[[int, int, int | None], list[tuple[int, int, str, bytes]]]
+
+
+def _fold_batch(fold: Fold, rows: list[tuple[int, int, str, bytes]]) -> None:
+    fold.start_batch()
+    kinds = _kinds
+    for position, stream_version, topic, state in rows:
+        kind = kinds.get(topic) or kinds.setdefault(topic, kind_of_topic(topic))
+        fold.apply(Record(position, stream_version, kind, decode_state_dict(topic, state)))
+
+
+def _statements(fold: Fold) -> list[tuple[str, list[Any]]]:
+    """Everything a batch writes, as plain values (the fold may move on while they are written)."""
+    out: list[tuple[str, list[Any]]] = []
+    if fold.dirty_versions:
+        out.append((f"INSERT OR REPLACE INTO versions VALUES ({_placeholders(VERSION_COLUMNS)})",
+                    [_version_values(fold.versions[k]) for k in sorted(fold.dirty_versions)]))
+    if fold.manifests:
+        out.append((f"INSERT OR IGNORE INTO manifests VALUES ({_placeholders(MANIFEST_COLUMNS)})",
+                    [fold.manifests[k] for k in sorted(fold.manifests)]))
+    if fold.tools:
+        changed = sorted(fold.tools)
+        out.append(("DELETE FROM tools WHERE skill_id=? AND version=?", changed))
+        out.append(("INSERT INTO tools VALUES (?,?,?)",
+                    [(t, skill_id, version) for skill_id, version in changed for t in fold.tools[(skill_id, version)]]))
+    if fold.dirty_trust:
+        out.append((f"INSERT OR REPLACE INTO trust_keys VALUES ({_placeholders(TRUST_COLUMNS)})",
+                    [_trust_values(fold.trust[k]) for k in sorted(fold.dirty_trust)]))
+    for sql, rows in ((f"INSERT INTO audits VALUES ({_placeholders(AUDIT_COLUMNS)})", fold.audits),
+                      (f"INSERT INTO timeline VALUES ({_placeholders(TIMELINE_COLUMNS)})", fold.timeline),
+                      (f"INSERT INTO rejections VALUES ({_placeholders(REJECTION_COLUMNS)})", fold.rejections)):
+        if rows:
+            out.append((sql, rows))
+    if fold.policy is not None:
+        out.append(("INSERT OR REPLACE INTO policy VALUES (?,?,?,?,?,?)", [fold.policy]))
+    return out
 
 
 def _placeholders(columns: tuple[str, ...]) -> str:
@@ -246,8 +285,7 @@ class ViewStore:
             if gc_was_enabled:
                 gc.enable()
 
-    def _catch_up(self, fetch: Callable[[int, int, int | None], list[tuple[int, int, str, bytes]]],
-                  until: int | None, batch: int, progress: Progress | None) -> int:
+    def _catch_up(self, fetch: Fetch, until: int | None, batch: int, progress: Progress | None) -> int:
         done = 0
         fold: Fold | None = None
         expected = -1
@@ -259,7 +297,6 @@ class ViewStore:
                     self.con.execute("ROLLBACK")
                     break
                 rows = fetch(start, batch, until)
-                kinds = _kinds
                 if not rows:
                     self.con.execute("ROLLBACK")
                     break
@@ -271,12 +308,9 @@ class ViewStore:
                         self.create_read_indexes()
                     fold = Fold(_SqlLoader(self.con), self.manifest_facts)
                     fold.complete = start == 0
-                fold.start_batch()
-                for position, stream_version, topic, state in rows:
-                    kind = kinds.get(topic) or kinds.setdefault(topic, kind_of_topic(topic))
-                    fold.apply(Record(position, stream_version, kind, decode_state_dict(topic, state)))
+                _fold_batch(fold, rows)
                 expected = rows[-1][0]
-                self._write(fold, expected)
+                self._execute(_statements(fold), expected)
                 self.con.execute("COMMIT")
             except BaseException:
                 self.con.execute("ROLLBACK")
@@ -286,32 +320,10 @@ class ViewStore:
                 progress(len(rows))
         return done
 
-    def _write(self, fold: Fold, position: int) -> None:
-        c = self.con
-        if fold.dirty_versions:
-            c.executemany(f"INSERT OR REPLACE INTO versions VALUES ({_placeholders(VERSION_COLUMNS)})",
-                          [_version_values(fold.versions[k]) for k in sorted(fold.dirty_versions)])
-        if fold.manifests:
-            c.executemany(f"INSERT OR IGNORE INTO manifests VALUES ({_placeholders(MANIFEST_COLUMNS)})",
-                          [fold.manifests[k] for k in sorted(fold.manifests)])
-        if fold.tools:
-            changed = sorted(fold.tools)
-            c.executemany("DELETE FROM tools WHERE skill_id=? AND version=?", changed)
-            c.executemany("INSERT INTO tools VALUES (?,?,?)",
-                          [(t, skill_id, version) for skill_id, version in changed for t in fold.tools[(skill_id, version)]])
-        if fold.dirty_trust:
-            c.executemany(f"INSERT OR REPLACE INTO trust_keys VALUES ({_placeholders(TRUST_COLUMNS)})",
-                          [tuple(fold.trust[k][col] for col in TRUST_COLUMNS)  # type: ignore[index]
-                           for k in sorted(fold.dirty_trust)])
-        if fold.audits:
-            c.executemany(f"INSERT INTO audits VALUES ({_placeholders(AUDIT_COLUMNS)})", fold.audits)
-        if fold.timeline:
-            c.executemany(f"INSERT INTO timeline VALUES ({_placeholders(TIMELINE_COLUMNS)})", fold.timeline)
-        if fold.rejections:
-            c.executemany(f"INSERT INTO rejections VALUES ({_placeholders(REJECTION_COLUMNS)})", fold.rejections)
-        if fold.policy is not None:
-            c.execute("INSERT OR REPLACE INTO policy VALUES (?,?,?,?,?,?)", fold.policy)
-        c.execute("UPDATE positions SET position=?", (position,))
+    def _execute(self, statements: list[tuple[str, list[Any]]], position: int) -> None:
+        for sql, rows in statements:
+            self.con.executemany(sql, rows)
+        self.con.execute("UPDATE positions SET position=?", (position,))
 
     # --- rebuild, verify, as-of ---------------------------------------------------------
 

@@ -79,7 +79,7 @@ def arm() -> None:
     _around(SQLiteApplicationRecorder, "_insert_events", None, "journal.before_chain")
     _around(ChainedSQLiteRecorder, "_insert_events", None, "journal.before_commit")
     _around(session, "catch_up_after", "views.before_catch_up", "views.after_catch_up")
-    _around(ViewStore, "_write", None, "views.before_commit")
+    _around(ViewStore, "_execute", None, "views.before_commit")
     _around(ViewStore, "_create", "views.before_create")
 
     # between two batches: catch_up reports progress after each batch's COMMIT

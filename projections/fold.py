@@ -115,16 +115,21 @@ class Fold:
 
     # --- driving ------------------------------------------------------------------------
 
-    def start_batch(self) -> None:
-        """Forget what the previous batch produced (its rows are written); keep the row caches."""
-        self.dirty_versions = set()
+    def start_batch(self, *, keep_index: bool = False) -> None:
+        """Forget what the previous batch produced (its rows are written); keep the row caches.
+        ``keep_index``: the index rows are still to be written (a replay writes them once)."""
+        if not keep_index:
+            self.clear_index_output()
         self.dirty_trust = set()
-        self.manifests = {}
-        self.tools = {}
         self.audits = []
         self.timeline = []
         self.rejections = []
         self.policy = None
+
+    def clear_index_output(self) -> None:
+        self.dirty_versions = set()
+        self.manifests = {}
+        self.tools = {}
 
     def cached_rows(self) -> int:
         return len(self.versions) + len(self.trust)

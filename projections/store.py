@@ -85,7 +85,7 @@ def connect(path: str | Path, *, scratch: bool = False) -> sqlite3.Connection:
         con.execute("PRAGMA journal_mode=MEMORY")
         con.execute("PRAGMA synchronous=OFF")
         con.execute("PRAGMA locking_mode=EXCLUSIVE")
-        con.execute("PRAGMA cache_size=-262144")  # 256 MiB of page cache: big replays stay linear
+        con.execute("PRAGMA cache_size=-65536")  # 64 MiB of page cache for big replays
     else:
         con.execute("PRAGMA journal_mode=WAL")
         con.execute("PRAGMA synchronous=NORMAL")
@@ -115,6 +115,7 @@ class _SqlLoader(Loader):
 
 
 _kinds: dict[str, str] = {}
+OTHER_PROJECTIONS = tuple(p for p in PROJECTIONS if p != "index")
 _VERSION_SELECT = ", ".join(VERSION_COLUMNS)
 _version_values = operator.itemgetter(*VERSION_COLUMNS)
 _trust_values = operator.itemgetter(*TRUST_COLUMNS)
@@ -123,16 +124,25 @@ _trust_values = operator.itemgetter(*TRUST_COLUMNS)
 Fetch = Callable[[int, int, int | None], list[tuple[int, int, str, bytes]]]
 
 
-def _fold_batch(fold: Fold, rows: list[tuple[int, int, str, bytes]]) -> None:
-    fold.start_batch()
+def _fold_batch(fold: Fold, rows: list[tuple[int, int, str, bytes]], *, keep_index: bool = False) -> None:
+    fold.start_batch(keep_index=keep_index)
     kinds = _kinds
     for position, stream_version, topic, state in rows:
         kind = kinds.get(topic) or kinds.setdefault(topic, kind_of_topic(topic))
         fold.apply(Record(position, stream_version, kind, decode_state_dict(topic, state)))
 
 
-def _statements(fold: Fold) -> list[tuple[str, list[Any]]]:
-    """Everything a batch writes, as plain values (the fold may move on while they are written)."""
+def _statements(fold: Fold, *, index: bool = True, others: bool = True) -> list[tuple[str, list[Any]]]:
+    """What a batch writes, as plain values: the ``index`` projection's rows and/or the others'."""
+    out: list[tuple[str, list[Any]]] = []
+    if index:
+        out += _index_statements(fold)
+    if others:
+        out += _other_statements(fold)
+    return out
+
+
+def _index_statements(fold: Fold) -> list[tuple[str, list[Any]]]:
     out: list[tuple[str, list[Any]]] = []
     if fold.dirty_versions:
         out.append((f"INSERT OR REPLACE INTO versions VALUES ({_placeholders(VERSION_COLUMNS)})",
@@ -145,6 +155,11 @@ def _statements(fold: Fold) -> list[tuple[str, list[Any]]]:
         out.append(("DELETE FROM tools WHERE skill_id=? AND version=?", changed))
         out.append(("INSERT INTO tools VALUES (?,?,?)",
                     [(t, skill_id, version) for skill_id, version in changed for t in fold.tools[(skill_id, version)]]))
+    return out
+
+
+def _other_statements(fold: Fold) -> list[tuple[str, list[Any]]]:
+    out: list[tuple[str, list[Any]]] = []
     if fold.dirty_trust:
         out.append((f"INSERT OR REPLACE INTO trust_keys VALUES ({_placeholders(TRUST_COLUMNS)})",
                     [_trust_values(fold.trust[k]) for k in sorted(fold.dirty_trust)]))
@@ -286,6 +301,8 @@ class ViewStore:
                 gc.enable()
 
     def _catch_up(self, fetch: Fetch, until: int | None, batch: int, progress: Progress | None) -> int:
+        if self.scratch:
+            return self._replay(fetch, until, batch, progress)
         done = 0
         fold: Fold | None = None
         expected = -1
@@ -300,12 +317,9 @@ class ViewStore:
                 if not rows:
                     self.con.execute("ROLLBACK")
                     break
-                limit = SCRATCH_MAX_CACHED_ROWS if self.scratch else MAX_CACHED_ROWS
-                if fold is None or start != expected or fold.cached_rows() > limit:
+                if fold is None or start != expected or fold.cached_rows() > MAX_CACHED_ROWS:
                     # Another writer moved the views since our last batch, or the cache grew
-                    # too big: start from what is on disk (which the loader reads by index).
-                    if fold is not None and self.scratch:
-                        self.create_read_indexes()
+                    # too big: start from what is on disk.
                     fold = Fold(_SqlLoader(self.con), self.manifest_facts)
                     fold.complete = start == 0
                 _fold_batch(fold, rows)
@@ -320,10 +334,55 @@ class ViewStore:
                 progress(len(rows))
         return done
 
-    def _execute(self, statements: list[tuple[str, list[Any]]], position: int) -> None:
+    def _replay(self, fetch: Fetch, until: int | None, batch: int, progress: Progress | None) -> int:
+        """A private file being built (no other writer). The index rows (versions, manifests,
+        tools) change many times during a replay, so they are kept in memory and written once,
+        together with the index's tracking position, at the end (or whenever the cache grows
+        too large); the other projections are written batch by batch with their positions."""
+        position = self.position()
+        fold = Fold(_SqlLoader(self.con), self.manifest_facts)
+        fold.complete = position == 0
+        done = 0
+        while until is None or position < until:
+            rows = fetch(position, batch, until)
+            if not rows:
+                break
+            _fold_batch(fold, rows, keep_index=True)
+            position = rows[-1][0]
+            flush_index = fold.cached_rows() > SCRATCH_MAX_CACHED_ROWS
+            self.con.execute("BEGIN IMMEDIATE")
+            try:
+                self._execute(_statements(fold, index=flush_index), position,
+                              None if flush_index else OTHER_PROJECTIONS)
+                self.con.execute("COMMIT")
+            except BaseException:
+                self.con.execute("ROLLBACK")
+                raise
+            if flush_index:  # from now on rows are read back from the file, by index
+                self.create_read_indexes()
+                fold = Fold(_SqlLoader(self.con), self.manifest_facts)
+            done += len(rows)
+            if progress is not None:
+                progress(len(rows))
+        if fold.dirty_versions or fold.manifests or fold.tools or self.positions().get("index") != position:
+            self.con.execute("BEGIN IMMEDIATE")
+            try:
+                self._execute(_statements(fold, others=False), position, ("index",))
+                self.con.execute("COMMIT")
+            except BaseException:
+                self.con.execute("ROLLBACK")
+                raise
+        return done
+
+    def _execute(self, statements: list[tuple[str, list[Any]]], position: int,
+                 projections: tuple[str, ...] | None = None) -> None:
         for sql, rows in statements:
             self.con.executemany(sql, rows)
-        self.con.execute("UPDATE positions SET position=?", (position,))
+        if projections is None:
+            self.con.execute("UPDATE positions SET position=?", (position,))
+        else:
+            self.con.executemany("UPDATE positions SET position=? WHERE projection=?",
+                                 [(position, p) for p in projections])
 
     # --- rebuild, verify, as-of ---------------------------------------------------------
 

@@ -117,9 +117,12 @@ def index_export(fmt: str, output: str | None) -> None:
 
     from .trust import write_document
 
-    store = open_views(obj().settings(), notify=notice)
+    from adapters.secrets_report import missing_secrets_for
+
+    settings = obj().settings()
+    store = open_views(settings, notify=notice)
     try:
-        doc = palyra_installed_index(store.con, time.time_ns() // 1_000_000)
+        doc = palyra_installed_index(store.con, time.time_ns() // 1_000_000, missing_secrets_for(settings))
     finally:
         store.close()
     write_document(dumps_pretty(doc), output)

@@ -193,3 +193,16 @@ def test_package_verify_reads_the_trust_projected_from_the_journal(run):
     run("package", "verify", "--artifact", b.write(run.tmp, "b.skill", b.artifact("acme.b", seed=b.SEED_B)),
         "--allow-tofu")
     assert js(run("index", "status", "--json"))["head"] == head  # read-only: the pin is not recorded
+
+
+def test_palyra_export_lists_declared_secrets_that_are_not_set(run):
+    text = b.manifest("acme.sec").replace(
+        "[operator]", '[[capabilities.secrets]]\nscope = "skill:acme.sec"\nkey_names = ["token"]\n\n[operator]')
+    path = b.write(run.tmp, "s.skill", b.artifact("acme.sec", manifest_text=text))
+    assert run("install", "--artifact", path, "--allow-tofu").exit_code == 0
+    (entry,) = json.loads(run("index", "export").stdout)["entries"]
+    assert entry["missing_secrets"] == [{"scope": "skill:acme.sec", "key": "token"}]
+    assert run("secret", "set", "skill:acme.sec", "token", input="s3cret-value\n").exit_code == 0
+    exported = run("index", "export").stdout
+    assert json.loads(exported)["entries"][0]["missing_secrets"] == []
+    assert "s3cret" not in exported

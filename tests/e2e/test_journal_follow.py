@@ -1,0 +1,39 @@
+"""`skills journal --follow`: new events appear as they are appended; Ctrl-C ends it cleanly."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import builders as b  # noqa: E402
+
+SKILLS = str(Path(sys.executable).with_name("skills"))
+
+
+def test_follow_prints_events_appended_by_another_process(tmp_path):
+    home = tmp_path / "home"
+    led = b.ledger(home)
+    led.install(b.write(tmp_path, "a.skill", b.artifact()), allow_tofu=True)
+    led.close()
+    follower = subprocess.Popen([SKILLS, "--home", str(home), "journal", "--follow", "--json", "--kind",
+                                 "skill.quarantined"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.0)  # let it print the (empty) backlog and start polling
+        q = subprocess.run([SKILLS, "--home", str(home), "quarantine", "acme.echo", "--reason", "followed"],
+                           capture_output=True, text=True, timeout=60)
+        assert q.returncode == 0, q.stderr
+        line = follower.stdout.readline()
+        event = json.loads(line)
+        assert event["kind"] == "skill.quarantined" and event["data"]["reason"] == "followed"
+        assert event["position"] == 7
+    finally:
+        follower.send_signal(signal.SIGINT)
+        try:
+            follower.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            follower.kill()
+            raise
+    assert follower.returncode == 0, follower.stderr.read()

@@ -153,9 +153,13 @@ class Fold:
             return row
 
     def _touch(self, key: VersionKey, row: dict[str, Any], position: int) -> None:
+        """Rows are owned by the fold and changed in place; a new row object (a re-verified
+        version) is re-indexed by its signer."""
         row["updated_position"] = position
-        self._index(key, self.versions.get(key), row)
-        self.versions[key] = row
+        old = self.versions.get(key)
+        if old is not row:
+            self._index(key, old, row)
+            self.versions[key] = row
         self.dirty_versions.add(key)
 
     def _index(self, key: VersionKey, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
@@ -224,7 +228,6 @@ class Fold:
         row = self._version(key)
         if row is None:
             return
-        row = dict(row)
         row.update(last_audit_at=at, last_audit_trigger=d["trigger"], last_audit_passed=int(d["passed"]),
                    last_audit_policy_version=d["policy_version"], last_audit_failed_checks=failed_json)
         self._finish(key, row, r.position)
@@ -234,7 +237,6 @@ class Fold:
         row = self._version(key)
         if row is None:
             return
-        row = dict(row)
         row.update(installed=1, installed_at=fixed_time(d["timestamp"]), blob=d["blob"], status=None,
                    status_reason_code=None, status_reason=None)
         self._finish(key, row, r.position)
@@ -246,7 +248,6 @@ class Fold:
                 continue
             row = self._version((skill_id, version))
             if row is not None:
-                row = dict(row)
                 row["current"] = flag
                 self._finish((skill_id, version), row, r.position)
 
@@ -255,7 +256,6 @@ class Fold:
         row = self._version(key)
         if row is None:
             return
-        row = dict(row)
         row.update(status=status, status_reason_code=code, status_reason=reason)
         self._finish(key, row, r.position)
 
@@ -263,7 +263,6 @@ class Fold:
         key = (self._skill_id(d), d["version"])
         row = self._version(key)
         if row is not None:
-            row = dict(row)
             row["trust_decision"] = d["trust_decision"]
             self._finish(key, row, r.position)
 
@@ -271,7 +270,6 @@ class Fold:
         key = (self._skill_id(d), d["version"])
         row = self._version(key)
         if row is not None:
-            row = dict(row)
             row.update(installed=0, status="removed", status_reason_code=None, status_reason=d.get("reason"))
             self._finish(key, row, r.position)
 
@@ -301,7 +299,6 @@ class Fold:
         for vkey in self._versions_signed_by(publisher, d["key_hex"]):
             vrow = self._version(vkey)
             if vrow is not None and vrow["key_revoked"] != revoked:
-                vrow = dict(vrow)
                 vrow["key_revoked"] = revoked
                 self._finish(vkey, vrow, r.position)
 

@@ -8,6 +8,11 @@
   ``prev_hash`` (the stream's previous hash, or 64 zeros) and ``hash`` = SHA-256 over
   the canonical encoding of the exported event (position included), so an edited,
   deleted, inserted or reordered event is found by recomputing.
+
+A ``postgresql://`` URL selects the same journal on PostgreSQL (``journal_postgres``). Both
+recorders offer the reads that export, verify and the projections need (``select_rows``,
+``select_event_rows``, ``chain_hash``, ``guard_present``, ``orphan_chain_positions``), so
+nothing outside the two recorders writes SQL against the journal.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from __future__ import annotations
 import random
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -97,6 +102,26 @@ def guard_statements() -> list[str]:
     return out
 
 
+def chain_rows(stored_events: Sequence[StoredEvent], positions: Sequence[int],
+               stream_head: Callable[[str, int], str]) -> list[tuple[int, str, int, str, str]]:
+    """The ``event_chain`` rows (position, originator id hex, stream version, prev_hash, hash) of
+    events about to be committed at ``positions``. ``stream_head(oid, version)`` returns the
+    recorded hash of a stream's event at ``version`` (it must refuse when there is none)."""
+    rows = []
+    heads: dict[str, str] = {}
+    for stored, position in zip(stored_events, positions, strict=True):
+        oid = stored.originator_id.hex if isinstance(stored.originator_id, UUID) else str(stored.originator_id)
+        prev = heads.get(oid)
+        if prev is None:
+            version = stored.originator_version - 1
+            prev = GENESIS_HASH if version <= 0 else stream_head(oid, version)
+        state = _raw_decoder.decode(stored.state)
+        h = event_hash(exported_event(position, stored.originator_version, stored.topic, state, prev))
+        rows.append((position, oid, stored.originator_version, prev, h))
+        heads[oid] = h
+    return rows
+
+
 class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
     """SQLite application recorder that also writes the hash chain, atomically."""
 
@@ -115,17 +140,7 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
     def _insert_events(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         positions = super()._insert_events(c, stored_events, **kwargs)
         assert positions is not None
-        rows = []
-        heads: dict[str, str] = {}
-        for stored, position in zip(stored_events, positions):
-            oid = stored.originator_id.hex if isinstance(stored.originator_id, UUID) else str(stored.originator_id)
-            prev = heads.get(oid)
-            if prev is None:
-                prev = self._stream_head(c, oid, stored.originator_version - 1)
-            state = _raw_decoder.decode(stored.state)
-            h = event_hash(exported_event(position, stored.originator_version, stored.topic, state, prev))
-            rows.append((position, oid, stored.originator_version, prev, h))
-            heads[oid] = h
+        rows = chain_rows(stored_events, positions, lambda oid, version: self._stream_head(c, oid, version))
         c.executemany("INSERT INTO event_chain VALUES (?,?,?,?,?)", rows)
         return positions
 
@@ -143,10 +158,51 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
             c.execute(sql, params)
             return [(r[0], r[1], r[2], bytes(r[3])) for r in c.fetchall()]
 
+    def select_rows(self, after: int, until: int | None, topics: Sequence[str], originator_ids: Sequence[str],
+                    limit: int) -> list[StoredRow]:
+        """Stored events joined with their chain rows, in position order (see ``iter_rows``)."""
+        sql = ("SELECT e.rowid AS position, e.originator_id, e.originator_version, e.topic, e.state, "
+               "c.prev_hash, c.hash FROM stored_events e LEFT JOIN event_chain c ON c.position = e.rowid "
+               "WHERE e.rowid > ?")
+        params: list[Any] = [after]
+        if until is not None:
+            sql += " AND e.rowid <= ?"
+            params.append(until)
+        if topics:
+            sql += f" AND e.topic IN ({','.join('?' * len(topics))})"
+            params.extend(topics)
+        if originator_ids:
+            sql += f" AND e.originator_id IN ({','.join('?' * len(originator_ids))})"
+            params.extend(originator_ids)
+        sql += " ORDER BY e.rowid LIMIT ?"
+        params.append(limit)
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(sql, params)
+            return [StoredRow(r[0], r[1], r[2], r[3], bytes(r[4]), r[5], r[6]) for r in c.fetchall()]
+
+    def chain_hash(self, position: int) -> str | None:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute("SELECT hash FROM event_chain WHERE position = ?", (position,))
+            row = c.fetchone()
+        return row[0] if row else None
+
+    def guard_present(self) -> bool:
+        """Every append-only trigger is there and still raises the append-only error."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute("SELECT name, sql FROM sqlite_master WHERE type='trigger'")
+            triggers = {r[0]: r[1] or "" for r in c.fetchall()}
+        return all(APPEND_ONLY_MESSAGE in triggers.get(f"{table}_no_{op}", "")
+                   for table in GUARDED_TABLES for op in ("update", "delete", "replace"))
+
+    def orphan_chain_positions(self, limit: int = 100) -> list[int]:
+        """Chain rows whose event is gone (an event deleted behind the guard's back)."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute("SELECT c.position FROM event_chain c LEFT JOIN stored_events e ON e.rowid = c.position "
+                      "WHERE e.rowid IS NULL ORDER BY c.position LIMIT ?", (limit,))
+            return [r[0] for r in c.fetchall()]
+
     @staticmethod
     def _stream_head(c: SQLiteCursor, oid: str, version: int) -> str:
-        if version <= 0:
-            return GENESIS_HASH
         c.execute("SELECT hash FROM event_chain WHERE originator_id=? AND originator_version=?", (oid, version))
         row = c.fetchone()
         if row is None:
@@ -168,6 +224,9 @@ class LedgerApplication(Application[UUID]):
         return MsgspecMapper(self.construct_transcoder())
 
 
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
 def journal_env(journal_url: str, lock_timeout_s: int = 30, *, create: bool = True) -> dict[str, str]:
     if journal_url.startswith("sqlite://"):
         return {
@@ -177,8 +236,12 @@ def journal_env(journal_url: str, lock_timeout_s: int = 30, *, create: bool = Tr
             "APPLICATION_RECORDER_TOPIC": get_topic(ChainedSQLiteRecorder),
             "CREATE_TABLE": "yes" if create else "no",
         }
+    if journal_url.startswith(POSTGRES_SCHEMES):
+        from .journal_postgres import postgres_env  # psycopg is imported only for a PostgreSQL journal
+
+        return postgres_env(journal_url, lock_timeout_s, create=create)
     raise ConfigurationError(
-        "only SQLite journals are supported by this build (PostgreSQL support is planned)",
+        "unsupported journal URL: use a SQLite path, sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DB",
         {"journal": journal_url.split("@")[-1]},
     )
 
@@ -186,6 +249,10 @@ def journal_env(journal_url: str, lock_timeout_s: int = 30, *, create: bool = Tr
 def open_journal(journal_url: str, *, create: bool = True) -> LedgerApplication:
     """The journal application. ``create=False`` opens it exactly as it is (no tables, guards or
     metadata (re)created), which is how ``journal verify`` must look at it."""
+    if journal_url.startswith(POSTGRES_SCHEMES):
+        from .journal_postgres import open_postgres_journal
+
+        return open_postgres_journal(journal_url, create=create)
     where = journal_url.split("@")[-1]  # never echo credentials of a URL
     for attempt in range(50):
         try:
@@ -210,30 +277,25 @@ class StoredRow(msgspec.Struct, frozen=True):
     hash: str | None
 
 
+def chained(app: LedgerApplication) -> Any:
+    """The journal's recorder (SQLite or PostgreSQL), with the chained-journal reads."""
+    recorder = app.recorder
+    assert hasattr(recorder, "select_rows"), f"not a chained journal recorder: {type(recorder).__name__}"
+    return recorder
+
+
+def chain_hash(app: LedgerApplication, position: int) -> str | None:
+    """The chain hash of the event at ``position`` (None when there is none)."""
+    return chained(app).chain_hash(position)
+
+
 def iter_rows(app: LedgerApplication, *, after: int = 0, until: int | None = None, topics: Sequence[str] = (),
               originator_ids: Sequence[str] = (), batch: int = 2000) -> Iterator[StoredRow]:
-    """Stored events joined with their chain rows, in position order (raw, for export and verify)."""
-    recorder = app.recorder
-    assert isinstance(recorder, ChainedSQLiteRecorder)
+    """Stored events joined with their chain rows, in position order (raw, for export and verify).
+    ``originator_ids`` are UUID hex strings."""
+    recorder = chained(app)
     while True:
-        sql = ("SELECT e.rowid AS position, e.originator_id, e.originator_version, e.topic, e.state, "
-               "c.prev_hash, c.hash FROM stored_events e LEFT JOIN event_chain c ON c.position = e.rowid "
-               "WHERE e.rowid > ?")
-        params: list[Any] = [after]
-        if until is not None:
-            sql += " AND e.rowid <= ?"
-            params.append(until)
-        if topics:
-            sql += f" AND e.topic IN ({','.join('?' * len(topics))})"
-            params.extend(topics)
-        if originator_ids:
-            sql += f" AND e.originator_id IN ({','.join('?' * len(originator_ids))})"
-            params.extend(originator_ids)
-        sql += " ORDER BY e.rowid LIMIT ?"
-        params.append(batch)
-        with recorder.datastore.transaction(commit=False) as c:
-            c.execute(sql, params)
-            rows = [StoredRow(r[0], r[1], r[2], r[3], bytes(r[4]), r[5], r[6]) for r in c.fetchall()]
+        rows = recorder.select_rows(after, until, topics, originator_ids, batch)
         if not rows:
             return
         yield from rows

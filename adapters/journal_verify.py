@@ -1,5 +1,11 @@
 """``skills journal verify``: recompute every hash chain, check positions, stream versions,
-the append-only guard and the signed checkpoints, and name the first bad position."""
+the append-only guard and the signed checkpoints, and name the first bad position.
+
+The checks are the same on SQLite and PostgreSQL: both recorders number events gaplessly
+(SQLite's rowid; on PostgreSQL the recorder assigns ``max + 1`` under the table's write
+lock instead of using the sequence, which a failed insert would leave with a gap), so a
+missing position always means a deleted event. What "the guard is present" means is the
+recorder's business (``guard_present``: SQLite triggers, or enabled PL/pgSQL triggers)."""
 
 from __future__ import annotations
 
@@ -10,7 +16,7 @@ import msgspec
 from domain.checkpoints import checkpoint_message, root_hash
 from domain.codec import GENESIS_HASH, event_hash, exported_event, kind_of_topic
 
-from .journal import APPEND_ONLY_MESSAGE, GUARDED_TABLES, LedgerApplication, iter_rows
+from .journal import LedgerApplication, chained, iter_rows
 
 _decoder = msgspec.json.Decoder()
 
@@ -138,19 +144,8 @@ def _check_checkpoint(state: dict[str, Any], hashes_before: list[str], at: int,
 
 
 def _guard_present(app: LedgerApplication) -> bool:
-    with app.recorder.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
-        c.execute("SELECT name, sql FROM sqlite_master WHERE type='trigger'")
-        triggers = {r[0]: r[1] or "" for r in c.fetchall()}
-    for table in GUARDED_TABLES:
-        for op in ("update", "delete", "replace"):
-            sql = triggers.get(f"{table}_no_{op}", "")
-            if APPEND_ONLY_MESSAGE not in sql:
-                return False
-    return True
+    return bool(chained(app).guard_present())
 
 
 def _orphan_chain_rows(app: LedgerApplication) -> list[int]:
-    with app.recorder.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
-        c.execute("SELECT c.position FROM event_chain c LEFT JOIN stored_events e ON e.rowid = c.position "
-                  "WHERE e.rowid IS NULL ORDER BY c.position LIMIT 100")
-        return [r[0] for r in c.fetchall()]
+    return list(chained(app).orphan_chain_positions(100))

@@ -742,10 +742,9 @@ def _write_anchor(ledger: Ledger, position: int) -> None:
 
     from .fsutil import atomic_write
 
-    with ledger.app.recorder.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
-        c.execute("SELECT hash FROM event_chain WHERE position = ?", (position,))
-        row = c.fetchone()
-    anchor = {"position": position, "hash": row[0] if row else ""}
+    from .journal import chain_hash
+
+    anchor = {"position": position, "hash": chain_hash(ledger.app, position) or ""}
     atomic_write(ledger.settings.home / JOURNAL_ANCHOR_FILE, dumps_pretty(anchor).encode(), mode=0o600)
 
 

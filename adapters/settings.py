@@ -67,9 +67,11 @@ def default_actor() -> str:
 
 
 def normalise_journal_url(value: str) -> str:
-    """A bare path, ``sqlite:///path`` or ``postgresql://...``."""
-    if value.startswith(("postgresql://", "postgres://")):
+    """A bare path, ``sqlite:///path`` or ``postgresql://...`` (``postgres://`` is an alias)."""
+    if value.startswith("postgresql://"):
         return value
+    if value.startswith("postgres://"):
+        return "postgresql://" + value[len("postgres://") :]
     if value.startswith("sqlite:///"):
         return "sqlite://" + str(Path(value[len("sqlite://") :]).resolve())
     if "://" in value:

@@ -41,15 +41,16 @@ def _journal_probe(settings: Settings) -> tuple[int, str]:
 
 
 def journal_identity(ledger: "Ledger") -> str:
-    with ledger.app.recorder.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
-        c.execute("SELECT hash FROM event_chain WHERE position = 1")
-        row = c.fetchone()
-    return row[0] if row else ""
+    """The hash of the journal's first event: which journal a views.db projects."""
+    from .journal import chain_hash
+
+    return chain_hash(ledger.app, 1) or ""
 
 
 def open_views(settings: Settings, *, notify: Notify | None = None, ledger: "Ledger | None" = None,
                progress: Callable[[int], None] | None = None) -> ViewStore:
     """The views database, caught up with the journal."""
+    # A PostgreSQL journal has no file to peek at: the ledger below reads its head and identity.
     head, identity = _journal_probe(settings) if settings.journal_is_sqlite else (-1, "")
     Path(settings.home).mkdir(parents=True, exist_ok=True, mode=0o700)
     store = ViewStore(settings.views_path, journal_identity=identity, notify=notify)

@@ -1,0 +1,339 @@
+"""The journal on PostgreSQL (``--journal postgresql://...``), end to end.
+
+A private PostgreSQL server is set up and started by this file itself (``pg_server``: initdb
+into a temporary directory, a free loopback port, stopped and deleted at the end of the
+session); every test gets a fresh database. Without the server binaries the tests fail with
+a message that says what to install. Covered:
+
+* the lifecycle through the CLI (install, quarantine, enable, list, history, journal) with
+  ``--journal`` and with ``SKILLS_JOURNAL``, gapless positions, and the password never shown;
+* ``journal verify``: exit 0 on an intact journal; exit 9 naming the first bad position after
+  a superuser disabled the guard and edited an event, and when the guard is left disabled;
+* the append-only guard refuses UPDATE, DELETE, TRUNCATE and upserts, even to a superuser;
+* a losing concurrent insert leaves neither events, chain rows nor a gap in the positions;
+* two CLI processes installing one version at once: one install and one ``already_installed``
+  (same payload) or ``version_conflict`` (different payload), on a journal neither created;
+* incremental projections equal a full rebuild (whole, and in batches of 1 and 7 events);
+* URL handling: percent-encoded credentials, the ``postgres://`` alias, ``schema``, unknown
+  parameters refused, the password redacted from errors.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+HERE = Path(__file__).resolve()
+for _p in (str(HERE.parents[2]), str(HERE.parents[1])):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
+
+
+def _cli_at(go: str, args: list[str]) -> None:
+    """Subprocess mode: import everything, wait for the start signal, run ``skills ARGS``."""
+    from cli.main import cli
+
+    print("ready", flush=True)
+    deadline = time.monotonic() + 60
+    while not os.path.exists(go):
+        if time.monotonic() > deadline:
+            raise SystemExit("start signal never came")
+        time.sleep(0.002)
+    cli.main(args=args, prog_name="skills")
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "cli-at":
+        _cli_at(sys.argv[2], sys.argv[3:])
+    sys.exit(0)
+
+
+import psycopg  # noqa: E402
+import pytest  # noqa: E402
+
+import helpers_ledger as h  # noqa: E402
+import pg_server  # noqa: E402
+from adapters.journal import iter_rows, open_journal  # noqa: E402
+from adapters.journal_verify import verify_journal  # noqa: E402
+from adapters.ledger import Ledger  # noqa: E402
+from adapters.settings import resolve  # noqa: E402
+
+TRUSTED = f"acme={h.key_hex(h.SEEDS['acme'])}"
+
+
+@pytest.fixture(scope="session")
+def pg() -> Iterator[pg_server.PgServer]:
+    try:
+        server = pg_server.start()
+    except pg_server.PgUnavailable as e:
+        pytest.fail(f"cannot run the PostgreSQL journal tests: {e}", pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def url(pg: pg_server.PgServer) -> str:
+    return pg.url(pg.create_database())
+
+
+def skills(home: Path, url: str | None, *args: str, env: dict[str, str] | None = None
+           ) -> subprocess.CompletedProcess[str]:
+    journal = ["--journal", url] if url else []
+    proc = h.run_cli(*journal, *args, home=home, env=env, timeout=60)
+    for text in (proc.stdout, proc.stderr):
+        assert pg_server.APP_PASSWORD not in text and "p%40ss" not in text, f"password shown by skills {args}"
+        assert "Traceback" not in text, text
+    return proc
+
+
+def ok_json(home: Path, url: str | None, *args: str, env: dict[str, str] | None = None) -> dict:
+    proc = skills(home, url, "--json", *args, env=env)
+    assert proc.returncode == 0, f"skills {' '.join(args)} exited {proc.returncode}: {proc.stderr}"
+    return json.loads(proc.stdout)
+
+
+def settings_for(home: Path, url: str):
+    return resolve(home=str(home), journal=url, actor="user:test", command="test")
+
+
+def install(tmp_path: Path, home: Path, url: str, version: str = "1.0.0") -> dict:
+    art = h.write(tmp_path, f"alpha-{version}.palyra-skill", h.build("acme.alpha", version, "acme"))
+    return ok_json(home, url, "install", "--artifact", art, "--trusted-publisher", TRUSTED)
+
+
+# --- the lifecycle through the CLI ----------------------------------------------------------
+
+
+def test_lifecycle_through_the_cli(tmp_path: Path, url: str) -> None:
+    home = tmp_path / "home"
+    first = install(tmp_path, home, url)
+    assert (first["status"], first["current"], first["already_installed"]) == ("active", True, False)
+    quarantined = ok_json(home, url, "quarantine", "acme.alpha", "--reason", "suspicious")
+    assert quarantined["status"] == "quarantined"
+    listed = ok_json(home, url, "list")
+    assert [(e["skill_id"], e["status"]) for e in listed["entries"]] == [("acme.alpha", "quarantined")]
+    assert ok_json(home, url, "enable", "acme.alpha", "--reason", "reviewed")["status"] == "active"
+    install(tmp_path, home, url, "1.1.0")
+    # SKILLS_JOURNAL selects the same journal as --journal
+    listed = ok_json(home, None, "list", env=h.cli_env(SKILLS_JOURNAL=url))
+    assert sorted((e["version"], e["status"], e["current"]) for e in listed["entries"]) == [
+        ("1.0.0", "active", False), ("1.1.0", "active", True)]
+
+    kinds = [e["kind"] for e in ok_json(home, url, "history", "acme.alpha")["events"]]
+    assert kinds.count("skill.installed") == 2 and "skill.quarantined" in kinds and "skill.enabled" in kinds
+    lines = skills(home, url, "--json", "journal").stdout.splitlines()
+    events = [json.loads(line) for line in lines]
+    assert [e["position"] for e in events] == list(range(1, len(events) + 1)), "positions are gapless"
+    assert events[0]["prev_hash"] == "0" * 64 and all(len(e["hash"]) == 64 for e in events)
+
+    report = ok_json(home, url, "journal", "verify")
+    assert (report["ok"], report["guard"], report["events"], report["head"]) == (True, True, len(events), len(events))
+    # A signed checkpoint, and its anchor outside the journal, work the same way as on SQLite.
+    checkpoint = ok_json(home, url, "journal", "checkpoint")
+    assert checkpoint["event_count"] == len(events)
+    anchor = json.loads((home / "journal-anchor.json").read_text())
+    assert anchor["position"] == len(events) + 1 and len(anchor["hash"]) == 64
+    report = ok_json(home, url, "journal", "verify")
+    assert (report["ok"], report["checkpoints"]) == (True, 1)
+    events = [json.loads(line) for line in skills(home, url, "--json", "journal").stdout.splitlines()]
+    assert ok_json(home, url, "index", "verify")["ok"] is True
+
+    # Rebuild equals catch-up: the views the commands caught up one by one against full replays.
+    ledger = Ledger(settings_for(home, url))
+    try:
+        assert h.projection_mismatches(ledger, tmp_path, batches=(None, 1, 7)) == []
+        assert h.state_problems(ledger) == []
+    finally:
+        ledger.close()
+    rebuilt = ok_json(home, url, "index", "rebuild")
+    assert rebuilt == {"replayed": len(events), "position": len(events)}
+
+
+# --- tamper detection and the guard ---------------------------------------------------------
+
+
+def _edit_event(pg: pg_server.PgServer, dbname: str, position: int, *, reenable: bool) -> None:
+    """What an attacker with superuser rights can do: switch the guard off, rewrite an event."""
+    with pg.superuser(dbname) as con:
+        con.execute("ALTER TABLE stored_events DISABLE TRIGGER stored_events_no_update")
+        changed = con.execute(
+            "UPDATE stored_events SET state = convert_to(replace(convert_from(state, 'UTF8'), "
+            "'\"1.0.0\"', '\"6.6.6\"'), 'UTF8') WHERE notification_id = %s", (position,)).rowcount
+        assert changed == 1
+        if reenable:
+            con.execute("ALTER TABLE stored_events ENABLE TRIGGER stored_events_no_update")
+
+
+@pytest.mark.parametrize("reenable", [True, False], ids=["guard_restored", "guard_left_off"])
+def test_verify_detects_an_edited_event(tmp_path: Path, pg: pg_server.PgServer, url: str, reenable: bool) -> None:
+    home = tmp_path / "home"
+    install(tmp_path, home, url)
+    assert skills(home, url, "journal", "verify").returncode == 0
+    _edit_event(pg, url.rsplit("/", 1)[1], 4, reenable=reenable)  # 4: skill.installed
+
+    proc = skills(home, url, "--json", "journal", "verify")
+    assert proc.returncode == 9, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["ok"] is False and report["first_bad_position"] == 4
+    codes = {(p["position"], p["code"]) for p in report["problems"]}
+    assert (4, "hash_mismatch") in codes
+    assert report["guard"] is reenable
+    assert ((0, "guard_missing") in codes) is not reenable
+    assert "journal integrity failure at position 4" in proc.stderr
+
+
+def test_the_guard_refuses_updates_deletes_and_truncates(tmp_path: Path, pg: pg_server.PgServer, url: str) -> None:
+    install(tmp_path, tmp_path / "home", url)
+    dbname = url.rsplit("/", 1)[1]
+    statements = {
+        "stored_events": ["UPDATE stored_events SET topic = 'x' WHERE notification_id = 1",
+                          "DELETE FROM stored_events WHERE notification_id = 6",
+                          "TRUNCATE stored_events CASCADE",
+                          "INSERT INTO stored_events (originator_id, originator_version, topic, state, notification_id) "
+                          "SELECT originator_id, originator_version, 'x', state, 99 FROM stored_events "
+                          "WHERE notification_id = 1 ON CONFLICT (originator_id, originator_version) DO UPDATE SET topic = 'x'"],
+        "event_chain": ["UPDATE event_chain SET hash = 'x' WHERE position = 1",
+                        "DELETE FROM event_chain WHERE position = 6",
+                        "TRUNCATE event_chain"],
+    }
+    # The owner (the journal's own login) and a superuser alike.
+    for connect in (lambda: psycopg.connect(url, autocommit=True), lambda: pg.superuser(dbname)):
+        with connect() as con:
+            for table, sqls in statements.items():
+                for sql in sqls:
+                    with pytest.raises(psycopg.errors.RaiseException, match="journal is append-only"):
+                        con.execute(sql)
+            counts = con.execute("SELECT (SELECT count(*) FROM stored_events), (SELECT count(*) FROM event_chain)").fetchone()
+            assert counts == (6, 6)
+    app = open_journal(url, create=False)
+    try:
+        assert verify_journal(app).ok
+    finally:
+        app.close()
+
+
+def test_a_losing_insert_leaves_no_trace_and_no_gap(tmp_path: Path, url: str) -> None:
+    """A stale writer's insert fails as a whole (no event, no chain row) and consumes no
+    position: the next event gets the next number (events.md: positions are gapless)."""
+    from eventsourcing.persistence import IntegrityError, StoredEvent
+    from uuid import uuid4
+
+    install(tmp_path, tmp_path / "home", url)
+    app = open_journal(url)
+    try:
+        recorder = app.recorder
+        existing = next(iter_rows(app, after=5))  # position 6, the skill stream's version 5
+        stream = existing.originator_id
+        stale = [StoredEvent(originator_id=stream, originator_version=v, topic=existing.topic, state=existing.state)
+                 for v in (6, 5)]  # one new version and one taken: the whole batch must fail
+        with pytest.raises(IntegrityError):
+            recorder.insert_events(stale)
+        assert recorder.max_notification_id() == 6
+        assert [r.position for r in iter_rows(app)] == [1, 2, 3, 4, 5, 6]
+        fresh = StoredEvent(originator_id=uuid4(), originator_version=1, topic=existing.topic, state=existing.state)
+        assert list(recorder.insert_events([fresh])) == [7]
+        report = verify_journal(app)
+        assert report.ok and report.events == 7 and report.head == 7, report
+    finally:
+        app.close()
+
+
+# --- concurrency ----------------------------------------------------------------------------
+
+
+def _race(commands: list[list[str]], go: Path) -> list[tuple[int, dict, str]]:
+    procs = [subprocess.Popen([h.PYTHON, str(HERE), "cli-at", str(go), *c], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=h.cli_env(), cwd=str(h.ROOT)) for c in commands]
+    try:
+        for p in procs:
+            line = p.stdout.readline()
+            assert line.strip() == "ready", line + p.stderr.read()
+        go.touch()
+        out = []
+        for p in procs:
+            stdout, stderr = p.communicate(timeout=60)
+            assert "Traceback" not in stderr, stderr
+            assert pg_server.APP_PASSWORD not in stdout + stderr
+            out.append((p.returncode, json.loads(stdout), stderr))
+        return out
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+@pytest.mark.parametrize("same_payload", [True, False], ids=["same_payload", "different_payload"])
+def test_two_installs_of_one_version_race(tmp_path: Path, url: str, same_payload: bool) -> None:
+    """Two homes, one PostgreSQL journal that neither has created yet: both processes create
+    the schema and install the same version at the same moment."""
+    first = h.write(tmp_path, "a.palyra-skill", h.build("acme.alpha", "1.0.0", "acme"))
+    second = h.write(tmp_path, "b.palyra-skill", h.build("acme.alpha", "1.0.0", "acme",
+                                                         asset=b"hello" if same_payload else b"another payload"))
+    results = _race([["--home", str(tmp_path / f"h{i}"), "--journal", url, "--json", "--actor", f"user:p{i}",
+                      "install", "--artifact", art, "--trusted-publisher", TRUSTED]
+                     for i, art in enumerate([first, second])], tmp_path / "go")
+    rcs = sorted(rc for rc, _d, _e in results)
+    if same_payload:
+        assert rcs == [0, 0], results
+        assert sorted(d["already_installed"] for _rc, d, _e in results) == [False, True], results
+    else:
+        assert rcs == [0, 3], results
+        loser = next(d for rc, d, _e in results if rc == 3)
+        assert loser["error"]["code"] == "version_conflict"
+    ledger = Ledger(settings_for(tmp_path / "h0", url))
+    try:
+        events = h.journal_events(ledger)
+        kinds = [e["kind"] for e in events]
+        assert kinds.count("skill.installed") == 1 and kinds.count("publisher.key_allowlisted") == 1
+        assert [e["position"] for e in events] == list(range(1, len(events) + 1))
+        assert verify_journal(ledger.app).ok
+        winner = next(d for rc, d, _e in results if rc == 0 and not d["already_installed"])
+        assert set(winner["positions"]) <= {e["position"] for e in events}
+    finally:
+        ledger.close()
+
+
+# --- URLs, schemas, errors ------------------------------------------------------------------
+
+
+def test_urls_schemas_and_redacted_errors(tmp_path: Path, pg: pg_server.PgServer, url: str) -> None:
+    from adapters.journal_postgres import PgTarget, postgres_env
+    from adapters.settings import normalise_journal_url
+    from domain.errors import ConfigurationError
+
+    target = PgTarget(url)
+    assert (target.user, target.password, target.host, target.port) == (
+        pg_server.APP_USER, pg_server.APP_PASSWORD, "127.0.0.1", pg.port)
+    assert pg_server.APP_PASSWORD not in target.display and "p%40ss" not in repr(target)
+    assert normalise_journal_url("postgres://u@h/db") == "postgresql://u@h/db"
+    env = postgres_env(url)
+    assert env["LEDGER_POSTGRES_SCHEMA"] == "public" and env["LEDGER_PERSISTENCE_MODULE"] == "eventsourcing.postgres"
+    with pytest.raises(ConfigurationError) as e:
+        PgTarget(url + "?sslmode=disable")
+    assert pg_server.APP_PASSWORD not in str(e.value.message) + str(e.value.details)
+
+    # Two journals in one database, one per schema.
+    home_a, home_b = tmp_path / "a", tmp_path / "b"
+    install(tmp_path, home_a, url + "?schema=team_a")
+    assert ok_json(home_b, url + "?schema=team_b", "list")["entries"] == []
+    assert ok_json(home_a, url + "?schema=team_a", "journal", "verify")["events"] == 6
+    assert ok_json(home_b, url + "?schema=team_b", "journal", "verify")["events"] == 0
+    # verify on a database (schema) without a journal yet: an empty journal, as for a new SQLite path
+    report = ok_json(tmp_path / "d", url + "?schema=team_c", "journal", "verify")
+    assert (report["ok"], report["events"], report["guard"]) == (True, 0, True)
+
+    # A refused login: the server's reason, at once, without the password that was tried.
+    wrong = url.replace("%40ss", "%40WRONG")
+    started = time.monotonic()
+    proc = skills(tmp_path / "c", wrong, "list")
+    assert proc.returncode == 9 and "password authentication failed" in proc.stderr, proc.stderr
+    assert "@WRONG" not in proc.stderr and "%40WRONG" not in proc.stderr
+    assert time.monotonic() - started < 8

@@ -32,6 +32,7 @@ from eventsourcing.utils import get_topic
 from domain.codec import GENESIS_HASH, decode_event, encode_state, event_hash, exported_event
 from domain.errors import ConfigurationError, JournalUnavailable
 from domain.events import load_model
+from projections.shards import SHARED_PREFIX, SKILL_PREFIX, Shard
 
 load_model()  # every event topic must resolve before the first stored event is decoded
 
@@ -144,19 +145,31 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
         c.executemany("INSERT INTO event_chain VALUES (?,?,?,?,?)", rows)
         return positions
 
-    def select_event_rows(self, start: int, limit: int, stop: int | None = None) -> list[tuple[int, int, str, bytes]]:
+    def select_event_rows(self, start: int, limit: int, stop: int | None = None, *,
+                          shard: Shard | None = None) -> list[tuple[int, int, str, bytes]]:
         """(position, stream_version, topic, state) after ``start``: the projections' fast path
-        (no UUID objects, no Notification objects)."""
+        (no UUID objects, no Notification objects). ``shard``: only the events that shard of a
+        sharded replay folds (``projections.shards.in_shard``, here in SQL)."""
         sql = "SELECT rowid, originator_version, topic, state FROM stored_events WHERE rowid > ?"
         params: list[Any] = [start]
         if stop is not None:
             sql += " AND rowid <= ?"
             params.append(stop)
+        if shard is not None:
+            skill = f"substr(topic, 1, {len(SKILL_PREFIX)}) = '{SKILL_PREFIX}'"
+            mine = "instr(?, substr(originator_id, -1)) > 0 AND length(originator_id) > 0"
+            if shard.first:
+                sql += f" AND (NOT {skill} OR ({mine}))"
+            else:
+                sql += (f" AND (substr(topic, 1, {len(SHARED_PREFIX)}) = '{SHARED_PREFIX}' "
+                        f"OR ({skill} AND {mine}))")
+            params.append(shard.digits())
         sql += " ORDER BY rowid LIMIT ?"
         params.append(limit)
         with self.datastore.transaction(commit=False) as c:
+            c.sqlite_cursor.row_factory = None  # plain tuples, not sqlite3.Row objects
             c.execute(sql, params)
-            return [(r[0], r[1], r[2], bytes(r[3])) for r in c.fetchall()]
+            return c.fetchall()  # type: ignore[no-any-return]  # (int, int, str, bytes) tuples
 
     def select_rows(self, after: int, until: int | None, topics: Sequence[str], originator_ids: Sequence[str],
                     limit: int) -> list[StoredRow]:

@@ -38,6 +38,7 @@ from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Composable, Identifier, Literal
 
 from domain.errors import ConfigurationError, JournalUnavailable
+from projections.shards import SHARED_PREFIX, SKILL_PREFIX, Shard
 
 from .journal import (
     APPEND_ONLY_MESSAGE,
@@ -327,14 +328,25 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
     # --- reading (the same contract as ChainedSQLiteRecorder) ------------------------------
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
-    def select_event_rows(self, start: int, limit: int, stop: int | None = None) -> list[tuple[int, int, str, bytes]]:
-        """(position, stream_version, topic, state) after ``start``: the projections' fast path."""
+    def select_event_rows(self, start: int, limit: int, stop: int | None = None, *,
+                          shard: Shard | None = None) -> list[tuple[int, int, str, bytes]]:
+        """(position, stream_version, topic, state) after ``start``: the projections' fast path.
+        ``shard``: only the events that shard of a sharded replay folds (``in_shard``, in SQL)."""
         sql = SQL("SELECT notification_id, originator_version, topic, state FROM {} WHERE notification_id > %s"
                   ).format(self.events)
         params: list[Any] = [start]
         if stop is not None:
             sql += SQL(" AND notification_id <= %s")
             params.append(stop)
+        if shard is not None:
+            skill = SQL("left(topic, {}) = {}").format(len(SKILL_PREFIX), SKILL_PREFIX)
+            mine = SQL("strpos(%s, right(originator_id::text, 1)) > 0")
+            if shard.first:
+                sql += SQL(" AND (NOT {} OR {})").format(skill, mine)
+            else:
+                sql += SQL(" AND (left(topic, {}) = {} OR ({} AND {}))").format(
+                    len(SHARED_PREFIX), SHARED_PREFIX, skill, mine)
+            params.append(shard.digits())
         sql += SQL(" ORDER BY notification_id LIMIT %s")
         params.append(limit)
         with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:

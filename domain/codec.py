@@ -66,6 +66,12 @@ def _topic_info(topic: str) -> tuple[Any, int, int]:
     return info
 
 
+def upcast_needed(topic: str) -> bool:
+    """Whether a state stored under ``topic`` must be upcast to its class's current version."""
+    _cls, stored, current = _topic_info(topic)
+    return stored < current
+
+
 def decode_state_dict(topic: str, state: bytes) -> dict[str, Any]:
     """The stored state as a plain dict, upcast to the current version of its class."""
     data: dict[str, Any] = _decoder.decode(state)

@@ -19,6 +19,8 @@ from domain.eligibility import compat_problem, eligibility
 from domain.grammars import parse_semver_lenient
 from domain.text import WS
 
+from .records import EventView, view_from_dict
+from .shards import SHARED_PREFIX
 from .schema import VERSION_COLUMNS
 
 _json = msgspec.json.Encoder()
@@ -50,15 +52,6 @@ def _eligibility(installed: int, status: str | None, key_revoked: int, last_audi
     return int(ok), jdump(reasons)
 
 
-class Record(msgspec.Struct, frozen=True):
-    """One journal event as the projections see it."""
-
-    position: int
-    stream_version: int
-    kind: str
-    state: dict[str, Any]
-
-
 class Loader:
     """Reads rows the fold has not loaded yet (implemented by the store over its connection)."""
 
@@ -76,7 +69,12 @@ class Loader:
 
 
 class Fold:
-    def __init__(self, loader: Loader, manifest_facts: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+    def __init__(self, loader: Loader, manifest_facts: Callable[[dict[str, Any]], dict[str, Any]], *,
+                 emit_shared: bool = True) -> None:
+        """``emit_shared=False``: a shard of a sharded replay that is not the first one
+        (``projections.shards``). It folds the shared streams' events (publisher trust) only for
+        their effect on its own version rows; their trust and timeline rows come from shard 0."""
+        self.emit_shared = emit_shared
         self.loader = loader
         self.manifest_facts = manifest_facts
         self.versions: dict[VersionKey, dict[str, Any] | None] = {}
@@ -95,20 +93,21 @@ class Fold:
         self.timeline: list[tuple[Any, ...]] = []
         self.rejections: list[tuple[Any, ...]] = []
         self.policy: tuple[Any, ...] | None = None
-        self._handlers: dict[str, Callable[[Record, dict[str, Any]], None]] = {
+        self._stream_version = 0  # of the event being folded
+        self._handlers: dict[str, Callable[[int, EventView], None]] = {
             "skill.artifact_verified": self._artifact_verified,
             "skill.audited": self._audited,
             "skill.installed": self._installed,
             "skill.current_changed": self._current_changed,
-            "skill.activated": lambda r, d: self._status(r, d, "active", None, None),
-            "skill.quarantined": lambda r, d: self._status(r, d, "quarantined", d["reason_code"], d["reason"]),
-            "skill.enabled": lambda r, d: self._status(r, d, "active", "override" if d["override"] else None, d["reason"]),
-            "skill.disabled": lambda r, d: self._status(r, d, "disabled", "operator", d["reason"]),
+            "skill.activated": lambda p, v: self._status(p, v, "active", None, None),
+            "skill.quarantined": lambda p, v: self._status(p, v, "quarantined", v.reason_code, v.reason),
+            "skill.enabled": lambda p, v: self._status(p, v, "active", "override" if v.override else None, v.reason),
+            "skill.disabled": lambda p, v: self._status(p, v, "disabled", "operator", v.reason),
             "skill.verified": self._verified,
             "skill.removed": self._removed,
-            "publisher.key_allowlisted": lambda r, d: self._key(r, d, "allowlisted", "active"),
-            "publisher.key_pinned": lambda r, d: self._key(r, d, "tofu", "active"),
-            "publisher.key_revoked": lambda r, d: self._key(r, d, None, "revoked"),
+            "publisher.key_allowlisted": lambda p, v: self._key(p, v, "allowlisted", "active"),
+            "publisher.key_pinned": lambda p, v: self._key(p, v, "tofu", "active"),
+            "publisher.key_revoked": lambda p, v: self._key(p, v, None, "revoked"),
             "policy.changed": self._policy_changed,
             "artifact.rejected": self._rejected,
         }
@@ -117,9 +116,11 @@ class Fold:
 
     def start_batch(self, *, keep_index: bool = False) -> None:
         """Forget what the previous batch produced (its rows are written); keep the row caches.
-        ``keep_index``: the index rows are still to be written (a replay writes them once)."""
+        ``keep_index``: the version and tool rows are still to be written (a replay writes
+        them once). Manifest rows never change once written, so they go out batch by batch."""
         if not keep_index:
             self.clear_index_output()
+        self.manifests = {}
         self.dirty_trust = set()
         self.audits = []
         self.timeline = []
@@ -128,18 +129,19 @@ class Fold:
 
     def clear_index_output(self) -> None:
         self.dirty_versions = set()
-        self.manifests = {}
         self.tools = {}
 
     def cached_rows(self) -> int:
         return len(self.versions) + len(self.trust)
 
-    def apply(self, record: Record) -> None:
-        state = record.state
-        handler = self._handlers.get(record.kind)
+    def apply(self, position: int, stream_version: int, kind: str, view: EventView) -> None:
+        """Fold one journal event (its position, stream version, kind and view)."""
+        handler = self._handlers.get(kind)
         if handler is not None:
-            handler(record, state)
-        self._timeline(record, state)
+            self._stream_version = stream_version
+            handler(position, view)
+        if self.emit_shared or not kind.startswith(SHARED_PREFIX):
+            self._timeline(position, stream_version, kind, view)
 
     # --- row access ---------------------------------------------------------------------
 
@@ -182,188 +184,241 @@ class Fold:
     # --- handlers -----------------------------------------------------------------------
 
     @staticmethod
-    def _skill_id(state: dict[str, Any]) -> str:
-        return state["stream"].split(":", 1)[1]
+    def _skill_id(v: EventView) -> str:
+        return v.stream.split(":", 1)[1]
 
-    def _artifact_verified(self, r: Record, d: dict[str, Any]) -> None:
-        key = (self._skill_id(d), d["version"])
-        old = self._version(key)
-        manifest = d["manifest"]
-        tools = manifest.get("entrypoints", {}).get("tools", [])
-        payload = d["payload_sha256"]
+    def _artifact_verified(self, position: int, v: EventView) -> None:
+        key = (self._skill_id(v), v.version or "")
+        payload = v.payload_sha256
         if payload not in self.known_manifests:
+            manifest = _decode_object(v.manifest)
             facts = self.manifest_facts(manifest)
-            self.manifests[payload] = (payload, jdump(manifest), jdump(d["manifest_warnings"]),
+            self.manifests[payload] = (payload, bytes(v.manifest).decode("utf-8"),
+                                       bytes(v.manifest_warnings).decode("utf-8"),
                                        jdump(facts["capability_grants"]), jdump(facts["policy_bindings"]))
             self.known_manifests.add(payload)
-        self.tools[key] = sorted({str(t.get("id", "")).strip(WS) for t in tools})
-        major, minor, patch = parse_semver_lenient(d["version"]) or (0, 0, 0)
+        old = self._version(key)
+        name, compat, tool_ids = manifest_summary(v.manifest)
+        self.tools[key] = sorted(set(tool_ids))
+        major, minor, patch = parse_semver_lenient(key[1]) or (0, 0, 0)
         row = dict.fromkeys(VERSION_COLUMNS)
         row.update(
             skill_id=key[0], version=key[1], v_major=major, v_minor=minor, v_patch=patch,
-            publisher=d["publisher"], name=manifest.get("name"), installed=0,
-            current=old["current"] if old else 0, trust_decision=d["trust_decision"], key_id=d["key_id"],
-            key_hex=d["key_hex"], payload_sha256=payload, artifact_sha256=d["artifact_sha256"],
-            source=d["source"], key_revoked=int(self._key_revoked(d["publisher"], d["key_hex"])),
-            compat_problem=compat_problem(manifest.get("compat")), tool_count=len(tools),
+            publisher=v.publisher, name=name, installed=0,
+            current=old["current"] if old else 0, trust_decision=v.trust_decision, key_id=v.key_id,
+            key_hex=v.key_hex, payload_sha256=payload, artifact_sha256=v.artifact_sha256,
+            source=v.source, key_revoked=int(self._key_revoked(v.publisher or "", v.key_hex or "")),
+            compat_problem=compat_problem(compat), tool_count=len(tool_ids),
         )
-        self._finish(key, row, r.position)
+        self._finish(key, row, position)
 
-    def _audited(self, r: Record, d: dict[str, Any]) -> None:
-        key = (self._skill_id(d), d["version"])
-        at = fixed_time(d["timestamp"])
+    def _audited(self, position: int, v: EventView) -> None:
+        key = (self._skill_id(v), v.version or "")
+        at = fixed_time(v.timestamp)
         # Full checks stay in the journal (at this position); the view keeps what lists show.
         failed: dict[str, None] = {}
         warned: dict[str, None] = {}
-        for c in d["checks"]:
-            status = c.get("status")
+        for c in v.checks:
+            status = c.status
             if status == "fail":
-                failed[c["check_id"]] = None
+                failed[c.check_id] = None
             elif status == "warn":
-                warned[c["check_id"]] = None
+                warned[c.check_id] = None
         failed_json = jdump(list(failed))
-        self.audits.append((r.position, key[0], key[1], at, d["trigger"], d["policy_version"], int(d["passed"]),
-                            int(d["should_quarantine"]), failed_json, jdump(list(warned)),
-                            jdump(d["quarantine_reasons"])))
+        passed = int(v.passed)
+        self.audits.append((position, key[0], key[1], at, v.trigger, v.policy_version, passed,
+                            int(v.should_quarantine), failed_json, jdump(list(warned)),
+                            bytes(v.quarantine_reasons).decode("utf-8")))
         row = self._version(key)
         if row is None:
             return
-        row.update(last_audit_at=at, last_audit_trigger=d["trigger"], last_audit_passed=int(d["passed"]),
-                   last_audit_policy_version=d["policy_version"], last_audit_failed_checks=failed_json)
-        self._finish(key, row, r.position)
+        row["last_audit_at"] = at
+        row["last_audit_trigger"] = v.trigger
+        row["last_audit_passed"] = passed
+        row["last_audit_policy_version"] = v.policy_version
+        row["last_audit_failed_checks"] = failed_json
+        self._finish(key, row, position)
 
-    def _installed(self, r: Record, d: dict[str, Any]) -> None:
-        key = (self._skill_id(d), d["version"])
+    def _installed(self, position: int, v: EventView) -> None:
+        key = (self._skill_id(v), v.version or "")
         row = self._version(key)
         if row is None:
             return
-        row.update(installed=1, installed_at=fixed_time(d["timestamp"]), blob=d["blob"], status=None,
+        row.update(installed=1, installed_at=fixed_time(v.timestamp), blob=v.blob, status=None,
                    status_reason_code=None, status_reason=None)
-        self._finish(key, row, r.position)
+        self._finish(key, row, position)
 
-    def _current_changed(self, r: Record, d: dict[str, Any]) -> None:
-        skill_id = self._skill_id(d)
-        for version, flag in ((d["from_version"], 0), (d["to_version"], 1)):
+    def _current_changed(self, position: int, v: EventView) -> None:
+        skill_id = self._skill_id(v)
+        for version, flag in ((v.from_version, 0), (v.to_version, 1)):
             if version is None:
                 continue
             row = self._version((skill_id, version))
             if row is not None:
                 row["current"] = flag
-                self._finish((skill_id, version), row, r.position)
+                self._finish((skill_id, version), row, position)
 
-    def _status(self, r: Record, d: dict[str, Any], status: str, code: str | None, reason: str | None) -> None:
-        key = (self._skill_id(d), d["version"])
+    def _status(self, position: int, v: EventView, status: str, code: str | None, reason: str | None) -> None:
+        key = (self._skill_id(v), v.version or "")
         row = self._version(key)
         if row is None:
             return
-        row.update(status=status, status_reason_code=code, status_reason=reason)
-        self._finish(key, row, r.position)
+        row["status"] = status
+        row["status_reason_code"] = code
+        row["status_reason"] = reason
+        self._finish(key, row, position)
 
-    def _verified(self, r: Record, d: dict[str, Any]) -> None:
-        key = (self._skill_id(d), d["version"])
+    def _verified(self, position: int, v: EventView) -> None:
+        key = (self._skill_id(v), v.version or "")
         row = self._version(key)
         if row is not None:
-            row["trust_decision"] = d["trust_decision"]
-            self._finish(key, row, r.position)
+            row["trust_decision"] = v.trust_decision
+            self._finish(key, row, position)
 
-    def _removed(self, r: Record, d: dict[str, Any]) -> None:
-        key = (self._skill_id(d), d["version"])
+    def _removed(self, position: int, v: EventView) -> None:
+        key = (self._skill_id(v), v.version or "")
         row = self._version(key)
         if row is not None:
-            row.update(installed=0, status="removed", status_reason_code=None, status_reason=d.get("reason"))
-            self._finish(key, row, r.position)
+            row.update(installed=0, status="removed", status_reason_code=None, status_reason=v.reason)
+            self._finish(key, row, position)
 
     def _finish(self, key: VersionKey, row: dict[str, Any], position: int) -> None:
         row["eligible"], row["eligibility_reasons"] = _eligibility(
             row["installed"], row["status"], row["key_revoked"], row["last_audit_passed"], row["compat_problem"])
         self._touch(key, row, position)
 
-    def _key(self, r: Record, d: dict[str, Any], kind: str | None, state: str) -> None:
-        publisher = self._skill_id(d)  # the stream key is the publisher name
-        key = (publisher, d["key_hex"])
+    def _key(self, position: int, v: EventView, kind: str | None, state: str) -> None:
+        publisher = self._skill_id(v)  # the stream key is the publisher name
+        key_hex = v.key_hex or ""
+        key = (publisher, key_hex)
         old = self._trust(key)
         row = {
-            "publisher": publisher, "key_hex": d["key_hex"], "key_id": d["key_id"],
+            "publisher": publisher, "key_hex": key_hex, "key_id": v.key_id,
             "kind": kind or (old["kind"] if old else "allowlisted"), "state": state,
-            "since": fixed_time(d["timestamp"]),
-            "first_skill_id": d.get("first_skill_id") or (old["first_skill_id"] if old else None),
-            "first_version": d.get("first_version") or (old["first_version"] if old else None),
-            "updated_position": r.position,
+            "since": fixed_time(v.timestamp),
+            "first_skill_id": v.first_skill_id or (old["first_skill_id"] if old else None),
+            "first_version": v.first_version or (old["first_version"] if old else None),
+            "updated_position": position,
         }
         if kind == "tofu":
-            row["first_skill_id"] = d.get("first_skill_id") or None
-            row["first_version"] = d.get("first_version") or None
+            row["first_skill_id"] = v.first_skill_id or None
+            row["first_version"] = v.first_version or None
         self.trust[key] = row
-        self.dirty_trust.add(key)
+        if self.emit_shared:
+            self.dirty_trust.add(key)
         revoked = int(state == "revoked")
-        for vkey in self._versions_signed_by(publisher, d["key_hex"]):
+        for vkey in self._versions_signed_by(publisher, key_hex):
             vrow = self._version(vkey)
             if vrow is not None and vrow["key_revoked"] != revoked:
                 vrow["key_revoked"] = revoked
-                self._finish(vkey, vrow, r.position)
+                self._finish(vkey, vrow, position)
 
     def _versions_signed_by(self, publisher: str, key_hex: str) -> list[VersionKey]:
         keys = set() if self.complete else set(self.loader.version_keys_for_key(publisher, key_hex))
         keys |= self.signed_by.get((publisher, key_hex), set())
         return sorted(keys)
 
-    def _policy_changed(self, r: Record, d: dict[str, Any]) -> None:
-        self.policy = ("audit", r.stream_version, jdump(d["policy"]), jdump(d["changed"]),
-                       fixed_time(d["timestamp"]), d["actor"]["principal"])
+    def _policy_changed(self, position: int, v: EventView) -> None:
+        self.policy = ("audit", self._stream_version, bytes(v.policy).decode("utf-8"), jdump(v.changed),
+                       fixed_time(v.timestamp), v.actor.principal)
 
-    def _rejected(self, r: Record, d: dict[str, Any]) -> None:
-        self.rejections.append((r.position, fixed_time(d["timestamp"]), d["artifact_sha256"], d.get("source"),
-                                d["error_code"], d["message"], d.get("skill_id"), d.get("version"),
-                                d.get("publisher")))
+    def _rejected(self, position: int, v: EventView) -> None:
+        self.rejections.append((position, fixed_time(v.timestamp), v.artifact_sha256, v.source, v.error_code,
+                                v.message, v.skill_id, v.version, v.publisher))
 
-    def _timeline(self, r: Record, d: dict[str, Any]) -> None:
-        stream = d["stream"]
+    def _timeline(self, position: int, stream_version: int, kind: str, v: EventView) -> None:
+        stream = v.stream
         prefix, _, key = stream.partition(":")
-        skill_id = key if prefix == "skill" else d.get("skill_id") or d.get("first_skill_id") or None
-        publisher = key if prefix == "publisher" else d.get("publisher")
-        actor = d["actor"]
-        self.timeline.append((r.position, fixed_time(d["timestamp"]), stream, r.stream_version, r.kind, skill_id,
-                              d.get("version"), publisher, actor["principal"], actor["host"], actor["command"],
-                              d.get("reason"), summarize(r.kind, d)))
+        skill_id = key if prefix == "skill" else v.skill_id or v.first_skill_id or None
+        publisher = key if prefix == "publisher" else v.publisher
+        actor = v.actor
+        self.timeline.append((position, fixed_time(v.timestamp), stream, stream_version, kind, skill_id,
+                              v.version, publisher, actor.principal, actor.host, actor.command, v.reason,
+                              summarize_view(kind, v)))
+
+
+_object_decoder = msgspec.json.Decoder()
+
+
+def _decode_object(raw: Any) -> dict[str, Any]:
+    value = _object_decoder.decode(raw)
+    return value if isinstance(value, dict) else {}
+
+
+class _ToolView(msgspec.Struct):
+    id: Any = ""
+
+
+class _EntrypointsView(msgspec.Struct):
+    tools: list[_ToolView] = []
+
+
+class _ManifestView(msgspec.Struct):
+    name: Any = None
+    compat: Any = None
+    entrypoints: _EntrypointsView = msgspec.field(default_factory=_EntrypointsView)
+
+
+_manifest_view_decoder = msgspec.json.Decoder(_ManifestView)
+
+
+def manifest_summary(raw: Any) -> tuple[Any, Any, list[str]]:
+    """(name, compat, tool ids) of a stored manifest, read without decoding the rest of it."""
+    try:
+        m = _manifest_view_decoder.decode(raw)
+        return m.name, m.compat, [str(t.id).strip(WS) for t in m.entrypoints.tools]
+    except msgspec.ValidationError:  # an odd shape (the manifest model checked it at install)
+        manifest = _decode_object(raw)
+        entrypoints = manifest.get("entrypoints")
+        tools = entrypoints.get("tools", []) if isinstance(entrypoints, dict) else []
+        tools = tools if isinstance(tools, list) else []
+        return manifest.get("name"), manifest.get("compat"), [
+            str(t.get("id", "") if isinstance(t, dict) else "").strip(WS) for t in tools]
 
 
 def summarize(kind: str, d: dict[str, Any]) -> str:
+    """One human line per event, for history and reports (from an event's data as a dict)."""
+    return summarize_view(kind, view_from_dict(d))
+
+
+def summarize_view(kind: str, v: EventView) -> str:
     """One human line per event, for history and reports."""
-    v = d.get("version")
+    version = v.version
     match kind:
         case "skill.artifact_verified":
-            return f"verified {v} from {d['publisher']} ({d['trust_decision']}, key {d['key_id']})"
+            return f"verified {version} from {v.publisher} ({v.trust_decision}, key {v.key_id})"
         case "skill.audited":
-            return f"audited {v} ({d['trigger']}, policy v{d['policy_version']}): {'passed' if d['passed'] else 'FAILED'}"
+            return (f"audited {version} ({v.trigger}, policy v{v.policy_version}): "
+                    f"{'passed' if v.passed else 'FAILED'}")
         case "skill.installed":
-            return f"installed {v}"
+            return f"installed {version}"
         case "skill.current_changed":
-            return f"current {d['from_version'] or '-'} -> {d['to_version'] or '-'} ({d['cause']})"
+            return f"current {v.from_version or '-'} -> {v.to_version or '-'} ({v.cause})"
         case "skill.activated":
-            return f"activated {v}"
+            return f"activated {version}"
         case "skill.quarantined":
-            return f"quarantined {v} ({d['reason_code']}): {d['reason']}"
+            return f"quarantined {version} ({v.reason_code}): {v.reason}"
         case "skill.enabled":
-            return f"enabled {v}" + (" with --override" if d["override"] else "")
+            return f"enabled {version}" + (" with --override" if v.override else "")
         case "skill.disabled":
-            return f"disabled {v}: {d['reason']}"
+            return f"disabled {version}: {v.reason}"
         case "skill.verified":
-            return f"re-verified {v} ({d['trust_decision']})"
+            return f"re-verified {version} ({v.trust_decision})"
         case "skill.removed":
-            return f"removed {v}"
+            return f"removed {version}"
         case "skill.execution_denied":
-            return f"denied {d['tool_id']} on {v} ({d['reason_code']})"
+            return f"denied {v.tool_id} on {version} ({v.reason_code})"
         case "publisher.key_allowlisted":
-            return f"allowlisted key {d['key_id']}"
+            return f"allowlisted key {v.key_id}"
         case "publisher.key_pinned":
-            first = f" on first use by {d['first_skill_id']} {d['first_version']}" if d.get("first_skill_id") else ""
-            return f"pinned key {d['key_id']}{first}"
+            first = f" on first use by {v.first_skill_id} {v.first_version}" if v.first_skill_id else ""
+            return f"pinned key {v.key_id}{first}"
         case "publisher.key_revoked":
-            return f"revoked key {d['key_id']}"
+            return f"revoked key {v.key_id}"
         case "policy.changed":
-            return "audit policy changed: " + ", ".join(d["changed"])
+            return "audit policy changed: " + ", ".join(v.changed)
         case "artifact.rejected":
-            return f"rejected artifact {d['artifact_sha256'][:12]} ({d['error_code']})"
+            return f"rejected artifact {(v.artifact_sha256 or '')[:12]} ({v.error_code})"
         case "journal.checkpoint":
-            return f"checkpoint at position {d['position']} ({d['event_count']} events)"
+            return f"checkpoint at position {v.position} ({v.event_count} events)"
     return kind

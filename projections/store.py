@@ -20,9 +20,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-from domain.codec import decode_state_dict, kind_of_topic
-
-from .fold import Fold, Loader, Record, jdump
+from .fold import Fold, Loader, jdump
+from .records import decode_view, kind_and_upcast
+from .shards import MAX_SHARDS, Shard, in_shard
 from .schema import (
     AUDIT_COLUMNS,
     DATA_TABLES,
@@ -42,8 +42,34 @@ BATCH = 5000
 SCRATCH_BATCH = 20_000  # a private file being built: bigger transactions, fewer row rewrites
 MAX_CACHED_ROWS = 50_000
 SCRATCH_MAX_CACHED_ROWS = 250_000  # a replay from scratch keeps more rows (a few hundred MB at most)
+# A rebuild is sharded between processes only from this many events on: below it, starting
+# a second process costs more than it saves.
+SHARDED_MIN_EVENTS = 20_000
 Notify = Callable[[str], None]
 Progress = Callable[[int], None]
+Fetch = Callable[[int, int, int | None], list[tuple[int, int, str, bytes]]]
+
+
+class ShardFailed(Exception):
+    """A shard of a sharded rebuild did not produce a complete file."""
+
+
+class ShardWorker(Protocol):
+    def wait(self) -> None:
+        """Block until the worker is done; raise ``ShardFailed`` unless it succeeded."""
+
+    def kill(self) -> None:
+        """Stop the worker (the rebuild is abandoned)."""
+
+
+class ShardWorkers(Protocol):
+    """Starts the processes of a sharded rebuild (the adapters know how to open the journal
+    in another process). ``count`` is the number of shards, this process's included."""
+
+    count: int
+
+    def start(self, path: Path, shard: Shard, until: int, journal_identity: str) -> ShardWorker:
+        """Fold ``shard`` of the journal up to position ``until`` into a new file at ``path``."""
 
 
 class EventSource(Protocol):
@@ -53,16 +79,24 @@ class EventSource(Protocol):
     def max_notification_id(self) -> int | None: ...
 
 
-def _fetcher(source: EventSource) -> Callable[[int, int, int | None], list[tuple[int, int, str, bytes]]]:
-    """(position, stream_version, topic, state) rows after a position; the recorder's raw
-    fast path when it has one, else eventsourcing's notifications."""
+def _fetcher(source: EventSource, shard: Shard | None = None) -> Fetch:
+    """(position, stream_version, topic, state) rows after a position (only ``shard``'s, when
+    given); the recorder's raw fast path when it has one, else eventsourcing's notifications."""
     raw = getattr(source, "select_event_rows", None)
     if raw is not None:
-        return raw
+        if shard is None:
+            return raw  # type: ignore[no-any-return]
+        return lambda start, limit, stop: raw(start, limit, stop, shard=shard)  # type: ignore[no-any-return]
 
     def from_notifications(start: int, limit: int, stop: int | None) -> list[tuple[int, int, str, bytes]]:
-        page = source.select_notifications(start, limit, stop, inclusive_of_start=False)
-        return [(n.id, n.originator_version, n.topic, n.state) for n in page]
+        out: list[tuple[int, int, str, bytes]] = []
+        while True:
+            page = source.select_notifications(start, limit, stop, inclusive_of_start=False)
+            out += [(n.id, n.originator_version, n.topic, n.state) for n in page
+                    if shard is None or in_shard(n.topic, n.originator_id.hex, shard)]
+            if len(out) >= limit or len(page) < limit:
+                return out
+            start = page[-1].id
 
     return from_notifications
 
@@ -114,22 +148,17 @@ class _SqlLoader(Loader):
         return row is not None and row["state"] == "revoked"
 
 
-_kinds: dict[str, str] = {}
 OTHER_PROJECTIONS = tuple(p for p in PROJECTIONS if p != "index")
 _VERSION_SELECT = ", ".join(VERSION_COLUMNS)
 _version_values = operator.itemgetter(*VERSION_COLUMNS)
 _trust_values = operator.itemgetter(*TRUST_COLUMNS)
 
 
-Fetch = Callable[[int, int, int | None], list[tuple[int, int, str, bytes]]]
-
-
 def _fold_batch(fold: Fold, rows: list[tuple[int, int, str, bytes]], *, keep_index: bool = False) -> None:
     fold.start_batch(keep_index=keep_index)
-    kinds = _kinds
+    apply = fold.apply
     for position, stream_version, topic, state in rows:
-        kind = kinds.get(topic) or kinds.setdefault(topic, kind_of_topic(topic))
-        fold.apply(Record(position, stream_version, kind, decode_state_dict(topic, state)))
+        apply(position, stream_version, kind_and_upcast(topic)[0], decode_view(topic, state))
 
 
 def _statements(fold: Fold, *, index: bool = True, others: bool = True) -> list[tuple[str, list[Any]]]:
@@ -147,9 +176,6 @@ def _index_statements(fold: Fold) -> list[tuple[str, list[Any]]]:
     if fold.dirty_versions:
         out.append((f"INSERT OR REPLACE INTO versions VALUES ({_placeholders(VERSION_COLUMNS)})",
                     [_version_values(fold.versions[k]) for k in sorted(fold.dirty_versions)]))
-    if fold.manifests:
-        out.append((f"INSERT OR IGNORE INTO manifests VALUES ({_placeholders(MANIFEST_COLUMNS)})",
-                    [fold.manifests[k] for k in sorted(fold.manifests)]))
     if fold.tools:
         changed = sorted(fold.tools)
         out.append(("DELETE FROM tools WHERE skill_id=? AND version=?", changed))
@@ -159,7 +185,11 @@ def _index_statements(fold: Fold) -> list[tuple[str, list[Any]]]:
 
 
 def _other_statements(fold: Fold) -> list[tuple[str, list[Any]]]:
+    """Everything but the version and tool rows (manifest rows included: they never change)."""
     out: list[tuple[str, list[Any]]] = []
+    if fold.manifests:
+        out.append((f"INSERT OR IGNORE INTO manifests VALUES ({_placeholders(MANIFEST_COLUMNS)})",
+                    [fold.manifests[k] for k in sorted(fold.manifests)]))
     if fold.dirty_trust:
         out.append((f"INSERT OR REPLACE INTO trust_keys VALUES ({_placeholders(TRUST_COLUMNS)})",
                     [_trust_values(fold.trust[k]) for k in sorted(fold.dirty_trust)]))
@@ -180,9 +210,13 @@ def _placeholders(columns: tuple[str, ...]) -> str:
 class ViewStore:
     def __init__(self, path: str | Path, *, journal_identity: str = "", notify: Notify | None = None,
                  manifest_facts: Callable[[dict[str, Any]], dict[str, Any]] = default_manifest_facts,
-                 scratch: bool = False) -> None:
+                 scratch: bool = False, shard: Shard | None = None) -> None:
+        """``scratch``: a private file being built (see ``connect``). ``shard``: a private file
+        that folds only one shard of the journal (``projections.shards``), to be merged by
+        ``rebuild``; ``scratch`` is then implied."""
         self.path = Path(path)
-        self.scratch = scratch
+        self.shard = shard
+        self.scratch = scratch or shard is not None
         self.journal_identity = journal_identity
         self.notify = notify or (lambda message: None)
         self.manifest_facts = manifest_facts
@@ -243,8 +277,10 @@ class ViewStore:
             if not self.scratch:
                 for stmt in READ_INDEXES:
                     con.execute(stmt)
-            con.executemany("INSERT INTO meta VALUES (?, ?)",
-                            [("schema_version", str(SCHEMA_VERSION)), ("journal", self.journal_identity)])
+            meta = [("schema_version", str(SCHEMA_VERSION)), ("journal", self.journal_identity)]
+            if self.shard is not None:
+                meta.append(("shard", f"{self.shard.index}/{self.shard.count}"))
+            con.executemany("INSERT INTO meta VALUES (?, ?)", meta)
             con.executemany("INSERT INTO positions VALUES (?, 0)", [(p,) for p in PROJECTIONS])
             con.execute("COMMIT")
         except BaseException:
@@ -252,11 +288,7 @@ class ViewStore:
             raise
 
     def _delete_files(self, *, keep_main: bool = False) -> None:
-        for suffix in ("-wal", "-shm", "-journal") if keep_main else ("", "-wal", "-shm", "-journal"):
-            try:
-                os.unlink(f"{self.path}{suffix}")
-            except FileNotFoundError:
-                pass
+        _delete_db(self.path, keep_main=keep_main)
 
     def close(self) -> None:
         self.con.close()
@@ -289,7 +321,7 @@ class ViewStore:
         if self.position() > head:
             self.notify(f"notice: views database {self.path} is ahead of the journal; rebuilding it")
             self.rebuild_tables()
-        fetch = _fetcher(source)
+        fetch = _fetcher(source, self.shard)
         # The fold allocates millions of small objects and creates no reference cycles: the
         # cyclic collector would only rescan them over and over.
         gc_was_enabled = gc.isenabled()
@@ -320,7 +352,7 @@ class ViewStore:
                 if fold is None or start != expected or fold.cached_rows() > MAX_CACHED_ROWS:
                     # Another writer moved the views since our last batch, or the cache grew
                     # too big: start from what is on disk.
-                    fold = Fold(_SqlLoader(self.con), self.manifest_facts)
+                    fold = self._new_fold()
                     fold.complete = start == 0
                 _fold_batch(fold, rows)
                 expected = rows[-1][0]
@@ -340,7 +372,7 @@ class ViewStore:
         together with the index's tracking position, at the end (or whenever the cache grows
         too large); the other projections are written batch by batch with their positions."""
         position = self.position()
-        fold = Fold(_SqlLoader(self.con), self.manifest_facts)
+        fold = self._new_fold()
         fold.complete = position == 0
         done = 0
         while until is None or position < until:
@@ -360,14 +392,17 @@ class ViewStore:
                 raise
             if flush_index:  # from now on rows are read back from the file, by index
                 self.create_read_indexes()
-                fold = Fold(_SqlLoader(self.con), self.manifest_facts)
+                fold = self._new_fold()
             done += len(rows)
             if progress is not None:
                 progress(len(rows))
-        if fold.dirty_versions or fold.manifests or fold.tools or self.positions().get("index") != position:
+        if self.shard is not None and until is not None:
+            # No more events of this shard up to ``until``: the shard is complete up to there.
+            position = max(position, until)
+        if fold.dirty_versions or fold.tools or set(self.positions().values()) != {position}:
             self.con.execute("BEGIN IMMEDIATE")
             try:
-                self._execute(_statements(fold, others=False), position, ("index",))
+                self._execute(_statements(fold, others=False), position)
                 self.con.execute("COMMIT")
             except BaseException:
                 self.con.execute("ROLLBACK")
@@ -399,30 +434,132 @@ class ViewStore:
             raise
         self._create(self.con)
 
-    def rebuild(self, source: EventSource, *, progress: Progress | None = None) -> int:
+    def rebuild(self, source: EventSource, *, progress: Progress | None = None,
+                shards: "ShardWorkers | None" = None, min_events: int | None = None) -> int:
         """Replay the whole journal into a fresh file beside this one, then swap it in.
 
+        With ``shards`` (a way to start other processes that fold one shard each) and at
+        least ``min_events`` events, the replay is sharded (``projections.shards``): this
+        process folds shard 0 while the others fold theirs into files of their own, which
+        are then merged into this one's; events appended meanwhile are caught up after. If
+        a shard fails, the rebuild runs again in this process alone, with a notice.
+
         Readers keep the old views until the swap; a crash leaves the old views (caught up
-        later as usual) and a half-built file that the next rebuild deletes."""
+        later as usual) and half-built files that the next rebuild deletes."""
         fresh_path = self.path.with_name(self.path.name + ".rebuild")
-        fresh = ViewStore(fresh_path, journal_identity=self.journal_identity, notify=self.notify,
-                          manifest_facts=self.manifest_facts, scratch=True)
-        fresh._delete_files()
-        fresh.close()
-        fresh = ViewStore(fresh_path, journal_identity=self.journal_identity, notify=self.notify,
-                          manifest_facts=self.manifest_facts, scratch=True)
-        try:
-            done = fresh.catch_up(source, progress=progress)
-            fresh.create_read_indexes()
-            fresh.con.execute("PRAGMA locking_mode=NORMAL")
-            fresh.con.execute("PRAGMA journal_mode=WAL")
-        finally:
-            fresh.close()
+        head = source.max_notification_id() or 0
+        for leftover in fresh_path.parent.glob(f"{fresh_path.name}-shard*"):
+            if not leftover.name.endswith(("-wal", "-shm", "-journal")):
+                _delete_db(leftover)
+        done = None
+        if shards is not None and shards.count > 1 and head >= (SHARDED_MIN_EVENTS if min_events is None
+                                                                else min_events):
+            try:
+                done = self._rebuild_sharded(source, head, fresh_path, shards, progress)
+            except ShardFailed as e:
+                self.notify(f"notice: a rebuild shard failed ({e}); rebuilding in one process")
+        if done is None:
+            fresh = self._fresh(fresh_path)
+            try:
+                done = fresh.catch_up(source, progress=progress)
+                fresh._finish_rebuild()
+            finally:
+                fresh.close()
         self.close()
         self._delete_files(keep_main=True)
         os.replace(fresh_path, self.path)
         self.con = connect(self.path)
         return done
+
+    def _fresh(self, path: Path, shard: Shard | None = None) -> "ViewStore":
+        _delete_db(path)
+        return ViewStore(path, journal_identity=self.journal_identity, notify=self.notify,
+                         manifest_facts=self.manifest_facts, scratch=True, shard=shard)
+
+    def _rebuild_sharded(self, source: EventSource, head: int, fresh_path: Path, shards: "ShardWorkers",
+                         progress: Progress | None) -> int:
+        count = min(shards.count, MAX_SHARDS)
+        paths = [fresh_path.with_name(f"{fresh_path.name}-shard{k}") for k in range(1, count)]
+        workers: list[ShardWorker] = []
+        try:
+            for k, path in enumerate(paths, start=1):
+                _delete_db(path)
+                workers.append(shards.start(path, Shard(k, count), head, self.journal_identity))
+            fresh = self._fresh(fresh_path, Shard(0, count))
+            try:
+                folded = fresh.catch_up(source, until=head, progress=progress)
+                for worker in workers:
+                    worker.wait()
+                for k, path in enumerate(paths, start=1):
+                    fresh._merge_shard(path, Shard(k, count), head)
+                fresh.con.execute("DELETE FROM meta WHERE key='shard'")
+            finally:
+                fresh.close()
+            if progress is not None:
+                progress(head - folded)  # the other shards' events (shard 0 folds all but those)
+            fresh = self._fresh_after_merge(fresh_path)
+            try:
+                fresh.create_read_indexes()
+                done = head + fresh.catch_up(source, progress=progress)  # appended since the start
+                fresh._finish_rebuild()
+            finally:
+                fresh.close()
+            return done
+        except BaseException:
+            for worker in workers:
+                worker.kill()
+            raise
+        finally:
+            for path in paths:
+                _delete_db(path)
+
+    def _fresh_after_merge(self, path: Path) -> "ViewStore":
+        return ViewStore(path, journal_identity=self.journal_identity, notify=self.notify,
+                         manifest_facts=self.manifest_facts, scratch=True)
+
+    def _merge_shard(self, path: Path, shard: Shard, position: int) -> None:
+        """Copy the rows another process folded for ``shard`` (up to ``position``, as this
+        one) into this file."""
+        try:
+            self.con.execute("ATTACH DATABASE ? AS shard", (str(path),))
+        except sqlite3.Error as e:
+            raise ShardFailed(f"cannot open {path.name}: {e}") from None
+        try:
+            try:
+                meta = dict(self.con.execute("SELECT key, value FROM shard.meta").fetchall())
+                positions = {p for (p,) in self.con.execute("SELECT position FROM shard.positions")}
+            except sqlite3.Error as e:
+                raise ShardFailed(f"{path.name} is unreadable: {e}") from None
+            expected = {"schema_version": str(SCHEMA_VERSION), "journal": self.journal_identity,
+                        "shard": f"{shard.index}/{shard.count}"}
+            if any(meta.get(k) != v for k, v in expected.items()) or positions != {position}:
+                raise ShardFailed(f"{path.name} does not hold shard {shard.index}/{shard.count} "
+                                  f"up to position {position}")
+            self.con.execute("BEGIN IMMEDIATE")
+            try:
+                for table in DATA_TABLES:
+                    # Shards fold disjoint streams; only a manifest (keyed by payload) could be
+                    # folded twice, from the same bytes.
+                    verb = "INSERT OR IGNORE" if table == "manifests" else "INSERT"
+                    self.con.execute(f"{verb} INTO main.{table} SELECT * FROM shard.{table}")
+                self.con.execute("COMMIT")
+            except sqlite3.IntegrityError as e:
+                self.con.execute("ROLLBACK")
+                raise ShardFailed(f"{path.name} overlaps another shard: {e}") from None
+            except BaseException:
+                self.con.execute("ROLLBACK")
+                raise
+        finally:
+            self.con.execute("DETACH DATABASE shard")
+
+    def _finish_rebuild(self) -> None:
+        """Read indexes, then the live file's journal mode (the file is about to be swapped in)."""
+        self.create_read_indexes()
+        self.con.execute("PRAGMA locking_mode=NORMAL")
+        self.con.execute("PRAGMA journal_mode=WAL")
+
+    def _new_fold(self) -> Fold:
+        return Fold(_SqlLoader(self.con), self.manifest_facts, emit_shared=self.shard is None or self.shard.first)
 
     def table_rows(self, table: str) -> Iterator[tuple[Any, ...]]:
         order = ", ".join(PRIMARY_KEYS[table])
@@ -441,6 +578,15 @@ class ViewStore:
                     if len(out) >= limit:
                         return out
         return out
+
+
+def _delete_db(path: str | Path, *, keep_main: bool = False) -> None:
+    """A database file and its journals (``keep_main``: only the journals)."""
+    for suffix in ("-wal", "-shm", "-journal") if keep_main else ("", "-wal", "-shm", "-journal"):
+        try:
+            os.unlink(f"{path}{suffix}")
+        except FileNotFoundError:
+            pass
 
 
 def row_key(table: str, row: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -35,6 +35,7 @@ from adapters.views import catch_up_after, journal_identity  # noqa: E402
 from domain.artifact import build_artifact  # noqa: E402
 from domain.codec import kind_of_topic  # noqa: E402
 from domain.signing import public_key_from_seed  # noqa: E402
+from projections.shards import Shard  # noqa: E402
 from projections.store import ViewStore, discard  # noqa: E402
 
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
@@ -152,13 +153,42 @@ def live_views(ledger: Ledger) -> ViewStore:
     return ViewStore(ledger.settings.views_path, journal_identity=journal_identity(ledger))
 
 
-def rebuilt_views(ledger: Ledger, directory: Path | str, *, batch: int | None = None) -> ViewStore:
-    """A fresh store in ``directory`` replayed from the whole journal (optionally in small batches)."""
+class InProcessShards:
+    """``ShardWorkers`` that fold each shard right away, in this process (a sharded rebuild
+    without child processes: the store's shard and merge logic, fast enough for every step
+    of a state machine). The real workers are tested in ``tests/adapters/test_rebuild.py``."""
+
+    def __init__(self, source: Any, count: int, batch: int | None = None) -> None:
+        self.source = source
+        self.count = count
+        self.batch = batch
+
+    def start(self, path: Path, shard: Shard, until: int, identity: str) -> "InProcessShards":
+        store = ViewStore(path, journal_identity=identity, shard=shard)
+        try:
+            store.catch_up(self.source, until=until, batch=self.batch)
+        finally:
+            store.close()
+        return self
+
+    def wait(self) -> None:
+        pass
+
+    def kill(self) -> None:
+        pass
+
+
+def rebuilt_views(ledger: Ledger, directory: Path | str, *, batch: int | None = None,
+                  shards: int | None = None) -> ViewStore:
+    """A fresh store in ``directory`` replayed from the whole journal (optionally in small
+    batches, or sharded into ``shards`` shards folded in this process)."""
     fd, name = tempfile.mkstemp(prefix="rebuilt-", suffix=".db", dir=str(directory))
     os.close(fd)
     os.unlink(name)
     store = ViewStore(name, journal_identity=journal_identity(ledger))
-    if batch is None:
+    if shards is not None:
+        store.rebuild(ledger.app.recorder, shards=InProcessShards(ledger.app.recorder, shards, batch), min_events=0)
+    elif batch is None:
         store.rebuild(ledger.app.recorder)
     else:
         store.rebuild_tables()
@@ -203,9 +233,10 @@ def dump_difference(a: dict[str, list[tuple[Any, ...]]], b: dict[str, list[tuple
     return out
 
 
-def projection_mismatches(ledger: Ledger, directory: Path | str, *, batches: Iterable[int | None] = (None,)
-                          ) -> list[str]:
-    """Differences between the live ``views.db`` and full rebuilds (ViewStore.diff and raw dumps)."""
+def projection_mismatches(ledger: Ledger, directory: Path | str, *, batches: Iterable[int | None] = (None,),
+                          shards: Iterable[int] = ()) -> list[str]:
+    """Differences between the live ``views.db`` and full rebuilds (ViewStore.diff and raw
+    dumps): one per batch size (None: the default), and one sharded rebuild per shard count."""
     problems: list[str] = []
     live = live_views(ledger)
     try:
@@ -215,14 +246,16 @@ def projection_mismatches(ledger: Ledger, directory: Path | str, *, batches: Ite
         if set(live.positions().values()) != {live.position()}:
             problems.append(f"projections at different positions: {live.positions()}")
         live_dump = raw_dump(live.path)
-        for batch in batches:
-            rebuilt = rebuilt_views(ledger, directory, batch=batch)
+        ways = [(f"batch={batch}", {"batch": batch}) for batch in batches]
+        ways += [(f"shards={count}", {"shards": count}) for count in shards]
+        for how, kwargs in ways:
+            rebuilt = rebuilt_views(ledger, directory, **kwargs)
             try:
                 diffs = live.diff(rebuilt)
-                problems += [f"diff (batch={batch}): {d}" for d in diffs]
+                problems += [f"diff ({how}): {d}" for d in diffs]
                 if rebuilt.positions() != live.positions():
-                    problems.append(f"positions (batch={batch}): live {live.positions()} rebuilt {rebuilt.positions()}")
-                problems += [f"raw (batch={batch}): {d}" for d in dump_difference(live_dump, raw_dump(rebuilt.path))]
+                    problems.append(f"positions ({how}): live {live.positions()} rebuilt {rebuilt.positions()}")
+                problems += [f"raw ({how}): {d}" for d in dump_difference(live_dump, raw_dump(rebuilt.path))]
             finally:
                 discard(rebuilt)
     finally:

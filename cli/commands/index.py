@@ -48,6 +48,7 @@ def _progress_bar(total: int):
 def index_rebuild() -> None:
     """Drop the projections and replay the whole journal into them."""
     from adapters.ledger import Ledger
+    from adapters.rebuild import shard_workers
     from adapters.views import journal_identity
     from projections.store import ViewStore
 
@@ -56,7 +57,7 @@ def index_rebuild() -> None:
     try:
         store = ViewStore(settings.views_path, journal_identity=journal_identity(ledger), notify=notice)
         with _progress_bar(ledger.head()) as bar:
-            replayed = store.rebuild(ledger.app.recorder, progress=bar.update)
+            replayed = store.rebuild(ledger.app.recorder, progress=bar.update, shards=shard_workers(settings))
         data = {"replayed": replayed, "position": store.position()}
         store.close()
     finally:

@@ -8,6 +8,8 @@ matter for crash safety, so the crash tests need no hooks inside production code
 A point fires when ``SKILLS_TEST_CRASH_AT`` names it (``SKILLS_TEST_CRASH_AFTER=N``: on
 its Nth hit): see ``crash_hooks``. ``SKILLS_TEST_BATCH`` makes the projection
 catch-up use small batches so a crash can fall between two of them.
+``SKILLS_TEST_SHARD_MIN_EVENTS`` lets ``index rebuild`` shard journals of that many events
+(with ``SKILLS_REBUILD_PROCESSES``), so a crash can fall between shard 0 and the merge.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ POINTS = {
     "views.before_commit": "catch-up/rebuild: rows and positions written, not committed",
     "views.before_create": "rebuild: old tables dropped and committed, new schema not created",
     "views.after_catch_up": "after the projections caught up, before the command returns",
+    "views.before_merge": "sharded rebuild: shard 0 folded, another shard's file not yet merged",
+    "views.after_merge": "sharded rebuild: a shard's file merged, the rebuilt file not yet swapped in",
 }
 
 
@@ -81,6 +85,7 @@ def arm() -> None:
     _around(session, "catch_up_after", "views.before_catch_up", "views.after_catch_up")
     _around(ViewStore, "_execute", None, "views.before_commit")
     _around(ViewStore, "_create", "views.before_create")
+    _around(ViewStore, "_merge_shard", "views.before_merge", "views.after_merge")
 
     # between two batches: catch_up reports progress after each batch's COMMIT
     original = ViewStore.catch_up
@@ -99,6 +104,13 @@ def arm() -> None:
         return original(self, source, until=until, progress=report, **kwargs)
 
     ViewStore.catch_up = catch_up  # type: ignore[method-assign]
+
+    # sharded rebuilds of the small test journals (the workers are real processes)
+    min_events = os.environ.get("SKILLS_TEST_SHARD_MIN_EVENTS")
+    if min_events:
+        import projections.store
+
+        projections.store.SHARDED_MIN_EVENTS = int(min_events)
 
 
 def run_cli(args: list[str]) -> None:

@@ -95,8 +95,9 @@ def fresh(template: Path, tmp_path: Path) -> Path:
     return home
 
 
-def crash(home: Path, point: str, *args: str, after: int = 1, batch: int | None = None) -> subprocess.CompletedProcess:
-    env = h.cli_env(SKILLS_TEST_CRASH_AT=point, SKILLS_TEST_CRASH_AFTER=str(after))
+def crash(home: Path, point: str, *args: str, after: int = 1, batch: int | None = None,
+          **extra_env: str) -> subprocess.CompletedProcess:
+    env = h.cli_env(SKILLS_TEST_CRASH_AT=point, SKILLS_TEST_CRASH_AFTER=str(after), **extra_env)
     if batch:
         env["SKILLS_TEST_BATCH"] = str(batch)
     proc = subprocess.run([h.PYTHON, str(DRIVER), "cli", "--home", str(home), *args], capture_output=True,
@@ -230,6 +231,55 @@ def test_rebuild_killed_at(point: str, after: int, batch: int | None, big_home: 
     assert_sound_after_crash(home)
 
 
+# point, hit, batch size: a rebuild sharded between this process and a worker
+SHARDED_REBUILD_POINTS = [
+    ("views.batch", 2, 32),            # shard 0 half folded, the worker running
+    ("views.before_merge", 1, None),   # shard 0 folded, the worker's file not merged
+    ("views.after_merge", 1, None),    # merged, not yet swapped in
+]
+
+
+def shard_workers_of(home: Path) -> list[int]:
+    """Rebuild worker processes still working for ``home`` (found by their command line)."""
+    out = []
+    for pid in os.listdir("/proc"):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"adapters.rebuild" in cmdline and any(str(home).encode() in part for part in cmdline):
+            out.append(int(pid))
+    return out
+
+
+@pytest.mark.parametrize("point,after,batch", SHARDED_REBUILD_POINTS)
+def test_sharded_rebuild_killed_at(point: str, after: int, batch: int | None, big_home: Path,
+                                   tmp_path: Path) -> None:
+    home = fresh(big_home, tmp_path)
+    crash(home, point, "index", "rebuild", after=after, batch=batch, SKILLS_REBUILD_PROCESSES="2",
+          SKILLS_TEST_SHARD_MIN_EVENTS="1")
+    assert_sound_after_crash(home)
+    deadline = time.monotonic() + 60  # an orphaned worker finishes or stops at its next batch
+    while shard_workers_of(home) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert shard_workers_of(home) == []
+    again = h.run_cli("--json", "index", "rebuild", home=home, env=h.cli_env(SKILLS_REBUILD_PROCESSES="2"))
+    assert again.returncode == 0, again.stderr
+    assert sorted(p.name for p in home.iterdir() if "-shard" in p.name or p.name.endswith(".rebuild")) == []
+    assert_sound_after_crash(home)
+
+
+def test_sharded_rebuild_through_the_cli(big_home: Path, tmp_path: Path) -> None:
+    """Not killed: the driver's sharded ``index rebuild`` equals a rebuild in one process."""
+    home = fresh(big_home, tmp_path)
+    proc = subprocess.run([h.PYTHON, str(DRIVER), "cli", "--home", str(home), "--json", "index", "rebuild"],
+                          capture_output=True, text=True, timeout=120, cwd=str(h.ROOT),
+                          env=h.cli_env(SKILLS_REBUILD_PROCESSES="3", SKILLS_TEST_SHARD_MIN_EVENTS="1"))
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert json.loads(proc.stdout)["replayed"] == head_of(home)
+    assert_sound_after_crash(home)
+
+
 # --- kills at random times ----------------------------------------------------------------
 
 
@@ -272,7 +322,8 @@ def test_rebuilds_killed_at_random_times(big_home: Path, tmp_path: Path) -> None
 
 
 def test_every_driver_point_is_exercised() -> None:
-    used = set(INSTALL_POINTS) | {p for p, _a, _b in REBUILD_POINTS} | {"blob.before_delete"}
+    used = (set(INSTALL_POINTS) | {p for p, _a, _b in REBUILD_POINTS + SHARDED_REBUILD_POINTS}
+            | {"blob.before_delete"})
     assert used == set(POINTS), set(POINTS) ^ used
 
 

@@ -156,6 +156,61 @@ def test_lifecycle_through_the_cli(tmp_path: Path, url: str) -> None:
     assert rebuilt == {"replayed": len(events), "position": len(events)}
 
 
+def test_sharded_rebuild_on_postgres(tmp_path: Path, url: str) -> None:
+    """The recorder's shard filter in SQL agrees with ``in_shard``, and a rebuild sharded
+    between worker processes (the URL, password included, reaches them through the
+    environment) equals a rebuild in one process."""
+    from adapters.rebuild import SubprocessShards
+    from projections.shards import Shard, in_shard
+
+    home = tmp_path / "home"
+    ledger = Ledger(settings_for(home, url))
+    try:
+        for i, skill_id in enumerate(["acme.alpha", "acme.beta", "acme.echo", "acme.other", "acme.g5"]):
+            ledger.install(f"/a/{skill_id}", data=h.build(skill_id, "1.0.0", "acme"), allow_tofu=i == 0)
+            ledger.quarantine(skill_id, None, "check")
+        ledger.revoke("acme", h.key_hex(h.SEEDS["acme"]), "compromised")
+        recorder = ledger.app.recorder
+        everything = {r.position: r for r in iter_rows(ledger.app)}
+        for count in (2, 3):
+            seen: list[int] = []
+            for k in range(count):
+                rows = recorder.select_event_rows(0, 10_000, None, shard=Shard(k, count))
+                expected = [p for p, r in everything.items() if in_shard(r.topic, r.originator_id, Shard(k, count))]
+                assert [r[0] for r in rows] == expected
+                seen += [p for p in expected if everything[p].topic.startswith("skill.")]
+            assert sorted(seen) == sorted(p for p, r in everything.items() if r.topic.startswith("skill."))
+        h.catch_up(ledger)
+        one = h.rebuilt_views(ledger, tmp_path)
+        from adapters.views import journal_identity
+        from projections.store import ViewStore, discard
+
+        notes: list[str] = []
+        sharded = ViewStore(tmp_path / "sharded.db", journal_identity=journal_identity(ledger), notify=notes.append)
+        sharded.rebuild(recorder, shards=SubprocessShards(settings_for(home, url), 3), min_events=0)
+        try:
+            assert notes == []
+            assert one.diff(sharded) == [] and sharded.positions() == one.positions()
+        finally:
+            discard(one)
+            discard(sharded)
+        # a worker that cannot reach the journal: the rebuild falls back, and no password is shown
+        scheme, rest = url.split("://", 1)
+        credentials, where = rest.rsplit("@", 1)
+        bad = f"{scheme}://{credentials.split(':', 1)[0]}:wrong-password@{where}"
+        assert bad != url
+        fallback = ViewStore(tmp_path / "fallback.db", journal_identity=journal_identity(ledger), notify=notes.append)
+        fallback.rebuild(recorder, shards=SubprocessShards(settings_for(home, bad), 2), min_events=0)
+        try:
+            assert len(notes) == 1 and "rebuilding in one process" in notes[0], notes
+            assert "wrong-password" not in notes[0] and pg_server.APP_PASSWORD not in notes[0]
+            assert fallback.position() == ledger.head()
+        finally:
+            discard(fallback)
+    finally:
+        ledger.close()
+
+
 # --- tamper detection and the guard ---------------------------------------------------------
 
 

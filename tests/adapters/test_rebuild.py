@@ -1,0 +1,208 @@
+"""Sharded rebuilds with real worker processes (``adapters.rebuild``): the merged views
+equal a rebuild in one process, events appended meanwhile are caught up, and a worker that
+fails, dies or leaves an incomplete file makes the rebuild fall back to one process."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import helpers_ledger as h
+from adapters.rebuild import PROCESSES_ENV, SubprocessShards, process_count, shard_workers
+from adapters.views import journal_identity
+from domain.errors import ConfigurationError
+from domain.events import stream_uuid
+from projections.shards import MAX_SHARDS, Shard, in_shard, shard
+from projections.store import ViewStore, discard
+
+# Skills whose streams end in different hex digits (so every shard count below splits them).
+FLEET = [("acme.alpha", "acme"), ("acme.beta", "acme"), ("globex.gamma", "globex"), ("acme.echo", "acme"),
+         ("acme.other", "acme"), ("globex.delta", "globex"), ("globex.eps", "globex")]
+
+
+@pytest.fixture(scope="module")
+def fleet_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A journal with a few hundred events over seven skills and two publishers, with
+    quarantines, a removal, a rollback, a rejected artifact and a revoked key (whose
+    quarantines reach skills in every shard)."""
+    home = tmp_path_factory.mktemp("fleet") / "home"
+    ledger = h.ledger_for(home)
+    try:
+        for skill_id, publisher in FLEET:
+            for version in ("1.0.0", "1.1.0"):
+                ledger.install(f"/a/{skill_id}-{version}", data=h.build(skill_id, version, publisher), allow_tofu=True)
+        for round_ in range(6):
+            for skill_id, _p in FLEET:
+                ledger.quarantine(skill_id, None, f"round {round_}")
+                ledger.enable(skill_id, None, f"round {round_}")
+        ledger.rollback("acme.alpha", "1.0.0", "regression")
+        ledger.remove("globex.eps", "1.1.0", "unused")
+        with pytest.raises(Exception):
+            ledger.install("/a/corrupt", data=h.corrupt(h.build("acme.beta", "2.0.0", "acme")))
+        ledger.revoke("globex", h.key_hex(h.SEEDS["globex"]), "compromised")
+        h.catch_up(ledger)
+    finally:
+        ledger.close()
+    return home
+
+
+def rebuild_into(home: Path, path: Path, shards=None, notes: list[str] | None = None) -> ViewStore:
+    ledger = h.ledger_for(home)
+    try:
+        store = ViewStore(path, journal_identity=journal_identity(ledger),
+                          notify=(notes.append if notes is not None else None))
+        store.rebuild(ledger.app.recorder, shards=shards, min_events=0)
+        return store
+    finally:
+        ledger.close()
+
+
+def serial(home: Path, tmp_path: Path) -> ViewStore:
+    return rebuild_into(home, tmp_path / "serial.db")
+
+
+@pytest.mark.parametrize("count", [2, 3, 5])
+def test_sharded_rebuild_equals_a_rebuild_in_one_process(count: int, fleet_home: Path, tmp_path: Path) -> None:
+    one = serial(fleet_home, tmp_path)
+    notes: list[str] = []
+    sharded = rebuild_into(fleet_home, tmp_path / "sharded.db", SubprocessShards(h.settings_for(fleet_home), count),
+                           notes)
+    try:
+        assert notes == []
+        assert one.diff(sharded) == []
+        assert sharded.positions() == one.positions()
+        assert h.dump_difference(h.raw_dump(one.path), h.raw_dump(sharded.path)) == []
+        # no shard files are left beside it, and the merged file is no shard's
+        assert sorted(p.name for p in tmp_path.iterdir() if "-shard" in p.name) == []
+        assert sharded.con.execute("SELECT count(*) FROM meta WHERE key='shard'").fetchone()[0] == 0
+        assert one.con.execute("SELECT count(*) FROM versions WHERE key_revoked = 1").fetchone()[0] > 0
+    finally:
+        discard(one)
+        discard(sharded)
+
+
+class _AppendingShards(SubprocessShards):
+    """Appends events to the journal while the workers run (a command during a rebuild)."""
+
+    def start(self, path, s, until, journal_identity):
+        worker = super().start(path, s, until, journal_identity)
+        ledger = h.ledger_for(self.settings.home)
+        try:
+            ledger.quarantine("globex.gamma", None, f"during the rebuild ({s.index})")
+        finally:
+            ledger.close()
+        return worker
+
+
+def test_events_appended_during_a_sharded_rebuild_are_caught_up(fleet_home: Path, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    import shutil
+
+    shutil.copytree(fleet_home, home)
+    sharded = rebuild_into(home, tmp_path / "sharded.db", _AppendingShards(h.settings_for(home), 3))
+    one = serial(home, tmp_path)
+    try:
+        ledger = h.ledger_for(home)
+        head = ledger.head()
+        ledger.close()
+        assert set(sharded.positions().values()) == {head}
+        assert one.diff(sharded) == []
+    finally:
+        discard(one)
+        discard(sharded)
+
+
+class _BrokenShards(SubprocessShards):
+    """Workers that fail in one of several ways."""
+
+    def __init__(self, settings, count, how: str) -> None:
+        super().__init__(settings, count)
+        self.how = how
+
+    def start(self, path, s, until, journal_identity):
+        if self.how == "bad-journal":
+            self.settings = h.resolve(home=str(self.settings.home), journal=str(Path(path).parent / "missing.db"),
+                                      actor="user:test")
+        if self.how == "short":
+            until -= 5  # the worker stops early: its file is not complete up to the head
+        if self.how == "wrong-identity":
+            journal_identity = "0" * 64
+        worker = super().start(path, s, until, journal_identity)
+        if self.how == "killed":
+            os.kill(worker.proc.pid, signal.SIGKILL)
+        return worker
+
+
+@pytest.mark.parametrize("how", ["bad-journal", "short", "wrong-identity", "killed"])
+def test_a_failing_shard_falls_back_to_one_process(how: str, fleet_home: Path, tmp_path: Path) -> None:
+    notes: list[str] = []
+    one = serial(fleet_home, tmp_path)
+    sharded = rebuild_into(fleet_home, tmp_path / "sharded.db", _BrokenShards(h.settings_for(fleet_home), 2, how),
+                           notes)
+    try:
+        assert len(notes) == 1 and "rebuilding in one process" in notes[0], notes
+        assert one.diff(sharded) == []
+        assert sorted(p.name for p in tmp_path.iterdir() if "-shard" in p.name) == []
+    finally:
+        discard(one)
+        discard(sharded)
+
+
+def test_a_worker_stops_when_its_rebuild_is_abandoned(fleet_home: Path, tmp_path: Path) -> None:
+    """A worker whose parent is gone (the rebuild was killed) stops at its next batch
+    instead of finishing a file nobody will merge."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "SKILLS_JOURNAL": h.settings_for(fleet_home).journal_url,
+           "PYTHONPATH": str(h.ROOT)}
+    out = tmp_path / "orphan.db"
+    # --parent names a process that is not this worker's parent: as if it had died
+    proc = subprocess.run([sys.executable, "-m", "adapters.rebuild", "--shard", "1/2", "--until", "100000",
+                           "--output", str(out), "--parent", "1"], env=env, capture_output=True, text=True,
+                          timeout=120, cwd=str(h.ROOT))
+    assert proc.returncode == 3, proc.stderr
+
+
+def test_process_count_from_the_environment() -> None:
+    assert process_count({PROCESSES_ENV: "3"}) == 3
+    assert 1 <= process_count({}) <= 4
+    for bad in ("0", "17", "two", "-1"):
+        with pytest.raises(ConfigurationError):
+            process_count({PROCESSES_ENV: bad})
+    settings = h.settings_for("/tmp/unused-home")
+    os.environ[PROCESSES_ENV] = "1"
+    try:
+        assert shard_workers(settings) is None
+    finally:
+        del os.environ[PROCESSES_ENV]
+
+
+topics = st.sampled_from(["skill.installed.v1", "skill.audited.v1", "publisher.key_revoked.v1",
+                          "policy.changed.v1", "artifact.rejected.v1", "journal.checkpoint.v1"])
+
+
+@given(topic=topics, name=st.text(min_size=1, max_size=20), count=st.integers(1, MAX_SHARDS))
+def test_every_event_is_folded_by_the_right_shards(topic: str, name: str, count: int) -> None:
+    oid = stream_uuid(f"{topic.split('.')[0]}:{name}").hex
+    folded_by = [k for k in range(count) if in_shard(topic, oid, Shard(k, count))]
+    if topic.startswith("skill."):
+        assert len(folded_by) == 1  # each skill stream in exactly one shard
+        assert in_shard(topic, str(stream_uuid(f"skill:{name}")), Shard(folded_by[0], count))  # dashes or not
+    elif topic.startswith("publisher."):
+        assert folded_by == list(range(count))  # trust state: every shard
+    else:
+        assert folded_by == [0]
+
+
+def test_shard_bounds() -> None:
+    assert shard(0, 1).digits() == "0123456789abcdef"
+    assert "".join(sorted("".join(shard(k, 3).digits() for k in range(3)))) == "0123456789abcdef"
+    for index, count in ((0, 0), (1, 1), (0, 17), (-1, 2)):
+        with pytest.raises(ValueError):
+            shard(index, count)

@@ -17,9 +17,8 @@ import msgspec
 
 from domain.eligibility import compat_problem, eligibility
 from domain.grammars import parse_semver_lenient
-from domain.text import WS
 
-from .records import EventView, view_from_dict
+from .records import EventView, ManifestFacts, view_from_dict
 from .shards import SHARED_PREFIX
 from .schema import VERSION_COLUMNS
 
@@ -69,7 +68,7 @@ class Loader:
 
 
 class Fold:
-    def __init__(self, loader: Loader, manifest_facts: Callable[[dict[str, Any]], dict[str, Any]], *,
+    def __init__(self, loader: Loader, manifest_facts: Callable[[msgspec.Raw], ManifestFacts], *,
                  emit_shared: bool = True) -> None:
         """``emit_shared=False``: a shard of a sharded replay that is not the first one
         (``projections.shards``). It folds the shared streams' events (publisher trust) only for
@@ -190,25 +189,24 @@ class Fold:
     def _artifact_verified(self, position: int, v: EventView) -> None:
         key = (self._skill_id(v), v.version or "")
         payload = v.payload_sha256
+        facts = self.manifest_facts(v.manifest)
         if payload not in self.known_manifests:
-            manifest = _decode_object(v.manifest)
-            facts = self.manifest_facts(manifest)
             self.manifests[payload] = (payload, bytes(v.manifest).decode("utf-8"),
-                                       bytes(v.manifest_warnings).decode("utf-8"),
-                                       jdump(facts["capability_grants"]), jdump(facts["policy_bindings"]))
+                                       bytes(v.manifest_warnings).decode("utf-8"), facts.capability_grants,
+                                       facts.policy_bindings)
             self.known_manifests.add(payload)
         old = self._version(key)
-        name, compat, tool_ids = manifest_summary(v.manifest)
+        tool_ids = facts.tool_ids
         self.tools[key] = sorted(set(tool_ids))
         major, minor, patch = parse_semver_lenient(key[1]) or (0, 0, 0)
         row = dict.fromkeys(VERSION_COLUMNS)
         row.update(
             skill_id=key[0], version=key[1], v_major=major, v_minor=minor, v_patch=patch,
-            publisher=v.publisher, name=name, installed=0,
+            publisher=v.publisher, name=facts.name, installed=0,
             current=old["current"] if old else 0, trust_decision=v.trust_decision, key_id=v.key_id,
             key_hex=v.key_hex, payload_sha256=payload, artifact_sha256=v.artifact_sha256,
             source=v.source, key_revoked=int(self._key_revoked(v.publisher or "", v.key_hex or "")),
-            compat_problem=compat_problem(compat), tool_count=len(tool_ids),
+            compat_problem=compat_problem(facts.compat), tool_count=len(tool_ids),
         )
         self._finish(key, row, position)
 
@@ -335,45 +333,6 @@ class Fold:
         self.timeline.append((position, fixed_time(v.timestamp), stream, stream_version, kind, skill_id,
                               v.version, publisher, actor.principal, actor.host, actor.command, v.reason,
                               summarize_view(kind, v)))
-
-
-_object_decoder = msgspec.json.Decoder()
-
-
-def _decode_object(raw: Any) -> dict[str, Any]:
-    value = _object_decoder.decode(raw)
-    return value if isinstance(value, dict) else {}
-
-
-class _ToolView(msgspec.Struct):
-    id: Any = ""
-
-
-class _EntrypointsView(msgspec.Struct):
-    tools: list[_ToolView] = []
-
-
-class _ManifestView(msgspec.Struct):
-    name: Any = None
-    compat: Any = None
-    entrypoints: _EntrypointsView = msgspec.field(default_factory=_EntrypointsView)
-
-
-_manifest_view_decoder = msgspec.json.Decoder(_ManifestView)
-
-
-def manifest_summary(raw: Any) -> tuple[Any, Any, list[str]]:
-    """(name, compat, tool ids) of a stored manifest, read without decoding the rest of it."""
-    try:
-        m = _manifest_view_decoder.decode(raw)
-        return m.name, m.compat, [str(t.id).strip(WS) for t in m.entrypoints.tools]
-    except msgspec.ValidationError:  # an odd shape (the manifest model checked it at install)
-        manifest = _decode_object(raw)
-        entrypoints = manifest.get("entrypoints")
-        tools = entrypoints.get("tools", []) if isinstance(entrypoints, dict) else []
-        tools = tools if isinstance(tools, list) else []
-        return manifest.get("name"), manifest.get("compat"), [
-            str(t.get("id", "") if isinstance(t, dict) else "").strip(WS) for t in tools]
 
 
 def summarize(kind: str, d: dict[str, Any]) -> str:

@@ -12,7 +12,7 @@ decode into a dict, upcast, and fill the view from it. Both ways give the same v
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -137,3 +137,57 @@ def view_from_dict(data: dict[str, Any]) -> EventView:
     values.setdefault("timestamp", "")
     values.setdefault("actor", ActorView(""))
     return EventView(**values)
+
+
+class ManifestFacts(NamedTuple):
+    """What the index keeps of a recorded manifest besides the manifest itself."""
+
+    name: Any
+    compat: dict[str, Any] | None  # the compat section, as JSON (None: absent or unreadable)
+    tool_ids: list[str]
+    capability_grants: str  # JSON text ("null" when the manifest model cannot read the manifest)
+    policy_bindings: str
+
+
+_manifest_decoder: Any = None
+_object_decoder = msgspec.json.Decoder()
+
+
+def manifest_facts(raw: bytes | msgspec.Raw) -> ManifestFacts:
+    """The facts of a manifest recorded in its JSON form, decoded once, straight into the
+    manifest model (``domain.manifest``; imported on first use, reads never need it). A
+    manifest the current model cannot read still gets its name, compat and tools."""
+    global _manifest_decoder
+    from domain.grants import capability_grants, policy_bindings
+    from domain.text import WS
+
+    if _manifest_decoder is None:
+        from domain.manifest import Manifest
+
+        _manifest_decoder = msgspec.json.Decoder(Manifest)
+    try:
+        m = _manifest_decoder.decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return _facts_of_an_odd_manifest(raw)
+    c = m.compat
+    compat = {"required_protocol_major": c.required_protocol_major, "min_palyra_version": c.min_palyra_version,
+              "max_palyra_version": c.max_palyra_version}
+    return ManifestFacts(m.name, compat, [t.id.strip(WS) for t in m.entrypoints.tools],
+                         _encoder.encode(capability_grants(m)).decode("utf-8"),
+                         _encoder.encode(policy_bindings(m)).decode("utf-8"))
+
+
+def _facts_of_an_odd_manifest(raw: bytes | msgspec.Raw) -> ManifestFacts:
+    from domain.text import WS
+
+    try:
+        value = _object_decoder.decode(raw)
+    except msgspec.DecodeError:
+        value = None
+    manifest = value if isinstance(value, dict) else {}
+    entrypoints = manifest.get("entrypoints")
+    tools = entrypoints.get("tools", []) if isinstance(entrypoints, dict) else []
+    tools = tools if isinstance(tools, list) else []
+    ids = [str(t.get("id", "") if isinstance(t, dict) else "").strip(WS) for t in tools]
+    compat = manifest.get("compat")
+    return ManifestFacts(manifest.get("name"), compat if isinstance(compat, dict) else None, ids, "null", "null")

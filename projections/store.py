@@ -20,8 +20,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
+import msgspec
+
 from .fold import Fold, Loader, jdump
-from .records import decode_view, kind_and_upcast
+from .records import ManifestFacts, decode_view, kind_and_upcast, manifest_facts
 from .shards import MAX_SHARDS, Shard, in_shard
 from .schema import (
     AUDIT_COLUMNS,
@@ -99,15 +101,6 @@ def _fetcher(source: EventSource, shard: Shard | None = None) -> Fetch:
             start = page[-1].id
 
     return from_notifications
-
-
-def default_manifest_facts(manifest_json: dict[str, Any]) -> dict[str, Any]:
-    from domain.grants import grants_from_manifest_json
-
-    try:
-        return grants_from_manifest_json(manifest_json)
-    except Exception:  # a manifest the current model cannot read still gets a row
-        return {"capability_grants": None, "policy_bindings": None}
 
 
 def connect(path: str | Path, *, scratch: bool = False) -> sqlite3.Connection:
@@ -209,7 +202,7 @@ def _placeholders(columns: tuple[str, ...]) -> str:
 
 class ViewStore:
     def __init__(self, path: str | Path, *, journal_identity: str = "", notify: Notify | None = None,
-                 manifest_facts: Callable[[dict[str, Any]], dict[str, Any]] = default_manifest_facts,
+                 manifest_facts: Callable[[msgspec.Raw], ManifestFacts] = manifest_facts,
                  scratch: bool = False, shard: Shard | None = None) -> None:
         """``scratch``: a private file being built (see ``connect``). ``shard``: a private file
         that folds only one shard of the journal (``projections.shards``), to be merged by
@@ -467,7 +460,7 @@ class ViewStore:
                 fresh.close()
         self.close()
         self._delete_files(keep_main=True)
-        os.replace(fresh_path, self.path)
+        swap_into_place(fresh_path, self.path)
         self.con = connect(self.path)
         return done
 
@@ -578,6 +571,36 @@ class ViewStore:
                     if len(out) >= limit:
                         return out
         return out
+
+
+_RENAME_EXCHANGE = 2  # renameat2(2) flag, Linux 3.15+
+_AT_FDCWD = -100
+_renameat2: Any = None
+
+
+def swap_into_place(fresh: Path, path: Path) -> None:
+    """Put ``fresh`` at ``path`` atomically (a reader opens either the old file or the new one).
+
+    On Linux the two names are exchanged (``renameat2(RENAME_EXCHANGE)``) and the old file is
+    then deleted under the fresh name: renaming a new file *over* an existing one makes ext4
+    write the new file's data out first (``auto_da_alloc``), about half a second per
+    gigabyte that a rebuild does not need to wait for. Elsewhere, or where the filesystem
+    cannot exchange names, ``os.replace``."""
+    global _renameat2
+    if _renameat2 is None:
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            _renameat2 = libc.renameat2
+            _renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+        except (OSError, AttributeError):
+            _renameat2 = False
+    if _renameat2 and path.exists():
+        if _renameat2(_AT_FDCWD, os.fsencode(fresh), _AT_FDCWD, os.fsencode(path), _RENAME_EXCHANGE) == 0:
+            _delete_db(fresh)
+            return
+    os.replace(fresh, path)
 
 
 def _delete_db(path: str | Path, *, keep_main: bool = False) -> None:

@@ -1,0 +1,123 @@
+"""What the projections read of recorded events and manifests (``projections.records``),
+the atomic swap of a rebuilt views file, and a sharded rebuild over a source that only
+offers eventsourcing's notifications."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import msgspec
+
+import helpers_ledger as h
+from domain.manifest import manifest_to_json, parse_manifest
+from projections.records import decode_view, manifest_facts, view_from_dict
+from projections.store import ViewStore, discard, swap_into_place
+
+
+def manifest_json(**changes: object) -> dict:
+    m = manifest_to_json(parse_manifest(h.manifest_text("acme.alpha", "1.2.3", "acme")))
+    m.update(changes)
+    return m
+
+
+def test_manifest_facts_of_a_recorded_manifest() -> None:
+    facts = manifest_facts(msgspec.json.encode(manifest_json()))
+    assert facts.name == "Test acme.alpha"
+    assert facts.tool_ids == ["acme.echo"]
+    assert facts.compat == {"required_protocol_major": 1, "min_palyra_version": "0.1.0", "max_palyra_version": None}
+    assert msgspec.json.decode(facts.capability_grants) == {
+        "http_hosts": [], "secret_keys": [], "storage_prefixes": [], "channels": []}
+    assert msgspec.json.decode(facts.policy_bindings) == [
+        {"action": "tool.execute", "resource": "tool:acme.echo", "requires_approval": False}]
+
+
+def test_a_manifest_the_model_cannot_read_still_gets_its_facts() -> None:
+    """A recorded manifest with a key this version's model does not know (say, written by a
+    newer version): name, compat and tools are still read; grants are unknown ("null")."""
+    odd = manifest_json(future_section={"x": 1})
+    facts = manifest_facts(msgspec.json.encode(odd))
+    assert (facts.name, facts.tool_ids, facts.capability_grants, facts.policy_bindings) == (
+        "Test acme.alpha", ["acme.echo"], "null", "null")
+    assert facts.compat == odd["compat"]
+    for junk in (b"[1, 2]", b"null", b"{\"entrypoints\": 5}", b"not json"):
+        assert manifest_facts(junk) == (None, None, [], "null", "null")
+
+
+def test_the_typed_view_and_the_general_way_agree() -> None:
+    state = {"stream": "skill:acme.alpha", "timestamp": "2026-01-01T00:00:00Z",
+             "actor": {"principal": "user:a", "host": "h", "command": "audit"}, "version": "1.0.0",
+             "trigger": "manual", "policy_version": 3, "passed": False, "should_quarantine": True,
+             "checks": [{"check_id": "a", "status": "fail", "message": "m"}, {"check_id": "b", "status": "warn"}],
+             "quarantine_reasons": ["r"], "unknown_member": {"ignored": True}}
+    fast = decode_view("skill.audited.v1", msgspec.json.encode(state))
+    general = view_from_dict(state)
+    assert msgspec.structs.asdict(fast).keys() == msgspec.structs.asdict(general).keys()
+    for name in ("stream", "version", "trigger", "policy_version", "passed", "checks", "actor"):
+        assert getattr(fast, name) == getattr(general, name)
+    assert bytes(fast.quarantine_reasons) == bytes(general.quarantine_reasons) == b'["r"]'
+    # a member of an unexpected type takes the general way and keeps what fits
+    odd = view_from_dict({**state, "policy_version": "three", "checks": "none", "passed": 1})
+    assert (odd.policy_version, odd.checks, odd.passed) == (None, [], True)
+
+
+def _db(path: Path, value: str) -> None:
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE t (v TEXT)")
+    con.execute("INSERT INTO t VALUES (?)", (value,))
+    con.commit()
+    con.close()
+
+
+def test_swap_into_place_replaces_atomically_and_leaves_no_old_file(tmp_path: Path) -> None:
+    live, fresh = tmp_path / "views.db", tmp_path / "views.db.rebuild"
+    _db(live, "old")
+    reader = sqlite3.connect(live)  # a reader that opened the old views keeps reading them
+    _db(fresh, "new")
+    swap_into_place(fresh, live)
+    assert not fresh.exists()
+    assert sqlite3.connect(live).execute("SELECT v FROM t").fetchone() == ("new",)
+    assert reader.execute("SELECT v FROM t").fetchone() == ("old",)
+    reader.close()
+    # nothing there yet: the fresh file is simply moved into place
+    alone = tmp_path / "other.db"
+    _db(fresh, "first")
+    swap_into_place(fresh, alone)
+    assert not fresh.exists() and sqlite3.connect(alone).execute("SELECT v FROM t").fetchone() == ("first",)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.db", "views.db"]
+
+
+class NotificationsOnly:
+    """A source with eventsourcing's notification API only (no raw fast path, no shards)."""
+
+    def __init__(self, recorder) -> None:
+        self.recorder = recorder
+
+    def select_notifications(self, *args, **kwargs):
+        return self.recorder.select_notifications(*args, **kwargs)
+
+    def max_notification_id(self):
+        return self.recorder.max_notification_id()
+
+
+def test_a_sharded_rebuild_over_notifications(tmp_path: Path) -> None:
+    ledger = h.ledger_for(tmp_path / "home")
+    try:
+        for skill_id, publisher in (("acme.alpha", "acme"), ("globex.gamma", "globex"), ("acme.beta", "acme")):
+            ledger.install(f"/a/{skill_id}", data=h.build(skill_id, "1.0.0", publisher), allow_tofu=True)
+            ledger.quarantine(skill_id, None, "look")
+        ledger.revoke("acme", h.key_hex(h.SEEDS["acme"]), "lost")
+        source = NotificationsOnly(ledger.app.recorder)
+        one = ViewStore(tmp_path / "one.db")
+        one.rebuild(source)
+        for count in (2, 3, 16):
+            sharded = ViewStore(tmp_path / f"sharded-{count}.db")
+            # batches of 2: the notification filter must page on past other shards' events
+            sharded.rebuild(source, shards=h.InProcessShards(source, count, batch=2), min_events=0)
+            try:
+                assert one.diff(sharded) == [] and sharded.positions() == one.positions()
+            finally:
+                discard(sharded)
+        discard(one)
+    finally:
+        ledger.close()

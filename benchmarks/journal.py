@@ -14,11 +14,13 @@ Figures, in one run:
 
 * append throughput: events/s, one command per transaction (``app.save`` of one command's
   aggregates), on a fresh journal; also with the aggregate re-read first, as a use case does;
-* full projection rebuild (``ViewStore.rebuild``, what ``skills index rebuild`` does) into
-  a fresh ``views.db``, for each size; the journals themselves are generated through a
+* full projection rebuild (``ViewStore.rebuild`` with the worker processes of
+  ``adapters.rebuild``: exactly what ``skills index rebuild`` does, sharded between as many
+  processes as it would use here) into a fresh ``views.db``, for each size; also the same
+  rebuild in one process, for comparison. The journals themselves are generated through a
   bulk path (many commands' aggregates saved per transaction, same recorder and hashes);
 * floor for the rebuild: a bare ``SELECT`` over ``stored_events`` decoding each row's JSON
-  state with msgspec; ratio rebuild / floor;
+  state with msgspec (one process); ratio rebuild / floor;
 * linearity: rebuild time of 1M / rebuild time of 100k;
 * ``skills list`` on the 100k journal as a process (warm, views caught up) against
   ``skills --version`` as a process; ratio.
@@ -26,8 +28,12 @@ Figures, in one run:
 Targets: rebuild >= 50k events/s and <= 3x the floor; 1M <= 12x the 100k time;
 ``skills list`` < 2x ``skills --version``.
 
+Before each timed run the journal file is read once (so the floor and the rebuild both find
+it in the page cache) and dirty pages are flushed (``os.sync``); floor and rebuild runs are
+interleaved and the medians of ``--repeat`` runs are reported.
+
     .venv/bin/python benchmarks/journal.py [--json] [--sizes 10k,100k,1M] [--keep DIR]
-        [--append-commands N] [--runs N] [--profile] [--check]
+        [--append-commands N] [--runs N] [--repeat N] [--processes N] [--profile] [--check]
 """
 
 from __future__ import annotations
@@ -58,6 +64,8 @@ if str(ROOT) not in sys.path:
 import msgspec  # noqa: E402
 
 from adapters.journal import LedgerApplication, open_journal  # noqa: E402
+from adapters.rebuild import SubprocessShards, process_count  # noqa: E402
+from adapters.settings import resolve  # noqa: E402
 from domain.artifact import build_artifact, inspect_artifact  # noqa: E402
 from domain.audit_policy import POLICY_KEY, AuditPolicy  # noqa: E402
 from domain.errors import SkillLedgerError  # noqa: E402
@@ -380,18 +388,30 @@ def remove_db(path: Path) -> None:
         Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
-def rebuild(home: Path, profile: bool = False) -> tuple[float, int, str | None]:
-    """``ViewStore.rebuild`` from the journal into a fresh ``<home>/views.db``."""
+def warm(path: Path) -> None:
+    """Read the whole file once (into the page cache), then flush dirty pages."""
+    with open(path, "rb") as f:
+        while f.read(1 << 24):
+            pass
+    os.sync()
+
+
+def rebuild(home: Path, processes: int, profile: bool = False) -> tuple[float, int, str | None]:
+    """``skills index rebuild``: ``ViewStore.rebuild`` from the journal into a fresh
+    ``<home>/views.db``, sharded between ``processes`` processes (1: this one alone)."""
     views = home / "views.db"
     remove_db(views)
+    warm(home / "journal.db")
     app = open_journal("sqlite://" + str(home / "journal.db"))
     store = ViewStore(views, journal_identity=journal_identity(home / "journal.db"))
+    settings = resolve(home=str(home), journal=None, actor="user:bench")
+    shards = SubprocessShards(settings, processes) if processes > 1 else None
     profiler = cProfile.Profile() if profile else None
     try:
         t0 = time.perf_counter()
         if profiler:
             profiler.enable()
-        n = store.rebuild(app.recorder)
+        n = store.rebuild(app.recorder, shards=shards)
         if profiler:
             profiler.disable()
         elapsed = time.perf_counter() - t0
@@ -411,6 +431,7 @@ def rebuild(home: Path, profile: bool = False) -> tuple[float, int, str | None]:
 def floor(path: Path) -> tuple[float, int]:
     """A bare SELECT over the stored events, decoding each row's JSON state."""
     decode = msgspec.json.Decoder().decode
+    warm(path)
     con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         t0 = time.perf_counter()
@@ -467,7 +488,7 @@ def list_vs_version(home: Path, runs: int) -> dict[str, Any]:
 
 
 def run(sizes: list[int], workdir: Path, append_commands: int, runs: int, profile: bool,
-        log=lambda s: None) -> dict[str, Any]:
+        repeat: int = 3, processes: int = 1, log=lambda s: None) -> dict[str, Any]:
     templates = Templates(workdir)
     log(f"append: {append_commands} commands, one per transaction")
     append = append_throughput(workdir / "append.db", templates, append_commands)
@@ -491,18 +512,26 @@ def run(sizes: list[int], workdir: Path, append_commands: int, runs: int, profil
             log(f"{name}: generating")
             gen = generate(home / "journal.db", size, templates)
             marker.write_text(json.dumps({"target": size, "generated": gen}))
-        log(f"{name}: {gen['events']} events; floor")
-        floor_s, n = floor(home / "journal.db")
-        log(f"{name}: rebuild")
-        rebuild_s, replayed, prof = rebuild(home, profile=profile and size == max(sizes))
-        assert replayed == n == gen["events"], (replayed, n, gen["events"])
-        if prof:
-            profiles[name] = prof
+        floor_runs, rebuild_runs = [], []
+        for i in range(repeat):  # interleaved
+            log(f"{name}: {gen['events']} events; floor and rebuild ({processes} processes), run {i + 1}/{repeat}")
+            floor_s, n = floor(home / "journal.db")
+            floor_runs.append(floor_s)
+            rebuild_s, replayed, prof = rebuild(home, processes, profile=profile and size == max(sizes) and i == 0)
+            rebuild_runs.append(rebuild_s)
+            assert replayed == n == gen["events"], (replayed, n, gen["events"])
+            if prof:
+                profiles[name] = prof
+        log(f"{name}: rebuild in one process")
+        one_s, replayed, _ = rebuild(home, 1)
+        assert replayed == n
+        floor_s, rebuild_s = statistics.median(floor_runs), statistics.median(rebuild_runs)
         figures[name] = {"events": n, "skills": gen["skills"], "publishers": gen["publishers"],
-                         "generate_s": gen["generate_s"], "rebuild_s": rebuild_s,
-                         "rebuild_events_per_s": n / rebuild_s,
+                         "generate_s": gen["generate_s"], "rebuild_s": rebuild_s, "rebuild_runs_s": rebuild_runs,
+                         "rebuild_events_per_s": n / rebuild_s, "processes": processes,
+                         "rebuild_one_process_s": one_s, "rebuild_one_process_events_per_s": n / one_s,
                          "journal_bytes": (home / "journal.db").stat().st_size}
-        floors[name] = {"select_decode_s": floor_s, "events_per_s": n / floor_s}
+        floors[name] = {"select_decode_s": floor_s, "select_decode_runs_s": floor_runs, "events_per_s": n / floor_s}
         ratios[f"rebuild_over_floor_{name}"] = rebuild_s / floor_s
     if 1_000_000 in sizes and 100_000 in sizes:
         ratios["rebuild_1M_over_100k"] = figures["1M"]["rebuild_s"] / figures["100k"]["rebuild_s"]
@@ -546,15 +575,17 @@ def table(r: dict[str, Any]) -> str:
         f"  with the aggregate re-read first:  {a['with_reread_events_per_s']:,.0f} events/s",
         "",
     ]
-    head = ("size", "events", "skills", "generate", "rebuild", "rebuild ev/s", "floor", "floor ev/s", "rebuild/floor")
+    head = ("size", "events", "skills", "processes", "rebuild", "rebuild ev/s", "floor", "floor ev/s",
+            "rebuild/floor", "1 process", "1 process ev/s")
     rows = [head]
     for name, fig in f.items():
         if name == "append" or name.startswith("skills_list"):
             continue
-        rows.append((name, f"{fig['events']:,}", f"{fig['skills']:,}", f"{fig['generate_s']:.1f} s",
+        rows.append((name, f"{fig['events']:,}", f"{fig['skills']:,}", str(fig["processes"]),
                      f"{fig['rebuild_s']:.2f} s", f"{fig['rebuild_events_per_s']:,.0f}",
                      f"{fl[name]['select_decode_s']:.2f} s", f"{fl[name]['events_per_s']:,.0f}",
-                     f"{ra[f'rebuild_over_floor_{name}']:.2f}x"))
+                     f"{ra[f'rebuild_over_floor_{name}']:.2f}x", f"{fig['rebuild_one_process_s']:.2f} s",
+                     f"{fig['rebuild_one_process_events_per_s']:,.0f}"))
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(head))]
     lines += ["  ".join(str(c).rjust(w) for c, w in zip(row, widths)) for row in rows]
     lines.append("")
@@ -580,6 +611,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--append-commands", type=int, default=1000,
                    help="commands for the append figure, one transaction each (default 1000)")
     p.add_argument("--runs", type=int, default=5, help="process runs for skills list / --version (default 5)")
+    p.add_argument("--repeat", type=int, default=3, help="floor and rebuild runs per size, medians (default 3)")
+    p.add_argument("--processes", type=int, default=None,
+                   help="processes for the rebuild (default: what skills index rebuild uses here)")
     p.add_argument("--keep", metavar="DIR", help="generate into DIR and keep it (journals found there are reused)")
     p.add_argument("--profile", action="store_true", help="cProfile the rebuild of the largest size")
     p.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
@@ -592,7 +626,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[journal bench] {message}", file=sys.stderr, flush=True)
 
     try:
-        result = run(sizes, workdir, args.append_commands, args.runs, args.profile, log)
+        processes = args.processes or process_count()
+        result = run(sizes, workdir, args.append_commands, args.runs, args.profile, args.repeat, processes, log)
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -37,7 +37,7 @@ def canonical_list(values: Iterable[str]) -> list[str]:
     return sorted({t for t in (trim(v) for v in values) if t})
 
 
-def capability_grants(m: "Manifest") -> CapabilityGrants:
+def capability_grants(m: "Manifest | RecordedManifest") -> CapabilityGrants:
     caps = m.capabilities
     secret_keys = sorted({f"{s.scope}/{k}" for s in caps.secrets for k in s.key_names})
     return CapabilityGrants(
@@ -48,7 +48,7 @@ def capability_grants(m: "Manifest") -> CapabilityGrants:
     )
 
 
-def policy_bindings(m: "Manifest") -> list[PolicyBinding]:
+def policy_bindings(m: "Manifest | RecordedManifest") -> list[PolicyBinding]:
     bindings = {
         PolicyBinding(
             "tool.execute", f"tool:{t.id}", bool(t.risk.default_sensitive or t.risk.requires_approval)
@@ -71,6 +71,66 @@ def policy_bindings(m: "Manifest") -> list[PolicyBinding]:
 def policy_requests(m: "Manifest") -> list[PolicyRequest]:
     principal = f"skill:{m.skill_id}"
     return [PolicyRequest(principal, b.action, b.resource) for b in policy_bindings(m)]
+
+
+# --- grants of a manifest recorded in the journal ------------------------------------------
+#
+# A recorded manifest (``skill.artifact_verified``) was validated by the manifest model when
+# it was installed. To derive its grants again (every projection rebuild does, once per
+# artifact) only the members grants depend on are decoded, with the model's defaults; the
+# rest (schemas, descriptions, operator metadata) is skipped. The functions above take
+# these views as they take a ``Manifest``.
+
+
+class _RecordedRisk(msgspec.Struct, frozen=True):
+    default_sensitive: bool = False
+    requires_approval: bool = False
+
+
+class _RecordedTool(msgspec.Struct, frozen=True):
+    id: str
+    risk: _RecordedRisk = _RecordedRisk()
+
+
+class _RecordedEntrypoints(msgspec.Struct, frozen=True):
+    tools: tuple[_RecordedTool, ...] = ()
+
+
+class _RecordedFilesystem(msgspec.Struct, frozen=True):
+    write_roots: tuple[str, ...] = ()
+
+
+class _RecordedSecret(msgspec.Struct, frozen=True):
+    scope: str
+    key_names: tuple[str, ...] = ()
+
+
+class _RecordedCapabilities(msgspec.Struct, frozen=True):
+    filesystem: _RecordedFilesystem = _RecordedFilesystem()
+    http_egress_allowlist: tuple[str, ...] = ()
+    secrets: tuple[_RecordedSecret, ...] = ()
+    device_capabilities: tuple[str, ...] = ()
+    node_capabilities: tuple[str, ...] = ()
+
+
+class RecordedManifest(msgspec.Struct, frozen=True):
+    """What the read model derives from a recorded manifest: its name, its compat section
+    (as recorded), its tools and what its grants and policy bindings depend on."""
+
+    skill_id: str
+    name: Any = None
+    compat: dict[str, Any] | None = None
+    entrypoints: _RecordedEntrypoints = _RecordedEntrypoints()
+    capabilities: _RecordedCapabilities = _RecordedCapabilities()
+
+
+_recorded_decoder = msgspec.json.Decoder(RecordedManifest)
+
+
+def recorded_manifest(raw: bytes) -> RecordedManifest:
+    """Decode a recorded manifest's JSON (raises ``msgspec.DecodeError``/``ValidationError``
+    for a value of another shape)."""
+    return _recorded_decoder.decode(raw)
 
 
 def grants_from_manifest_json(manifest_json: dict) -> dict:

@@ -32,6 +32,9 @@ def jdump(value: Any) -> str:
     return _json.encode(value).decode("utf-8")
 
 
+_semver = functools.lru_cache(maxsize=4096)(parse_semver_lenient)  # a fleet has few distinct versions
+
+
 def fixed_time(timestamp: str) -> str:
     """A fixed-width UTC ISO 8601 form (microseconds always present), so text order is time order."""
     # The journal writes UTC as "YYYY-MM-DDTHH:MM:SS[.ffffff]Z": handle that without a datetime.
@@ -49,6 +52,11 @@ def _eligibility(installed: int, status: str | None, key_revoked: int, last_audi
                               last_audit_passed=None if last_audit_passed is None else bool(last_audit_passed),
                               compat=compat)
     return int(ok), jdump(reasons)
+
+
+def _id_list(ids: list[str]) -> str:
+    """Check ids as a JSON list, each once, in order (most audits have none to list)."""
+    return jdump(list(dict.fromkeys(ids))) if ids else "[]"
 
 
 class Loader:
@@ -140,7 +148,16 @@ class Fold:
             self._stream_version = stream_version
             handler(position, view)
         if self.emit_shared or not kind.startswith(SHARED_PREFIX):
-            self._timeline(position, stream_version, kind, view)
+            # the timeline line (inlined: this runs for every event)
+            stream = view.stream
+            prefix, _, key = stream.partition(":")
+            actor = view.actor
+            ts = view.timestamp
+            self.timeline.append((
+                position, ts[:-1] + "+00:00" if len(ts) == 27 and ts[-1] == "Z" else fixed_time(ts), stream,
+                stream_version, kind, key if prefix == "skill" else view.skill_id or view.first_skill_id or None,
+                view.version, key if prefix == "publisher" else view.publisher, actor.principal, actor.host,
+                actor.command, view.reason, summarize_view(kind, view)))
 
     # --- row access ---------------------------------------------------------------------
 
@@ -198,7 +215,7 @@ class Fold:
         old = self._version(key)
         tool_ids = facts.tool_ids
         self.tools[key] = sorted(set(tool_ids))
-        major, minor, patch = parse_semver_lenient(key[1]) or (0, 0, 0)
+        major, minor, patch = _semver(key[1]) or (0, 0, 0)
         row = dict.fromkeys(VERSION_COLUMNS)
         row.update(
             skill_id=key[0], version=key[1], v_major=major, v_minor=minor, v_patch=patch,
@@ -214,18 +231,13 @@ class Fold:
         key = (self._skill_id(v), v.version or "")
         at = fixed_time(v.timestamp)
         # Full checks stay in the journal (at this position); the view keeps what lists show.
-        failed: dict[str, None] = {}
-        warned: dict[str, None] = {}
-        for c in v.checks:
-            status = c.status
-            if status == "fail":
-                failed[c.check_id] = None
-            elif status == "warn":
-                warned[c.check_id] = None
-        failed_json = jdump(list(failed))
+        checks = v.checks
+        failed = [c.check_id for c in checks if c.status == "fail"]
+        warned = [c.check_id for c in checks if c.status == "warn"]
+        failed_json = _id_list(failed)
         passed = int(v.passed)
         self.audits.append((position, key[0], key[1], at, v.trigger, v.policy_version, passed,
-                            int(v.should_quarantine), failed_json, jdump(list(warned)),
+                            int(v.should_quarantine), failed_json, _id_list(warned),
                             bytes(v.quarantine_reasons).decode("utf-8")))
         row = self._version(key)
         if row is None:
@@ -323,16 +335,6 @@ class Fold:
     def _rejected(self, position: int, v: EventView) -> None:
         self.rejections.append((position, fixed_time(v.timestamp), v.artifact_sha256, v.source, v.error_code,
                                 v.message, v.skill_id, v.version, v.publisher))
-
-    def _timeline(self, position: int, stream_version: int, kind: str, v: EventView) -> None:
-        stream = v.stream
-        prefix, _, key = stream.partition(":")
-        skill_id = key if prefix == "skill" else v.skill_id or v.first_skill_id or None
-        publisher = key if prefix == "publisher" else v.publisher
-        actor = v.actor
-        self.timeline.append((position, fixed_time(v.timestamp), stream, stream_version, kind, skill_id,
-                              v.version, publisher, actor.principal, actor.host, actor.command, v.reason,
-                              summarize_view(kind, v)))
 
 
 def summarize(kind: str, d: dict[str, Any]) -> str:

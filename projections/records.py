@@ -82,23 +82,26 @@ RAW_FIELDS = frozenset(f for f in EventView.__struct_fields__
                        if EventView.__annotations__[f] in ("msgspec.Raw", msgspec.Raw))
 
 _view_decoder = msgspec.json.Decoder(EventView)
+_decode = _view_decoder.decode
 _encoder = msgspec.json.Encoder()
-_kinds: dict[str, tuple[str, bool]] = {}
+# topic -> (event kind, whether a state stored under it must be upcast), resolved once
+TOPICS: dict[str, tuple[str, bool]] = {}
 
 
 def kind_and_upcast(topic: str) -> tuple[str, bool]:
     """(event kind, whether the stored state must be upcast) of a topic, resolved once."""
-    info = _kinds.get(topic)
+    info = TOPICS.get(topic)
     if info is None:
-        info = _kinds[topic] = (kind_of_topic(topic), upcast_needed(topic))
+        info = TOPICS[topic] = (kind_of_topic(topic), upcast_needed(topic))
     return info
 
 
-def decode_view(topic: str, state: bytes) -> EventView:
-    """The view of a stored event's state (upcast to its class's current version)."""
-    if not kind_and_upcast(topic)[1]:
+def decode_view(topic: str, state: bytes, upcast: bool | None = None) -> EventView:
+    """The view of a stored event's state (upcast to its class's current version).
+    ``upcast``: ``kind_and_upcast(topic)[1]``, when the caller has it already."""
+    if not (kind_and_upcast(topic)[1] if upcast is None else upcast):
         try:
-            return _view_decoder.decode(state)
+            return _decode(state)
         except msgspec.ValidationError:
             pass
     return view_from_dict(decode_state_dict(topic, state))
@@ -143,36 +146,27 @@ class ManifestFacts(NamedTuple):
     """What the index keeps of a recorded manifest besides the manifest itself."""
 
     name: Any
-    compat: dict[str, Any] | None  # the compat section, as JSON (None: absent or unreadable)
+    compat: dict[str, Any] | None  # the compat section, as recorded (None: absent or unreadable)
     tool_ids: list[str]
-    capability_grants: str  # JSON text ("null" when the manifest model cannot read the manifest)
+    capability_grants: str  # JSON text ("null" for a manifest of another shape)
     policy_bindings: str
 
 
-_manifest_decoder: Any = None
 _object_decoder = msgspec.json.Decoder()
 
 
 def manifest_facts(raw: bytes | msgspec.Raw) -> ManifestFacts:
-    """The facts of a manifest recorded in its JSON form, decoded once, straight into the
-    manifest model (``domain.manifest``; imported on first use, reads never need it). A
-    manifest the current model cannot read still gets its name, compat and tools."""
-    global _manifest_decoder
-    from domain.grants import capability_grants, policy_bindings
+    """The facts of a manifest recorded in its JSON form, decoded once, only the members they
+    need (``domain.grants.recorded_manifest``; imported on first use, reads never need it).
+    A manifest of another shape still gets its name, compat and tools."""
+    from domain.grants import capability_grants, policy_bindings, recorded_manifest
     from domain.text import WS
 
-    if _manifest_decoder is None:
-        from domain.manifest import Manifest
-
-        _manifest_decoder = msgspec.json.Decoder(Manifest)
     try:
-        m = _manifest_decoder.decode(raw)
+        m = recorded_manifest(raw)
     except (msgspec.DecodeError, msgspec.ValidationError):
         return _facts_of_an_odd_manifest(raw)
-    c = m.compat
-    compat = {"required_protocol_major": c.required_protocol_major, "min_palyra_version": c.min_palyra_version,
-              "max_palyra_version": c.max_palyra_version}
-    return ManifestFacts(m.name, compat, [t.id.strip(WS) for t in m.entrypoints.tools],
+    return ManifestFacts(m.name, m.compat, [t.id.strip(WS) for t in m.entrypoints.tools],
                          _encoder.encode(capability_grants(m)).decode("utf-8"),
                          _encoder.encode(policy_bindings(m)).decode("utf-8"))
 

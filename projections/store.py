@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import msgspec
 
 from .fold import Fold, Loader, jdump
-from .records import ManifestFacts, decode_view, kind_and_upcast, manifest_facts
+from .records import TOPICS, ManifestFacts, decode_view, kind_and_upcast, manifest_facts
 from .shards import MAX_SHARDS, Shard, in_shard
 from .schema import (
     AUDIT_COLUMNS,
@@ -150,8 +150,10 @@ _trust_values = operator.itemgetter(*TRUST_COLUMNS)
 def _fold_batch(fold: Fold, rows: list[tuple[int, int, str, bytes]], *, keep_index: bool = False) -> None:
     fold.start_batch(keep_index=keep_index)
     apply = fold.apply
+    topics = TOPICS
     for position, stream_version, topic, state in rows:
-        apply(position, stream_version, kind_and_upcast(topic)[0], decode_view(topic, state))
+        kind, upcast = topics.get(topic) or kind_and_upcast(topic)
+        apply(position, stream_version, kind, decode_view(topic, state, upcast))
 
 
 def _statements(fold: Fold, *, index: bool = True, others: bool = True) -> list[tuple[str, list[Any]]]:
@@ -316,13 +318,17 @@ class ViewStore:
             self.rebuild_tables()
         fetch = _fetcher(source, self.shard)
         # The fold allocates millions of small objects and creates no reference cycles: the
-        # cyclic collector would only rescan them over and over.
+        # cyclic collector would only rescan them over and over. Afterwards the survivors are
+        # moved to the oldest generation (freeze, then unfreeze) instead of being scanned by
+        # the young collection that re-enabling would otherwise trigger at once.
         gc_was_enabled = gc.isenabled()
         gc.disable()
         try:
             return self._catch_up(fetch, until, batch, progress)
         finally:
             if gc_was_enabled:
+                gc.freeze()
+                gc.unfreeze()
                 gc.enable()
 
     def _catch_up(self, fetch: Fetch, until: int | None, batch: int, progress: Progress | None) -> int:

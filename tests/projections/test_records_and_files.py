@@ -25,21 +25,47 @@ def test_manifest_facts_of_a_recorded_manifest() -> None:
     facts = manifest_facts(msgspec.json.encode(manifest_json()))
     assert facts.name == "Test acme.alpha"
     assert facts.tool_ids == ["acme.echo"]
-    assert facts.compat == {"required_protocol_major": 1, "min_palyra_version": "0.1.0", "max_palyra_version": None}
+    assert facts.compat == {"required_protocol_major": 1, "min_palyra_version": "0.1.0"}  # as recorded
     assert msgspec.json.decode(facts.capability_grants) == {
         "http_hosts": [], "secret_keys": [], "storage_prefixes": [], "channels": []}
     assert msgspec.json.decode(facts.policy_bindings) == [
         {"action": "tool.execute", "resource": "tool:acme.echo", "requires_approval": False}]
 
 
-def test_a_manifest_the_model_cannot_read_still_gets_its_facts() -> None:
-    """A recorded manifest with a key this version's model does not know (say, written by a
-    newer version): name, compat and tools are still read; grants are unknown ("null")."""
-    odd = manifest_json(future_section={"x": 1})
+def test_grants_of_a_recorded_manifest_equal_the_models() -> None:
+    """The light decode of a recorded manifest derives the same grants and bindings as the
+    full manifest model, for a manifest that declares every kind of capability."""
+    from domain.grants import capability_grants, policy_bindings
+
+    extra = """[capabilities]
+http_egress_allowlist = ["api.example.com", " api.example.com ", "b.example.org"]
+device_capabilities = ["camera"]
+[capabilities.filesystem]
+read_roots = ["data/in"]
+write_roots = ["data/out", "data/out"]
+[[capabilities.secrets]]
+scope = "skill:acme.alpha"
+key_names = ["token", "api_key"]
+"""
+    model = parse_manifest(h.manifest_text("acme.alpha", "1.2.3", "acme", extra=extra))
+    facts = manifest_facts(msgspec.json.encode(manifest_to_json(model)))
+    assert msgspec.json.decode(facts.capability_grants) == msgspec.to_builtins(capability_grants(model))
+    assert msgspec.json.decode(facts.policy_bindings) == msgspec.to_builtins(policy_bindings(model))
+    assert len(msgspec.json.decode(facts.policy_bindings)) == 5
+
+
+def test_a_manifest_of_another_shape_still_gets_its_facts() -> None:
+    """A recorded manifest with a section this version does not know (say, written by a
+    newer version) is read for what it knows; one whose members have other types still gets
+    its name, compat and tools, and unknown grants ("null")."""
+    newer = manifest_json(future_section={"x": 1})
+    facts = manifest_facts(msgspec.json.encode(newer))
+    assert (facts.name, facts.tool_ids, facts.compat) == ("Test acme.alpha", ["acme.echo"], newer["compat"])
+    assert facts.capability_grants != "null"
+    odd = manifest_json(capabilities={"http_egress_allowlist": "not a list"})
     facts = manifest_facts(msgspec.json.encode(odd))
     assert (facts.name, facts.tool_ids, facts.capability_grants, facts.policy_bindings) == (
         "Test acme.alpha", ["acme.echo"], "null", "null")
-    assert facts.compat == odd["compat"]
     for junk in (b"[1, 2]", b"null", b"{\"entrypoints\": 5}", b"not json"):
         assert manifest_facts(junk) == (None, None, [], "null", "null")
 

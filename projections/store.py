@@ -18,12 +18,8 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import msgspec
-
-from .fold import Fold, Loader, jdump
-from .records import TOPICS, ManifestFacts, decode_view, kind_and_upcast, manifest_facts
 from .shards import MAX_SHARDS, Shard, in_shard
 from .schema import (
     AUDIT_COLUMNS,
@@ -39,6 +35,12 @@ from .schema import (
     TRUST_COLUMNS,
     VERSION_COLUMNS,
 )
+
+if TYPE_CHECKING:  # the fold is imported when a catch-up has events to fold, not for a read
+    import msgspec
+
+    from .fold import Fold
+    from .records import ManifestFacts
 
 BATCH = 5000
 SCRATCH_BATCH = 20_000  # a private file being built: bigger transactions, fewer row rewrites
@@ -119,7 +121,9 @@ def connect(path: str | Path, *, scratch: bool = False) -> sqlite3.Connection:
     return con
 
 
-class _SqlLoader(Loader):
+class _SqlLoader:
+    """``fold.Loader`` over the store's connection: the rows a catch-up has not loaded yet."""
+
     def __init__(self, con: sqlite3.Connection) -> None:
         self.con = con
 
@@ -148,6 +152,8 @@ _trust_values = operator.itemgetter(*TRUST_COLUMNS)
 
 
 def _fold_batch(fold: Fold, rows: list[tuple[int, int, str, bytes]], *, keep_index: bool = False) -> None:
+    from .records import TOPICS, decode_view, kind_and_upcast
+
     fold.start_batch(keep_index=keep_index)
     apply = fold.apply
     topics = TOPICS
@@ -204,7 +210,7 @@ def _placeholders(columns: tuple[str, ...]) -> str:
 
 class ViewStore:
     def __init__(self, path: str | Path, *, journal_identity: str = "", notify: Notify | None = None,
-                 manifest_facts: Callable[[msgspec.Raw], ManifestFacts] = manifest_facts,
+                 manifest_facts: Callable[[msgspec.Raw], ManifestFacts] | None = None,
                  scratch: bool = False, shard: Shard | None = None) -> None:
         """``scratch``: a private file being built (see ``connect``). ``shard``: a private file
         that folds only one shard of the journal (``projections.shards``), to be merged by
@@ -558,7 +564,11 @@ class ViewStore:
         self.con.execute("PRAGMA journal_mode=WAL")
 
     def _new_fold(self) -> Fold:
-        return Fold(_SqlLoader(self.con), self.manifest_facts, emit_shared=self.shard is None or self.shard.first)
+        from .fold import Fold
+        from .records import manifest_facts
+
+        return Fold(_SqlLoader(self.con), self.manifest_facts or manifest_facts,
+                    emit_shared=self.shard is None or self.shard.first)
 
     def table_rows(self, table: str) -> Iterator[tuple[Any, ...]]:
         order = ", ".join(PRIMARY_KEYS[table])
@@ -623,6 +633,8 @@ def row_key(table: str, row: tuple[Any, ...]) -> tuple[Any, ...]:
 
 
 def _row(row: tuple[Any, ...] | None) -> Any:
+    from .fold import jdump
+
     return None if row is None else jdump(list(row))
 
 

@@ -9,7 +9,7 @@ import click
 
 from ..base import global_options, obj
 from ..errors import AUDIT_FAILED
-from ..output import emit, kv, notice, table
+from ..output import emit, kv, notice
 
 
 @contextlib.contextmanager
@@ -49,7 +49,7 @@ AS_OF = click.option("--as-of", "as_of", metavar="POSITION|ISO-8601",
 def list_(publisher: str | None, status: str | None, current_only: bool, eligible_only: bool,
           as_of: str | None) -> None:
     """The installed-skills index: one entry per installed version."""
-    from projections.queries import list_entries, list_summary, reasons
+    from projections.queries import list_entries, list_table
 
     filters = {"publisher": publisher, "status": status, "current_only": current_only, "eligible_only": eligible_only}
     with views(as_of) as (store, as_of_info):
@@ -57,23 +57,10 @@ def list_(publisher: str | None, status: str | None, current_only: bool, eligibl
             entries = list_entries(store.con, **filters)
             emit(True, {"count": len(entries), "as_of": as_of_info, "entries": entries}, lambda d: None)
             return
-        rows = list_summary(store.con, **filters)
+        lines = list_table(store.con, **filters)  # laid out by SQLite: thousands of rows print fast
     if as_of_info:
         click.echo(f"as of journal position {as_of_info['position']}")
-    if not rows:
-        click.echo("no skills installed")
-        return
-    table(["skill", "version", "current", "status", "eligible", "trust", "last audit", "tools"],
-          [[skill_id, version, "*" if current else "", status_ or "-",
-            "yes" if eligible else "no: " + ",".join(reasons(why)), trust,
-            _audit_text({"at": at, "trigger": trigger, "passed": passed} if at else None), tools]
-           for (skill_id, version, current, status_, trust, at, trigger, passed, eligible, why, tools) in rows])
-
-
-def _audit_text(a: dict | None) -> str:
-    if not a:
-        return "-"
-    return f"{'passed' if a['passed'] else 'FAILED'} ({a['trigger']}, {a['at'][:19]})"
+    click.echo("\n".join(lines) if lines else "no skills installed")
 
 
 @click.command("info")

@@ -540,6 +540,9 @@ class ViewStore:
             if any(meta.get(k) != v for k, v in expected.items()) or positions != {position}:
                 raise ShardFailed(f"{path.name} does not hold shard {shard.index}/{shard.count} "
                                   f"up to position {position}")
+            # SQLite's default page cache (2 MB): the merge's inserts land all over the tables,
+            # and with the replay's 64 MiB cache they took about twice as long (measured).
+            self.con.execute("PRAGMA cache_size=-2000")
             self.con.execute("BEGIN IMMEDIATE")
             try:
                 for table in DATA_TABLES:

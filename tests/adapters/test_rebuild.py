@@ -183,6 +183,13 @@ def test_process_count_from_the_environment() -> None:
         del os.environ[PROCESSES_ENV]
 
 
+def test_a_bad_process_count_is_a_configuration_error(tmp_path: Path) -> None:
+    proc = h.run_cli("index", "rebuild", home=tmp_path / "home", env=h.cli_env(**{PROCESSES_ENV: "lots"}))
+    assert proc.returncode == 2 and proc.stderr.startswith("error[configuration_error]: "), proc.stderr
+    assert h.run_cli("index", "rebuild", home=tmp_path / "home",
+                     env=h.cli_env(**{PROCESSES_ENV: "2"})).returncode == 0
+
+
 topics = st.sampled_from(["skill.installed.v1", "skill.audited.v1", "publisher.key_revoked.v1",
                           "policy.changed.v1", "artifact.rejected.v1", "journal.checkpoint.v1"])
 

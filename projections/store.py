@@ -12,6 +12,7 @@ for another journal is rebuilt automatically, with a one-line notice.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import operator
 import os
@@ -450,7 +451,14 @@ class ViewStore:
         a shard fails, the rebuild runs again in this process alone, with a notice.
 
         Readers keep the old views until the swap; a crash leaves the old views (caught up
-        later as usual) and half-built files that the next rebuild deletes."""
+        later as usual) and half-built files that the next rebuild deletes. Rebuilds of one
+        views file take turns (a lock file beside it): two at once would share the
+        half-built files."""
+        with _rebuild_lock(self.path.with_name(self.path.name + ".rebuild-lock"), self.notify):
+            return self._rebuild(source, progress, shards, min_events)
+
+    def _rebuild(self, source: EventSource, progress: Progress | None, shards: "ShardWorkers | None",
+                 min_events: int | None) -> int:
         fresh_path = self.path.with_name(self.path.name + ".rebuild")
         head = source.max_notification_id() or 0
         for leftover in fresh_path.parent.glob(f"{fresh_path.name}-shard*"):
@@ -620,6 +628,24 @@ def swap_into_place(fresh: Path, path: Path) -> None:
             _delete_db(fresh)
             return
     os.replace(fresh, path)
+
+
+@contextlib.contextmanager
+def _rebuild_lock(path: Path, notify: Notify) -> Iterator[None]:
+    """An exclusive ``flock`` on ``path`` for the duration (released by the system if the
+    process dies); waits, with a notice, while another process holds it."""
+    import fcntl
+
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            notify(f"notice: another rebuild of {path.name.removesuffix('.rebuild-lock')} is running; waiting for it")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _delete_db(path: str | Path, *, keep_main: bool = False) -> None:

@@ -321,3 +321,40 @@ def test_processes_opening_a_new_journal_at_once_all_succeed(tmp_path: Path) -> 
             p.kill()
             p.wait()
     assert not failures, f"{len(failures)} of {rounds * processes} opens failed, e.g. {failures[0]}"
+
+
+def test_concurrent_rebuilds_of_one_home_take_turns(tmp_path: Path) -> None:
+    """Three ``index rebuild`` processes (sharded, through the crash driver's threshold) and
+    readers at once: the rebuilds take turns on the lock beside views.db, every one
+    succeeds, and the result equals a rebuild, with nothing half-built left behind."""
+    home = tmp_path / "home"
+    ledger = h.ledger_for(home)
+    try:
+        for skill_id, publisher in (("acme.alpha", "acme"), ("globex.gamma", "globex"), ("acme.beta", "acme")):
+            ledger.install(f"/a/{skill_id}", data=h.build(skill_id, "1.0.0", publisher), allow_tofu=True)
+            for i in range(20):
+                ledger.quarantine(skill_id, None, f"cycle {i}")
+                ledger.enable(skill_id, None, f"cycle {i}")
+        h.catch_up(ledger)
+    finally:
+        ledger.close()
+    driver = Path(__file__).resolve().parent / "crash_driver.py"
+    env = h.cli_env(SKILLS_REBUILD_PROCESSES="2", SKILLS_TEST_SHARD_MIN_EVENTS="1")
+    rebuilds = [subprocess.Popen([h.PYTHON, str(driver), "cli", "--home", str(home), "--json", "index", "rebuild"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=str(h.ROOT))
+                for _ in range(3)]
+    readers = [h.run_cli("--json", "list", home=home) for _ in range(3)]
+    results = [p.communicate(timeout=120) for p in rebuilds]
+    for proc, (out, err) in zip(rebuilds, results):
+        assert proc.returncode == 0, err
+        assert json.loads(out)["replayed"] > 200
+        assert "Traceback" not in err
+    for r in readers:
+        assert r.returncode == 0 and len(json.loads(r.stdout)["entries"]) == 3, r.stderr
+    leftovers = [p.name for p in home.iterdir() if "-shard" in p.name or p.name.endswith(".rebuild")]
+    assert leftovers == []
+    ledger = h.ledger_for(home)
+    try:
+        assert h.projection_mismatches(ledger, tmp_path) == []
+    finally:
+        ledger.close()

@@ -148,16 +148,7 @@ class Fold:
             self._stream_version = stream_version
             handler(position, view)
         if self.emit_shared or not kind.startswith(SHARED_PREFIX):
-            # the timeline line (inlined: this runs for every event)
-            stream = view.stream
-            prefix, _, key = stream.partition(":")
-            actor = view.actor
-            ts = view.timestamp
-            self.timeline.append((
-                position, ts[:-1] + "+00:00" if len(ts) == 27 and ts[-1] == "Z" else fixed_time(ts), stream,
-                stream_version, kind, key if prefix == "skill" else view.skill_id or view.first_skill_id or None,
-                view.version, key if prefix == "publisher" else view.publisher, actor.principal, actor.host,
-                actor.command, view.reason, summarize_view(kind, view)))
+            self._timeline(position, stream_version, kind, view)
 
     # --- row access ---------------------------------------------------------------------
 
@@ -335,6 +326,17 @@ class Fold:
     def _rejected(self, position: int, v: EventView) -> None:
         self.rejections.append((position, fixed_time(v.timestamp), v.artifact_sha256, v.source, v.error_code,
                                 v.message, v.skill_id, v.version, v.publisher))
+
+
+    def _timeline(self, position: int, stream_version: int, kind: str, v: EventView) -> None:
+        stream = v.stream
+        prefix, _, key = stream.partition(":")
+        skill_id = key if prefix == "skill" else v.skill_id or v.first_skill_id or None
+        publisher = key if prefix == "publisher" else v.publisher
+        actor = v.actor
+        self.timeline.append((position, fixed_time(v.timestamp), stream, stream_version, kind, skill_id,
+                              v.version, publisher, actor.principal, actor.host, actor.command, v.reason,
+                              summarize_view(kind, v)))
 
 
 def summarize(kind: str, d: dict[str, Any]) -> str:

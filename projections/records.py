@@ -82,26 +82,23 @@ RAW_FIELDS = frozenset(f for f in EventView.__struct_fields__
                        if EventView.__annotations__[f] in ("msgspec.Raw", msgspec.Raw))
 
 _view_decoder = msgspec.json.Decoder(EventView)
-_decode = _view_decoder.decode
 _encoder = msgspec.json.Encoder()
-# topic -> (event kind, whether a state stored under it must be upcast), resolved once
-TOPICS: dict[str, tuple[str, bool]] = {}
+_kinds: dict[str, tuple[str, bool]] = {}
 
 
 def kind_and_upcast(topic: str) -> tuple[str, bool]:
     """(event kind, whether the stored state must be upcast) of a topic, resolved once."""
-    info = TOPICS.get(topic)
+    info = _kinds.get(topic)
     if info is None:
-        info = TOPICS[topic] = (kind_of_topic(topic), upcast_needed(topic))
+        info = _kinds[topic] = (kind_of_topic(topic), upcast_needed(topic))
     return info
 
 
-def decode_view(topic: str, state: bytes, upcast: bool | None = None) -> EventView:
-    """The view of a stored event's state (upcast to its class's current version).
-    ``upcast``: ``kind_and_upcast(topic)[1]``, when the caller has it already."""
-    if not (kind_and_upcast(topic)[1] if upcast is None else upcast):
+def decode_view(topic: str, state: bytes) -> EventView:
+    """The view of a stored event's state (upcast to its class's current version)."""
+    if not kind_and_upcast(topic)[1]:
         try:
-            return _decode(state)
+            return _view_decoder.decode(state)
         except msgspec.ValidationError:
             pass
     return view_from_dict(decode_state_dict(topic, state))

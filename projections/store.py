@@ -153,14 +153,12 @@ _trust_values = operator.itemgetter(*TRUST_COLUMNS)
 
 
 def _fold_batch(fold: Fold, rows: list[tuple[int, int, str, bytes]], *, keep_index: bool = False) -> None:
-    from .records import TOPICS, decode_view, kind_and_upcast
+    from .records import decode_view, kind_and_upcast
 
     fold.start_batch(keep_index=keep_index)
     apply = fold.apply
-    topics = TOPICS
     for position, stream_version, topic, state in rows:
-        kind, upcast = topics.get(topic) or kind_and_upcast(topic)
-        apply(position, stream_version, kind, decode_view(topic, state, upcast))
+        apply(position, stream_version, kind_and_upcast(topic)[0], decode_view(topic, state))
 
 
 def _statements(fold: Fold, *, index: bool = True, others: bool = True) -> list[tuple[str, list[Any]]]:
@@ -484,8 +482,10 @@ class ViewStore:
         self.con = connect(self.path)
         return done
 
-    def _fresh(self, path: Path, shard: Shard | None = None) -> "ViewStore":
-        _delete_db(path)
+    def _fresh(self, path: Path, shard: Shard | None = None, *, new: bool = True) -> "ViewStore":
+        """A private store at ``path`` (``new``: replacing whatever is there)."""
+        if new:
+            _delete_db(path)
         return ViewStore(path, journal_identity=self.journal_identity, notify=self.notify,
                          manifest_facts=self.manifest_facts, scratch=True, shard=shard)
 
@@ -510,7 +510,7 @@ class ViewStore:
                 fresh.close()
             if progress is not None:
                 progress(head - folded)  # the other shards' events (shard 0 folds all but those)
-            fresh = self._fresh_after_merge(fresh_path)
+            fresh = self._fresh(fresh_path, new=False)  # the merged file, as a whole replay
             try:
                 fresh.create_read_indexes()
                 done = head + fresh.catch_up(source, progress=progress)  # appended since the start
@@ -525,10 +525,6 @@ class ViewStore:
         finally:
             for path in paths:
                 _delete_db(path)
-
-    def _fresh_after_merge(self, path: Path) -> "ViewStore":
-        return ViewStore(path, journal_identity=self.journal_identity, notify=self.notify,
-                         manifest_facts=self.manifest_facts, scratch=True)
 
     def _merge_shard(self, path: Path, shard: Shard, position: int) -> None:
         """Copy the rows another process folded for ``shard`` (up to ``position``, as this

@@ -10,16 +10,18 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .keys import generate_key_file, read_seed_file
-from .packaging import FileSpec, build_package, signing_time_ms
-from .session import ledger_session
-from .settings import Settings, resolve
-from .views import open_views
+from skill_ledger.adapters.packaging.package import FileSpec, build_package, signing_time_ms
+from skill_ledger.adapters.readmodel.views import open_views
+from skill_ledger.adapters.storage.keys import generate_key_file, read_seed_file
+from skill_ledger.adapters.usecases.session import ledger_session
 
-EXAMPLE_DIR = Path(__file__).resolve().parent.parent / "examples" / "hello"
+from .settings import Settings, resolve
+
+EXAMPLE_DIR = Path(str(resources.files("skill_ledger.examples") / "hello"))  # package data
 
 Step = Callable[[str, dict[str, Any]], None]
 
@@ -75,15 +77,15 @@ def run_demo(home: str | None, *, actor: str | None, step: Step) -> dict[str, An
 
     step(*_run(settings, tool_id, {"text": "running again"}))
 
-    from projections.queries import list_entries
+    from skill_ledger.projections.queries import list_entries
 
     store = open_views(settings)
     try:
         index = list_entries(store.con)
     finally:
         store.close()
-    from .journal_read import journal_events
-    from .ledger import Ledger
+    from skill_ledger.adapters.journal.read import journal_events
+    from skill_ledger.adapters.usecases.ledger import Ledger
 
     ledger = Ledger(settings)
     try:
@@ -99,7 +101,7 @@ def _run(settings: Settings, tool_id: str, payload: dict[str, Any]) -> tuple[str
         from .runner import run_tool
     except ImportError:
         return ("skipped running a tool (this build has no runner)", {})
-    from domain.errors import SkillLedgerError
+    from skill_ledger.domain.errors import SkillLedgerError
 
     try:
         result = run_tool(settings, tool_id, json.dumps(payload))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import msgspec
 
-from domain.errors import ConfigurationError
+from skill_ledger.domain.errors import ConfigurationError
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):

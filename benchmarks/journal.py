@@ -63,20 +63,20 @@ if str(ROOT) not in sys.path:
 
 import msgspec  # noqa: E402
 
-from adapters.journal import LedgerApplication, open_journal  # noqa: E402
-from adapters.rebuild import SubprocessShards, process_count  # noqa: E402
-from adapters.settings import resolve  # noqa: E402
-from domain.artifact import build_artifact, inspect_artifact  # noqa: E402
-from domain.audit_policy import POLICY_KEY, AuditPolicy  # noqa: E402
-from domain.errors import SkillLedgerError  # noqa: E402
-from domain.events import Actor, LedgerAggregate  # noqa: E402
-from domain.intake import Intake  # noqa: E402
-from domain.manifest import manifest_to_json  # noqa: E402
-from domain.policy import apply_settings  # noqa: E402
-from domain.publisher import Publisher  # noqa: E402
-from domain.signing import key_id, public_key_from_seed  # noqa: E402
-from domain.skill import ACTIVE, DISABLED, QUARANTINED, Skill  # noqa: E402
-from projections.store import ViewStore  # noqa: E402
+from skill_ledger.adapters.journal.sqlite import LedgerApplication, open_journal  # noqa: E402
+from skill_ledger.adapters.readmodel.rebuild import SubprocessShards, process_count  # noqa: E402
+from skill_ledger.adapters.settings import resolve  # noqa: E402
+from skill_ledger.domain.artifact import build_artifact, inspect_artifact  # noqa: E402
+from skill_ledger.domain.audit_policy import POLICY_KEY, AuditPolicy  # noqa: E402
+from skill_ledger.domain.errors import SkillLedgerError  # noqa: E402
+from skill_ledger.domain.events import Actor, LedgerAggregate  # noqa: E402
+from skill_ledger.domain.intake import Intake  # noqa: E402
+from skill_ledger.domain.manifest import manifest_to_json  # noqa: E402
+from skill_ledger.domain.policy import apply_settings  # noqa: E402
+from skill_ledger.domain.publisher import Publisher  # noqa: E402
+from skill_ledger.domain.signing import key_id, public_key_from_seed  # noqa: E402
+from skill_ledger.domain.skill import ACTIVE, DISABLED, QUARANTINED, Skill  # noqa: E402
+from skill_ledger.projections.store import ViewStore  # noqa: E402
 
 TARGET_EVENTS_PER_S = 50_000
 TARGET_FLOOR_RATIO = 3.0
@@ -113,8 +113,8 @@ class Templates:
     """A real manifest (JSON form) and real audit reports, from the bundled example skill."""
 
     def __init__(self, scratch: Path) -> None:
-        from adapters.ledger import Ledger
-        from adapters.settings import resolve
+        from skill_ledger.adapters.settings import resolve
+        from skill_ledger.adapters.usecases.ledger import Ledger
 
         manifest = (ROOT / "examples" / "hello" / "skill.toml").read_text()
         module = (ROOT / "examples" / "hello" / "modules" / "echo.wasm").read_bytes()
@@ -448,7 +448,7 @@ def floor(path: Path) -> tuple[float, int]:
 
 def skills_command() -> list[str]:
     script = Path(sys.executable).parent / "skills"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "cli.main"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "skill_ledger"]
 
 
 def process_times(args: list[str], runs: int) -> list[float]:

@@ -45,12 +45,12 @@ if str(ROOT) not in sys.path:
 
 import wasmtime  # noqa: E402
 
-from adapters import inspector  # noqa: E402
-from adapters.ledger import Ledger  # noqa: E402
-from adapters.reaudit import Reauditor  # noqa: E402
-from adapters.settings import resolve  # noqa: E402
-from adapters.sidecars import generate_provenance, generate_sbom  # noqa: E402
-from domain.artifact import build_artifact  # noqa: E402
+from skill_ledger.adapters.audit import inspector  # noqa: E402
+from skill_ledger.adapters.audit.reaudit import Reauditor  # noqa: E402
+from skill_ledger.adapters.packaging.sidecars import generate_provenance, generate_sbom  # noqa: E402
+from skill_ledger.adapters.settings import resolve  # noqa: E402
+from skill_ledger.adapters.usecases.ledger import Ledger  # noqa: E402
+from skill_ledger.domain.artifact import build_artifact  # noqa: E402
 
 TARGET_FLOOR_RATIO = 1.5
 TARGET_SECOND_SPEEDUP = 10.0

@@ -47,12 +47,12 @@ if str(ROOT) not in sys.path:
 
 import wasmtime  # noqa: E402
 
-from adapters.demo import example_inputs  # noqa: E402
-from adapters.runner import Runner  # noqa: E402
-from adapters.runner import engine as runner_engine  # noqa: E402
-from adapters.session import ledger_session  # noqa: E402
-from adapters.settings import resolve  # noqa: E402
-from domain.artifact import build_artifact  # noqa: E402
+from skill_ledger.adapters.demo import example_inputs  # noqa: E402
+from skill_ledger.adapters.runner import Runner  # noqa: E402
+from skill_ledger.adapters.runner import engine as runner_engine  # noqa: E402
+from skill_ledger.adapters.settings import resolve  # noqa: E402
+from skill_ledger.adapters.usecases.session import ledger_session  # noqa: E402
+from skill_ledger.domain.artifact import build_artifact  # noqa: E402
 
 TARGET_ADDED_MS = 1.0
 TARGET_COLD_SPEEDUP = 5.0
@@ -139,7 +139,7 @@ def cold_start(cache_dir: Path, data: bytes, repeat: int) -> dict:
 
 def processes(home: Path, repeat: int) -> tuple[float, float]:
     skills = ROOT / ".venv" / "bin" / "skills"
-    cmd = [str(skills)] if skills.exists() else [sys.executable, "-m", "cli.main"]
+    cmd = [str(skills)] if skills.exists() else [sys.executable, "-m", "skill_ledger"]
     run_cmd = [*cmd, "--home", str(home), "run", "examples.echo", "--input", INPUT, "--json"]
     version_cmd = [*cmd, "--version"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("SKILLS_")}

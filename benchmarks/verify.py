@@ -43,9 +43,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from adapters.packaging import verify_package  # noqa: E402
-from domain.artifact import build_artifact  # noqa: E402
-from domain.trust import TrustDecision, TrustStore  # noqa: E402
+from skill_ledger.adapters.packaging.package import verify_package  # noqa: E402
+from skill_ledger.domain.artifact import build_artifact  # noqa: E402
+from skill_ledger.domain.trust import TrustDecision, TrustStore  # noqa: E402
 
 MiB = 1024 * 1024
 TARGET_RATIO = 1.5

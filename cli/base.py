@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
-from domain.errors import SkillLedgerError
+from skill_ledger.domain.errors import SkillLedgerError
 
 from .errors import USAGE, exit_code_for
 from .output import json_text
@@ -33,7 +33,7 @@ class CliContext:
 
     def settings(self) -> Any:
         if self._settings is None:
-            from adapters.settings import resolve
+            from skill_ledger.adapters.settings import resolve
 
             self._settings = resolve(home=self.home, journal=self.journal, actor=self.actor, command=self.command)
         return self._settings
@@ -73,7 +73,7 @@ def obj() -> CliContext:
 def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if not value or ctx.resilient_parsing:
         return
-    from domain.constants import ENGINE_VERSION, PROTOCOL_MAJOR, RUNTIME_VERSION
+    from skill_ledger.domain.constants import ENGINE_VERSION, PROTOCOL_MAJOR, RUNTIME_VERSION
 
     if ctx.ensure_object(CliContext).as_json:
         click.echo(json_text({"engine_version": ENGINE_VERSION, "runtime_version": RUNTIME_VERSION,
@@ -99,7 +99,7 @@ def _storage_error(e: Exception) -> SkillLedgerError | None:
     """A database failure (SQLite or the event store) as a clean error, or None for anything else."""
     import sqlite3
 
-    from domain.errors import ConcurrencyConflict, JournalUnavailable
+    from skill_ledger.domain.errors import ConcurrencyConflict, JournalUnavailable
 
     is_storage = isinstance(e, sqlite3.Error) or type(e).__module__.startswith("eventsourcing")
     if not is_storage:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import click
 
+from skill_ledger.cli.commands.keys import keys
+from skill_ledger.cli.commands.package import package
+
 from .base import CliContext, SkillsGroup, global_options, version_option
+from .commands import audit, demo, lifecycle, read, trust
 from .commands import index as index_commands
 from .commands import journal as journal_commands
-from .commands import audit, demo, lifecycle, read, trust
 from .commands import run as run_commands
-from .commands.keys import keys
-from .commands.package import package
 
 
 @click.group(cls=SkillsGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

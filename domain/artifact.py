@@ -15,7 +15,6 @@ import msgspec
 from . import grants
 from .constants import (
     ASSET_PREFIX,
-    PAYLOAD_CONTEXT,
     MANIFEST_ENTRY,
     MAX_ARTIFACT_BYTES,
     MAX_ENTRIES,
@@ -23,6 +22,7 @@ from .constants import (
     MAX_TOTAL_UNCOMPRESSED_BYTES,
     MODULE_PREFIX,
     MODULE_SUFFIX,
+    PAYLOAD_CONTEXT,
     PROVENANCE_ENTRY,
     SBOM_ENTRY,
     SIGNATURE_ENTRY,

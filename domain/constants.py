@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-ENGINE_VERSION = "0.1.0"  # skill-ledger itself
+from .. import __version__ as ENGINE_VERSION  # noqa: F401  (skill-ledger itself; one source: skill_ledger/__init__.py)
+
 # The runtime version used for compat checks (§15). 0.1.0 gives exactly the reference's decisions.
 RUNTIME_VERSION = "0.1.0"
 PROTOCOL_MAJOR = 1

@@ -20,12 +20,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from .constants import KEY_ID_PREFIX, PAYLOAD_CONTEXT, SIGNATURE_ALGORITHM, SIGNATURE_ENTRY
 from .errors import InvalidSigningKey, SerializationError, SignatureVerificationFailed
 from .text import (
+    StrictJsonError,
     ascii_trim,
     b64encode,
     dumps_pretty,
     is_exact_int,
     loads_strict,
-    StrictJsonError,
     strict_b64_decode,
     strict_hex_decode,
     trim,

@@ -7,7 +7,7 @@ import datetime as dt
 import sqlite3
 from typing import Any
 
-from domain.trust import normalize, trust_store_to_dict
+from skill_ledger.domain.trust import normalize, trust_store_to_dict
 
 # Palyra's daemon reads installed-index.json with deny_unknown_fields and layout version 1.
 PALYRA_LAYOUT_VERSION = 1

@@ -15,12 +15,12 @@ from typing import Any
 
 import msgspec
 
-from domain.eligibility import compat_problem, eligibility
-from domain.grammars import parse_semver_lenient
+from skill_ledger.domain.eligibility import compat_problem, eligibility
+from skill_ledger.domain.grammars import parse_semver_lenient
 
 from .records import EventView, ManifestFacts, view_from_dict
-from .shards import SHARED_PREFIX
 from .schema import VERSION_COLUMNS
+from .shards import SHARED_PREFIX
 
 _json = msgspec.json.Encoder()
 

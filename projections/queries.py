@@ -8,7 +8,7 @@ import json
 import sqlite3
 from typing import Any
 
-from domain.text import trim
+from skill_ledger.domain.text import trim
 
 VERSION_ORDER = "v.skill_id, v.v_major, v.v_minor, v.v_patch, v.version"
 # A version row with its artifact's manifest facts (kept once per payload in ``manifests``).

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from domain.codec import decode_state_dict, kind_of_topic, upcast_needed
+from skill_ledger.domain.codec import decode_state_dict, kind_of_topic, upcast_needed
 
 _EMPTY = msgspec.Raw(b"null")
 
@@ -156,8 +156,8 @@ def manifest_facts(raw: bytes | msgspec.Raw) -> ManifestFacts:
     """The facts of a manifest recorded in its JSON form, decoded once, only the members they
     need (``domain.grants.recorded_manifest``; imported on first use, reads never need it).
     A manifest of another shape still gets its name, compat and tools."""
-    from domain.grants import capability_grants, policy_bindings, recorded_manifest
-    from domain.text import WS
+    from skill_ledger.domain.grants import capability_grants, policy_bindings, recorded_manifest
+    from skill_ledger.domain.text import WS
 
     try:
         m = recorded_manifest(raw)
@@ -169,7 +169,7 @@ def manifest_facts(raw: bytes | msgspec.Raw) -> ManifestFacts:
 
 
 def _facts_of_an_odd_manifest(raw: bytes | msgspec.Raw) -> ManifestFacts:
-    from domain.text import WS
+    from skill_ledger.domain.text import WS
 
     try:
         value = _object_decoder.decode(raw)

@@ -21,7 +21,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .shards import MAX_SHARDS, Shard, in_shard
 from .schema import (
     AUDIT_COLUMNS,
     DATA_TABLES,
@@ -36,6 +35,7 @@ from .schema import (
     TRUST_COLUMNS,
     VERSION_COLUMNS,
 )
+from .shards import MAX_SHARDS, Shard, in_shard
 
 if TYPE_CHECKING:  # the fold is imported when a catch-up has events to fold, not for a read
     import msgspec

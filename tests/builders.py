@@ -11,9 +11,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from adapters.ledger import Ledger  # noqa: E402
-from adapters.settings import resolve  # noqa: E402
-from domain.artifact import build_artifact  # noqa: E402
+from skill_ledger.adapters.settings import resolve  # noqa: E402
+from skill_ledger.adapters.usecases.ledger import Ledger  # noqa: E402
+from skill_ledger.domain.artifact import build_artifact  # noqa: E402
 
 SEED_A = bytes([5]) * 32
 SEED_B = bytes([0x0D]) * 32

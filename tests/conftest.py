@@ -1,5 +1,6 @@
-"""Test-tree setup: the project root and this directory on sys.path (tests/ is not a
-package, so shared helpers are imported by module name), and a couple of fixtures."""
+"""Test-tree setup: this directory on sys.path (tests/ is not a package, so shared helpers
+are imported by module name), and a couple of fixtures. The code under test is imported as
+the installed package ``skill_ledger``, never from the repository's folders directly."""
 
 from __future__ import annotations
 
@@ -10,9 +11,8 @@ import pytest
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
-for p in (str(ROOT), str(TESTS)):
-    if p not in sys.path:
-        sys.path.insert(0, p)
+if str(TESTS) not in sys.path:
+    sys.path.insert(0, str(TESTS))
 
 
 @pytest.fixture

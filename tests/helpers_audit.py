@@ -26,12 +26,12 @@ for p in (str(ROOT), str(TESTS)):
 
 import wat  # noqa: E402  (tests/wat.py, the shared WAT helper)
 
-from adapters.journal import export_row, iter_rows  # noqa: E402
-from adapters.ledger import Ledger  # noqa: E402
-from adapters.settings import resolve  # noqa: E402
-from domain.artifact import build_artifact, sha256_hex  # noqa: E402
-from domain.publisher import Publisher  # noqa: E402
-from domain.signing import key_id as compute_key_id  # noqa: E402
+from skill_ledger.adapters.journal.sqlite import export_row, iter_rows  # noqa: E402
+from skill_ledger.adapters.settings import resolve  # noqa: E402
+from skill_ledger.adapters.usecases.ledger import Ledger  # noqa: E402
+from skill_ledger.domain.artifact import build_artifact, sha256_hex  # noqa: E402
+from skill_ledger.domain.publisher import Publisher  # noqa: E402
+from skill_ledger.domain.signing import key_id as compute_key_id  # noqa: E402
 
 SKILLS = ROOT / ".venv" / "bin" / "skills"
 SEED_A = bytes([0x21]) * 32

@@ -27,21 +27,21 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from adapters.journal import iter_rows  # noqa: E402
-from adapters.journal_verify import verify_journal  # noqa: E402
-from adapters.ledger import Ledger  # noqa: E402
-from adapters.settings import Settings, resolve  # noqa: E402
-from adapters.views import catch_up_after, journal_identity  # noqa: E402
-from domain.artifact import build_artifact  # noqa: E402
-from domain.codec import kind_of_topic  # noqa: E402
-from domain.signing import public_key_from_seed  # noqa: E402
-from projections.shards import Shard  # noqa: E402
-from projections.store import ViewStore, discard  # noqa: E402
+from skill_ledger.adapters.journal.sqlite import iter_rows  # noqa: E402
+from skill_ledger.adapters.journal.verify import verify_journal  # noqa: E402
+from skill_ledger.adapters.readmodel.views import catch_up_after, journal_identity  # noqa: E402
+from skill_ledger.adapters.settings import Settings, resolve  # noqa: E402
+from skill_ledger.adapters.usecases.ledger import Ledger  # noqa: E402
+from skill_ledger.domain.artifact import build_artifact  # noqa: E402
+from skill_ledger.domain.codec import kind_of_topic  # noqa: E402
+from skill_ledger.domain.signing import public_key_from_seed  # noqa: E402
+from skill_ledger.projections.shards import Shard  # noqa: E402
+from skill_ledger.projections.store import ViewStore, discard  # noqa: E402
 
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
 if not Path(PYTHON).exists():  # pragma: no cover - running outside the project venv
     PYTHON = sys.executable
-SKILLS = [PYTHON, "-m", "cli.main"]
+SKILLS = [PYTHON, "-m", "skill_ledger"]
 
 # Deterministic publisher keys (32-byte Ed25519 seeds).
 SEEDS = {

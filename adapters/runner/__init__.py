@@ -22,19 +22,19 @@ from typing import Any
 
 import msgspec
 
-from domain.errors import ExecutionError, SkillLedgerError, ToolNotFound, UsageError
-from domain.grants import CapabilityGrants, capability_grants
-from domain.manifest import Manifest, Tool, manifest_from_json, tool_ids
-from domain.text import trim
+from skill_ledger.adapters.readmodel.views import open_views
+from skill_ledger.adapters.settings import Settings
+from skill_ledger.adapters.storage.secrets import SecretStore
+from skill_ledger.domain.errors import ExecutionError, SkillLedgerError, ToolNotFound, UsageError
+from skill_ledger.domain.grants import CapabilityGrants, capability_grants
+from skill_ledger.domain.manifest import Manifest, Tool, manifest_from_json, tool_ids
+from skill_ledger.domain.text import trim
 
-from ..settings import Settings
-from ..views import open_views
 from . import abi
 from .engine import ModuleCache
 from .gate import ArtifactCheck, SchemaCheck, check_input, deny, find_version, refusal
 from .hostcalls import HostContext
 from .limits import DEFAULT_LIMITS, RunLimits, limits_for
-from .secrets import SecretStore
 
 __all__ = ["Capabilities", "RunLimits", "RunResult", "Runner", "run_tool"]
 
@@ -245,8 +245,8 @@ class Runner:
 
     def _module_bytes(self, row: sqlite3.Row, path: str, entries: dict[str, bytes] | None) -> bytes:
         if entries is None:
-            from domain.errors import ArtifactMissing, ArtifactTampered
-            from domain.ziparchive import decode_archive
+            from skill_ledger.domain.errors import ArtifactMissing, ArtifactTampered
+            from skill_ledger.domain.ziparchive import decode_archive
 
             try:
                 data = self.artifacts.blobs.read_verified(row["artifact_sha256"], skill_id=row["skill_id"],

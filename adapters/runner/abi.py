@@ -19,9 +19,14 @@ import msgspec
 import wasmtime
 from wasmtime import _ffi as wasmtime_ffi  # stdin bytes: bound in the C API, not wrapped by wasmtime-py
 
-from domain.audit import ModuleFacts
-from domain.constants import HOST_CAPABILITIES_MODULE, SKILLS_HOST_MODULE, WASI_PREVIEW1_MODULE, WASM_PAGE_SIZE
-from domain.errors import CapabilityDenied, ExecutionError, SkillLedgerError
+from skill_ledger.domain.audit import ModuleFacts
+from skill_ledger.domain.constants import (
+    HOST_CAPABILITIES_MODULE,
+    SKILLS_HOST_MODULE,
+    WASI_PREVIEW1_MODULE,
+    WASM_PAGE_SIZE,
+)
+from skill_ledger.domain.errors import CapabilityDenied, ExecutionError, SkillLedgerError
 
 from . import storage
 from .engine import deadline_ticks, engine

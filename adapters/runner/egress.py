@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from domain.grammars import normalize_host
+from skill_ledger.domain.grammars import normalize_host
 
 # Return codes seen by the guest.
 DENIED = -1

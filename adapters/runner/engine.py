@@ -29,12 +29,11 @@ from pathlib import Path
 import msgspec
 import wasmtime
 
-from domain.audit import ModuleFacts
-from domain.errors import ExecutionError
-
-from ..fsutil import atomic_write, ensure_private_dir
-from ..inspector import engine as shared_engine
-from ..inspector import inspect_module
+from skill_ledger.adapters.audit.inspector import engine as shared_engine
+from skill_ledger.adapters.audit.inspector import inspect_module
+from skill_ledger.adapters.storage.files import atomic_write, ensure_private_dir
+from skill_ledger.domain.audit import ModuleFacts
+from skill_ledger.domain.errors import ExecutionError
 
 __all__ = ["LoadedModule", "ModuleCache", "deadline_ticks", "engine", "settings_fingerprint"]
 

@@ -27,7 +27,10 @@ from typing import Any, NoReturn
 
 import msgspec
 
-from domain.errors import (
+from skill_ledger.adapters.settings import Settings
+from skill_ledger.adapters.storage.blobs import BlobStore
+from skill_ledger.adapters.storage.files import atomic_write, ensure_private_dir
+from skill_ledger.domain.errors import (
     ArtifactError,
     ArtifactMissing,
     ArtifactTampered,
@@ -39,9 +42,6 @@ from domain.errors import (
     UsageError,
 )
 
-from ..blobstore import BlobStore
-from ..fsutil import atomic_write, ensure_private_dir
-from ..settings import Settings
 from .engine import private_dir_problem, read_private_file
 
 Notify = Callable[[str], None]
@@ -70,7 +70,7 @@ class ArtifactRecord(msgspec.Struct, frozen=True):
 
 
 def find_version(con: sqlite3.Connection, tool_id: str, skill_id: str | None, version: str | None) -> sqlite3.Row:
-    from projections.queries import tool_versions, version_row
+    from skill_ledger.projections.queries import tool_versions, version_row
 
     rows = tool_versions(con, tool_id, skill_id=skill_id, version=version)
     where = {"tool_id": tool_id, "skill_id": skill_id, "version": version}
@@ -105,7 +105,7 @@ def refusal(row: sqlite3.Row) -> tuple[str, list[str]] | None:
 
 def deny(settings: Settings, row: sqlite3.Row, tool_id: str, code: str, reasons: list[str],
          notify: Notify | None) -> NoReturn:
-    from ..session import ledger_session
+    from skill_ledger.adapters.usecases.session import ledger_session
 
     with ledger_session(settings, notify=notify) as ledger:
         positions = ledger.deny_execution(row["skill_id"], row["version"], tool_id, code)
@@ -181,11 +181,10 @@ class ArtifactCheck:
         return record
 
     def _full(self, row: sqlite3.Row, path: Path, key: StatKey) -> tuple[ArtifactRecord, dict[str, bytes]]:
-        from domain.artifact import inspect_artifact, is_module_path
-        from domain.audit import resolve_tool_module
-        from domain.manifest import tool_ids
-
-        from ..inspector import inspect_modules
+        from skill_ledger.adapters.audit.inspector import inspect_modules
+        from skill_ledger.domain.artifact import inspect_artifact, is_module_path
+        from skill_ledger.domain.audit import resolve_tool_module
+        from skill_ledger.domain.manifest import tool_ids
 
         skill_id, version, digest = row["skill_id"], row["version"], row["artifact_sha256"]
         where = {"skill_id": skill_id, "version": version, "artifact_sha256": digest}
@@ -239,7 +238,7 @@ class ArtifactCheck:
         return self._dir_ok
 
     def quarantine(self, row: sqlite3.Row, error: ArtifactTampered | ArtifactMissing) -> NoReturn:
-        from ..session import ledger_session
+        from skill_ledger.adapters.usecases.session import ledger_session
 
         with ledger_session(self.settings, notify=self.notify) as ledger:
             result = ledger.quarantine_for(row["skill_id"], row["version"], error.code, error.message,

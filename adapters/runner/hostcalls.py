@@ -25,14 +25,14 @@ from typing import Any
 import msgspec
 import wasmtime
 
-from domain.constants import HOST_CAPABILITIES_MODULE, SKILLS_HOST_MODULE, WASI_PREVIEW1_MODULE
-from domain.errors import CapabilityDenied, ConfigurationError, ExecutionError
-from domain.grants import CapabilityGrants
-from domain.manifest import Manifest
+from skill_ledger.adapters.storage.secrets import SecretStore
+from skill_ledger.domain.constants import HOST_CAPABILITIES_MODULE, SKILLS_HOST_MODULE, WASI_PREVIEW1_MODULE
+from skill_ledger.domain.errors import CapabilityDenied, ConfigurationError, ExecutionError
+from skill_ledger.domain.grants import CapabilityGrants
+from skill_ledger.domain.manifest import Manifest
 
 from . import storage
 from .limits import RunLimits
-from .secrets import SecretStore
 
 I32 = wasmtime.ValType.i32()
 I64 = wasmtime.ValType.i64()

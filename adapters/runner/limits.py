@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from domain.manifest import Quotas
+from skill_ledger.domain.manifest import Quotas
 
 MAX_FUEL = 100_000_000_000  # the engine's maximum fuel per run (a few seconds of guest code)
 MAX_MEMORY_BYTES = 4 * 1024 * 1024 * 1024  # a wasm32 memory cannot be larger anyway

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import click
 
-from ..base import global_options, obj
-from ..errors import AUDIT_FAILED
-from ..output import emit, json_text, notice, to_jsonable
+from skill_ledger.cli.base import global_options, obj
+from skill_ledger.cli.errors import AUDIT_FAILED
+from skill_ledger.cli.output import emit, json_text, notice, to_jsonable
+
 from .lifecycle import VERSION, session
 
 
@@ -55,13 +56,13 @@ def audit(skill_id: str | None, version: str | None, artifact: str | None, trust
           allow_tofu: bool, no_quarantine: bool) -> int:
     """Audit an installed version (recorded; quarantines on failure) or an artifact file (read-only).
     Prints the audit report; exit 0 when it passed, 5 when it did not."""
-    from domain.errors import UsageError
+    from skill_ledger.domain.errors import UsageError
 
     if bool(skill_id) == bool(artifact):
         raise UsageError("give either SKILL_ID or --artifact FILE")
     if artifact:
-        from adapters.ledger import Ledger
-        from adapters.packaging import read_artifact, trust_from_flags
+        from skill_ledger.adapters.packaging.package import read_artifact, trust_from_flags
+        from skill_ledger.adapters.usecases.ledger import Ledger
 
         ledger = Ledger(obj().settings())
         try:
@@ -89,9 +90,9 @@ def reaudit(watch: bool, interval: str, max_runs: int | None) -> int:
     re-activates a quarantined version. Writes nothing for a version whose result is unchanged."""
     import datetime as dt
 
-    from adapters.reaudit import Reauditor, Stop
-    from adapters.reaudit import watch as watch_loop
-    from domain.schedule import parse_duration
+    from skill_ledger.adapters.audit.reaudit import Reauditor, Stop
+    from skill_ledger.adapters.audit.reaudit import watch as watch_loop
+    from skill_ledger.domain.schedule import parse_duration
 
     seconds = parse_duration(interval)
     as_json = obj().as_json
@@ -106,7 +107,7 @@ def reaudit(watch: bool, interval: str, max_runs: int | None) -> int:
     if not watch:
         import sys
 
-        from ..output import is_tty
+        from skill_ledger.cli.output import is_tty
 
         with session() as ledger:
             reauditor = Reauditor(ledger)

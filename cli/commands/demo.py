@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import click
 
-from ..base import global_options, obj
-from ..output import emit, json_text, table
+from skill_ledger.cli.base import global_options, obj
+from skill_ledger.cli.output import emit, json_text, table
 
 
 @click.command("demo")
 @global_options
 def demo() -> None:
     """Run the whole story in a fresh home (a temporary one unless --home is given)."""
-    from adapters.demo import run_demo
+    from skill_ledger.adapters.demo import run_demo
 
     o = obj()
     steps: list[dict] = []

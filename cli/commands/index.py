@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from ..base import SubGroup, global_options, obj
-from ..errors import JOURNAL_INTEGRITY
-from ..output import emit, is_tty, kv, notice
+from skill_ledger.cli.base import SubGroup, global_options, obj
+from skill_ledger.cli.errors import JOURNAL_INTEGRITY
+from skill_ledger.cli.output import emit, is_tty, kv, notice
 
 
 @click.group("index", cls=SubGroup)
@@ -19,8 +19,8 @@ def index() -> None:
 @global_options
 def index_status() -> None:
     """Each projection's position against the journal head (without catching up)."""
-    from adapters.ledger import Ledger
-    from projections.store import ViewStore
+    from skill_ledger.adapters.usecases.ledger import Ledger
+    from skill_ledger.projections.store import ViewStore
 
     settings = obj().settings()
     ledger = Ledger(settings)
@@ -47,10 +47,10 @@ def _progress_bar(total: int):
 @global_options
 def index_rebuild() -> None:
     """Drop the projections and replay the whole journal into them."""
-    from adapters.ledger import Ledger
-    from adapters.rebuild import shard_workers
-    from adapters.views import journal_identity
-    from projections.store import ViewStore
+    from skill_ledger.adapters.readmodel.rebuild import shard_workers
+    from skill_ledger.adapters.readmodel.views import journal_identity
+    from skill_ledger.adapters.usecases.ledger import Ledger
+    from skill_ledger.projections.store import ViewStore
 
     settings = obj().settings()
     ledger = Ledger(settings)
@@ -69,9 +69,9 @@ def index_rebuild() -> None:
 @global_options
 def index_verify() -> int:
     """Replay the journal into a scratch copy and compare it with the live projections (exit 9 on drift)."""
-    from adapters.ledger import Ledger
-    from adapters.views import open_views
-    from projections.store import discard, scratch
+    from skill_ledger.adapters.readmodel.views import open_views
+    from skill_ledger.adapters.usecases.ledger import Ledger
+    from skill_ledger.projections.store import discard, scratch
 
     settings = obj().settings()
     ledger = Ledger(settings)
@@ -112,13 +112,12 @@ def index_export(fmt: str, output: str | None) -> None:
     """Write the installed-skills index in Palyra's installed-index.json format."""
     import time
 
-    from adapters.views import open_views
-    from domain.text import dumps_pretty
-    from projections.exports import palyra_installed_index
+    from skill_ledger.adapters.readmodel.views import open_views
+    from skill_ledger.adapters.storage.secrets_report import missing_secrets_for
+    from skill_ledger.domain.text import dumps_pretty
+    from skill_ledger.projections.exports import palyra_installed_index
 
     from .trust import write_document
-
-    from adapters.secrets_report import missing_secrets_for
 
     settings = obj().settings()
     store = open_views(settings, notify=notice)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from ..base import global_options, obj
-from ..errors import JOURNAL_INTEGRITY
-from ..output import emit, json_text, notice
+from skill_ledger.cli.base import global_options, obj
+from skill_ledger.cli.errors import JOURNAL_INTEGRITY
+from skill_ledger.cli.output import emit, json_text, notice
 
 
 class JournalGroup(click.Group):
@@ -14,7 +14,7 @@ class JournalGroup(click.Group):
 
 
 def _line(e: dict) -> str:
-    from projections.fold import summarize
+    from skill_ledger.projections.fold import summarize
 
     return (f"#{e['position']:<6} {e['recorded_at'][:19]}  {e['stream']:<28} {e['kind']:<26} "
             f"{e['actor']['principal']:<14} {summarize(e['kind'], {**e['data'], 'stream': e['stream']})}")
@@ -34,9 +34,9 @@ def journal(ctx: click.Context, skill: str | None, kinds: tuple[str, ...], since
     """The journal's events, oldest first (NDJSON with --json, one event per line)."""
     if ctx.invoked_subcommand is not None:
         return
-    from adapters.journal_read import follow as follow_journal
-    from adapters.journal_read import journal_events
-    from adapters.ledger import Ledger
+    from skill_ledger.adapters.journal.read import follow as follow_journal
+    from skill_ledger.adapters.journal.read import journal_events
+    from skill_ledger.adapters.usecases.ledger import Ledger
 
     as_json = obj().as_json
 
@@ -62,11 +62,10 @@ def journal(ctx: click.Context, skill: str | None, kinds: tuple[str, ...], since
 @global_options
 def journal_verify() -> int:
     """Check hash chains, positions, checkpoints and the append-only guard (exit 9 on damage)."""
-    from adapters.journal_verify import verify_journal
-    from adapters.ledger import Ledger, journal_seed, read_anchor
-    from domain.signing import public_key_from_seed
-
-    from adapters.journal import open_journal
+    from skill_ledger.adapters.journal.sqlite import open_journal
+    from skill_ledger.adapters.journal.verify import verify_journal
+    from skill_ledger.adapters.usecases.ledger import Ledger, journal_seed, read_anchor
+    from skill_ledger.domain.signing import public_key_from_seed
 
     settings = obj().settings()
     # Look at the journal exactly as it is: opening it normally would re-create a dropped guard.
@@ -78,7 +77,7 @@ def journal_verify() -> int:
         report = verify_journal(ledger.app, trusted_checkpoint_keys=trusted, anchor=read_anchor(settings))
     finally:
         ledger.close()
-    from ..output import to_jsonable
+    from skill_ledger.cli.output import to_jsonable
 
     data = to_jsonable(report)
 
@@ -103,8 +102,8 @@ def journal_verify() -> int:
 @global_options
 def journal_checkpoint() -> None:
     """Record a signed checkpoint of the journal's head (signed with <home>/journal-signing-key.pem)."""
-    from adapters.ledger import record_checkpoint
-    from adapters.session import ledger_session
+    from skill_ledger.adapters.usecases.ledger import record_checkpoint
+    from skill_ledger.adapters.usecases.session import ledger_session
 
     with ledger_session(obj().settings(), notify=notice) as ledger:
         result = record_checkpoint(ledger)

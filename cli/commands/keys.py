@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ..base import SubGroup, global_options, obj
-from ..output import emit, kv, to_jsonable
+from skill_ledger.cli.base import SubGroup, global_options, obj
+from skill_ledger.cli.output import emit, kv, to_jsonable
 
 
 @click.group("keys", cls=SubGroup)
@@ -24,7 +24,7 @@ def _render_facts(d: dict) -> None:
 @global_options
 def generate(output: str, force: bool) -> None:
     """Generate a new Ed25519 signing key and print its public facts."""
-    from adapters.keys import generate_key_file
+    from skill_ledger.adapters.storage.keys import generate_key_file
 
     facts = generate_key_file(output, force)
     emit(obj().as_json, {**to_jsonable(facts), "path": output}, _render_facts)
@@ -36,7 +36,7 @@ def generate(output: str, force: bool) -> None:
 @global_options
 def show(key_path: str) -> None:
     """Print the public facts (key id, public key) of a signing key file."""
-    from adapters.keys import key_facts_from_file
+    from skill_ledger.adapters.storage.keys import key_facts_from_file
 
     facts = key_facts_from_file(key_path)
     emit(obj().as_json, {**to_jsonable(facts), "path": key_path}, _render_facts)

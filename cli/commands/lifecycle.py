@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import click
 
-from ..base import global_options, obj
-from ..errors import AUDIT_FAILED
-from ..output import emit, kv, notice, to_jsonable
+from skill_ledger.cli.base import global_options, obj
+from skill_ledger.cli.errors import AUDIT_FAILED
+from skill_ledger.cli.output import emit, kv, notice, to_jsonable
 
 REASON = click.option("--reason", required=True, help="Why (recorded on the event).")
 VERSION = click.option("--version", "version", metavar="V", help="The version (default: the current one).")
 
 
 def session():
-    from adapters.session import ledger_session
+    from skill_ledger.adapters.usecases.session import ledger_session
 
     return ledger_session(obj().settings(), notify=notice)
 
@@ -44,15 +44,15 @@ def install(artifact: str | None, registry: str | None, skill_id: str | None, ve
     Exit 0 when the version is active, 5 when its audit failed and it was installed
     quarantined, 3 when the artifact was rejected, 4 when its publisher is not trusted.
     """
-    from adapters.packaging import parse_trusted_publisher
-    from domain.errors import UsageError
+    from skill_ledger.adapters.packaging.package import parse_trusted_publisher
+    from skill_ledger.domain.errors import UsageError
 
     if bool(artifact) == bool(registry):
         raise UsageError("give exactly one of --artifact FILE or --registry DIR --skill-id ID")
     pairs = [parse_trusted_publisher(t) for t in trusted]
     with session() as ledger:
         if registry:
-            from domain.errors import RegistryError
+            from skill_ledger.domain.errors import RegistryError
 
             raise RegistryError("registry sources are not supported by this version; use --artifact FILE",
                                 {"registry": registry, "skill_id": skill_id, "version": version})

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import click
 
-from domain.errors import UsageError
-
-from ..base import SubGroup, global_options, obj
-from ..output import emit, kv, table, to_jsonable
+from skill_ledger.cli.base import SubGroup, global_options, obj
+from skill_ledger.cli.output import emit, kv, table, to_jsonable
+from skill_ledger.domain.errors import UsageError
 
 
 @click.group("package", cls=SubGroup)
@@ -35,7 +34,8 @@ def build(manifest: str, modules: tuple[str, ...], assets: tuple[str, ...], sbom
           provenance: str | None, output: str, signing_key_file: str | None, signing_key_stdin: bool,
           signing_key_env: str | None, reproducible: bool) -> None:
     """Build and sign an artifact from a manifest, modules and assets."""
-    from adapters import keys, packaging
+    from skill_ledger.adapters.packaging import package as packaging
+    from skill_ledger.adapters.storage import keys
 
     sources = [s for s in (signing_key_file, signing_key_stdin or None, signing_key_env) if s]
     if len(sources) != 1:
@@ -81,8 +81,8 @@ def build(manifest: str, modules: tuple[str, ...], assets: tuple[str, ...], sbom
 @global_options
 def inspect(artifact: str) -> None:
     """Decode an artifact and check integrity and signature (no trust decision)."""
-    from adapters.packaging import inspect_package
-    from domain.manifest import manifest_to_json
+    from skill_ledger.adapters.packaging.package import inspect_package
+    from skill_ledger.domain.manifest import manifest_to_json
 
     r = inspect_package(artifact)
     data = {
@@ -116,7 +116,7 @@ def inspect(artifact: str) -> None:
 @global_options
 def verify(artifact: str, trusted: tuple[str, ...], trust_store: str | None, allow_tofu: bool) -> None:
     """Fully verify an artifact, including the trust decision. Read-only."""
-    from adapters import packaging
+    from skill_ledger.adapters.packaging import package as packaging
 
     store = packaging.trust_from_flags(trusted, trust_store, base=_journal_trust())
     v = packaging.verify_package(artifact, store, allow_tofu, packaging.signing_time_ms(False))
@@ -145,6 +145,6 @@ def verify(artifact: str, trusted: tuple[str, ...], trust_store: str | None, all
 
 def _journal_trust():
     """The trust state projected from the journal (empty when this home has no journal)."""
-    from adapters.views import journal_trust_store
+    from skill_ledger.adapters.readmodel.views import journal_trust_store
 
     return journal_trust_store(obj().settings())

@@ -7,16 +7,16 @@ from collections.abc import Iterator
 
 import click
 
-from ..base import global_options, obj
-from ..errors import AUDIT_FAILED
-from ..output import emit, kv, notice
+from skill_ledger.cli.base import global_options, obj
+from skill_ledger.cli.errors import AUDIT_FAILED
+from skill_ledger.cli.output import emit, kv, notice
 
 
 @contextlib.contextmanager
 def views(as_of: str | None = None) -> Iterator[tuple[object, dict | None]]:
     """The caught-up read model, or a scratch replay up to ``--as-of``."""
-    from adapters.views import open_views, parse_as_of, views_as_of
-    from projections.store import discard
+    from skill_ledger.adapters.readmodel.views import open_views, parse_as_of, views_as_of
+    from skill_ledger.projections.store import discard
 
     settings = obj().settings()
     store = open_views(settings, notify=notice)
@@ -49,7 +49,7 @@ AS_OF = click.option("--as-of", "as_of", metavar="POSITION|ISO-8601",
 def list_(publisher: str | None, status: str | None, current_only: bool, eligible_only: bool,
           as_of: str | None) -> None:
     """The installed-skills index: one entry per installed version."""
-    from projections.queries import list_entries, list_table
+    from skill_ledger.projections.queries import list_entries, list_table
 
     filters = {"publisher": publisher, "status": status, "current_only": current_only, "eligible_only": eligible_only}
     with views(as_of) as (store, as_of_info):
@@ -70,9 +70,9 @@ def list_(publisher: str | None, status: str | None, current_only: bool, eligibl
 @global_options
 def info(skill_id: str, version: str | None, as_of: str | None) -> None:
     """Everything the index knows about a version: manifest, tools, grants, bindings, audits."""
-    from domain.errors import NotInstalled
-    from projections.queries import info as info_query
-    from projections.queries import version_row
+    from skill_ledger.domain.errors import NotInstalled
+    from skill_ledger.projections.queries import info as info_query
+    from skill_ledger.projections.queries import version_row
 
     with views(as_of) as (store, as_of_info):
         row = version_row(store.con, skill_id, version)
@@ -108,7 +108,7 @@ def info(skill_id: str, version: str | None, as_of: str | None) -> None:
 @global_options
 def check(skill_id: str | None, strict: bool) -> int:
     """Readiness of current versions: active, eligible, artifact present."""
-    from adapters.readiness import readiness
+    from skill_ledger.adapters.readmodel.readiness import readiness
 
     with views() as (store, _):
         results = readiness(obj().settings(), store.con, skill_id)
@@ -129,13 +129,13 @@ def check(skill_id: str | None, strict: bool) -> int:
 @global_options
 def history(skill_id: str) -> None:
     """Every event of a skill and of its publisher's trust, oldest first."""
-    from adapters.journal_read import skill_history
+    from skill_ledger.adapters.journal.read import skill_history
 
     with views() as (store, _):
-        from projections.queries import publishers_of, skill_known
+        from skill_ledger.projections.queries import publishers_of, skill_known
 
         if not skill_known(store.con, skill_id):
-            from domain.errors import NotInstalled
+            from skill_ledger.domain.errors import NotInstalled
 
             raise NotInstalled(f"skill {skill_id} has no history", {"skill_id": skill_id})
         publishers = publishers_of(store.con, skill_id)
@@ -143,7 +143,7 @@ def history(skill_id: str) -> None:
     data = {"skill_id": skill_id, "events": events}
 
     def human(d: dict) -> None:
-        from projections.fold import summarize
+        from skill_ledger.projections.fold import summarize
 
         for e in d["events"]:
             reason = e["data"].get("reason")

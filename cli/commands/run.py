@@ -10,8 +10,8 @@ import sys
 
 import click
 
-from ..base import SubGroup, global_options, obj
-from ..output import emit, kv, notice, table, to_jsonable
+from skill_ledger.cli.base import SubGroup, global_options, obj
+from skill_ledger.cli.output import emit, kv, notice, table, to_jsonable
 
 MAX_INPUT_FILE_BYTES = 16 * 1024 * 1024
 
@@ -34,7 +34,7 @@ def run(tool_id: str, input_json: str | None, input_file: str | None, skill_id: 
     skill.execution_denied); a stored artifact that no longer matches its digest is
     quarantined (exit 5); a trap, timeout, quota or bad output exits 8.
     """
-    from domain.errors import UsageError
+    from skill_ledger.domain.errors import UsageError
 
     if input_json is not None and input_file is not None:
         raise UsageError("give at most one of --input JSON and --input-file FILE")
@@ -44,20 +44,20 @@ def run(tool_id: str, input_json: str | None, input_file: str | None, skill_id: 
         if len(data) > MAX_INPUT_FILE_BYTES:
             raise UsageError(f"the input on stdin is larger than {MAX_INPUT_FILE_BYTES} bytes")
     elif input_file is not None:
-        from adapters.fsutil import read_bounded
+        from skill_ledger.adapters.storage.files import read_bounded
 
         def too_large(actual: int, limit: int) -> Exception:
             return UsageError(f"{input_file} is larger than {limit} bytes")
 
         data = read_bounded(input_file, MAX_INPUT_FILE_BYTES, too_large=too_large)
 
-    from adapters.runner import run_tool
+    from skill_ledger.adapters.runner import run_tool
 
     result = run_tool(obj().settings(), tool_id, data, skill_id=skill_id, version=version, timeout_ms=timeout_ms,
                       notify=notice)
 
     def human(d: dict) -> None:
-        from ..output import json_text
+        from skill_ledger.cli.output import json_text
 
         kv([("tool", d["tool_id"]), ("skill", f"{d['skill_id']} {d['version']}"), ("abi", d["abi"]),
             ("exit_code", d["exit_code"]), ("duration", f"{d['duration_ms']:.3f} ms"),
@@ -82,7 +82,7 @@ def secret() -> None:
 
 
 def _store():
-    from adapters.runner.secrets import SecretStore
+    from skill_ledger.adapters.storage.secrets import SecretStore
 
     return SecretStore(obj().settings().secrets_path)
 
@@ -93,7 +93,7 @@ def _store():
 @global_options
 def secret_set(scope: str, key: str) -> None:
     """Store the value of SCOPE/KEY, read from stdin (a terminal prompts without echo)."""
-    from domain.errors import UsageError
+    from skill_ledger.domain.errors import UsageError
 
     if sys.stdin.isatty():
         value = click.prompt(f"value for {scope}/{key}", hide_input=True, err=True)

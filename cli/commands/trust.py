@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import click
 
-from ..base import SubGroup, global_options, obj
-from ..output import emit, kv, notice, table, to_jsonable
+from skill_ledger.cli.base import SubGroup, global_options, obj
+from skill_ledger.cli.output import emit, kv, notice, table, to_jsonable
+
 from .lifecycle import session
 
 
@@ -19,8 +20,8 @@ def trust() -> None:
 @global_options
 def trust_list() -> None:
     """Every publisher key the journal knows, with its kind and state."""
-    from adapters.views import open_views
-    from projections.queries import trust_publishers
+    from skill_ledger.adapters.readmodel.views import open_views
+    from skill_ledger.projections.queries import trust_publishers
 
     store = open_views(obj().settings(), notify=notice)
     data = {"publishers": trust_publishers(store.con)}
@@ -79,8 +80,8 @@ def trust_import(file: str, reason: str) -> None:
     """Import a trust-store JSON file: allowlisted keys and TOFU pins become journal events."""
     from pathlib import Path
 
-    from adapters.truststore_file import load_trust_store
-    from domain.errors import FileNotFound
+    from skill_ledger.adapters.storage.truststore_file import load_trust_store
+    from skill_ledger.domain.errors import FileNotFound
 
     if not Path(file).exists():
         raise FileNotFound(file)
@@ -102,10 +103,10 @@ def trust_import(file: str, reason: str) -> None:
 @global_options
 def trust_export(output: str | None) -> None:
     """Write the active trust state in the trust-store interchange format."""
-    from adapters.views import open_views
-    from domain.text import dumps_pretty
-    from projections.exports import trust_store_document
-    from projections.queries import trust_interchange
+    from skill_ledger.adapters.readmodel.views import open_views
+    from skill_ledger.domain.text import dumps_pretty
+    from skill_ledger.projections.exports import trust_store_document
+    from skill_ledger.projections.queries import trust_interchange
 
     store = open_views(obj().settings(), notify=notice)
     trusted, tofu, _revoked = trust_interchange(store.con)
@@ -114,7 +115,7 @@ def trust_export(output: str | None) -> None:
 
 def write_document(text: str, output: str | None) -> None:
     if output:
-        from adapters.fsutil import atomic_write
+        from skill_ledger.adapters.storage.files import atomic_write
 
         atomic_write(output, text.encode("utf-8"))
         notice(f"wrote {output}")
@@ -129,7 +130,7 @@ def policy() -> None:
 
 
 def _policy_doc(ledger) -> dict:
-    from domain.policy import policy_to_dict
+    from skill_ledger.domain.policy import policy_to_dict
 
     agg = ledger.policy()
     return {"policy_version": agg.policy_version, "policy": policy_to_dict(agg.values)}
@@ -139,7 +140,7 @@ def _policy_doc(ledger) -> dict:
 @global_options
 def policy_show() -> None:
     """The current audit policy and its version."""
-    from adapters.ledger import Ledger
+    from skill_ledger.adapters.usecases.ledger import Ledger
 
     ledger = Ledger(obj().settings())
     try:
@@ -164,7 +165,7 @@ def policy_set(settings: tuple[str, ...], reason: str, reaudit: bool) -> int:
     with session() as ledger:
         result = ledger.set_policy(settings, reason)
         if reaudit:
-            from adapters.reaudit import Reauditor
+            from skill_ledger.adapters.audit.reaudit import Reauditor
 
             result["reaudit"] = to_jsonable(Reauditor(ledger).run_pass())
 

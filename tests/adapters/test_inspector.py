@@ -10,9 +10,9 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from adapters import inspector
-from adapters.inspector import cache_info, clear_cache, inspect_module, inspect_modules
-from domain.audit import ExportFact, ImportFact, MemoryFact, ModuleFacts
+from skill_ledger.adapters.audit import inspector
+from skill_ledger.adapters.audit.inspector import cache_info, clear_cache, inspect_module, inspect_modules
+from skill_ledger.domain.audit import ExportFact, ImportFact, MemoryFact, ModuleFacts
 
 try:
     from tests import wat

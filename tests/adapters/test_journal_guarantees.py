@@ -18,19 +18,19 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import helpers_ledger as h
 import msgspec
 import pytest
 from eventsourcing.persistence import IntegrityError
 
-import helpers_ledger as h
-from adapters.journal import APPEND_ONLY_MESSAGE, GUARDED_TABLES, guard_statements, iter_rows
-from adapters.journal_verify import verify_journal
-from adapters.ledger import Ledger, record_checkpoint
-from domain.checkpoints import Checkpoints, checkpoint_message, root_hash
-from domain.codec import GENESIS_HASH, event_hash, exported_event
-from domain.publisher import Publisher
-from domain.signing import key_id
-from domain.skill import Skill
+from skill_ledger.adapters.journal.sqlite import APPEND_ONLY_MESSAGE, GUARDED_TABLES, guard_statements, iter_rows
+from skill_ledger.adapters.journal.verify import verify_journal
+from skill_ledger.adapters.usecases.ledger import Ledger, record_checkpoint
+from skill_ledger.domain.checkpoints import Checkpoints, checkpoint_message, root_hash
+from skill_ledger.domain.codec import GENESIS_HASH, event_hash, exported_event
+from skill_ledger.domain.publisher import Publisher
+from skill_ledger.domain.signing import key_id
+from skill_ledger.domain.skill import Skill
 
 TRIGGERS = [f"{t}_no_{op}" for t in GUARDED_TABLES for op in ("update", "delete")]
 
@@ -432,7 +432,7 @@ def test_concurrent_quarantines_re_read_and_record_one(journal: Path, home: Path
 @pytest.mark.parametrize("same_payload", [True, False])
 def test_concurrent_installs_of_one_version_end_with_one_install(home: Path, same_payload: bool,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    from domain.errors import VersionConflict
+    from skill_ledger.domain.errors import VersionConflict
 
     home.mkdir(parents=True)
     a, b = two_ledgers(home)

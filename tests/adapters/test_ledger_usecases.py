@@ -10,9 +10,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import builders as b  # noqa: E402
 
-from adapters.journal import export_row, iter_rows  # noqa: E402
-from adapters.views import open_views  # noqa: E402
-from domain.errors import (  # noqa: E402
+from skill_ledger.adapters.journal.sqlite import export_row, iter_rows  # noqa: E402
+from skill_ledger.adapters.readmodel.views import open_views  # noqa: E402
+from skill_ledger.domain.errors import (  # noqa: E402
     AuditFailed,
     InvalidArtifactPath,
     NotInstalled,
@@ -23,8 +23,8 @@ from domain.errors import (  # noqa: E402
     VersionConflict,
     ZipError,
 )
-from domain.signing import public_key_from_seed  # noqa: E402
-from projections.queries import list_entries  # noqa: E402
+from skill_ledger.domain.signing import public_key_from_seed  # noqa: E402
+from skill_ledger.projections.queries import list_entries  # noqa: E402
 
 KEY_A = public_key_from_seed(b.SEED_A).hex()
 KEY_B = public_key_from_seed(b.SEED_B).hex()
@@ -84,7 +84,7 @@ def test_same_version_different_payload_is_a_recorded_version_conflict(home, tmp
 def test_rejected_artifacts_leave_a_trace(home, tmp_path, data, error):
     led = b.ledger(home)
     if data is None:  # re-sign nothing: change the asset inside a valid archive
-        from domain.ziparchive import decode_archive, encode_archive
+        from skill_ledger.domain.ziparchive import decode_archive, encode_archive
 
         entries = decode_archive(b.artifact())
         entries["assets/note.txt"] = b"tampered"
@@ -198,7 +198,7 @@ def test_enable_of_a_tampered_artifact_quarantines_even_with_override(home, tmp_
 
 def test_invalid_module_path_in_build_is_rejected_before_anything():
     with pytest.raises(InvalidArtifactPath):
-        from domain.artifact import build_artifact
+        from skill_ledger.domain.artifact import build_artifact
 
         build_artifact(b.manifest(), [("../x.wasm", b.wasm())], [], b.SBOM, b.PROVENANCE, b.SEED_A, 0)
 
@@ -224,7 +224,7 @@ def test_policy_changes_are_versioned_events(home):
 
 
 def test_import_trust_allowlists_and_pins(home, tmp_path):
-    from domain.trust import parse_trust_store
+    from skill_ledger.domain.trust import parse_trust_store
 
     led = b.ledger(home)
     store = parse_trust_store(json.dumps({"trusted_publishers": {"acme": [KEY_A]},

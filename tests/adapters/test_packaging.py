@@ -24,9 +24,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from adapters import fsutil
-from adapters.keys import generate_key_file, key_facts_from_file, read_seed_file
-from adapters.packaging import (
+from skill_ledger.adapters.packaging.package import (
     FileSpec,
     build_package,
     inspect_package,
@@ -36,10 +34,12 @@ from adapters.packaging import (
     trust_from_flags,
     verify_package,
 )
-from adapters.sidecars import generate_provenance, generate_sbom
-from adapters.truststore_file import load_trust_store, save_trust_store
-from domain.documents import validate_provenance, validate_sbom
-from domain.errors import (
+from skill_ledger.adapters.packaging.sidecars import generate_provenance, generate_sbom
+from skill_ledger.adapters.storage import files as fsutil
+from skill_ledger.adapters.storage.keys import generate_key_file, key_facts_from_file, read_seed_file
+from skill_ledger.adapters.storage.truststore_file import load_trust_store, save_trust_store
+from skill_ledger.domain.documents import validate_provenance, validate_sbom
+from skill_ledger.domain.errors import (
     ArtifactEntryTooLarge,
     ArtifactTooLarge,
     FileNotFound,
@@ -52,7 +52,7 @@ from domain.errors import (
     SkillLedgerError,
     UsageError,
 )
-from domain.trust import TrustDecision, TrustStore
+from skill_ledger.domain.trust import TrustDecision, TrustStore
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "hello"

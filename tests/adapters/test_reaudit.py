@@ -16,10 +16,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import helpers_audit as h  # noqa: E402
 
-from adapters.reaudit import Quarantine, Reauditor  # noqa: E402
-from domain.constants import PROTOCOL_MAJOR, RUNTIME_VERSION  # noqa: E402
-from domain.eligibility import compat_problem, eligibility  # noqa: E402
-from domain.errors import IoError, SerializationError  # noqa: E402
+from skill_ledger.adapters.audit.reaudit import Quarantine, Reauditor  # noqa: E402
+from skill_ledger.domain.constants import PROTOCOL_MAJOR, RUNTIME_VERSION  # noqa: E402
+from skill_ledger.domain.eligibility import compat_problem, eligibility  # noqa: E402
+from skill_ledger.domain.errors import IoError, SerializationError  # noqa: E402
 
 WIDE_TOOLS = ("a", "b", "c")  # exports alloc + 3 tools = 4 functions
 NARROW_TOOLS = ("echo",)  # exports alloc + echo = 2 functions

@@ -8,17 +8,17 @@ import os
 import signal
 from pathlib import Path
 
+import helpers_ledger as h
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import helpers_ledger as h
-from adapters.rebuild import PROCESSES_ENV, SubprocessShards, process_count, shard_workers
-from adapters.views import journal_identity
-from domain.errors import ConfigurationError
-from domain.events import stream_uuid
-from projections.shards import MAX_SHARDS, Shard, in_shard, shard
-from projections.store import ViewStore, discard
+from skill_ledger.adapters.readmodel.rebuild import PROCESSES_ENV, SubprocessShards, process_count, shard_workers
+from skill_ledger.adapters.readmodel.views import journal_identity
+from skill_ledger.domain.errors import ConfigurationError
+from skill_ledger.domain.events import stream_uuid
+from skill_ledger.projections.shards import MAX_SHARDS, Shard, in_shard, shard
+from skill_ledger.projections.store import ViewStore, discard
 
 # Skills whose streams end in different hex digits (so every shard count below splits them).
 FLEET = [("acme.alpha", "acme"), ("acme.beta", "acme"), ("globex.gamma", "globex"), ("acme.echo", "acme"),
@@ -163,7 +163,7 @@ def test_a_worker_stops_when_its_rebuild_is_abandoned(fleet_home: Path, tmp_path
            "PYTHONPATH": str(h.ROOT)}
     out = tmp_path / "orphan.db"
     # --parent names a process that is not this worker's parent: as if it had died
-    proc = subprocess.run([sys.executable, "-m", "adapters.rebuild", "--shard", "1/2", "--until", "100000",
+    proc = subprocess.run([sys.executable, "-m", "skill_ledger.adapters.readmodel.rebuild", "--shard", "1/2", "--until", "100000",
                            "--output", str(out), "--parent", "1"], env=env, capture_output=True, text=True,
                           timeout=120, cwd=str(h.ROOT))
     assert proc.returncode == 3, proc.stderr

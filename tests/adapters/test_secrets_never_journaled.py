@@ -20,10 +20,10 @@ import secrets as pysecrets
 import subprocess
 from pathlib import Path
 
+import helpers_ledger as h
 import pytest
 
-import helpers_ledger as h
-from domain.signing import parse_signing_key, public_key_from_seed
+from skill_ledger.domain.signing import parse_signing_key, public_key_from_seed
 
 # A json-v1 tool that reads global/api_token, logs it and returns it as {"v": "<value>"}.
 LEAK_WAT = r"""(module

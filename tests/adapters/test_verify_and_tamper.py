@@ -17,7 +17,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import helpers_audit as h  # noqa: E402
 
-from adapters.reaudit import Quarantine, Reauditor  # noqa: E402
+from skill_ledger.adapters.audit.reaudit import Quarantine, Reauditor  # noqa: E402
 
 TAMPERS = ["flip", "truncate", "delete", "replace"]
 EXPECTED_CODE = {"flip": "artifact_tampered", "truncate": "artifact_tampered", "delete": "artifact_missing",
@@ -59,7 +59,7 @@ def _assert_quarantined_in_views(home: Path, sid: str, code: str) -> None:
 
 def test_replacement_is_really_a_valid_artifact_of_the_same_version(tmp_path: Path) -> None:
     """The 'replace' tamper must be a *valid* signed artifact, or the test proves less than it claims."""
-    from domain.artifact import inspect_artifact
+    from skill_ledger.domain.artifact import inspect_artifact
 
     original = inspect_artifact(h.artifact("acme.same"))
     other = inspect_artifact(_replacement("acme.same"))

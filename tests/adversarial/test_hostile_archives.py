@@ -22,9 +22,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from domain import ziparchive
-from domain.constants import MAX_ARTIFACT_BYTES, MAX_ENTRIES, MAX_ENTRY_BYTES, MAX_TOTAL_UNCOMPRESSED_BYTES
-from domain.errors import (
+from skill_ledger.domain import ziparchive
+from skill_ledger.domain.constants import MAX_ARTIFACT_BYTES, MAX_ENTRIES, MAX_ENTRY_BYTES, MAX_TOTAL_UNCOMPRESSED_BYTES
+from skill_ledger.domain.errors import (
     ArtifactEntryTooLarge,
     ArtifactTooLarge,
     ArtifactTooManyEntries,
@@ -34,7 +34,7 @@ from domain.errors import (
     SkillLedgerError,
     ZipError,
 )
-from domain.ziparchive import decode_archive, encode_archive
+from skill_ledger.domain.ziparchive import decode_archive, encode_archive
 
 try:
     from tests.adversarial import zipforge as zf

@@ -21,13 +21,13 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "adapters" / "runner"))
 import runner_kit as kit  # noqa: E402
 
-from adapters.runner import abi  # noqa: E402
-from adapters.runner.hostcalls import HostContext  # noqa: E402
-from adapters.runner.limits import limits_for  # noqa: E402
-from adapters.runner.secrets import SecretStore  # noqa: E402
-from domain.errors import SkillLedgerError  # noqa: E402
-from domain.grants import capability_grants  # noqa: E402
-from domain.manifest import parse_manifest  # noqa: E402
+from skill_ledger.adapters.runner import abi  # noqa: E402
+from skill_ledger.adapters.runner.hostcalls import HostContext  # noqa: E402
+from skill_ledger.adapters.runner.limits import limits_for  # noqa: E402
+from skill_ledger.adapters.storage.secrets import SecretStore  # noqa: E402
+from skill_ledger.domain.errors import SkillLedgerError  # noqa: E402
+from skill_ledger.domain.grants import capability_grants  # noqa: E402
+from skill_ledger.domain.manifest import parse_manifest  # noqa: E402
 
 TIMEOUT_MS = 300
 SLACK_S = 0.100  # "timeouts fire within 100 ms of the deadline"
@@ -610,8 +610,8 @@ def test_a_wasi_stdout_flood_is_invalid_output(lab):
 def execute_directly(source: str, tmp_path: Path, **manifest_kw) -> SkillLedgerError:
     import wasmtime
 
-    from adapters.runner.engine import engine
-    from adapters.inspector import inspect_module
+    from skill_ledger.adapters.audit.inspector import inspect_module
+    from skill_ledger.adapters.runner.engine import engine
 
     data = kit.wasm(source)
     m = parse_manifest(kit.manifest("acme.direct", [("tool", kit.ANY, kit.ANY)], **manifest_kw))

@@ -15,9 +15,9 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from cli.errors import EXIT_CODES, exit_code_for
-from cli.main import cli
-from domain.constants import ENGINE_VERSION, PROTOCOL_MAJOR, RUNTIME_VERSION
+from skill_ledger.cli.errors import EXIT_CODES, exit_code_for
+from skill_ledger.cli.main import cli
+from skill_ledger.domain.constants import ENGINE_VERSION, PROTOCOL_MAJOR, RUNTIME_VERSION
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "hello"

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from cli.main import cli
+from skill_ledger.cli.main import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 SKILLS = str(Path(sys.executable).with_name("skills"))

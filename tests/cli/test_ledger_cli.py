@@ -10,8 +10,8 @@ from click.testing import CliRunner
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import builders as b  # noqa: E402
 
-from cli.main import cli  # noqa: E402
-from domain.signing import public_key_from_seed  # noqa: E402
+from skill_ledger.cli.main import cli  # noqa: E402
+from skill_ledger.domain.signing import public_key_from_seed  # noqa: E402
 
 KEY_A = public_key_from_seed(b.SEED_A).hex()
 

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "adapters" / "runner"))
 import runner_kit as kit  # noqa: E402
 
-from cli.main import cli  # noqa: E402
+from skill_ledger.cli.main import cli  # noqa: E402
 
 ECHO_TOOLS = [("echo", {"type": "object", "properties": {"text": {"type": "string", "maxLength": 8}},
                         "required": ["text"]}, {"type": "object"})]
@@ -134,7 +134,7 @@ def test_commands_that_do_not_run_modules_never_import_wasmtime(lab):
 
 def test_skills_run_as_a_process(lab):
     skills_bin = ROOT / ".venv" / "bin" / "skills"
-    cmd = [str(skills_bin)] if skills_bin.exists() else [sys.executable, "-m", "cli.main"]
+    cmd = [str(skills_bin)] if skills_bin.exists() else [sys.executable, "-m", "skill_ledger"]
     out = subprocess.run([*cmd, "--home", str(lab.home), "run", "acme.echo", "--input", '{"text": "proc"}',
                           "--json"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr

@@ -27,8 +27,8 @@ import tomli_w
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from domain.artifact import build_artifact, inspect_artifact, verify_artifact
-from domain.errors import (
+from skill_ledger.domain.artifact import build_artifact, inspect_artifact, verify_artifact
+from skill_ledger.domain.errors import (
     ArtifactEntryTooLarge,
     DuplicateArtifactEntry,
     InvalidArtifactPath,
@@ -48,8 +48,8 @@ from domain.errors import (
     UnsupportedRuntimeVersion,
     UntrustedPublisher,
 )
-from domain.signing import key_id, payload_sha256, public_key_from_seed, sign_payload
-from domain.trust import TrustDecision, TrustStore
+from skill_ledger.domain.signing import key_id, payload_sha256, public_key_from_seed, sign_payload
+from skill_ledger.domain.trust import TrustDecision, TrustStore
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "hello"

@@ -13,9 +13,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from adapters.inspector import inspect_module, inspect_modules
-from domain.artifact import InspectResult, build_artifact, inspect_artifact, sha256_hex
-from domain.audit import (
+from skill_ledger.adapters.audit.inspector import inspect_module, inspect_modules
+from skill_ledger.domain.artifact import InspectResult, build_artifact, inspect_artifact, sha256_hex
+from skill_ledger.domain.audit import (
     AuditCheck,
     AuditReport,
     ModuleFacts,
@@ -24,9 +24,9 @@ from domain.audit import (
     resolve_tool_module,
     wasm_header_problem,
 )
-from domain.policy import PolicyValues
-from domain.trust import TrustDecision
-from domain.vulnfeed import VulnFeed, parse_feed
+from skill_ledger.domain.policy import PolicyValues
+from skill_ledger.domain.trust import TrustDecision
+from skill_ledger.domain.vulnfeed import VulnFeed, parse_feed
 
 try:
     from tests import wat

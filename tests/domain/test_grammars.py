@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from domain.errors import InvalidArtifactPath, ManifestValidationError
-from domain.grammars import (
+from skill_ledger.domain.errors import InvalidArtifactPath, ManifestValidationError
+from skill_ledger.domain.grammars import (
     ident,
     is_config_key,
     is_entrypoint,

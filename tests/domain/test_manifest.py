@@ -8,7 +8,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from domain.errors import (
+from skill_ledger.domain.errors import (
     InvalidArtifactPath,
     ManifestParseError,
     ManifestValidationError,
@@ -16,7 +16,7 @@ from domain.errors import (
     UnsupportedProtocolMajor,
     UnsupportedRuntimeVersion,
 )
-from domain.manifest import (
+from skill_ledger.domain.manifest import (
     CONFIG_TYPES,
     CONTRACT_KINDS,
     Builder,
@@ -362,7 +362,7 @@ def test_nesting_cap_keeps_accepted_manifests_writable(depth, accepted):
     text = VALID.replace('input_schema = { type = "object" }', "input_schema = { a = " + value + " }")
     if accepted:
         m = parse_manifest(text)
-        from domain.manifest import serialize_manifest
+        from skill_ledger.domain.manifest import serialize_manifest
 
         assert parse_manifest(serialize_manifest(m)) == m
     else:

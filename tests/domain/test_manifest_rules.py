@@ -10,8 +10,8 @@ import msgspec
 import pytest
 import tomli_w
 
-from domain.errors import InvalidArtifactPath, ManifestValidationError
-from domain.manifest import (
+from skill_ledger.domain.errors import InvalidArtifactPath, ManifestValidationError
+from skill_ledger.domain.manifest import (
     ConfigProperty,
     OperatorPlugin,
     PluginContract,
@@ -847,7 +847,7 @@ def test_checked_structs_are_the_parsed_ones():
     # validate runs on the decoded model; constructing by hand and replacing fields works too.
     m = ok({})
     bad = msgspec.structs.replace(m, name=" ")
-    from domain.manifest import validate_manifest
+    from skill_ledger.domain.manifest import validate_manifest
 
     with pytest.raises(ManifestValidationError) as info:
         validate_manifest(bad)

@@ -18,9 +18,8 @@ import tomli_w
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from domain.errors import SerializationError, SkillLedgerError
-from domain.text import trim
-from domain.manifest import (
+from skill_ledger.domain.errors import SerializationError, SkillLedgerError
+from skill_ledger.domain.manifest import (
     Manifest,
     manifest_to_json,
     manifest_warnings,
@@ -28,6 +27,7 @@ from domain.manifest import (
     serialize_manifest,
     with_integrity,
 )
+from skill_ledger.domain.text import trim
 
 FIXTURE = Path("/work/shared/fixtures/palyra-echo-http/skill.toml")
 
@@ -526,7 +526,7 @@ def test_parse_of_arbitrary_text_raises_only_project_errors(text):
 @settings(max_examples=100, deadline=None)
 @given(st.binary(max_size=40))
 def test_parse_bytes_of_arbitrary_data_raises_only_project_errors(data):
-    from domain.manifest import parse_manifest_bytes
+    from skill_ledger.domain.manifest import parse_manifest_bytes
 
     try:
         parse_manifest_bytes(data)

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from domain.errors import SerializationError, UsageError
-from domain.policy import (
+from skill_ledger.domain.errors import SerializationError, UsageError
+from skill_ledger.domain.policy import (
     POLICY_KEYS,
     PolicyValues,
     apply_settings,

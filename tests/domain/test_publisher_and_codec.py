@@ -5,7 +5,7 @@ from typing import ClassVar
 
 import pytest
 
-from domain.codec import (
+from skill_ledger.domain.codec import (
     GENESIS_HASH,
     canonical_bytes,
     decode_event,
@@ -16,9 +16,9 @@ from domain.codec import (
     kind_of_topic,
     version_of_topic,
 )
-from domain.events import Actor, LedgerAggregate, LedgerEvent, known_kinds, stream_uuid, topics_for_kinds
-from domain.publisher import Publisher
-from domain.trust import TrustDecision, evaluate_trust
+from skill_ledger.domain.events import Actor, LedgerAggregate, LedgerEvent, known_kinds, stream_uuid, topics_for_kinds
+from skill_ledger.domain.publisher import Publisher
+from skill_ledger.domain.trust import TrustDecision, evaluate_trust
 
 ACTOR = Actor("user:alice", "h", "trust allow")
 K1, K2 = "a" * 64, "b" * 64
@@ -37,7 +37,7 @@ def test_publisher_allowlist_pin_and_revoke_shape_the_trust_store():
     assert store.trusted_publishers == {} and store.revoked == {"acme": frozenset({K1})}
     # the allowlist is now empty, so the pin decides; the revoked key is refused outright
     assert evaluate_trust(store, "acme", K2, False).decision is TrustDecision.TOFU_PINNED
-    from domain.errors import KeyRevoked
+    from skill_ledger.domain.errors import KeyRevoked
 
     with pytest.raises(KeyRevoked):
         evaluate_trust(store, "acme", K1, True)

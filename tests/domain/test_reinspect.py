@@ -8,9 +8,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import builders as b  # noqa: E402
 
-from domain.artifact import inspect_artifact, reinspect_artifact  # noqa: E402
-from domain.errors import PayloadHashMismatch, SignatureVerificationFailed  # noqa: E402
-from domain.ziparchive import decode_archive, encode_archive  # noqa: E402
+from skill_ledger.domain.artifact import inspect_artifact, reinspect_artifact  # noqa: E402
+from skill_ledger.domain.errors import PayloadHashMismatch, SignatureVerificationFailed  # noqa: E402
+from skill_ledger.domain.ziparchive import decode_archive, encode_archive  # noqa: E402
 
 
 def test_same_result_as_a_full_inspect():

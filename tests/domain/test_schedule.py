@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from domain.errors import UsageError
-from domain.schedule import parse_duration
+from skill_ledger.domain.errors import UsageError
+from skill_ledger.domain.schedule import parse_duration
 
 
 @pytest.mark.parametrize("text, seconds", [
@@ -47,7 +47,7 @@ def test_invalid_durations_are_usage_errors(text: str) -> None:
 
 
 def test_the_error_is_a_usage_error_class_mapped_to_exit_2() -> None:
-    from cli.errors import exit_code_for
+    from skill_ledger.cli.errors import exit_code_for
 
     with pytest.raises(UsageError) as e:
         parse_duration("soon")

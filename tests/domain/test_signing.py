@@ -7,8 +7,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from domain.errors import InvalidSigningKey, SerializationError, SignatureVerificationFailed
-from domain.signing import (
+from skill_ledger.domain.errors import InvalidSigningKey, SerializationError, SignatureVerificationFailed
+from skill_ledger.domain.signing import (
     SignatureEnvelope,
     key_id,
     parse_signature_json,

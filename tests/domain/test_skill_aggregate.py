@@ -2,9 +2,9 @@
 
 import pytest
 
-from domain.errors import InvalidTransition, NotInstalled, UsageError
-from domain.events import Actor
-from domain.skill import ACTIVE, DISABLED, QUARANTINED, Skill
+from skill_ledger.domain.errors import InvalidTransition, NotInstalled, UsageError
+from skill_ledger.domain.events import Actor
+from skill_ledger.domain.skill import ACTIVE, DISABLED, QUARANTINED, Skill
 
 ACTOR = Actor("user:alice", "host", "test")
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from domain.errors import (
+from skill_ledger.domain.errors import (
     KeyRevoked,
     ManifestValidationError,
     SerializationError,
@@ -12,7 +12,7 @@ from domain.errors import (
     TrustedPublisherKeyMismatch,
     UntrustedPublisher,
 )
-from domain.trust import (
+from skill_ledger.domain.trust import (
     TrustDecision,
     TrustStore,
     add_trusted_key,

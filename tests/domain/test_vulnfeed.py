@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from domain.errors import SerializationError
-from domain.vulnfeed import FeedEntry, parse_feed
+from skill_ledger.domain.errors import SerializationError
+from skill_ledger.domain.vulnfeed import FeedEntry, parse_feed
 
 H1 = "ab" * 32
 H2 = "0f" * 32

@@ -13,8 +13,8 @@ import zlib
 
 import pytest
 
-from domain.errors import ZipError
-from domain.ziparchive import (
+from skill_ledger.domain.errors import ZipError
+from skill_ledger.domain.ziparchive import (
     CENTRAL_HEADER,
     CENTRAL_SIG,
     EOCD_RECORD,

@@ -69,11 +69,11 @@ def _around(owner: object, attr: str, before: str | None = None, after: str | No
 def arm() -> None:
     from eventsourcing.sqlite import SQLiteApplicationRecorder
 
-    import adapters.session as session
-    from adapters.blobstore import BlobStore
-    from adapters.journal import ChainedSQLiteRecorder
-    from adapters.ledger import Ledger
-    from projections.store import ViewStore
+    import skill_ledger.adapters.usecases.session as session
+    from skill_ledger.adapters.journal.sqlite import ChainedSQLiteRecorder
+    from skill_ledger.adapters.storage.blobs import BlobStore
+    from skill_ledger.adapters.usecases.ledger import Ledger
+    from skill_ledger.projections.store import ViewStore
 
     _around(BlobStore, "put", "blob.before_put", "blob.after_put")
     _around(BlobStore, "delete", "blob.before_delete")
@@ -108,14 +108,14 @@ def arm() -> None:
     # sharded rebuilds of the small test journals (the workers are real processes)
     min_events = os.environ.get("SKILLS_TEST_SHARD_MIN_EVENTS")
     if min_events:
-        import projections.store
+        import skill_ledger.projections.store
 
-        projections.store.SHARDED_MIN_EVENTS = int(min_events)
+        skill_ledger.projections.store.SHARDED_MIN_EVENTS = int(min_events)
 
 
 def run_cli(args: list[str]) -> None:
     arm()
-    from cli.main import cli
+    from skill_ledger.cli.main import cli
 
     sys.argv = ["skills", *args]
     cli.main(args=args, prog_name="skills")
@@ -125,8 +125,9 @@ def loop(home: str, seed: int) -> None:
     """Random lifecycle commands, each like a CLI command (one session, catch-up after)."""
     arm()
     import helpers_ledger as h
-    from adapters.session import ledger_session
-    from domain.errors import SkillLedgerError
+
+    from skill_ledger.adapters.usecases.session import ledger_session
+    from skill_ledger.domain.errors import SkillLedgerError
 
     rng = random.Random(seed)
     artifacts = {f"{s}@{v}": h.build(s, v, p) for s, p, vs in LOOP_SKILLS for v in vs}
@@ -166,8 +167,9 @@ LOOP_SKILLS = [
 def rebuild_forever(home: str) -> None:
     arm()
     import helpers_ledger as h
-    from adapters.views import journal_identity
-    from projections.store import ViewStore
+
+    from skill_ledger.adapters.readmodel.views import journal_identity
+    from skill_ledger.projections.store import ViewStore
 
     ledger = h.ledger_for(home, command="rebuild")
     batch = int(os.environ.get("SKILLS_TEST_BATCH") or "50")

@@ -65,9 +65,9 @@ def wait_for(path: str, timeout: float = 60) -> None:
 def worker(home: str, journal: str, name: str, seed: int, ops: int, go: str) -> None:
     from eventsourcing.persistence import IntegrityError, OperationalError
 
-    from adapters.journal import LedgerApplication
-    from adapters.session import ledger_session
-    from domain.errors import SkillLedgerError
+    from skill_ledger.adapters.journal.sqlite import LedgerApplication
+    from skill_ledger.adapters.usecases.session import ledger_session
+    from skill_ledger.domain.errors import SkillLedgerError
 
     conflicts = [0]
     real_save = LedgerApplication.save
@@ -115,8 +115,8 @@ def worker(home: str, journal: str, name: str, seed: int, ops: int, go: str) -> 
 def open_rounds(workdir: str, rounds: int) -> None:
     """Round i: wait at barrier ``go-i``, then open the brand-new journal ``j-i`` as every
     command does (``Ledger(settings)``); print ok or the error code."""
-    from adapters.ledger import Ledger
-    from domain.errors import SkillLedgerError
+    from skill_ledger.adapters.usecases.ledger import Ledger
+    from skill_ledger.domain.errors import SkillLedgerError
 
     print("ready", flush=True)
     for i in range(rounds):
@@ -131,7 +131,7 @@ def open_rounds(workdir: str, rounds: int) -> None:
 
 def cli_at(go: str, args: list[str]) -> None:
     """Import everything, wait at the barrier, then run ``skills ARGS`` (one real CLI run)."""
-    from cli.main import cli
+    from skill_ledger.cli.main import cli
 
     print("ready", flush=True)
     wait_for(go)
@@ -152,8 +152,8 @@ if __name__ == "__main__":
 
 import pytest  # noqa: E402
 
-from adapters.journal_verify import verify_journal  # noqa: E402
-from domain.skill import Skill  # noqa: E402
+from skill_ledger.adapters.journal.verify import verify_journal  # noqa: E402
+from skill_ledger.domain.skill import Skill  # noqa: E402
 
 pytestmark = pytest.mark.slow
 OPS = 60  # commands per worker

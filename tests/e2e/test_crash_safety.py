@@ -29,9 +29,8 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 import helpers_ledger as h
+import pytest
 
 DRIVER = Path(__file__).resolve().parent / "crash_driver.py"
 sys.path.insert(0, str(DRIVER.parent))
@@ -247,7 +246,7 @@ def shard_workers_of(home: Path) -> list[int]:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"adapters.rebuild" in cmdline and any(str(home).encode() in part for part in cmdline):
+        if b"skill_ledger.adapters.readmodel.rebuild" in cmdline and any(str(home).encode() in part for part in cmdline):
             out.append(int(pid))
     return out
 

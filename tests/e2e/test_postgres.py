@@ -36,7 +36,7 @@ for _p in (str(HERE.parents[2]), str(HERE.parents[1])):
 
 def _cli_at(go: str, args: list[str]) -> None:
     """Subprocess mode: import everything, wait for the start signal, run ``skills ARGS``."""
-    from cli.main import cli
+    from skill_ledger.cli.main import cli
 
     print("ready", flush=True)
     deadline = time.monotonic() + 60
@@ -53,15 +53,15 @@ if __name__ == "__main__":
     sys.exit(0)
 
 
+import helpers_ledger as h  # noqa: E402
+import pg_server  # noqa: E402
 import psycopg  # noqa: E402
 import pytest  # noqa: E402
 
-import helpers_ledger as h  # noqa: E402
-import pg_server  # noqa: E402
-from adapters.journal import iter_rows, open_journal  # noqa: E402
-from adapters.journal_verify import verify_journal  # noqa: E402
-from adapters.ledger import Ledger  # noqa: E402
-from adapters.settings import resolve  # noqa: E402
+from skill_ledger.adapters.journal.sqlite import iter_rows, open_journal  # noqa: E402
+from skill_ledger.adapters.journal.verify import verify_journal  # noqa: E402
+from skill_ledger.adapters.settings import resolve  # noqa: E402
+from skill_ledger.adapters.usecases.ledger import Ledger  # noqa: E402
 
 TRUSTED = f"acme={h.key_hex(h.SEEDS['acme'])}"
 
@@ -160,8 +160,8 @@ def test_sharded_rebuild_on_postgres(tmp_path: Path, url: str) -> None:
     """The recorder's shard filter in SQL agrees with ``in_shard``, and a rebuild sharded
     between worker processes (the URL, password included, reaches them through the
     environment) equals a rebuild in one process."""
-    from adapters.rebuild import SubprocessShards
-    from projections.shards import Shard, in_shard
+    from skill_ledger.adapters.readmodel.rebuild import SubprocessShards
+    from skill_ledger.projections.shards import Shard, in_shard
 
     home = tmp_path / "home"
     ledger = Ledger(settings_for(home, url))
@@ -182,8 +182,8 @@ def test_sharded_rebuild_on_postgres(tmp_path: Path, url: str) -> None:
             assert sorted(seen) == sorted(p for p, r in everything.items() if r.topic.startswith("skill."))
         h.catch_up(ledger)
         one = h.rebuilt_views(ledger, tmp_path)
-        from adapters.views import journal_identity
-        from projections.store import ViewStore, discard
+        from skill_ledger.adapters.readmodel.views import journal_identity
+        from skill_ledger.projections.store import ViewStore, discard
 
         notes: list[str] = []
         sharded = ViewStore(tmp_path / "sharded.db", journal_identity=journal_identity(ledger), notify=notes.append)
@@ -277,8 +277,9 @@ def test_the_guard_refuses_updates_deletes_and_truncates(tmp_path: Path, pg: pg_
 def test_a_losing_insert_leaves_no_trace_and_no_gap(tmp_path: Path, url: str) -> None:
     """A stale writer's insert fails as a whole (no event, no chain row) and consumes no
     position: the next event gets the next number (events.md: positions are gapless)."""
-    from eventsourcing.persistence import IntegrityError, StoredEvent
     from uuid import uuid4
+
+    from eventsourcing.persistence import IntegrityError, StoredEvent
 
     install(tmp_path, tmp_path / "home", url)
     app = open_journal(url)
@@ -360,9 +361,9 @@ def test_two_installs_of_one_version_race(tmp_path: Path, url: str, same_payload
 
 
 def test_urls_schemas_and_redacted_errors(tmp_path: Path, pg: pg_server.PgServer, url: str) -> None:
-    from adapters.journal_postgres import PgTarget, postgres_env
-    from adapters.settings import normalise_journal_url
-    from domain.errors import ConfigurationError
+    from skill_ledger.adapters.journal.postgres import PgTarget, postgres_env
+    from skill_ledger.adapters.settings import normalise_journal_url
+    from skill_ledger.domain.errors import ConfigurationError
 
     target = PgTarget(url)
     assert (target.user, target.password, target.host, target.port) == (

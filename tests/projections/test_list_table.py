@@ -7,12 +7,12 @@ import io
 from contextlib import redirect_stdout
 from pathlib import Path
 
+import helpers_ledger as h
 import pytest
 
-import helpers_ledger as h
-from adapters.views import open_views
-from cli.output import table
-from projections.queries import list_entries, list_table
+from skill_ledger.adapters.readmodel.views import open_views
+from skill_ledger.cli.output import table
+from skill_ledger.projections.queries import list_entries, list_table
 
 
 def reference(entries: list[dict]) -> list[str]:

@@ -22,18 +22,18 @@ import sqlite3
 import tempfile
 from pathlib import Path
 
+import helpers_ledger as h
 import hypothesis.strategies as st
 import pytest
 from hypothesis import HealthCheck, event, settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-import helpers_ledger as h
-from adapters.ledger import Ledger, record_checkpoint
-from adapters.views import journal_identity, open_views
-from domain.constants import DEFAULT_ALLOWED_IMPORT_MODULES
-from domain.errors import SkillLedgerError
-from domain.skill import Skill
-from projections.store import ViewStore
+from skill_ledger.adapters.readmodel.views import journal_identity, open_views
+from skill_ledger.adapters.usecases.ledger import Ledger, record_checkpoint
+from skill_ledger.domain.constants import DEFAULT_ALLOWED_IMPORT_MODULES
+from skill_ledger.domain.errors import SkillLedgerError
+from skill_ledger.domain.skill import Skill
+from skill_ledger.projections.store import ViewStore
 
 # --- the catalogue of artifacts (built once per session: lru_cache in helpers) ----------
 

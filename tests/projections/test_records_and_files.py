@@ -7,12 +7,12 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import helpers_ledger as h
 import msgspec
 
-import helpers_ledger as h
-from domain.manifest import manifest_to_json, parse_manifest
-from projections.records import decode_view, manifest_facts, view_from_dict
-from projections.store import ViewStore, discard, swap_into_place
+from skill_ledger.domain.manifest import manifest_to_json, parse_manifest
+from skill_ledger.projections.records import decode_view, manifest_facts, view_from_dict
+from skill_ledger.projections.store import ViewStore, discard, swap_into_place
 
 
 def manifest_json(**changes: object) -> dict:
@@ -35,7 +35,7 @@ def test_manifest_facts_of_a_recorded_manifest() -> None:
 def test_grants_of_a_recorded_manifest_equal_the_models() -> None:
     """The light decode of a recorded manifest derives the same grants and bindings as the
     full manifest model, for a manifest that declares every kind of capability."""
-    from domain.grants import capability_grants, policy_bindings
+    from skill_ledger.domain.grants import capability_grants, policy_bindings
 
     extra = """[capabilities]
 http_egress_allowlist = ["api.example.com", " api.example.com ", "b.example.org"]

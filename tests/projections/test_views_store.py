@@ -9,10 +9,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import builders as b  # noqa: E402
 
-from adapters.views import open_views, parse_as_of, views_as_of  # noqa: E402
-from projections import queries  # noqa: E402
-from projections.schema import SCHEMA_VERSION  # noqa: E402
-from projections.store import ViewStore, discard, scratch  # noqa: E402
+from skill_ledger.adapters.readmodel.views import open_views, parse_as_of, views_as_of  # noqa: E402
+from skill_ledger.projections import queries  # noqa: E402
+from skill_ledger.projections.schema import SCHEMA_VERSION  # noqa: E402
+from skill_ledger.projections.store import ViewStore, discard, scratch  # noqa: E402
 
 
 @pytest.fixture
@@ -112,7 +112,7 @@ def test_as_of_replays_into_a_scratch_store(populated):
         discard(old)
     assert parse_as_of(store, "1999-01-01T00:00:00") == 0
     assert parse_as_of(store, "2999-01-01T00:00:00Z") == populated.head()
-    from domain.errors import UsageError
+    from skill_ledger.domain.errors import UsageError
 
     with pytest.raises(UsageError):
         parse_as_of(store, "yesterday")

@@ -26,11 +26,11 @@ ROOT = Path(__file__).resolve().parents[3]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from adapters.ledger import Ledger  # noqa: E402
-from adapters.runner import Runner  # noqa: E402
-from adapters.session import ledger_session  # noqa: E402
-from adapters.settings import Settings, resolve  # noqa: E402
-from domain.artifact import build_artifact  # noqa: E402
+from skill_ledger.adapters.runner import Runner  # noqa: E402
+from skill_ledger.adapters.settings import Settings, resolve  # noqa: E402
+from skill_ledger.adapters.usecases.ledger import Ledger  # noqa: E402
+from skill_ledger.adapters.usecases.session import ledger_session  # noqa: E402
+from skill_ledger.domain.artifact import build_artifact  # noqa: E402
 
 SEED = bytes([5]) * 32
 SBOM = b'{"bomFormat":"CycloneDX","specVersion":"1.6"}'
@@ -222,7 +222,7 @@ class Lab:
         return self.runner.run(f"{PUBLISHER}.{tool}", text, skill_id=skill_id, **kw)
 
     def events(self, kind: str) -> list[dict[str, Any]]:
-        from adapters.journal_read import journal_events
+        from skill_ledger.adapters.journal.read import journal_events
 
         ledger = self.ledger()
         try:

@@ -14,7 +14,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import runner_kit as kit  # noqa: E402
 
-from adapters.runner import engine as eng  # noqa: E402
+from skill_ledger.adapters.runner import engine as eng  # noqa: E402
 
 DATA = kit.wasm(kit.ECHO)
 DIGEST = hashlib.sha256(DATA).hexdigest()
@@ -102,7 +102,7 @@ def test_an_unusable_cache_directory_compiles_in_memory_with_a_warning(cache, mo
 
 
 def test_bytes_that_do_not_match_the_digest_are_refused(cache):
-    from domain.errors import SkillLedgerError
+    from skill_ledger.domain.errors import SkillLedgerError
 
     with pytest.raises(SkillLedgerError) as info:
         cache.get("1" * 64, "modules/m.wasm", lambda: DATA)

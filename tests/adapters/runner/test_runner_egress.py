@@ -13,7 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import runner_kit as kit  # noqa: E402
 
-from adapters.runner import egress  # noqa: E402
+from skill_ledger.adapters.runner import egress  # noqa: E402
 
 FETCH = """(local $r i64)
     (local.set $r (call $http_fetch (local.get $ptr) (local.get $len)))

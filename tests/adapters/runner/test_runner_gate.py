@@ -14,10 +14,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import runner_kit as kit  # noqa: E402
 
-from adapters.blobstore import BlobStore  # noqa: E402
-from adapters.runner import Runner, run_tool  # noqa: E402
-from adapters.runner import gate as gate_module  # noqa: E402
-from domain.errors import SkillLedgerError  # noqa: E402
+from skill_ledger.adapters.runner import Runner, run_tool  # noqa: E402
+from skill_ledger.adapters.runner import gate as gate_module  # noqa: E402
+from skill_ledger.adapters.storage.blobs import BlobStore  # noqa: E402
+from skill_ledger.domain.errors import SkillLedgerError  # noqa: E402
 
 ECHO_TOOLS = [("echo", {"type": "object", "properties": {"text": {"type": "string", "maxLength": 8}},
                         "required": ["text"], "additionalProperties": False},
@@ -77,7 +77,7 @@ def test_version_narrows_and_defaults_to_current(lab):
 def test_malformed_and_invalid_input_run_nothing(lab, monkeypatch):
     lab.install(kit.ECHO, tools=ECHO_TOOLS)
     calls = []
-    from adapters.runner import abi
+    from skill_ledger.adapters.runner import abi
 
     monkeypatch.setattr(abi, "execute", lambda *a, **k: calls.append(a))
     assert error(lab.runner.run, "acme.echo", "{not json").code == "usage_error"
@@ -158,7 +158,7 @@ def test_no_journal_yet_means_tool_not_found(tmp_path):
 
 def test_the_example_skill_runs_both_abis(tmp_path):
     """examples/hello: the json-v1 echo and the wasi-command wordcount, as packaged."""
-    from adapters.demo import example_inputs
+    from skill_ledger.adapters.demo import example_inputs
 
     manifest, modules, _ = example_inputs()
     built = kit.artifact(Path(manifest).read_text(), {f.name: Path(f.path).read_bytes() for f in modules})

@@ -13,9 +13,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import runner_kit as kit  # noqa: E402
 
-from adapters.runner import storage  # noqa: E402
-from adapters.runner.secrets import SecretStore  # noqa: E402
-from domain.errors import SkillLedgerError  # noqa: E402
+from skill_ledger.adapters.runner import storage  # noqa: E402
+from skill_ledger.adapters.storage.secrets import SecretStore  # noqa: E402
+from skill_ledger.domain.errors import SkillLedgerError  # noqa: E402
 
 # --- paths -------------------------------------------------------------------------------------
 

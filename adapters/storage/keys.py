@@ -9,10 +9,16 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from domain.errors import FileNotFound, InvalidSigningKey, IoError, UsageError
-from domain.signing import PublicKeyFacts, parse_signing_key, private_key_pem, public_key_facts, public_key_from_seed
+from skill_ledger.domain.errors import FileNotFound, InvalidSigningKey, IoError, UsageError
+from skill_ledger.domain.signing import (
+    PublicKeyFacts,
+    parse_signing_key,
+    private_key_pem,
+    public_key_facts,
+    public_key_from_seed,
+)
 
-from .fsutil import atomic_write, read_bounded
+from .files import atomic_write, read_bounded
 
 MAX_KEY_FILE_BYTES = 16 * 1024
 

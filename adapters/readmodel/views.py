@@ -13,12 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from projections.store import ViewStore
-
-from .settings import Settings
+from skill_ledger.adapters.settings import Settings
+from skill_ledger.projections.store import ViewStore
 
 if TYPE_CHECKING:
-    from .ledger import Ledger
+    from skill_ledger.adapters.usecases.ledger import Ledger
 
 Notify = Callable[[str], None]
 
@@ -42,7 +41,7 @@ def _journal_probe(settings: Settings) -> tuple[int, str]:
 
 def journal_identity(ledger: "Ledger") -> str:
     """The hash of the journal's first event: which journal a views.db projects."""
-    from .journal import chain_hash
+    from skill_ledger.adapters.journal.sqlite import chain_hash
 
     return chain_hash(ledger.app, 1) or ""
 
@@ -58,7 +57,7 @@ def open_views(settings: Settings, *, notify: Notify | None = None, ledger: "Led
         return store
     own = ledger is None
     if ledger is None:
-        from .ledger import Ledger
+        from skill_ledger.adapters.usecases.ledger import Ledger
 
         ledger = Ledger(settings)
     try:
@@ -83,7 +82,7 @@ def parse_as_of(store: ViewStore, value: str) -> int:
     """``POSITION`` or an ISO-8601 time (naive means UTC): the journal position to replay up to."""
     import datetime as dt
 
-    from domain.errors import UsageError
+    from skill_ledger.domain.errors import UsageError
 
     text = value.strip()
     if text.isdigit():
@@ -95,16 +94,15 @@ def parse_as_of(store: ViewStore, value: str) -> int:
     if t.tzinfo is None:
         t = t.replace(tzinfo=dt.timezone.utc)
     fixed = t.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
-    from projections.queries import position_at
+    from skill_ledger.projections.queries import position_at
 
     return position_at(store.con, fixed)
 
 
 def views_as_of(settings: Settings, position: int, *, notify: Notify | None = None) -> ViewStore:
     """A scratch read model replayed from the journal up to ``position`` (discard it after use)."""
-    from projections.store import scratch
-
-    from .ledger import Ledger
+    from skill_ledger.adapters.usecases.ledger import Ledger
+    from skill_ledger.projections.store import scratch
 
     ledger = Ledger(settings)
     try:
@@ -116,8 +114,8 @@ def views_as_of(settings: Settings, position: int, *, notify: Notify | None = No
 def journal_trust_store(settings: Settings, *, notify: Notify | None = None):
     """The active trust state (allowlisted keys, TOFU pins, revocations) as projected from the
     journal, for read-only verification. A home without a journal has an empty one."""
-    from domain.trust import TrustStore
-    from projections.queries import trust_interchange
+    from skill_ledger.domain.trust import TrustStore
+    from skill_ledger.projections.queries import trust_interchange
 
     if settings.journal_is_sqlite and not settings.journal_path.exists():
         return TrustStore()

@@ -19,11 +19,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from domain.errors import ConfigurationError
-from projections.shards import MAX_SHARDS, Shard, shard
-from projections.store import ShardFailed, ViewStore
-
-from .settings import Settings
+from skill_ledger.adapters.settings import Settings
+from skill_ledger.domain.errors import ConfigurationError
+from skill_ledger.projections.shards import MAX_SHARDS, Shard, shard
+from skill_ledger.projections.store import ShardFailed, ViewStore
 
 PROCESSES_ENV = "SKILLS_REBUILD_PROCESSES"
 DEFAULT_MAX_PROCESSES = 4
@@ -83,7 +82,7 @@ class SubprocessShards:
         env = dict(os.environ)
         env["SKILLS_JOURNAL"] = self.settings.journal_url
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_PROJECT_ROOT), env.get("PYTHONPATH", "")) if p)
-        cmd = [sys.executable, "-m", "adapters.rebuild", "--shard", f"{s.index}/{s.count}", "--until", str(until),
+        cmd = [sys.executable, "-m", "skill_ledger.adapters.readmodel.rebuild", "--shard", f"{s.index}/{s.count}", "--until", str(until),
                "--output", str(path), "--journal-identity", journal_identity, "--parent", str(os.getpid())]
         try:
             proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -117,7 +116,7 @@ def _main(argv: list[str] | None = None) -> int:
         url = os.environ.get("SKILLS_JOURNAL", "")
         if not url:
             raise ValueError("SKILLS_JOURNAL is not set")
-        from .journal import open_journal
+        from skill_ledger.adapters.journal.sqlite import open_journal
 
         def watch_parent(_n: int) -> None:  # after every batch: an abandoned rebuild stops
             if args.parent and os.getppid() != args.parent:

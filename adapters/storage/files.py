@@ -9,7 +9,7 @@ import stat
 import tempfile
 from pathlib import Path
 
-from domain.errors import ArtifactTooLarge, FileNotFound, IoError
+from skill_ledger.domain.errors import ArtifactTooLarge, FileNotFound, IoError
 
 
 def read_bounded(path: str | os.PathLike[str], limit: int, *, too_large=None) -> bytes:

@@ -29,10 +29,10 @@ from eventsourcing.persistence import Mapper, PersistenceError, StoredEvent, Tra
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 from eventsourcing.utils import get_topic
 
-from domain.codec import GENESIS_HASH, decode_event, encode_state, event_hash, exported_event
-from domain.errors import ConfigurationError, JournalUnavailable
-from domain.events import load_model
-from projections.shards import SHARED_PREFIX, SKILL_PREFIX, Shard
+from skill_ledger.domain.codec import GENESIS_HASH, decode_event, encode_state, event_hash, exported_event
+from skill_ledger.domain.errors import ConfigurationError, JournalUnavailable
+from skill_ledger.domain.events import load_model
+from skill_ledger.projections.shards import SHARED_PREFIX, SKILL_PREFIX, Shard
 
 load_model()  # every event topic must resolve before the first stored event is decoded
 
@@ -250,7 +250,7 @@ def journal_env(journal_url: str, lock_timeout_s: int = 30, *, create: bool = Tr
             "CREATE_TABLE": "yes" if create else "no",
         }
     if journal_url.startswith(POSTGRES_SCHEMES):
-        from .journal_postgres import postgres_env  # psycopg is imported only for a PostgreSQL journal
+        from .postgres import postgres_env  # psycopg is imported only for a PostgreSQL journal
 
         return postgres_env(journal_url, lock_timeout_s, create=create)
     raise ConfigurationError(
@@ -263,7 +263,7 @@ def open_journal(journal_url: str, *, create: bool = True) -> LedgerApplication:
     """The journal application. ``create=False`` opens it exactly as it is (no tables, guards or
     metadata (re)created), which is how ``journal verify`` must look at it."""
     if journal_url.startswith(POSTGRES_SCHEMES):
-        from .journal_postgres import open_postgres_journal
+        from .postgres import open_postgres_journal
 
         return open_postgres_journal(journal_url, create=create)
     where = journal_url.split("@")[-1]  # never echo credentials of a URL

@@ -19,9 +19,13 @@ import msgspec
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError, OperationalError
 
-from domain.artifact import InspectResult, inspect_artifact, sha256_hex
-from domain.audit_policy import POLICY_KEY, AuditPolicy
-from domain.errors import (
+from skill_ledger.adapters.journal.sqlite import LedgerApplication, iter_rows, open_journal
+from skill_ledger.adapters.settings import Settings
+from skill_ledger.adapters.storage.blobs import BlobStore
+from skill_ledger.adapters.storage.files import ensure_private_dir, read_bounded
+from skill_ledger.domain.artifact import InspectResult, inspect_artifact, sha256_hex
+from skill_ledger.domain.audit_policy import POLICY_KEY, AuditPolicy
+from skill_ledger.domain.errors import (
     ArtifactError,
     ArtifactMissing,
     ArtifactTampered,
@@ -34,14 +38,13 @@ from domain.errors import (
     UsageError,
     VersionConflict,
 )
-from domain.events import Actor, LedgerAggregate, topics_for_kinds
-from domain.grammars import skill_id as check_skill_id
-from domain.intake import Intake
-from domain.policy import PolicyValues, apply_settings, effective_feed_path, policy_to_dict
-from domain.publisher import Publisher
-from domain.signing import key_id as compute_key_id
-from domain.skill import AUDIT_FAILED as AUDIT_FAILED_CODE
-from domain.skill import (
+from skill_ledger.domain.events import Actor, LedgerAggregate, topics_for_kinds
+from skill_ledger.domain.grammars import skill_id as check_skill_id
+from skill_ledger.domain.intake import Intake
+from skill_ledger.domain.policy import PolicyValues, apply_settings, effective_feed_path, policy_to_dict
+from skill_ledger.domain.publisher import Publisher
+from skill_ledger.domain.signing import key_id as compute_key_id
+from skill_ledger.domain.skill import (
     ACTIVE,
     ARTIFACT_MISSING,
     ARTIFACT_TAMPERED,
@@ -51,12 +54,8 @@ from domain.skill import (
     Skill,
     SkillVersion,
 )
-from domain.trust import TrustDecision, TrustStore, add_trusted_key, evaluate_trust
-
-from .blobstore import BlobStore
-from .fsutil import ensure_private_dir, read_bounded
-from .journal import LedgerApplication, iter_rows, open_journal
-from .settings import Settings
+from skill_ledger.domain.skill import AUDIT_FAILED as AUDIT_FAILED_CODE
+from skill_ledger.domain.trust import TrustDecision, TrustStore, add_trusted_key, evaluate_trust
 
 TAgg = TypeVar("TAgg", bound=LedgerAggregate)
 T = TypeVar("T")
@@ -216,7 +215,7 @@ class Ledger:
     # --- intake -------------------------------------------------------------------------
 
     def read_source(self, path: str) -> bytes:
-        from .packaging import read_artifact
+        from skill_ledger.adapters.packaging.package import read_artifact
 
         return read_artifact(path)
 
@@ -300,7 +299,7 @@ class Ledger:
 
     def _record_verification(self, skill: Skill, inspected: InspectResult, artifact_sha256: str, decision: str,
                              source: str) -> None:
-        from domain.manifest import manifest_to_json
+        from skill_ledger.domain.manifest import manifest_to_json
 
         m = inspected.manifest
         skill.record_verification(
@@ -337,10 +336,9 @@ class Ledger:
     # --- audit plumbing -----------------------------------------------------------------
 
     def _audit(self, inspected: InspectResult, trust_decision: str, policy: AuditPolicy | None = None) -> AuditOutcome:
-        from domain.audit import audit_artifact
-        from domain.constants import AUDIT_VULN_FEED_HOOK_ENV
-
-        from .inspector import inspect_modules
+        from skill_ledger.adapters.audit.inspector import inspect_modules
+        from skill_ledger.domain.audit import audit_artifact
+        from skill_ledger.domain.constants import AUDIT_VULN_FEED_HOOK_ENV
 
         policy = policy or self.policy()
         values = policy.values
@@ -354,8 +352,8 @@ class Ledger:
         path = effective_feed_path(values)
         if path is None:
             return None
-        from domain.errors import IoError
-        from domain.vulnfeed import parse_feed
+        from skill_ledger.domain.errors import IoError
+        from skill_ledger.domain.vulnfeed import parse_feed
 
         def too_large(actual: int, limit: int) -> Exception:
             return IoError(f"vulnerability feed {path} is larger than {limit} bytes")
@@ -376,8 +374,8 @@ class Ledger:
         instead of parsing ``skill.toml`` again: the periodic re-audit's fast path."""
         data = self.blobs.read_verified(v.artifact_sha256, skill_id=skill.skill_id, version=v.version)
         if recorded_manifest:
-            from domain.artifact import reinspect_artifact
-            from domain.manifest import manifest_from_json
+            from skill_ledger.domain.artifact import reinspect_artifact
+            from skill_ledger.domain.manifest import manifest_from_json
 
             try:
                 manifest = manifest_from_json(v.manifest)
@@ -686,9 +684,8 @@ def journal_key_path(settings: Settings) -> Path:
 
 def journal_seed(settings: Settings, *, create: bool) -> bytes | None:
     """The local key that signs checkpoints (PKCS#8 PEM, 0600), created on first use."""
-    from domain.signing import parse_signing_key, private_key_pem
-
-    from .fsutil import atomic_write
+    from skill_ledger.adapters.storage.files import atomic_write
+    from skill_ledger.domain.signing import parse_signing_key, private_key_pem
 
     path = journal_key_path(settings)
     if path.exists():
@@ -709,7 +706,7 @@ def record_checkpoint(ledger: Ledger) -> dict[str, Any]:
     """Sign (position, root hash, event count) of the journal as it is now, and record it."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from domain.checkpoints import Checkpoints, checkpoint_message, root_hash
+    from skill_ledger.domain.checkpoints import Checkpoints, checkpoint_message, root_hash
 
     seed = journal_seed(ledger.settings, create=True)
     assert seed is not None
@@ -738,11 +735,9 @@ JOURNAL_ANCHOR_FILE = "journal-anchor.json"
 def _write_anchor(ledger: Ledger, position: int) -> None:
     """Remember, outside the journal, the newest checkpoint event and its chain hash: nothing
     inside a journal can show that events were cut off its end, this file can."""
-    from domain.text import dumps_pretty
-
-    from .fsutil import atomic_write
-
-    from .journal import chain_hash
+    from skill_ledger.adapters.journal.sqlite import chain_hash
+    from skill_ledger.adapters.storage.files import atomic_write
+    from skill_ledger.domain.text import dumps_pretty
 
     anchor = {"position": position, "hash": chain_hash(ledger.app, position) or ""}
     atomic_write(ledger.settings.home / JOURNAL_ANCHOR_FILE, dumps_pretty(anchor).encode(), mode=0o600)

@@ -20,14 +20,13 @@ from typing import Any
 
 import msgspec
 
-from domain.audit_policy import AuditPolicy
-from domain.policy import effective_feed_path
-from domain.errors import ArtifactError, ArtifactMissing, ArtifactTampered, TrustError
-from domain.publisher import Publisher
-from domain.skill import AUDIT_FAILED, POLICY_CHANGE, QUARANTINED, Skill, SkillVersion
-
-from .journal import iter_rows
-from .ledger import Ledger, _jsonable
+from skill_ledger.adapters.journal.sqlite import iter_rows
+from skill_ledger.adapters.usecases.ledger import Ledger, _jsonable
+from skill_ledger.domain.audit_policy import AuditPolicy
+from skill_ledger.domain.errors import ArtifactError, ArtifactMissing, ArtifactTampered, TrustError
+from skill_ledger.domain.policy import effective_feed_path
+from skill_ledger.domain.publisher import Publisher
+from skill_ledger.domain.skill import AUDIT_FAILED, POLICY_CHANGE, QUARANTINED, Skill, SkillVersion
 
 _decoder = msgspec.json.Decoder()
 

@@ -37,10 +37,10 @@ from eventsourcing.utils import get_topic, retry
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Composable, Identifier, Literal
 
-from domain.errors import ConfigurationError, JournalUnavailable
-from projections.shards import SHARED_PREFIX, SKILL_PREFIX, Shard
+from skill_ledger.domain.errors import ConfigurationError, JournalUnavailable
+from skill_ledger.projections.shards import SHARED_PREFIX, SKILL_PREFIX, Shard
 
-from .journal import (
+from .sqlite import (
     APPEND_ONLY_MESSAGE,
     ENCODING,
     GUARDED_TABLES,

@@ -7,17 +7,16 @@ import json
 import sqlite3
 from typing import Any
 
-from projections.queries import current_rows
-
-from .blobstore import BlobStore
-from .settings import Settings
+from skill_ledger.adapters.settings import Settings
+from skill_ledger.adapters.storage.blobs import BlobStore
+from skill_ledger.projections.queries import current_rows
 
 
 def readiness(settings: Settings, con: sqlite3.Connection, skill_id: str | None) -> list[dict[str, Any]]:
     blobs = BlobStore(settings.home / "blobs")
     rows = current_rows(con, skill_id)
     if skill_id and not rows:
-        from domain.errors import NotInstalled
+        from skill_ledger.domain.errors import NotInstalled
 
         raise NotInstalled(f"skill {skill_id} has no current version", {"skill_id": skill_id})
     out = []

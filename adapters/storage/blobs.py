@@ -19,10 +19,10 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from domain.constants import MAX_ARTIFACT_BYTES
-from domain.errors import ArtifactMissing, ArtifactTampered, StorageError
+from skill_ledger.domain.constants import MAX_ARTIFACT_BYTES
+from skill_ledger.domain.errors import ArtifactMissing, ArtifactTampered, StorageError
 
-from .fsutil import atomic_write, ensure_private_dir
+from .files import atomic_write, ensure_private_dir
 
 
 class BlobStore:

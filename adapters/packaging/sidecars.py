@@ -15,8 +15,8 @@ import uuid
 import warnings
 from collections.abc import Sequence
 
-from domain.constants import ENGINE_VERSION
-from domain.text import dumps_pretty
+from skill_ledger.domain.constants import ENGINE_VERSION
+from skill_ledger.domain.text import dumps_pretty
 
 BUILDER_ID = f"https://github.com/skill-ledger/skill-ledger/package-build@{ENGINE_VERSION}"
 

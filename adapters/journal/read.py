@@ -8,12 +8,12 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from domain.events import known_kinds, stream_uuid, topics_for_kinds
-from domain.errors import UsageError
+from skill_ledger.adapters.settings import Settings
+from skill_ledger.adapters.usecases.ledger import Ledger
+from skill_ledger.domain.errors import UsageError
+from skill_ledger.domain.events import known_kinds, stream_uuid, topics_for_kinds
 
-from .journal import export_row, iter_rows
-from .ledger import Ledger
-from .settings import Settings
+from .sqlite import export_row, iter_rows
 
 
 def skill_history(settings: Settings, skill_id: str, publishers: list[str]) -> list[dict[str, Any]]:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from domain.errors import IoError
-from domain.trust import TrustStore, dump_trust_store, parse_trust_store
+from skill_ledger.domain.errors import IoError
+from skill_ledger.domain.trust import TrustStore, dump_trust_store, parse_trust_store
 
-from .fsutil import atomic_write
+from .files import atomic_write
 
 MAX_TRUST_STORE_BYTES = 16 * 1024 * 1024
 

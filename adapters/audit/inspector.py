@@ -28,8 +28,8 @@ from typing import Any
 import msgspec
 import wasmtime
 
-from domain.artifact import is_module_path
-from domain.audit import ExportFact, ImportFact, MemoryFact, ModuleFacts, wasm_header_problem
+from skill_ledger.domain.artifact import is_module_path
+from skill_ledger.domain.audit import ExportFact, ImportFact, MemoryFact, ModuleFacts, wasm_header_problem
 
 __all__ = ["CACHE_SIZE", "cache_info", "clear_cache", "engine", "inspect_module", "inspect_modules"]
 

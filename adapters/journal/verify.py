@@ -13,10 +13,10 @@ from typing import Any
 
 import msgspec
 
-from domain.checkpoints import checkpoint_message, root_hash
-from domain.codec import GENESIS_HASH, event_hash, exported_event, kind_of_topic
+from skill_ledger.domain.checkpoints import checkpoint_message, root_hash
+from skill_ledger.domain.codec import GENESIS_HASH, event_hash, exported_event, kind_of_topic
 
-from .journal import LedgerApplication, chained, iter_rows
+from .sqlite import LedgerApplication, chained, iter_rows
 
 _decoder = msgspec.json.Decoder()
 

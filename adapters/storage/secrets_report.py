@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .runner.secrets import SecretStore
-from .settings import Settings
+from skill_ledger.adapters.settings import Settings
+
+from .secrets import SecretStore
 
 
 def missing_secrets_for(settings: Settings) -> Callable[[str, str, dict[str, Any]], list[dict[str, str]]]:

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import msgspec
 
-from domain.errors import ConfigurationError, UsageError
-from domain.grammars import ident, secret_scope
+from skill_ledger.domain.errors import ConfigurationError, UsageError
+from skill_ledger.domain.grammars import ident, secret_scope
 
-from ..fsutil import atomic_write, ensure_private_dir
+from .files import atomic_write, ensure_private_dir
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_VALUE_BYTES = 64 * 1024
@@ -37,7 +37,7 @@ class _File(msgspec.Struct):
 
 def check_name(scope: str, key: str) -> tuple[str, str]:
     """Validated (scope, key): the manifest's grammars (``global``, ``skill:<id>``...; an identifier)."""
-    from domain.errors import ManifestValidationError
+    from skill_ledger.domain.errors import ManifestValidationError
 
     try:
         return secret_scope(scope), ident(key, "secret key")

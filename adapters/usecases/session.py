@@ -7,11 +7,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 
-from domain.errors import SkillLedgerError
+from skill_ledger.adapters.readmodel.views import catch_up_after
+from skill_ledger.adapters.settings import Settings
+from skill_ledger.domain.errors import SkillLedgerError
 
 from .ledger import Ledger
-from .settings import Settings
-from .views import catch_up_after
 
 Notify = Callable[[str], None]
 

@@ -13,8 +13,17 @@ from pathlib import Path
 
 import msgspec
 
-from domain.artifact import BuildResult, InspectResult, Verification, build_artifact, inspect_artifact, verify_inspected
-from domain.constants import (
+from skill_ledger.adapters.storage.files import atomic_write, read_bounded
+from skill_ledger.adapters.storage.truststore_file import load_trust_store
+from skill_ledger.domain.artifact import (
+    BuildResult,
+    InspectResult,
+    Verification,
+    build_artifact,
+    inspect_artifact,
+    verify_inspected,
+)
+from skill_ledger.domain.constants import (
     ASSET_PREFIX,
     MAX_ARTIFACT_BYTES,
     MAX_ENTRY_BYTES,
@@ -22,15 +31,19 @@ from domain.constants import (
     PROVENANCE_ENTRY,
     SBOM_ENTRY,
 )
-from domain.documents import validate_provenance, validate_sbom
-from domain.errors import ArtifactEntryTooLarge, FileNotFound, ManifestParseError, ManifestValidationError, UsageError
-from domain.grammars import normalize_path
-from domain.manifest import check_runtime_compat, parse_manifest
-from domain.trust import TrustStore, add_trusted_key
+from skill_ledger.domain.documents import validate_provenance, validate_sbom
+from skill_ledger.domain.errors import (
+    ArtifactEntryTooLarge,
+    FileNotFound,
+    ManifestParseError,
+    ManifestValidationError,
+    UsageError,
+)
+from skill_ledger.domain.grammars import normalize_path
+from skill_ledger.domain.manifest import check_runtime_compat, parse_manifest
+from skill_ledger.domain.trust import TrustStore, add_trusted_key
 
-from .fsutil import atomic_write, read_bounded
 from .sidecars import generate_provenance, generate_sbom
-from .truststore_file import load_trust_store
 
 MAX_MANIFEST_BYTES = 1024 * 1024
 MAX_SIDECAR_BYTES = MAX_ENTRY_BYTES

@@ -1,0 +1,1 @@
+"""The bundled example skills (package data): ``hello/`` is what ``skills demo`` builds."""

@@ -27,8 +27,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["MODULES", "COMMITTED", "CorpusModule", "ToolchainError", "build_corpus", "cache_dir", "clang_command",
-           "compile_c"]
+__all__ = [
+    "COMMITTED",
+    "MODULES",
+    "CorpusModule",
+    "ToolchainError",
+    "build_corpus",
+    "cache_dir",
+    "clang_command",
+    "compile_c",
+]
 
 HERE = Path(__file__).resolve().parent
 SOURCES = HERE / "src"

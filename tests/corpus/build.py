@@ -29,6 +29,7 @@ from pathlib import Path
 
 __all__ = [
     "COMMITTED",
+    "COMPONENTS",
     "MODULES",
     "CorpusModule",
     "ToolchainError",
@@ -75,6 +76,11 @@ MODULES: Mapping[str, CorpusModule] = {
 # Built elsewhere with the command in their source's header, committed as binaries (small).
 COMMITTED: Mapping[str, Path] = {
     "assemblyscript_digits": HERE / "assemblyscript" / "digits.wasm",
+}
+# WebAssembly components (not core modules, so not in build_corpus(): Module.validate and the
+# benchmarks' compile refuse them). Committed, built as their source's header says.
+COMPONENTS: Mapping[str, Path] = {
+    "wordcount_p2": HERE / "component" / "wordcount_p2.component.wasm",
 }
 
 

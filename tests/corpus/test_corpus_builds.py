@@ -81,6 +81,56 @@ def test_runner_recognises_the_abi_from_imports_and_exports(corpus, name, expect
     assert (chosen.abi, chosen.entry) == expected
 
 
+# --- a WASI preview 2 command component --------------------------------------------------------
+
+P2_IMPORTS = {f"wasi:{name}@0.2.12" for name in (
+    "cli/exit", "cli/stderr", "cli/stdin", "cli/stdout", "clocks/wall-clock", "filesystem/preopens",
+    "filesystem/types", "io/error", "io/streams")}
+
+
+def test_component_is_not_a_core_module():
+    data = build.COMPONENTS["wordcount_p2"].read_bytes()
+    assert data[:8] == b"\x00asm\x0d\x00\x01\x00"  # the component-model layer
+    with pytest.raises(wasmtime.WasmtimeError):
+        wasmtime.Module.validate(wasmtime.Engine(), data)
+    facts = inspect_module("modules/wordcount_p2.wasm", data)
+    assert not facts.valid and "component" in facts.error
+
+
+def test_wasmtime_py_runs_a_wasi_p2_command_component(tmp_path):
+    """What a component ABI would build on (docs/real-world-modules.md): wasmtime-py 50 loads
+    the component, lists its imports by interface, links WASI preview 2, applies fuel, and
+    calls wasi:cli/run with the store's WASI configuration (stdin and stdout as files here:
+    Python stdout callbacks run on wasmtime's worker threads under preview 2)."""
+    from wasmtime import component
+
+    config = wasmtime.Config()
+    config.consume_fuel = True
+    engine = wasmtime.Engine(config)
+    comp = component.Component(engine, build.COMPONENTS["wordcount_p2"].read_bytes())
+    assert set(comp.type.imports(engine)) == P2_IMPORTS
+    assert set(comp.type.exports(engine)) == {"wasi:cli/run@0.2.12"}
+    (tmp_path / "stdin").write_bytes(b'"the quick brown fox"')
+    wasi = wasmtime.WasiConfig()
+    wasi.argv = ["corpus.p2", "wordcount_p2"]
+    wasi.stdin_file = str(tmp_path / "stdin")
+    wasi.stdout_file = str(tmp_path / "stdout")
+    store = wasmtime.Store(engine)
+    try:
+        store.set_fuel(10_000_000)
+        store.set_wasi(wasi)
+        linker = component.Linker(engine)
+        linker.add_wasip2()
+        instance = linker.instantiate(store, comp)
+        run_interface = instance.get_export_index(store, "wasi:cli/run@0.2.12")
+        run_func = instance.get_func(store, instance.get_export_index(store, "run", run_interface))
+        assert run_func(store) == component.Variant("ok", None)
+        assert 0 < 10_000_000 - store.get_fuel() < 10_000_000
+    finally:
+        store.close()
+    assert (tmp_path / "stdout").read_bytes() == b'{"words":4,"bytes":21}\n'
+
+
 # --- the build helper ---------------------------------------------------------------------
 
 
@@ -145,6 +195,7 @@ SKILLS = {  # skill id: (module, input schema, manifest quotas)
     "corpus.exit-after-output": ("exit_after_output", kit.ANY, {}),
     "corpus.stderr-flood": ("stderr_flood", kit.ANY, {"fuel": 10**8}),
     "corpus.assemblyscript": ("assemblyscript_digits", kit.ANY, {}),
+    "corpus.component-p2": ("wordcount_p2", kit.ANY, {}),
 }
 
 
@@ -153,8 +204,9 @@ def lab(corpus, tmp_path_factory):
     """One home with a skill per corpus module, each with one tool named after the module."""
     saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("SKILLS_")}
     lab = kit.Lab(tmp_path_factory.mktemp("corpus-lab") / "home")
+    modules = {**corpus, **build.COMPONENTS}
     for skill_id, (module, schema, quotas) in SKILLS.items():
-        lab.install({f"{module}.wasm": corpus[module].read_bytes()}, tools=[(module, schema, kit.ANY)],
+        lab.install({f"{module}.wasm": modules[module].read_bytes()}, tools=[(module, schema, kit.ANY)],
                     skill_id=skill_id, **quotas)
     yield lab
     lab.close()
@@ -257,6 +309,14 @@ def test_default_assemblyscript_build_passes_the_audit_and_runs(lab):
     code, result = run(lab, "corpus.assemblyscript", {"n": 12345, "s": "a1"})
     assert code == 0, result
     assert result["output"] == {"digits": 6}
+
+
+@pytest.mark.xfail(strict=True, reason="issue 17: WASI preview 2 command components are refused "
+                                       "(wasm_module_validation); wasmtime-py 50 can run them")
+def test_wasi_p2_command_component_passes_the_audit_and_runs(lab):
+    code, result = run(lab, "corpus.component-p2", "the quick brown fox")
+    assert code == 0, result
+    assert result["output"] == {"words": 4, "bytes": 21}
 
 
 @pytest.mark.xfail(strict=True, reason="issue 17: skills info shows each tool's detected ABI and each module's "

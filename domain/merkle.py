@@ -169,7 +169,7 @@ class Frontier:
     """The right edge of the tree of ``size`` leaves: the roots of its perfect subtrees, biggest
     (leftmost) first, one per set bit of ``size``. Mutable: a writer appends leaves to it."""
 
-    __slots__ = ("_size", "_hashes")
+    __slots__ = ("_hashes", "_size")
 
     def __init__(self, size: int = 0, hashes: Sequence[bytes] = ()) -> None:
         _check_size(size, "frontier size")
@@ -368,9 +368,7 @@ def inclusion_proof(index: int, size: int, store: NodeStore) -> list[bytes]:
     """The inclusion proof of leaf ``index`` in the tree of ``size`` leaves (O(log n) reads)."""
     _check_size(size, "tree size")
     if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < size:
-        raise InvalidInput(
-            f"leaf index {index} is not in a tree of {size} leaves", {"index": index, "size": size}
-        )
+        raise InvalidInput(f"leaf index {index} is not in a tree of {size} leaves", {"index": index, "size": size})
     return _fetch(_inclusion_plan(index, size), store)
 
 
@@ -435,9 +433,7 @@ def verify_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes],
         raise ProofError("root_mismatch", "the inclusion proof does not lead to the root", index=index, size=size)
 
 
-def verify_consistency(
-    old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]
-) -> None:
+def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]) -> None:
     """Check that the tree of ``old_size`` leaves with root ``old_root`` is a prefix of the tree
     of ``new_size`` leaves with root ``new_root``. Raises :class:`ProofError`.
 

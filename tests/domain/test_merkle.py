@@ -267,7 +267,7 @@ def test_reference_roots_of_every_prefix(ref):
 
 
 def test_reference_nodes_and_compact_ranges(ref):
-    leaves, frontiers, store = ref
+    _, frontiers, store = ref
     for level, hashes in enumerate(REF_NODES):
         assert store.get_nodes([(level, i) for i in range(len(hashes))]) == hashes
     assert len(store) == sum(len(level) for level in REF_NODES)  # nothing else was emitted

@@ -202,37 +202,49 @@ class Frontier:
     def append(self, leaf: bytes) -> list[Node]:
         """Add one leaf hash; returns the nodes it completes (the leaf itself first, then each
         interior node that became perfect), which a writer stores."""
-        _check_hash(leaf, "leaf hash")
-        return self._append(leaf, [])
+        out: list[Node] = []
+        self._absorb((leaf,), events=False, out=out)
+        return out
 
     def extend(self, leaves: Iterable[bytes], *, collect_nodes: bool = True) -> list[Node]:
         """Add leaf hashes in order; returns the completed nodes (none if ``collect_nodes`` is
         false, for a writer or verifier that only needs the root)."""
         out: list[Node] | None = [] if collect_nodes else None
-        for leaf in leaves:
-            _check_hash(leaf, "leaf hash")
-            self._append(leaf, out)
+        self._absorb(leaves, events=False, out=out)
         return out or []
 
-    def _append(self, h: bytes, out: list[Node] | None) -> list[Node]:
-        size, hashes = self._size, self._hashes
-        if size == MAX_TREE_SIZE:
-            raise ProofError("size_order", "the tree is full (2**64 - 1 leaves)")
-        if out is not None:
-            out.append(Node(0, size, h))
-        hashes.append(h)
-        new_size = size + 1
-        level, n = 0, size
-        while n & 1:  # the subtree at this level is now complete: merge it with its left sibling
-            h = node_hash(hashes[-2], h)
-            del hashes[-2:]
-            hashes.append(h)
-            level += 1
-            n >>= 1
-            if out is not None:
-                out.append(Node(level, (new_size >> level) - 1, h))
-        self._size = new_size
-        return out if out is not None else []
+    def extend_events(self, event_hashes: Iterable[bytes], *, collect_nodes: bool = True) -> list[Node]:
+        """:meth:`extend` with the raw 32-byte event hashes (the leaf hashing done inline: this
+        is the loop a full journal verification runs once per event)."""
+        out: list[Node] | None = [] if collect_nodes else None
+        self._absorb(event_hashes, events=True, out=out)
+        return out or []
+
+    def _absorb(self, items: Iterable[bytes], *, events: bool, out: list[Node] | None) -> None:
+        sha256, hashes, size = hashlib.sha256, self._hashes, self._size
+        try:
+            for h in items:
+                if type(h) is not bytes or len(h) != HASH_SIZE:
+                    _check_hash(h, "event hash" if events else "leaf hash")
+                if size == MAX_TREE_SIZE:
+                    raise ProofError("size_order", "the tree is full (2**64 - 1 leaves)")
+                if events:
+                    h = sha256(_LEAF_PREFIX + h).digest()
+                if out is not None:
+                    out.append(Node(0, size, h))
+                # Each trailing 1 bit of the old size is a perfect subtree that the new leaf
+                # completes: merge it with the hash to its left, one level up each time.
+                n, level = size, 0
+                while n & 1:
+                    h = sha256(_NODE_PREFIX + hashes.pop() + h).digest()
+                    n >>= 1
+                    level += 1
+                    if out is not None:
+                        out.append(Node(level, ((size + 1) >> level) - 1, h))
+                hashes.append(h)
+                size += 1
+        finally:  # a bad item stops the loop between two leaves: the frontier stays whole
+            self._size = size
 
     def root(self) -> bytes:
         """MTH of the tree of the current size (O(log n) hashes)."""
@@ -291,6 +303,13 @@ def tree_root(leaves: Iterable[bytes]) -> bytes:
     """MTH of the given leaf hashes, in O(n) time and O(log n) memory."""
     frontier = Frontier()
     frontier.extend(leaves, collect_nodes=False)
+    return frontier.root()
+
+
+def events_root(event_hashes: Iterable[bytes]) -> bytes:
+    """MTH of the journal whose events have these raw 32-byte hashes, in position order."""
+    frontier = Frontier()
+    frontier.extend_events(event_hashes, collect_nodes=False)
     return frontier.root()
 
 

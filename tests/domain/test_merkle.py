@@ -28,12 +28,14 @@ from skill_ledger.cli.errors import exit_code_for
 from skill_ledger.domain.errors import InvalidInput, ProofError, SkillLedgerError
 from skill_ledger.domain.merkle import (
     EMPTY_ROOT,
+    MAX_TREE_SIZE,
     PROOF_FAILURE_REASONS,
     Frontier,
     MemoryNodeStore,
     Node,
     consistency_proof,
     event_leaf_hash,
+    events_root,
     inclusion_proof,
     leaf_hash,
     root_from_store,
@@ -537,12 +539,40 @@ def test_malformed_frontier_documents_are_rejected(doc):
         Frontier.from_dict(doc)
 
 
-def test_frontier_rejects_leaves_that_are_not_32_bytes():
+def test_a_bad_leaf_stops_the_frontier_between_two_leaves(tree65):
+    leaves, frontiers, _, _ = tree65
     f = Frontier()
     with pytest.raises(ProofError):
         f.append(b"short")
-    with pytest.raises(ProofError):
-        f.extend([bytes(32), "00" * 32])
+    for bad in (b"short", "00" * 32, bytearray(32), None):
+        f = Frontier()
+        with pytest.raises(ProofError) as e:
+            f.extend([*leaves[:7], bad, leaves[8]])
+        assert e.value.reason == "hash_length"
+        assert f == frontiers[7]  # the seven good leaves, nothing half-merged
+        f.extend(leaves[7:12])
+        assert f == frontiers[12]
+
+
+def test_event_hashes_can_be_appended_directly(tree65):
+    leaves, frontiers, store, roots = tree65
+    events = event_hashes(65)
+    f = Frontier()
+    nodes = f.extend_events(events[:40])
+    nodes += f.extend_events(events[40:])
+    assert f == frontiers[65]
+    assert nodes == Frontier().extend(leaves) and len(nodes) == len(store)
+    assert events_root(events[:33]) == roots[33] and events_root([]) == EMPTY_ROOT
+    with pytest.raises(ProofError) as e:
+        Frontier().extend_events([leaves[0][:31]])
+    assert e.value.details["what"] == "event hash"
+
+
+def test_a_full_tree_takes_no_more_leaves():
+    f = Frontier(MAX_TREE_SIZE, [bytes(32)] * 64)
+    with pytest.raises(ProofError) as e:
+        f.append(bytes(32))
+    assert e.value.reason == "size_order" and f.size == MAX_TREE_SIZE
 
 
 # --- hypothesis: trees up to 10k leaves -------------------------------------------------------

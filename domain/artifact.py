@@ -199,7 +199,7 @@ def reinspect_artifact(data: bytes, manifest: Manifest, payload_sha256_recorded:
     return _signed_and_listed(data, entries, digester, manifest, recorded_payload=payload_sha256_recorded)
 
 
-def _signed_and_listed(data: bytes, entries: dict[str, bytes], digester: _Digests, manifest: Manifest,
+def _signed_and_listed(data: bytes, entries: dict[str, bytes], digester: "_Digests", manifest: Manifest,
                        recorded_payload: str | None) -> InspectResult:
     """§14 steps 6-11: signature envelope, payload hash, signature, integrity list, compat."""
     if SIGNATURE_ENTRY not in entries:

@@ -35,7 +35,7 @@ class CheckpointRecorded(LedgerEvent):
     public_key_hex: str
     signature: str
 
-    def apply(self, checkpoints: Checkpoints) -> None:
+    def apply(self, checkpoints: "Checkpoints") -> None:
         checkpoints.last_position = self.position
 
 

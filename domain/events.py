@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Sequence
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import msgspec
 from eventsourcing.domain import AggregateEvent
@@ -40,8 +40,8 @@ def stream_uuid(stream: str) -> uuid.UUID:
     return uuid.uuid5(LEDGER_NAMESPACE, stream)
 
 
-_AGGREGATES: dict[str, type[LedgerAggregate]] = {}
-_EVENTS_BY_KIND: dict[str, list[type[LedgerEvent]]] = {}
+_AGGREGATES: dict[str, type["LedgerAggregate"]] = {}
+_EVENTS_BY_KIND: dict[str, list[type["LedgerEvent"]]] = {}
 
 
 class LedgerEvent(AggregateEvent):
@@ -93,7 +93,7 @@ def known_kinds() -> list[str]:
     return sorted(_EVENTS_BY_KIND)
 
 
-def aggregate_class_for(stream: str) -> type[LedgerAggregate]:
+def aggregate_class_for(stream: str) -> type["LedgerAggregate"]:
     load_model()
     prefix = stream.split(":", 1)[0]
     try:
@@ -140,11 +140,11 @@ class LedgerAggregate:
         return stream_uuid(cls.stream_name(key))
 
     @classmethod
-    def blank(cls, id: uuid.UUID, stream: str) -> Self:
+    def blank(cls: type[TAgg], id: uuid.UUID, stream: str) -> TAgg:
         return cls(id, stream)
 
     @classmethod
-    def start(cls, key: str) -> Self:
+    def start(cls: type[TAgg], key: str) -> TAgg:
         """A new, empty aggregate (version 0) whose first recorded event opens the stream."""
         stream = cls.stream_name(key)
         return cls.blank(stream_uuid(stream), stream)

@@ -37,7 +37,7 @@ def canonical_list(values: Iterable[str]) -> list[str]:
     return sorted({t for t in (trim(v) for v in values) if t})
 
 
-def capability_grants(m: Manifest | RecordedManifest) -> CapabilityGrants:
+def capability_grants(m: "Manifest | RecordedManifest") -> CapabilityGrants:
     caps = m.capabilities
     secret_keys = sorted({f"{s.scope}/{k}" for s in caps.secrets for k in s.key_names})
     return CapabilityGrants(
@@ -48,7 +48,7 @@ def capability_grants(m: Manifest | RecordedManifest) -> CapabilityGrants:
     )
 
 
-def policy_bindings(m: Manifest | RecordedManifest) -> list[PolicyBinding]:
+def policy_bindings(m: "Manifest | RecordedManifest") -> list[PolicyBinding]:
     bindings = {
         PolicyBinding(
             "tool.execute", f"tool:{t.id}", bool(t.risk.default_sensitive or t.risk.requires_approval)
@@ -68,7 +68,7 @@ def policy_bindings(m: Manifest | RecordedManifest) -> list[PolicyBinding]:
     return sorted(bindings, key=lambda b: (b.action, b.resource, b.requires_approval))
 
 
-def policy_requests(m: Manifest) -> list[PolicyRequest]:
+def policy_requests(m: "Manifest") -> list[PolicyRequest]:
     principal = f"skill:{m.skill_id}"
     return [PolicyRequest(principal, b.action, b.resource) for b in policy_bindings(m)]
 

@@ -20,7 +20,7 @@ class ArtifactRejected(LedgerEvent):
     version: str | None
     publisher: str | None
 
-    def apply(self, intake: Intake) -> None:
+    def apply(self, intake: "Intake") -> None:
         intake.rejections += 1
         intake.last_error_code = self.error_code
 

@@ -62,6 +62,7 @@ from .grammars import (
 from .text import ascii_lower, trim
 
 __all__ = [
+    "manifest_from_json",
     "CONFIG_TYPES",
     "CONTRACT_KINDS",
     "TOML_DATETIME_KEY",
@@ -92,16 +93,15 @@ __all__ = [
     "integrity_map",
     "is_operator_empty",
     "is_plugin_empty",
-    "manifest_from_json",
     "manifest_to_json",
     "manifest_warnings",
     "parse_manifest",
     "parse_manifest_bytes",
     "requires_review",
     "serialize_manifest",
+    "tool_ids",
     "toml_datetime_text",
     "toml_to_json_value",
-    "tool_ids",
     "validate_manifest",
     "with_integrity",
 ]

@@ -33,7 +33,7 @@ class KeyAllowlisted(LedgerEvent):
     key_id: str
     reason: str | None
 
-    def apply(self, publisher: Publisher) -> None:
+    def apply(self, publisher: "Publisher") -> None:
         key = publisher.keys.get(self.key_hex)
         if key is None:
             key = publisher.keys[self.key_hex] = PublisherKey(self.key_hex, self.key_id, ALLOWLISTED, self.timestamp)
@@ -50,7 +50,7 @@ class KeyPinned(LedgerEvent):
     first_version: str
     payload_sha256: str
 
-    def apply(self, publisher: Publisher) -> None:
+    def apply(self, publisher: "Publisher") -> None:
         key = PublisherKey(self.key_hex, self.key_id, TOFU, self.timestamp)
         key.first_skill_id = self.first_skill_id
         key.first_version = self.first_version
@@ -63,7 +63,7 @@ class KeyRevoked(LedgerEvent):
     key_id: str
     reason: str | None
 
-    def apply(self, publisher: Publisher) -> None:
+    def apply(self, publisher: "Publisher") -> None:
         key = publisher.keys.get(self.key_hex)
         if key is None:
             # Revoking a key never seen before is a legitimate pre-emptive act.

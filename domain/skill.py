@@ -74,7 +74,7 @@ class ArtifactVerified(LedgerEvent):
     manifest_warnings: list[dict[str, Any]]
     source: str
 
-    def apply(self, skill: Skill) -> None:
+    def apply(self, skill: "Skill") -> None:
         v = skill.versions.get(self.version)
         if v is None or not v.installed:
             v = SkillVersion(self.version)
@@ -100,7 +100,7 @@ class Audited(LedgerEvent):
     checks: list[dict[str, Any]]
     quarantine_reasons: list[str]
 
-    def apply(self, skill: Skill) -> None:
+    def apply(self, skill: "Skill") -> None:
         v = skill.versions[self.version]
         v.last_audit = {
             "at": self.timestamp,
@@ -120,7 +120,7 @@ class Installed(LedgerEvent):
     payload_sha256: str
     blob: str
 
-    def apply(self, skill: Skill) -> None:
+    def apply(self, skill: "Skill") -> None:
         v = skill.versions[self.version]
         v.installed = True
         v.blob = self.blob
@@ -136,7 +136,7 @@ class CurrentChanged(LedgerEvent):
     cause: str
     reason: str | None
 
-    def apply(self, skill: Skill) -> None:
+    def apply(self, skill: "Skill") -> None:
         if self.from_version is not None:
             skill.previous_currents.append(self.from_version)
         skill.current = self.to_version
@@ -146,7 +146,7 @@ class Activated(LedgerEvent):
     KIND: ClassVar[str] = "skill.activated"
     version: str
 
-    def apply(self, skill: Skill) -> None:
+    def apply(self, skill: "Skill") -> None:
         _set_status(skill.versions[self.version], ACTIVE, None, None)
 
 
@@ -157,7 +157,7 @@ class Quarantined(LedgerEvent):
     reason: str
     details: dict[str, Any]
 
-    def apply(self, skill: Skill) -> None:
+    def apply(self, skill: "Skill") -> None:
         _set_status(skill.versions[self.version], QUARANTINED, self.reason_code, self.reason)
 
 
@@ -168,7 +168,7 @@ class Enabled(LedgerEvent):
     audit_passed: bool
     reason: str
 
-    def apply(self, skill: Skill) -> None:
+    def apply(self, skill: "Skill") -> None:
         _set_status(skill.versions[self.version], ACTIVE, "override" if self.override else None, self.reason)
 
 
@@ -177,7 +177,7 @@ class Disabled(LedgerEvent):
     version: str
     reason: str
 
-    def apply(self, skill: Skill) -> None:
+    def apply(self, skill: "Skill") -> None:
         _set_status(skill.versions[self.version], DISABLED, OPERATOR, self.reason)
 
 
@@ -187,7 +187,7 @@ class Verified(LedgerEvent):
     payload_sha256: str
     trust_decision: str
 
-    def apply(self, skill: Skill) -> None:
+    def apply(self, skill: "Skill") -> None:
         skill.versions[self.version].trust_decision = self.trust_decision
 
 
@@ -196,7 +196,7 @@ class Removed(LedgerEvent):
     version: str
     reason: str | None
 
-    def apply(self, skill: Skill) -> None:
+    def apply(self, skill: "Skill") -> None:
         v = skill.versions[self.version]
         v.installed = False
         v.status = None
@@ -210,7 +210,7 @@ class ExecutionDenied(LedgerEvent):
     tool_id: str
     reason_code: str
 
-    def apply(self, skill: Skill) -> None:
+    def apply(self, skill: "Skill") -> None:
         skill.denials += 1
 
 

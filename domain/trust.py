@@ -42,7 +42,7 @@ class TrustStore(msgspec.Struct, frozen=True):
     # publisher -> revoked keys (a ledger addition; not part of the interchange format)
     revoked: dict[str, frozenset[str]] = msgspec.field(default_factory=dict)
 
-    def merged_with(self, other: TrustStore) -> TrustStore:
+    def merged_with(self, other: "TrustStore") -> "TrustStore":
         """Union of two stores; ``other``'s TOFU pins win only where ``self`` has none."""
         trusted = {p: set(k) for p, k in self.trusted_publishers.items()}
         for p, keys in other.trusted_publishers.items():

@@ -15,6 +15,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import re
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -401,3 +403,40 @@ def test_any_text_round_trips(lines, size):
     cp = Checkpoint("ledger.example/journal", size, hashlib.sha256(text.encode()).digest(),
                     tuple(line for line in lines if line))
     assert open_checkpoint(sign_checkpoint(cp, signer), [signer.verifier()])[0] == cp
+
+
+# --- the worked example of docs/transparency-log.md ----------------------------------------------
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "transparency-log.md"
+
+
+def test_the_documented_example_runs_and_agrees_with_the_module(capsys):
+    from skill_ledger.domain.merkle import (
+        Frontier,
+        MemoryNodeStore,
+        consistency_proof,
+        inclusion_proof,
+        root_from_store,
+    )
+
+    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"), flags=re.DOTALL)
+    assert len(blocks) == 1
+    scope: dict[str, object] = {"__name__": "doc_example"}
+    exec(compile(blocks[0], str(DOC), "exec"), scope)  # noqa: S102 -- our own doc's script, as printed
+    assert capsys.readouterr().out == "checkpoints, inclusion and consistency verified\n"
+    # the module reaches the same checkpoints and proofs from the same event hashes
+    listed = re.findall(r"^[1-5] ([0-9a-f]{64})$", DOC.read_text(encoding="utf-8"), flags=re.MULTILINE)
+    events = [bytes.fromhex(h) for h in listed]
+    assert len(events) == 5
+    frontier = Frontier()
+    store = MemoryNodeStore(frontier.extend_events(events))
+    verifier = NoteVerifier.from_vkey(scope["VKEY"])
+    new, _ = open_checkpoint(scope["NEW"], [verifier], origin="ledger.example/journal/3f1c9a20")
+    old, _ = open_checkpoint(scope["OLD"], [verifier])
+    assert (new.size, new.root_hash) == (5, frontier.root())
+    assert inclusion_proof(2, 5, store) == scope["inclusion"]
+    assert consistency_proof(3, 5, store) == scope["consistency"]
+    assert (old.size, old.root_hash) == (3, root_from_store(3, store))
+    # the script's checks fail on a tampered root, like the module's
+    assert not scope["verify_inclusion"](events[2], 2, 5, scope["inclusion"], old.root_hash)
+    assert not scope["verify_consistency"](3, 5, new.root_hash, new.root_hash, scope["consistency"])

@@ -30,7 +30,7 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple, Protocol
 
-from .errors import InvalidInput, ProofError, SkillLedgerError
+from .errors import InvalidInput, JournalTampered, ProofError, SkillLedgerError
 
 HASH_SIZE = 32
 EMPTY_ROOT = hashlib.sha256(b"").digest()
@@ -52,6 +52,7 @@ PROOF_FAILURE_REASONS = frozenset(
         "proof_length",  # the proof has too many or too few hashes for these sizes
         "root_mismatch",  # the proof leads to a different (new) root
         "old_root_mismatch",  # a consistency proof leads to a different old root
+        "frontier_malformed",  # a serialised frontier that is damaged or inconsistent
     }
 )
 
@@ -176,7 +177,7 @@ class Frontier:
         hashes = list(hashes)
         if len(hashes) != size.bit_count():
             raise ProofError(
-                "proof_length",
+                "frontier_malformed",
                 f"a frontier of size {size} has {size.bit_count()} hashes, not {len(hashes)}",
                 size=size,
                 hashes=len(hashes),
@@ -268,11 +269,11 @@ class Frontier:
     def from_bytes(cls, data: bytes) -> Frontier:
         head = len(_FRONTIER_MAGIC)
         if not data.startswith(_FRONTIER_MAGIC) or len(data) < head + 8:
-            raise ProofError("proof_length", "not a serialised frontier")
+            raise ProofError("frontier_malformed", "not a serialised frontier")
         size = int.from_bytes(data[head : head + 8], "big")
         body = data[head + 8 :]
         if len(body) != size.bit_count() * HASH_SIZE:
-            raise ProofError("proof_length", f"a frontier of size {size} needs {size.bit_count()} hashes")
+            raise ProofError("frontier_malformed", f"a frontier of size {size} needs {size.bit_count()} hashes")
         return cls(size, [body[i : i + HASH_SIZE] for i in range(0, len(body), HASH_SIZE)])
 
     def to_dict(self) -> dict[str, object]:
@@ -281,15 +282,15 @@ class Frontier:
     @classmethod
     def from_dict(cls, doc: object) -> Frontier:
         if not isinstance(doc, dict) or set(doc) != {"size", "hashes"} or not isinstance(doc["hashes"], list):
-            raise ProofError("proof_length", "a frontier document is {size, hashes}")
+            raise ProofError("frontier_malformed", "a frontier document is {size, hashes}")
         hashes = []
         for h in doc["hashes"]:
             if not isinstance(h, str) or len(h) != 2 * HASH_SIZE or h != h.lower():
-                raise ProofError("hash_length", "frontier hashes are 64 lowercase hex digits")
+                raise ProofError("frontier_malformed", "frontier hashes are 64 lowercase hex digits")
             try:
                 hashes.append(bytes.fromhex(h))
             except ValueError:
-                raise ProofError("hash_length", "frontier hashes are 64 lowercase hex digits") from None
+                raise ProofError("frontier_malformed", "frontier hashes are 64 lowercase hex digits") from None
         return cls(_check_size(doc["size"], "frontier size"), hashes)
 
     def __eq__(self, other: object) -> bool:
@@ -322,6 +323,12 @@ def _fetch(plan: list[list[NodeKey]], store: NodeStore) -> list[bytes]:
     got = list(store.get_nodes(keys)) if keys else []
     if len(got) != len(keys):
         raise SkillLedgerError("the node store returned a wrong number of nodes", {"asked": len(keys)})
+    for (level, index), h in zip(keys, got):
+        if not isinstance(h, bytes) or len(h) != HASH_SIZE:  # a damaged row, never a valid proof
+            raise JournalTampered(
+                f"the stored Merkle node (level {level}, index {index}) is not a 32-byte hash",
+                {"level": level, "index": index},
+            )
     out, at = [], 0
     for entry in plan:
         out.append(_fold_right(got[at : at + len(entry)]))

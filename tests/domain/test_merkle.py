@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from skill_ledger.cli.errors import exit_code_for
-from skill_ledger.domain.errors import InvalidInput, ProofError, SkillLedgerError
+from skill_ledger.domain.errors import InvalidInput, JournalTampered, ProofError, SkillLedgerError
 from skill_ledger.domain.merkle import (
     EMPTY_ROOT,
     MAX_TREE_SIZE,
@@ -453,6 +453,25 @@ def test_a_store_missing_a_node_is_an_internal_error_not_a_bad_proof(tree65):
     assert e.value.code == "internal_error" and not isinstance(e.value, ProofError)
 
 
+class DamagedStore:
+    """A store whose node (2, 1) came back from disk one byte short."""
+
+    def __init__(self, store: MemoryNodeStore) -> None:
+        self.store = store
+
+    def get_nodes(self, keys):
+        return [h[:31] if key == (2, 1) else h for key, h in zip(keys, self.store.get_nodes(keys))]
+
+
+def test_a_damaged_stored_node_is_reported_not_folded_into_a_proof(tree65):
+    damaged = DamagedStore(tree65[2])
+    for call in (lambda: inclusion_proof(0, 8, damaged), lambda: consistency_proof(4, 8, damaged)):
+        with pytest.raises(JournalTampered) as e:
+            call()
+        assert e.value.details == {"level": 2, "index": 1}
+    assert inclusion_proof(4, 8, damaged) == inclusion_proof(4, 8, tree65[2])  # other paths unaffected
+
+
 def test_event_leaf_hash_takes_exactly_the_32_byte_event_hash():
     h = hashlib.sha256(b"event").digest()
     assert event_leaf_hash(h) == hashlib.sha256(b"\x00" + h).digest() == leaf_hash(h)
@@ -519,8 +538,9 @@ def test_frontier_serialisations_round_trip_and_resume(tree65):
     lambda b: b[:10],
 ])
 def test_damaged_serialised_frontiers_are_rejected(tree65, mangle):
-    with pytest.raises(ProofError):
+    with pytest.raises(ProofError) as e:
         Frontier.from_bytes(mangle(tree65[1][7].to_bytes()))
+    assert e.value.reason == "frontier_malformed"
 
 
 @pytest.mark.parametrize("doc", [
@@ -535,8 +555,9 @@ def test_damaged_serialised_frontiers_are_rejected(tree65, mangle):
     [],
 ])
 def test_malformed_frontier_documents_are_rejected(doc):
-    with pytest.raises(ProofError):
+    with pytest.raises(ProofError) as e:
         Frontier.from_dict(doc)
+    assert e.value.reason in {"frontier_malformed", "size_order"}
 
 
 def test_a_bad_leaf_stops_the_frontier_between_two_leaves(tree65):

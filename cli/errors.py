@@ -69,6 +69,8 @@ EXIT_CODES: dict[str, int] = {
     "concurrency_conflict": JOURNAL_INTEGRITY,
     "projection_drift": JOURNAL_INTEGRITY,
     "journal_unavailable": JOURNAL_INTEGRITY,
+    "proof_invalid": JOURNAL_INTEGRITY,
+    "note_invalid": JOURNAL_INTEGRITY,
     # environment
     # the artifact format's I/O kind: a corrupt entry (CRC, deflate) or an unreadable input file;
     # a failure to write our own output is refined to INTERNAL below

@@ -300,6 +300,26 @@ class JournalTampered(SkillLedgerError):
     code = "journal_tampered"
 
 
+class ProofError(SkillLedgerError):
+    """A Merkle inclusion or consistency proof (RFC 9162) that does not verify, or whose
+    inputs are malformed (hash lengths, sizes, indexes). ``details["reason"]`` names the
+    check that failed, from a fixed set (see ``domain/merkle.py``)."""
+
+    code = "proof_invalid"
+
+    def __init__(self, reason: str, message: str, **extra: Any):
+        super().__init__(message, {"reason": reason, **extra})
+        self.reason = reason
+
+
+class NoteError(ProofError):
+    """A C2SP signed note or tlog checkpoint that is malformed, carries a bad signature from a
+    known key, or has no signature from a known key (``details["reason"]``, see
+    ``domain/notes.py``)."""
+
+    code = "note_invalid"
+
+
 class ConcurrencyConflict(SkillLedgerError):
     code = "concurrency_conflict"
 

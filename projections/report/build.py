@@ -18,7 +18,7 @@ from typing import Any
 from skill_ledger.domain.eligibility import eligibility
 from skill_ledger.domain.grammars import parse_semver_lenient
 
-from .fold import ReportFold, SkillState, VersionState
+from .fold import ReportFold
 from .model import (
     FINDING_KINDS,
     REPORT_VERSION,
@@ -46,6 +46,7 @@ from .model import (
     Window,
 )
 from .rules import FindingDraft, end_of_window_findings
+from .state import SkillState, VersionState
 
 _KIND_ORDER = {k: i for i, k in enumerate(FINDING_KINDS)}
 _GLOBAL_FINDINGS = ("journal_verification_failed", "policy_loosened", "checkpoint_missing")
@@ -74,7 +75,7 @@ def build_report(events: Iterable[dict[str, Any]], *, since: int | None = None, 
     window_end = head if until is None else min(until, head)
     end_time = window_end_time or fold.end_time()
     if end_time is not None and end_time.tzinfo is None:
-        end_time = end_time.replace(tzinfo=dt.timezone.utc)
+        end_time = end_time.replace(tzinfo=dt.UTC)
     drafts = fold.findings + end_of_window_findings(
         fold, max_audit_age=max_audit_age, end_time=end_time, window_end=window_end,
         verification_ok=journal_verification.ok, first_bad=journal_verification.first_bad_position,

@@ -23,93 +23,20 @@ from skill_ledger.domain.policy import PolicyValues, policy_to_dict
 
 from .model import Actor, Checkpoint, CitedEvent, LastAudit, PolicyVersion, Rejection, TimelineEntry
 from .rules import FindingDraft, policy_changes, revocation_delay
+from .state import (
+    KeyState,
+    RevocationState,
+    SkillState,
+    VersionState,
+    bool_of,
+    int_of,
+    parse_time,
+    scalar_details,
+    text_of,
+)
 from .text import summary_line
 
 TAMPER_CODES = ("artifact_tampered", "artifact_missing")
-_SCALARS = (str, int, float, bool, type(None))
-
-
-def _str(d: dict[str, Any], key: str) -> str | None:
-    v = d.get(key)
-    return v if isinstance(v, str) else None
-
-
-def _bool(d: dict[str, Any], key: str) -> bool | None:
-    v = d.get(key)
-    return v if isinstance(v, bool) else None
-
-
-def _int(d: dict[str, Any], key: str) -> int | None:
-    v = d.get(key)
-    return v if isinstance(v, int) and not isinstance(v, bool) else None
-
-
-def scalar_details(d: Any, keys: tuple[str, ...] | None = None) -> dict[str, Any]:
-    """The JSON scalar members of ``d`` (optionally only ``keys``), for a timeline entry."""
-    if not isinstance(d, dict):
-        return {}
-    items = d.items() if keys is None else ((k, d[k]) for k in keys if k in d)
-    return {str(k): v for k, v in items if isinstance(v, _SCALARS)}
-
-
-class VersionState:
-    """One version of a skill, as the journal says up to the event being folded."""
-
-    __slots__ = ("skill_id", "version", "publisher", "key_id", "key_hex", "trust_decision", "payload_sha256",
-                 "artifact_sha256", "name", "display_name", "description", "compat_problem", "installed",
-                 "ever_installed", "installed_at", "install_ref", "status", "status_code", "status_reason",
-                 "status_ref", "last_audit", "last_audit_ref")
-
-    def __init__(self, skill_id: str, version: str) -> None:
-        self.skill_id, self.version = skill_id, version
-        self.publisher = self.key_id = self.key_hex = self.trust_decision = ""
-        self.payload_sha256 = self.artifact_sha256 = ""
-        self.name: str | None = None
-        self.display_name: str | None = None
-        self.description: str | None = None
-        self.compat_problem: str | None = None
-        self.installed = self.ever_installed = False
-        self.installed_at: str | None = None
-        self.install_ref: CitedEvent | None = None
-        self.status: str | None = None
-        self.status_code: str | None = None
-        self.status_reason: str | None = None
-        self.status_ref: CitedEvent | None = None
-        self.last_audit: LastAudit | None = None
-        self.last_audit_ref: CitedEvent | None = None
-
-
-class SkillState:
-    __slots__ = ("skill_id", "versions", "current", "timeline")
-
-    def __init__(self, skill_id: str) -> None:
-        self.skill_id = skill_id
-        self.versions: dict[str, VersionState] = {}
-        self.current: str | None = None
-        # (publisher of the entry's version or None, entry): the publisher filter reads it
-        self.timeline: list[tuple[str | None, TimelineEntry]] = []
-
-
-class KeyState:
-    __slots__ = ("publisher", "key_hex", "key_id", "kind", "state", "allowlisted", "pinned", "revoked")
-
-    def __init__(self, publisher: str, key_hex: str, key_id: str, kind: str) -> None:
-        self.publisher, self.key_hex, self.key_id, self.kind = publisher, key_hex, key_id, kind
-        self.state = "active"
-        # (the event, its reason, extra facts) of the newest act of each sort
-        self.allowlisted: tuple[CitedEvent, str | None, dict[str, str | None]] | None = None
-        self.pinned: tuple[CitedEvent, str | None, dict[str, str | None]] | None = None
-        self.revoked: tuple[CitedEvent, str | None, dict[str, str | None]] | None = None
-
-
-class RevocationState:
-    """A revocation inside the window and the quarantines linked to it so far."""
-
-    __slots__ = ("publisher", "key_hex", "key_id", "ref", "reason", "quarantined")
-
-    def __init__(self, publisher: str, key_hex: str, key_id: str, ref: CitedEvent, reason: str | None) -> None:
-        self.publisher, self.key_hex, self.key_id, self.ref, self.reason = publisher, key_hex, key_id, ref, reason
-        self.quarantined: list[tuple[str, str, CitedEvent, float]] = []
 
 
 Handler = Callable[[dict[str, Any], dict[str, Any], bool], bool]
@@ -178,8 +105,9 @@ class ReportFold:
         if position == self.watch_position:
             self.watched = self.ref(e)
         if self.until is not None and position > self.until:
-            if kind == "journal.checkpoint":  # a later checkpoint may cover the window
-                self._checkpoint(e, e.get("data") or {}, False)
+            data = e.get("data")
+            if kind == "journal.checkpoint" and isinstance(data, dict):  # a later one may cover the window
+                self._checkpoint(e, data, False)
             return
         self.last_upto_until = e
         if kind != "journal.checkpoint":
@@ -236,7 +164,7 @@ class ReportFold:
 
     def _version_of(self, e: dict[str, Any], data: dict[str, Any]) -> tuple[SkillState, VersionState] | None:
         skill = self._skill_of(e)
-        version = _str(data, "version")
+        version = text_of(data, "version")
         if skill is None or version is None:
             return None
         v = skill.versions.get(version)
@@ -247,10 +175,10 @@ class ReportFold:
 
     def _generic(self, e: dict[str, Any], data: dict[str, Any]) -> None:
         """An event the fold does not understand: kept in the window as what it is."""
-        version, reason, code = _str(data, "version"), _str(data, "reason"), _str(data, "reason_code")
+        version, reason, code = text_of(data, "version"), text_of(data, "reason"), text_of(data, "reason_code")
         entry = self.entry(e, data, version=version, reason=reason, reason_code=code)
         skill = self._skill_of(e)
-        if skill is None and _str(data, "skill_id") is not None:
+        if skill is None and text_of(data, "skill_id") is not None:
             skill = self.skill(data["skill_id"])
         if skill is not None:
             v = skill.versions.get(version) if version is not None else None
@@ -265,20 +193,20 @@ class ReportFold:
     # --- skill streams ---------------------------------------------------------------------
 
     def _artifact_verified(self, e: dict[str, Any], d: dict[str, Any], w: bool) -> bool:
-        skill, version = self._skill_of(e), _str(d, "version")
+        skill, version = self._skill_of(e), text_of(d, "version")
         if skill is None or version is None:
             return False
         v = skill.versions.get(version)
         if v is None or not v.installed:  # as the aggregate does: a new verification starts afresh
             v = skill.versions[version] = VersionState(skill.skill_id, version)
-        v.publisher = _str(d, "publisher") or ""
-        v.key_id, v.key_hex = _str(d, "key_id") or "", _str(d, "key_hex") or ""
-        v.trust_decision = _str(d, "trust_decision") or ""
-        v.payload_sha256, v.artifact_sha256 = _str(d, "payload_sha256") or "", _str(d, "artifact_sha256") or ""
+        v.publisher = text_of(d, "publisher") or ""
+        v.key_id, v.key_hex = text_of(d, "key_id") or "", text_of(d, "key_hex") or ""
+        v.trust_decision = text_of(d, "trust_decision") or ""
+        v.payload_sha256, v.artifact_sha256 = text_of(d, "payload_sha256") or "", text_of(d, "artifact_sha256") or ""
         manifest = d.get("manifest") if isinstance(d.get("manifest"), dict) else {}
         operator = manifest.get("operator") if isinstance(manifest.get("operator"), dict) else {}
-        v.name = _str(manifest, "name")
-        v.display_name, v.description = _str(operator, "display_name"), _str(operator, "description")
+        v.name = text_of(manifest, "name")
+        v.display_name, v.description = text_of(operator, "display_name"), text_of(operator, "description")
         compat = manifest.get("compat")
         v.compat_problem = compat_problem(compat if isinstance(compat, dict) else None)
         if w:
@@ -289,7 +217,7 @@ class ReportFold:
 
     def _audited(self, e: dict[str, Any], d: dict[str, Any], w: bool) -> bool:
         found = self._version_of(e, d)
-        trigger, passed, policy_version = _str(d, "trigger"), _bool(d, "passed"), _int(d, "policy_version")
+        trigger, passed, policy_version = text_of(d, "trigger"), bool_of(d, "passed"), int_of(d, "policy_version")
         if found is None or trigger is None or passed is None or policy_version is None:
             return False
         skill, v = found
@@ -327,13 +255,13 @@ class ReportFold:
         skill = self._skill_of(e)
         if skill is None or "to_version" not in d:
             return False
-        to_version, from_version = _str(d, "to_version"), _str(d, "from_version")
+        to_version, from_version = text_of(d, "to_version"), text_of(d, "from_version")
         skill.current = to_version
         if w:
             shown = to_version or from_version
             v = skill.versions.get(shown) if shown is not None else None
-            details = {"from_version": from_version, "to_version": to_version, "cause": _str(d, "cause")}
-            self._timeline(skill, v, self.entry(e, d, version=shown, reason=_str(d, "reason"), details=details))
+            details = {"from_version": from_version, "to_version": to_version, "cause": text_of(d, "cause")}
+            self._timeline(skill, v, self.entry(e, d, version=shown, reason=text_of(d, "reason"), details=details))
         return True
 
     def _set_status(self, e: dict[str, Any], d: dict[str, Any], w: bool, status: str, code: str | None,
@@ -354,44 +282,44 @@ class ReportFold:
 
     def _quarantined(self, e: dict[str, Any], d: dict[str, Any], w: bool) -> bool:
         found = self._version_of(e, d)
-        code = _str(d, "reason_code")
+        code = text_of(d, "reason_code")
         if found is None or code is None:
             return False
         skill, v = found
         ref = self.ref(e)
         if w:
             if code in TAMPER_CODES:
-                self.findings.append(FindingDraft.tampered(v, ref, code, _str(d, "reason")))
+                self.findings.append(FindingDraft.tampered(v, ref, code, text_of(d, "reason")))
             elif code == "trust_revoked":
                 revocation = self.revocation_index.get((v.publisher, v.key_hex))
                 if revocation is not None:
                     revocation.quarantined.append(
                         (v.skill_id, v.version, ref, revocation_delay(revocation.ref, ref)))
-        return self._set_status(e, d, w, "quarantined", code, _str(d, "reason"), scalar_details(d.get("details")),
+        return self._set_status(e, d, w, "quarantined", code, text_of(d, "reason"), scalar_details(d.get("details")),
                                 ref)
 
     def _enabled(self, e: dict[str, Any], d: dict[str, Any], w: bool) -> bool:
         found = self._version_of(e, d)
-        override, audit_passed = _bool(d, "override"), _bool(d, "audit_passed")
+        override, audit_passed = bool_of(d, "override"), bool_of(d, "audit_passed")
         if found is None or override is None:
             return False
         _skill, v = found
         ref = self.ref(e)
         if w:
             if override or audit_passed is False:
-                self.findings.append(FindingDraft.override(v, ref, _str(d, "reason")))
+                self.findings.append(FindingDraft.override(v, ref, text_of(d, "reason")))
             elif v.status == "quarantined":
-                self.findings.append(FindingDraft.lifted(v, ref, _str(d, "reason")))
+                self.findings.append(FindingDraft.lifted(v, ref, text_of(d, "reason")))
         details = {"override": override, "audit_passed": audit_passed}
-        return self._set_status(e, d, w, "active", "override" if override else None, _str(d, "reason"), details,
+        return self._set_status(e, d, w, "active", "override" if override else None, text_of(d, "reason"), details,
                                 ref)
 
     def _disabled(self, e: dict[str, Any], d: dict[str, Any], w: bool) -> bool:
-        return self._set_status(e, d, w, "disabled", "operator", _str(d, "reason"))
+        return self._set_status(e, d, w, "disabled", "operator", text_of(d, "reason"))
 
     def _verified(self, e: dict[str, Any], d: dict[str, Any], w: bool) -> bool:
         found = self._version_of(e, d)
-        decision = _str(d, "trust_decision")
+        decision = text_of(d, "trust_decision")
         if found is None or decision is None:
             return False
         skill, v = found
@@ -406,15 +334,15 @@ class ReportFold:
         if found is None:
             return False
         found[1].installed = False
-        return self._set_status(e, d, w, "removed", None, _str(d, "reason"))
+        return self._set_status(e, d, w, "removed", None, text_of(d, "reason"))
 
     def _denied(self, e: dict[str, Any], d: dict[str, Any], w: bool) -> bool:
-        skill, version = self._skill_of(e), _str(d, "version")
+        skill, version = self._skill_of(e), text_of(d, "version")
         if skill is None or version is None:
             return False
         if w:
             v = skill.versions.get(version)
-            tool_id, code = _str(d, "tool_id"), _str(d, "reason_code")
+            tool_id, code = text_of(d, "tool_id"), text_of(d, "reason_code")
             ref = self.ref(e)
             key = ("denied", skill.skill_id, version, tool_id, code)
             draft = self.aggregates.get(key)
@@ -430,27 +358,27 @@ class ReportFold:
     # --- publisher streams -----------------------------------------------------------------
 
     def _key(self, e: dict[str, Any], d: dict[str, Any], kind: str | None) -> KeyState | None:
-        stream, key_hex = e.get("stream"), _str(d, "key_hex")
+        stream, key_hex = e.get("stream"), text_of(d, "key_hex")
         if not isinstance(stream, str) or not stream.startswith("publisher:") or key_hex is None:
             return None
         publisher = stream[10:]
         k = self.keys.get((publisher, key_hex))
         if k is None or kind == "tofu":  # a pin starts the key's record afresh, as the aggregate does
-            k = self.keys[(publisher, key_hex)] = KeyState(publisher, key_hex, _str(d, "key_id") or "",
+            k = self.keys[(publisher, key_hex)] = KeyState(publisher, key_hex, text_of(d, "key_id") or "",
                                                            kind or "allowlisted")
         return k
 
     def _trust_entry(self, e: dict[str, Any], d: dict[str, Any], k: KeyState, w: bool) -> None:
         if w:
             details = scalar_details(d, ("key_id", "key_hex", "first_skill_id", "first_version"))
-            self.trust_events.append((k.publisher, self.entry(e, d, reason=_str(d, "reason"), details=details)))
+            self.trust_events.append((k.publisher, self.entry(e, d, reason=text_of(d, "reason"), details=details)))
 
     def _allowlisted(self, e: dict[str, Any], d: dict[str, Any], w: bool) -> bool:
         k = self._key(e, d, "allowlisted")
         if k is None:
             return False
         k.kind, k.state = "allowlisted", "active"
-        k.allowlisted = (self.ref(e), _str(d, "reason"), {})
+        k.allowlisted = (self.ref(e), text_of(d, "reason"), {})
         self.allowlisting_publishers.add(k.publisher)
         self._trust_entry(e, d, k, w)
         return True
@@ -459,8 +387,8 @@ class ReportFold:
         k = self._key(e, d, "tofu")
         if k is None:
             return False
-        k.pinned = (self.ref(e), None, {"first_skill_id": _str(d, "first_skill_id") or None,
-                                        "first_version": _str(d, "first_version") or None})
+        k.pinned = (self.ref(e), None, {"first_skill_id": text_of(d, "first_skill_id") or None,
+                                        "first_version": text_of(d, "first_version") or None})
         self._trust_entry(e, d, k, w)
         return True
 
@@ -468,7 +396,7 @@ class ReportFold:
         k = self._key(e, d, None)
         if k is None:
             return False
-        ref, reason = self.ref(e), _str(d, "reason")
+        ref, reason = self.ref(e), text_of(d, "reason")
         k.state = "revoked"
         k.revoked = (ref, reason, {})
         if w:
@@ -490,28 +418,28 @@ class ReportFold:
         changes = policy_changes(old, values)
         pv = PolicyVersion(version=version, values=dict(values), changed=[c.key for c in changes],
                            position=ref.position, hash=ref.hash, recorded_at=ref.recorded_at, actor=ref.actor,
-                           reason=_str(d, "reason"))
+                           reason=text_of(d, "reason"))
         if w:
             self.policy_versions.append(pv)
             if any(c.direction != "tighter" for c in changes):
                 self.findings.append(FindingDraft.policy(pv, ref, changes))
-            self.other_events.append((ref.stream, self.entry(e, d, reason=_str(d, "reason"),
+            self.other_events.append((ref.stream, self.entry(e, d, reason=text_of(d, "reason"),
                                                                    details={"policy_version": version})))
         else:
             self.policy_versions = [pv]  # the version in force when the window opens
         return True
 
     def _rejected(self, e: dict[str, Any], d: dict[str, Any], w: bool) -> bool:
-        digest, code = _str(d, "artifact_sha256"), _str(d, "error_code")
+        digest, code = text_of(d, "artifact_sha256"), text_of(d, "error_code")
         if digest is None or code is None:
             return False
         if w:
             ref = self.ref(e)
             rejection = Rejection(
                 position=ref.position, hash=ref.hash, recorded_at=ref.recorded_at, actor=ref.actor,
-                artifact_sha256=digest, source=_str(d, "source") or "", error_code=code,
-                message=_str(d, "message") or "", skill_id=_str(d, "skill_id"), version=_str(d, "version"),
-                publisher=_str(d, "publisher"))
+                artifact_sha256=digest, source=text_of(d, "source") or "", error_code=code,
+                message=text_of(d, "message") or "", skill_id=text_of(d, "skill_id"), version=text_of(d, "version"),
+                publisher=text_of(d, "publisher"))
             self.rejections.append(rejection)
             key = ("rejected", digest, code)
             draft = self.aggregates.get(key)
@@ -523,15 +451,15 @@ class ReportFold:
         return True
 
     def _checkpoint(self, e: dict[str, Any], d: dict[str, Any], w: bool) -> bool:
-        covers, count = _int(d, "position"), _int(d, "event_count")
+        covers, count = int_of(d, "position"), int_of(d, "event_count")
         if covers is None or count is None:
             return False
         ref = self.ref(e)
         if self.checkpoint is None or covers >= self.checkpoint[0].covers_position:
             self.checkpoint = (Checkpoint(
                 position=ref.position, hash=ref.hash, recorded_at=ref.recorded_at, actor=ref.actor,
-                covers_position=covers, event_count=count, root_hash=_str(d, "root_hash") or "",
-                key_id=_str(d, "key_id") or ""), ref)
+                covers_position=covers, event_count=count, root_hash=text_of(d, "root_hash") or "",
+                key_id=text_of(d, "key_id") or ""), ref)
         if w:
             details = {"covers_position": covers, "event_count": count}
             self.other_events.append((ref.stream, self.entry(e, d, details=details)))
@@ -549,14 +477,5 @@ class ReportFold:
 
     def end_time(self) -> dt.datetime | None:
         e = self.last_upto_until
-        return _parse_time(e.get("recorded_at")) if e is not None else None
+        return parse_time(e.get("recorded_at")) if e is not None else None
 
-
-def _parse_time(value: Any) -> dt.datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        t = dt.datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return t if t.tzinfo is not None else t.replace(tzinfo=dt.timezone.utc)

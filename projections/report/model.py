@@ -59,8 +59,10 @@ Verdict = Literal["journal_verification_failed", "journal_not_verified", "findin
 Direction = Literal["looser", "tighter", "unknown"]
 
 
-class _Doc(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Base of the report's structs: immutable, and strict when read back."""
+class _Doc(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):
+    """Base of the report's structs: immutable, strict when read back, and not tracked by the
+    garbage collector (a report is a tree, never a cycle; a long timeline of tracked objects
+    made every collection walk all of it)."""
 
 
 class Actor(_Doc):

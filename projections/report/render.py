@@ -67,8 +67,9 @@ class MdSafe(str):
     """Markdown the renderer built itself (code spans, anchors): not escaped again."""
 
 
-_MD_ENTITIES = {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
-_ASCII_PUNCTUATION = frozenset("!\"#$%'()*+,-./:;=?@[\\]^_`{|}~")
+# ``<``, ``>`` and ``&`` as entities; every other ASCII punctuation character backslash-escaped
+_MD_TABLE = str.maketrans({**{c: "\\" + c for c in "!\"#$%'()*+,-./:;=?@[\\]^_`{|}~"},
+                           "<": "&lt;", ">": "&gt;", "&": "&amp;"})
 
 
 def md_escape(value: Any) -> str:
@@ -78,15 +79,7 @@ def md_escape(value: Any) -> str:
     list or a table cell."""
     if isinstance(value, MdSafe):
         return value
-    out = []
-    for ch in visible(value):
-        if ch in _MD_ENTITIES:
-            out.append(_MD_ENTITIES[ch])
-        elif ch in _ASCII_PUNCTUATION:
-            out.append("\\" + ch)
-        else:
-            out.append(ch)
-    return "".join(out)
+    return visible(value).translate(_MD_TABLE)
 
 
 def _md_code(value: Any) -> str:

@@ -17,10 +17,12 @@ from typing import TYPE_CHECKING, Any
 from skill_ledger.domain.policy import POLICY_KEYS
 
 from .model import FINDING_RULES, CitedEvent, Evidence, Finding, PolicyChange, PolicyVersion, Rejection
+from .state import parse_time
 from .text import duration
 
 if TYPE_CHECKING:
-    from .fold import ReportFold, VersionState
+    from .fold import ReportFold
+    from .state import VersionState
 
 _LIMIT_KEYS = ("max_module_bytes", "max_exported_functions")
 _SWITCH_KEYS = ("allow_device_capabilities", "allow_wildcard_capabilities")
@@ -197,18 +199,8 @@ def policy_changes(old: dict[str, Any], new: dict[str, Any]) -> list[PolicyChang
 
 
 def revocation_delay(revocation: CitedEvent, quarantine: CitedEvent) -> float | None:
-    a, b = _time(revocation.recorded_at), _time(quarantine.recorded_at)
+    a, b = parse_time(revocation.recorded_at), parse_time(quarantine.recorded_at)
     return None if a is None or b is None else round((b - a).total_seconds(), 6)
-
-
-def _time(value: str | None) -> dt.datetime | None:
-    if not value:
-        return None
-    try:
-        t = dt.datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return t if t.tzinfo is not None else t.replace(tzinfo=dt.timezone.utc)
 
 
 # --- findings about the state at the window end ----------------------------------------------
@@ -249,7 +241,7 @@ def _journal_failed(fold: ReportFold, first_bad: int | None, message: str) -> Fi
 def _stale(v: VersionState, max_age: dt.timedelta, end: dt.datetime) -> FindingDraft | None:
     audit, limit = v.last_audit, duration(max_age.total_seconds())
     if audit is not None:
-        at = _time(audit.at)
+        at = parse_time(audit.at)
         if at is not None and end - at <= max_age:
             return None
         age = duration((end - at).total_seconds()) if at is not None else "unknown"

@@ -29,6 +29,14 @@ for p in (str(TESTS), str(TESTS / "projections")):
 import helpers_audit as ha  # noqa: E402
 from report_synthetic import synthetic_events  # noqa: E402
 
+# --- adapter: the only part of this file that knows the ledger's API ----------------------------
+# (module paths of the use cases and the journal may move; keep every use of them here)
+from skill_ledger.adapters.journal.sqlite import export_row, iter_rows  # noqa: E402
+from skill_ledger.adapters.journal.verify import verify_journal  # noqa: E402
+from skill_ledger.adapters.settings import resolve  # noqa: E402
+from skill_ledger.adapters.usecases.ledger import Ledger, record_checkpoint  # noqa: E402
+from skill_ledger.domain.artifact import build_artifact  # noqa: E402
+from skill_ledger.domain.errors import SkillLedgerError  # noqa: E402
 from skill_ledger.projections.report import (  # noqa: E402
     FINDING_KINDS,
     JournalVerification,
@@ -42,16 +50,6 @@ from skill_ledger.projections.report import (  # noqa: E402
 )
 from skill_ledger.projections.report.render import md_escape  # noqa: E402
 from skill_ledger.projections.report.schema import generated_schema  # noqa: E402
-
-# --- adapter: the only part of this file that knows the ledger's API ----------------------------
-# (module paths of the use cases and the journal may move; keep every use of them here)
-
-from skill_ledger.adapters.journal.sqlite import export_row, iter_rows  # noqa: E402
-from skill_ledger.adapters.journal.verify import verify_journal  # noqa: E402
-from skill_ledger.adapters.settings import resolve  # noqa: E402
-from skill_ledger.adapters.usecases.ledger import Ledger, record_checkpoint  # noqa: E402
-from skill_ledger.domain.artifact import build_artifact  # noqa: E402
-from skill_ledger.domain.errors import SkillLedgerError  # noqa: E402
 
 
 class Driver:
@@ -109,7 +107,8 @@ def manifest(skill_id: str, version: str, publisher: str, description: str) -> s
             f'publisher = "{publisher}"\n\n[entrypoints]\n[[entrypoints.tools]]\nid = "{publisher}.echo"\n'
             'name = "echo"\ndescription = "Echo"\ninput_schema = { type = "object" }\n'
             'output_schema = { type = "object" }\n\n[compat]\nrequired_protocol_major = 1\n'
-            f'min_palyra_version = "0.1.0"\n\n[operator]\ndisplay_name = "Test skill"\ndescription = \'{description}\'\n')
+            f'min_palyra_version = "0.1.0"\n\n[operator]\ndisplay_name = "Test skill"\n'
+            f"description = '{description}'\n")
 
 
 def artifact(skill_id: str, version: str, publisher: str, seed: bytes, *, description: str = "A test skill",
@@ -134,7 +133,7 @@ class Scenario:
         self.events: list[dict[str, Any]] = []
         self.checkpoint_at = 0  # head right after the checkpoint
 
-    def run(self) -> "Scenario":
+    def run(self) -> Scenario:
         d = self.d
         d.do("user:alice", "trust allow", "allow", "acme", ha.public_hex(SEED_ACME), "vendor contract 7")
         d.install("user:alice", artifact("acme.echo", "1.0.0", "acme", SEED_ACME))
@@ -307,7 +306,7 @@ def test_revocation_lists_the_two_versions_it_quarantined_and_the_delay(scenario
     assert len(quarantines) == 2
     assert [(q.skill_id, q.version, q.position) for q in rv.quarantined] == [
         (e["stream"][6:], "1.0.0", e["position"]) for e in quarantines]
-    for q, e in zip(rv.quarantined, quarantines):
+    for q, e in zip(rv.quarantined, quarantines, strict=True):
         expected = (dt.datetime.fromisoformat(e["recorded_at"]) - dt.datetime.fromisoformat(revoke["recorded_at"]))
         assert q.delay_seconds == pytest.approx(expected.total_seconds()) and q.delay_seconds >= 0
     assert rv.not_quarantined == []
@@ -444,7 +443,7 @@ def test_stale_audits_against_max_audit_age(scenario: Scenario) -> None:
         assert f.id == fid("STALE", last_audit) and cites(f, last_audit)
     # judged at the window's end time, which the caller may give
     late = s.report(max_audit_age=dt.timedelta(days=1),
-                    window_end_time=dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2))
+                    window_end_time=dt.datetime.now(dt.UTC) + dt.timedelta(days=2))
     assert {(f.skill_id, f.version) for f in by_kind(late)["stale_audit"]} == active
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import re
 import unicodedata
 from typing import Any
 
@@ -82,10 +83,15 @@ def md_escape(value: Any) -> str:
     return visible(value).translate(_MD_TABLE)
 
 
+_CODE_SAFE = re.compile(r"[A-Za-z0-9._:+/=@-]+")
+
+
 def _md_code(value: Any) -> str:
-    """A code span for identifiers and hashes; anything with a backtick stays escaped text."""
+    """A code span for identifiers and hashes. Only for text of identifier characters: a backtick
+    would end the span and a pipe would split a table cell even inside one, so anything else
+    (a damaged journal's "hash", say) stays escaped plain text."""
     text = visible(value)
-    return md_escape(text) if "`" in text else MdSafe(f"`{text}`")
+    return MdSafe(f"`{text}`") if _CODE_SAFE.fullmatch(text) else md_escape(text)
 
 
 def _md_links(items: Any) -> str:

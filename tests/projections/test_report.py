@@ -550,9 +550,14 @@ def test_markdown_escapes_hostile_text(scenario: Scenario) -> None:
     assert set(re.findall(r"<[^>]*>", out)) == {f'<a id="ev-{c.position}">' for c in scenario.report().cited_events} \
         | {"</a>"}
     assert all(target.startswith("#ev-") for target in re.findall(r"\]\(([^)]*)\)", out))
-    for line in out.splitlines():
-        if line.startswith("|"):  # a description cannot add a table cell: every row has its header's width
-            assert not line.endswith("\\|")
+    width = None
+    for line in out.splitlines():  # a description cannot add a table cell: every row has its header's width
+        if not line.startswith("|"):
+            width = None
+            continue
+        cells = len(re.findall(r"(?<!\\)\|", line))
+        width = width or cells
+        assert cells == width, line
 
 
 def test_md_escape() -> None:
@@ -613,6 +618,27 @@ def test_a_tampered_journal_is_reported_failed_at_the_top(tmp_path: Path) -> Non
     assert 'class="banner warn" id="verification-not-run"' in render_html(unverified)
 
 
+def test_a_revocation_whose_quarantine_never_happened_is_a_finding(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    d = Driver(home)
+    d.do("user:alice", "trust allow", "allow", "initech", ha.public_hex(SEED_INITECH), "partner")
+    d.install("user:alice", artifact("initech.alpha", "1.0.0", "initech", SEED_INITECH))
+    ha.record_revocation_only(home, "initech", SEED_INITECH, "key leaked")  # the sweep was interrupted
+    events = d.events()
+    r = build_report(iter(events), generated_at=GENERATED_AT, generated_by="user:auditor", project_version="0.2.0",
+                     journal_verification=d.verification())
+    [f] = by_kind(r)["revoked_key_active"]
+    install = next(e for e in events if e["kind"] == "skill.installed")
+    revoke = next(e for e in events if e["kind"] == "publisher.key_revoked")
+    assert (f.id, f.severity, f.skill_id) == (fid("REVOKED", install), "high", "initech.alpha")
+    assert cites(f, install, revoke)
+    [rv] = r.trust.revocations
+    assert rv.quarantined == [] and [(u.skill_id, u.status) for u in rv.not_quarantined] == [("initech.alpha",
+                                                                                              "active")]
+    [row] = r.posture
+    assert (row.status, row.key_revoked, row.eligible) == ("active", True, False)
+
+
 # --- robustness: unknown and malformed events ----------------------------------------------------
 
 
@@ -644,13 +670,30 @@ def test_unknown_kinds_and_malformed_data_are_carried_generically() -> None:
     assert {n + 4, n + 5, n + 8} <= set(timeline) and timeline[n + 5].details == {}
     assert [e.kind for e in r.other_events] == ["registry.synced", "policy.changed"]
     assert [e.position for e in r.trust.events] == [n + 6]
-    assert r.findings == [] or {f.kind for f in r.findings} <= {"checkpoint_missing"}
+    assert {f.kind for f in r.findings} == {"checkpoint_missing"}
     assert {c.position for c in r.cited_events} >= {n + i for i in range(1, 9)}
     jsonschema.validate(json.loads(render_json(r)), load_schema())
     render_html(r), render_markdown(r)
     with pytest.raises(ValueError, match="increasing position"):
         build_report(iter([extra[1], extra[0]]), generated_at=GENERATED_AT, generated_by="t", project_version="0",
                      journal_verification=JournalVerification(ok=True))
+
+
+def test_a_version_never_audited_is_stale_and_cites_its_install() -> None:
+    verified = {"version": "1.0.0", "publisher": "acme", "payload_sha256": "a" * 64, "artifact_sha256": "a" * 64,
+                "key_id": "k", "key_hex": "b" * 64, "trust_decision": "allowlisted", "manifest": {},
+                "manifest_warnings": [], "source": "s"}
+    events = [_ev(1, "skill:acme.x", "skill.artifact_verified", verified),
+              _ev(2, "skill:acme.x", "skill.installed", {"version": "1.0.0", "artifact_sha256": "a" * 64,
+                                                          "payload_sha256": "a" * 64, "blob": "a" * 64}),
+              _ev(3, "skill:acme.x", "skill.activated", {"version": "1.0.0"})]
+    r = build_report(iter(events), max_audit_age=dt.timedelta(days=365), generated_at=GENERATED_AT,
+                     generated_by="t", project_version="0", journal_verification=JournalVerification(ok=True))
+    [stale] = by_kind(r)["stale_audit"]
+    assert stale.id == "F-STALE-000002" and [e.position for e in stale.evidence] == [2, 3]
+    assert "No audit" in stale.detail
+    [row] = r.posture
+    assert row.last_audit is None and row.eligibility_reasons == ["incompatible"]  # no compat section recorded
 
 
 def test_policy_change_directions() -> None:

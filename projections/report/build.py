@@ -94,17 +94,7 @@ def build_report(events: Iterable[dict[str, Any]], *, since: int | None = None, 
     rejections = [r for r in fold.rejections if sel.attributed(r.skill_id, r.publisher)]
     for r in rejections:
         cited.setdefault(r.position, _cited(r, "intake:" + r.artifact_sha256))
-    other = []
-    for stream, entry in fold.other_events:
-        # policy changes and checkpoints concern every skill; other streams' events only an unfiltered report
-        if sel.unfiltered or stream.startswith(("policy:", "journal:")):
-            _cite_entry(cited, entry, stream)
-            other.append(entry)
-    for pv in fold.policy_versions:
-        if pv.position is not None and pv.hash is not None and pv.actor is not None:
-            cited.setdefault(pv.position, CitedEvent(position=pv.position, hash=pv.hash, kind="policy.changed",
-                                                     recorded_at=pv.recorded_at or "", stream="policy:audit",
-                                                     actor=pv.actor))
+    other = _other_events(fold, sel, cited)
     checkpoint = _checkpoint(fold, window_end, journal_verification, cite)
     scope = Scope(
         journal_head=JournalHead(position=head, hash=fold.head[1] if fold.head else None),
@@ -184,6 +174,22 @@ def _cited(x: Any, stream: str) -> CitedEvent:
 
 def _cite_entry(cited: dict[int, CitedEvent], entry: TimelineEntry, stream: str) -> None:
     cited.setdefault(entry.position, _cited(entry, stream))
+
+
+def _other_events(fold: ReportFold, sel: _Selection, cited: dict[int, CitedEvent]) -> list[TimelineEntry]:
+    """Policy changes and checkpoints (they concern every skill), and events of streams the report
+    does not know (only in an unfiltered report); the policy versions in force are cited too."""
+    out = []
+    for stream, entry in fold.other_events:
+        if sel.unfiltered or stream.startswith(("policy:", "journal:")):
+            _cite_entry(cited, entry, stream)
+            out.append(entry)
+    for pv in fold.policy_versions:
+        if pv.position is not None and pv.hash is not None and pv.actor is not None:
+            cited.setdefault(pv.position, CitedEvent(position=pv.position, hash=pv.hash, kind="policy.changed",
+                                                     recorded_at=pv.recorded_at or "", stream="policy:audit",
+                                                     actor=pv.actor))
+    return out
 
 
 def _findings(drafts: list[FindingDraft], cite: Any) -> list[Finding]:

@@ -1,0 +1,170 @@
+"""The report's three forms: JSON (the document itself), Markdown and one self-contained HTML file.
+
+Names, descriptions, reasons and messages come from publishers and operators. In HTML they
+are escaped by Jinja2's autoescaping, and a Content-Security-Policy forbids every script,
+image, font and remote style, so even a mistake in a template could not make the file run
+or fetch anything. In Markdown every value goes through :func:`md_escape` (the template
+environment's ``finalize``), so no value can open a link, an image, an HTML tag, a heading
+or a table cell. In both, control and invisible format characters (bidirectional overrides,
+zero-width characters) are shown as ``[U+XXXX]`` rather than rendered.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import re
+import unicodedata
+from typing import Any
+
+import msgspec
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
+
+from .model import SEVERITIES, Report
+
+FORMATS = ("json", "markdown", "html")
+_PACKAGE = __name__.rpartition(".")[0]
+_json_encoder = msgspec.json.Encoder(order="deterministic")
+
+
+def render(report: Report, fmt: str) -> bytes:
+    """The report in ``fmt`` (``json``, ``markdown`` or ``html``), UTF-8 encoded."""
+    if fmt == "json":
+        return render_json(report)
+    if fmt == "markdown":
+        return render_markdown(report).encode("utf-8")
+    if fmt == "html":
+        return render_html(report).encode("utf-8")
+    raise ValueError(f"unknown report format {fmt!r}; expected one of {', '.join(FORMATS)}")
+
+
+def render_json(report: Report) -> bytes:
+    """Indented JSON, struct members in declaration order, dict keys sorted: byte-stable."""
+    return msgspec.json.format(_json_encoder.encode(report), indent=2) + b"\n"
+
+
+# --- text safety -------------------------------------------------------------------------------
+
+
+def visible(value: Any) -> str:
+    """``value`` as text with control and invisible format characters made visible."""
+    text = "-" if value is None else str(value)
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if ch in "\t\n\r":
+            out.append(" ")
+        elif ch.isprintable() or unicodedata.category(ch) == "Zs":
+            out.append(ch)
+        else:
+            out.append(f"[U+{ord(ch):04X}]")
+    return "".join(out)
+
+
+class MdSafe(str):
+    """Markdown the renderer built itself (code spans, anchors): not escaped again."""
+
+
+# ``<``, ``>`` and ``&`` as entities; every other ASCII punctuation character backslash-escaped
+_MD_TABLE = str.maketrans({**{c: "\\" + c for c in "!\"#$%'()*+,-./:;=?@[\\]^_`{|}~"},
+                           "<": "&lt;", ">": "&gt;", "&": "&amp;"})
+
+
+def md_escape(value: Any) -> str:
+    """Plain text for Markdown: ``<``, ``>`` and ``&`` as entities, every other ASCII punctuation
+    character backslash-escaped (CommonMark allows that for all of them), line breaks as spaces.
+    Nothing in the result can start a link, an autolink, an image, HTML, emphasis, a heading, a
+    list or a table cell."""
+    if isinstance(value, MdSafe):
+        return value
+    return visible(value).translate(_MD_TABLE)
+
+
+_CODE_SAFE = re.compile(r"[A-Za-z0-9._:+/=@-]+")
+
+
+def _md_code(value: Any) -> str:
+    """A code span for identifiers and hashes. Only for text of identifier characters: a backtick
+    would end the span and a pipe would split a table cell even inside one, so anything else
+    (a damaged journal's "hash", say) stays escaped plain text."""
+    text = visible(value)
+    return MdSafe(f"`{text}`") if _CODE_SAFE.fullmatch(text) else md_escape(text)
+
+
+def _md_links(items: Any) -> str:
+    """Links to cited events in the appendix (``position`` members are integers from the report)."""
+    return MdSafe(", ".join(f"[#{int(e.position)}](#ev-{int(e.position)})" for e in items))
+
+
+def _md_anchor(position: Any) -> str:
+    """The appendix row's anchor and position (an integer from the report)."""
+    n = int(position)
+    return MdSafe(f'<a id="ev-{n}"></a>{n}')
+
+
+def _html_finalize(value: Any) -> Any:
+    return value if isinstance(value, Markup) else visible(value)
+
+
+def _short(value: Any, n: int = 12) -> str:
+    return visible(value)[:n]
+
+
+def _yes(value: Any) -> str:
+    return {True: "yes", False: "no", None: "-"}.get(value, str(value))
+
+
+def _seconds(value: Any) -> str:
+    from .text import duration
+
+    if value is None:
+        return "-"
+    return f"{duration(value)} ({value:g} s)" if value >= 1 else f"{value:g} s"
+
+
+def _json_value(value: Any) -> str:
+    return msgspec.json.encode(value, order="deterministic").decode("utf-8")
+
+
+def _common(env: Environment) -> Environment:
+    env.filters.update(short=_short, yes=_yes, seconds=_seconds, value=_json_value)
+    env.globals.update(severities=SEVERITIES)
+    return env
+
+
+@functools.cache
+def _html_env() -> Environment:
+    env = Environment(loader=PackageLoader(_PACKAGE, "templates"), autoescape=select_autoescape(default=True),
+                      undefined=StrictUndefined, finalize=_html_finalize, trim_blocks=True, lstrip_blocks=True)
+    return _common(env)
+
+
+@functools.cache
+def _markdown_env() -> Environment:
+    env = Environment(loader=PackageLoader(_PACKAGE, "templates"), autoescape=False, undefined=StrictUndefined,
+                      finalize=md_escape, trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(code=_md_code, links=_md_links, anchor=_md_anchor)
+    return _common(env)
+
+
+def _context(report: Report) -> dict[str, Any]:
+    by_severity = {s: [f for f in report.findings if f.severity == s] for s in SEVERITIES}
+    posture_by_skill: dict[str, list[Any]] = {}
+    for p in report.posture:
+        posture_by_skill.setdefault(p.skill_id, []).append(p)
+    return {"r": report, "by_severity": by_severity, "posture_by_skill": posture_by_skill}
+
+
+def render_markdown(report: Report) -> str:
+    return _markdown_env().get_template("report.md.j2").render(**_context(report))
+
+
+def render_html(report: Report) -> str:
+    env = _html_env()
+    css = env.loader.get_source(env, "report.css")[0]  # type: ignore[union-attr]
+    digest = base64.b64encode(hashlib.sha256(css.encode("utf-8")).digest()).decode("ascii")
+    return env.get_template("report.html.j2").render(css=Markup(css), style_hash=f"sha256-{digest}",
+                                                     **_context(report))

@@ -1,0 +1,109 @@
+"""The report fold's state: what the journal says, up to the event being folded, about each
+version, skill and publisher key, and each revocation inside the window (``fold.py``).
+
+Each holds plain facts and references to the few events the report cites about it (a
+``CitedEvent`` each), never whole events: memory grows with versions and keys, not events.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from .model import CitedEvent, LastAudit, TimelineEntry
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def text_of(d: dict[str, Any], key: str) -> str | None:
+    v = d.get(key)
+    return v if isinstance(v, str) else None
+
+
+def bool_of(d: dict[str, Any], key: str) -> bool | None:
+    v = d.get(key)
+    return v if isinstance(v, bool) else None
+
+
+def int_of(d: dict[str, Any], key: str) -> int | None:
+    v = d.get(key)
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+def parse_time(value: Any) -> dt.datetime | None:
+    """A journal time (ISO 8601); naive times are UTC; anything else is None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        t = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return t if t.tzinfo is not None else t.replace(tzinfo=dt.UTC)
+
+
+def scalar_details(d: Any, keys: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """The JSON scalar members of ``d`` (optionally only ``keys``), for a timeline entry."""
+    if not isinstance(d, dict):
+        return {}
+    items = d.items() if keys is None else ((k, d[k]) for k in keys if k in d)
+    return {str(k): v for k, v in items if isinstance(v, _SCALARS)}
+
+
+class VersionState:
+    """One version of a skill, as the journal says up to the event being folded."""
+
+    __slots__ = ("skill_id", "version", "publisher", "key_id", "key_hex", "trust_decision", "payload_sha256",
+                 "artifact_sha256", "name", "display_name", "description", "compat_problem", "installed",
+                 "ever_installed", "installed_at", "install_ref", "status", "status_code", "status_reason",
+                 "status_ref", "last_audit", "last_audit_ref")
+
+    def __init__(self, skill_id: str, version: str) -> None:
+        self.skill_id, self.version = skill_id, version
+        self.publisher = self.key_id = self.key_hex = self.trust_decision = ""
+        self.payload_sha256 = self.artifact_sha256 = ""
+        self.name: str | None = None
+        self.display_name: str | None = None
+        self.description: str | None = None
+        self.compat_problem: str | None = None
+        self.installed = self.ever_installed = False
+        self.installed_at: str | None = None
+        self.install_ref: CitedEvent | None = None
+        self.status: str | None = None
+        self.status_code: str | None = None
+        self.status_reason: str | None = None
+        self.status_ref: CitedEvent | None = None
+        self.last_audit: LastAudit | None = None
+        self.last_audit_ref: CitedEvent | None = None
+
+
+class SkillState:
+    __slots__ = ("skill_id", "versions", "current", "timeline")
+
+    def __init__(self, skill_id: str) -> None:
+        self.skill_id = skill_id
+        self.versions: dict[str, VersionState] = {}
+        self.current: str | None = None
+        # (publisher of the entry's version or None, entry): the publisher filter reads it
+        self.timeline: list[tuple[str | None, TimelineEntry]] = []
+
+
+class KeyState:
+    __slots__ = ("publisher", "key_hex", "key_id", "kind", "state", "allowlisted", "pinned", "revoked")
+
+    def __init__(self, publisher: str, key_hex: str, key_id: str, kind: str) -> None:
+        self.publisher, self.key_hex, self.key_id, self.kind = publisher, key_hex, key_id, kind
+        self.state = "active"
+        # (the event, its reason, extra facts) of the newest act of each sort
+        self.allowlisted: tuple[CitedEvent, str | None, dict[str, str | None]] | None = None
+        self.pinned: tuple[CitedEvent, str | None, dict[str, str | None]] | None = None
+        self.revoked: tuple[CitedEvent, str | None, dict[str, str | None]] | None = None
+
+
+class RevocationState:
+    """A revocation inside the window and the quarantines linked to it so far."""
+
+    __slots__ = ("publisher", "key_hex", "key_id", "ref", "reason", "quarantined")
+
+    def __init__(self, publisher: str, key_hex: str, key_id: str, ref: CitedEvent, reason: str | None) -> None:
+        self.publisher, self.key_hex, self.key_id, self.ref, self.reason = publisher, key_hex, key_id, ref, reason
+        self.quarantined: list[tuple[str, str, CitedEvent, float]] = []

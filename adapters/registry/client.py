@@ -48,6 +48,7 @@ from skill_ledger.domain.errors import (
     InvalidInput,
     ManifestValidationError,
     RegistryError,
+    RegistryMetadataInvalid,
     RegistryRollback,
     RegistryRootMismatch,
     RegistryTargetNotFound,
@@ -139,6 +140,9 @@ class Registries:
             raise InvalidInput(f"root metadata larger than {MAX_ROOT_BYTES} bytes", {"length": len(root_bytes)})
         try:
             root = Metadata[Root].from_bytes(root_bytes)
+            if not isinstance(root.signed, Root):
+                raise RegistryMetadataInvalid(f"registry '{name}': the given file is {root.signed.type} metadata, "
+                                              "not a root", {"registry": name, "type": root.signed.type})
             root.signed.verify_delegate("root", root.signed_bytes, root.signatures)
         except Exception as e:  # noqa: BLE001 - every failure becomes a project error
             raise map_tuf_error(e, phase="metadata", context={"registry": name}) from None
@@ -157,9 +161,10 @@ class Registries:
         shutil.rmtree(directory)
         return True
 
-    def open(self, name: str, url: str, *, root_sha256: str | None = None,
+    def open(self, name: str, url: str, *, root_sha256: str | None = None, floor: TrustedVersions | None = None,
              clock: Callable[[], datetime] | None = None, fetcher: FetcherInterface | None = None) -> RegistryClient:
-        return RegistryClient(self.path(name), url, name=name, root_sha256=root_sha256, clock=clock, fetcher=fetcher)
+        return RegistryClient(self.path(name), url, name=name, root_sha256=root_sha256, floor=floor, clock=clock,
+                              fetcher=fetcher)
 
 
 class RegistryClient:
@@ -168,12 +173,14 @@ class RegistryClient:
     metadata that the latest refresh verified (one is done first if none was)."""
 
     def __init__(self, directory: str | os.PathLike[str], url: str, *, name: str | None = None,
-                 root_sha256: str | None = None, clock: Callable[[], datetime] | None = None,
-                 fetcher: FetcherInterface | None = None, config: UpdaterConfig | None = None):
+                 root_sha256: str | None = None, floor: TrustedVersions | None = None,
+                 clock: Callable[[], datetime] | None = None, fetcher: FetcherInterface | None = None,
+                 config: UpdaterConfig | None = None):
         self.dir = Path(directory)
         self.url = normalize_url(url)
         self.name = name or self.dir.name
         self.root_sha256 = root_sha256
+        self.floor = floor
         self._clock = clock or (lambda: datetime.now(timezone.utc))
         self._fetcher = fetcher or RegistryFetcher()
         self._config = config or UpdaterConfig()
@@ -185,7 +192,8 @@ class RegistryClient:
     def refresh(self, floor: TrustedVersions | None = None) -> TrustedVersions:
         """Update and verify the top-level metadata (TUF client workflow 5.3-5.6).
 
-        ``floor``: the versions last recorded in the journal. Trusting less than that is
+        ``floor`` (default: the one given when opening): the versions last recorded in the
+        journal. Trusting less than that is
         ``registry_rollback`` even when the local cache was lost (ngclient alone would then
         accept any unexpired older metadata), except where a key rotation voids it, as in
         ngclient: the timestamp and snapshot floors fall with new timestamp keys, the targets
@@ -196,6 +204,7 @@ class RegistryClient:
             with self._mapped("metadata"):
                 updater.refresh()
         versions = _trusted_versions(updater)
+        floor = floor or self.floor
         if floor is not None:
             _check_floor(self.name, floor, versions)
         self._updater, self._versions = updater, versions

@@ -117,7 +117,10 @@ class RegistryFetcher(FetcherInterface):
                 headers={"User-Agent": f"skill-ledger/{__version__}"},
             )
         except urllib3.exceptions.MaxRetryError as e:
-            if isinstance(e.reason, urllib3.exceptions.TimeoutError):
+            # NewConnectionError (refused, unreachable) subclasses ConnectTimeoutError in
+            # urllib3 2: it is an outage, not a slow server.
+            if isinstance(e.reason, urllib3.exceptions.TimeoutError) and not isinstance(
+                    e.reason, urllib3.exceptions.NewConnectionError):
                 raise exceptions.SlowRetrievalError(f"{url}: timed out") from e
             raise exceptions.DownloadError(f"{url}: {e.reason}") from e
         except urllib3.exceptions.TimeoutError as e:
@@ -145,7 +148,9 @@ class RegistryFetcher(FetcherInterface):
             raise exceptions.DownloadError(f"{url}: {e}") from e
         finally:
             if not finished:
-                response.close()  # unread data: the connection cannot go back to the pool
+                # unread data: close the socket now, so the server stops sending (urllib3
+                # would also refuse to reuse it, but only at the next request)
+                response.close()
             response.release_conn()
 
     def _pool(self, url: str) -> urllib3.PoolManager:

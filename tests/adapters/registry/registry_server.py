@@ -35,7 +35,7 @@ class RegistryServer:
         self.root = Path(root).resolve()
         self.requests: Counter[str] = Counter()
         self.bytes_sent: Counter[str] = Counter()
-        self.endless_outcome: dict[str, str] = {}  # path -> "client_closed" | "cap"
+        self.outcome: dict[str, str] = {}  # path -> "complete" | "client_closed" | "cap" (last response)
         self._behaviour: dict[str, Behaviour] = {}
         self._lock = threading.Lock()
         server = self
@@ -91,7 +91,7 @@ class RegistryServer:
             self._behaviour.clear()
             self.requests.clear()
             self.bytes_sent.clear()
-            self.endless_outcome.clear()
+            self.outcome.clear()
 
     def clear_counts(self) -> None:
         with self._lock:
@@ -133,9 +133,11 @@ class RegistryServer:
                 self._send(h, path, body)
                 if b.endless:
                     self._endless(h, path)
+                    return
+            self._record(path, "complete")
         except (BrokenPipeError, ConnectionResetError):
-            if b.endless:
-                self._record_endless(path, "client_closed")
+            self._record(path, "client_closed")
+            h.close_connection = True
 
     def _file(self, path: str) -> bytes | None:
         target = (self.root / path.lstrip("/")).resolve()
@@ -144,23 +146,25 @@ class RegistryServer:
         return target.read_bytes()
 
     def _send(self, h, path: str, data: bytes) -> None:
-        h.wfile.write(data)
+        view = memoryview(data)
+        for start in range(0, len(view), 65536):  # in pieces, so bytes_sent follows the progress
+            h.wfile.write(view[start:start + 65536])
+            with self._lock:
+                self.bytes_sent[path] += min(65536, len(view) - start)
         h.wfile.flush()
-        with self._lock:
-            self.bytes_sent[path] += len(data)
 
     def _endless(self, h, path: str) -> None:
         filler = b"\0" * 65536
         started = time.monotonic()
         while self.bytes_sent[path] < ENDLESS_CAP_BYTES and time.monotonic() - started < ENDLESS_CAP_SECONDS:
             self._send(h, path, filler)
-        self._record_endless(path, "cap")
+        self._record(path, "cap")
 
     def _drip(self, h, path: str, body: bytes, interval: float) -> None:
         for i in range(min(len(body), DRIP_MAX_BYTES)):
             self._send(h, path, body[i:i + 1])
             time.sleep(interval)
 
-    def _record_endless(self, path: str, outcome: str) -> None:
+    def _record(self, path: str, outcome: str) -> None:
         with self._lock:
-            self.endless_outcome[path] = outcome
+            self.outcome[path] = outcome

@@ -37,7 +37,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import msgspec
-from tuf.api.metadata import Metadata, Role, Root
+from tuf.api.metadata import Metadata, Role, Root, TargetFile
 from tuf.ngclient import FetcherInterface, Updater, UpdaterConfig
 
 from skill_ledger.adapters.storage.files import atomic_write, read_bounded
@@ -186,25 +186,27 @@ class RegistryClient:
         self._config = config or UpdaterConfig()
         self._updater: Updater | None = None
         self._versions: TrustedVersions | None = None
+        self._by_skill: dict[str, dict[str, TargetFile]] | None = None
 
     # -- metadata
 
     def refresh(self, floor: TrustedVersions | None = None) -> TrustedVersions:
         """Update and verify the top-level metadata (TUF client workflow 5.3-5.6).
 
-        ``floor`` (default: the one given when opening): the versions last recorded in the
-        journal. Trusting less than that is
-        ``registry_rollback`` even when the local cache was lost (ngclient alone would then
-        accept any unexpired older metadata), except where a key rotation voids it, as in
-        ngclient: the timestamp and snapshot floors fall with new timestamp keys, the targets
-        floor with new snapshot keys (fast-forward recovery, spec 5.3.11)."""
-        self._updater = self._versions = None
+        ``floor`` (default: the one given when opening) is the record last made in the
+        journal. Trusting less than that is ``registry_rollback`` even when the local cache
+        was lost (ngclient alone would then accept any unexpired older metadata), except where
+        a key rotation voids it, as in ngclient: the timestamp and snapshot floors fall with
+        new timestamp keys, the targets floor with new snapshot keys (fast-forward recovery,
+        spec 5.3.11)."""
+        self._updater = self._versions = self._by_skill = None
         with self._locked():
             updater = self._new_updater()
             with self._mapped("metadata"):
                 updater.refresh()
         versions = _trusted_versions(updater)
-        floor = floor or self.floor
+        if floor is None:
+            floor = self.floor
         if floor is not None:
             _check_floor(self.name, floor, versions)
         self._updater, self._versions = updater, versions
@@ -218,12 +220,14 @@ class RegistryClient:
 
     # -- targets
 
+    def skills(self) -> list[str]:
+        """The skill ids the trusted targets metadata lists."""
+        return sorted(self._grouped())
+
     def list_versions(self, skill_id: str) -> list[TargetInfo]:
         """The versions of ``skill_id`` the trusted targets metadata vouches for, lowest first."""
         sid = _skill_id(skill_id)
-        targets = _trusted(self._refreshed()).targets.targets
-        with self._mapped("metadata"):
-            return targets_of(targets, sid)
+        return targets_of(self._grouped().get(sid, {}), sid)
 
     def target(self, skill_id: str, version: str | None = None) -> TargetInfo:
         """The given version (by semantic version) or the highest one."""
@@ -260,6 +264,18 @@ class RegistryClient:
         return Download(target, self._versions, inspected)
 
     # -- internals
+
+    def _grouped(self) -> dict[str, dict[str, TargetFile]]:
+        """The trusted targets by skill id (the first path segment), once per refresh, so that
+        looking up many skills stays linear in the number of targets."""
+        if self._by_skill is None:
+            groups: dict[str, dict[str, TargetFile]] = {}
+            for path, info in _trusted(self._refreshed()).targets.targets.items():
+                skill, slash, _ = path.partition("/")
+                if slash:  # our targets are <skill_id>/<version>.palyra-skill; others are not skills
+                    groups.setdefault(skill, {})[path] = info
+            self._by_skill = groups
+        return self._by_skill
 
     def _refreshed(self) -> Updater:
         if self._updater is None:
@@ -334,8 +350,8 @@ def _fingerprint(role: Role) -> str:
 
 
 def _check_floor(name: str, floor: TrustedVersions, now: TrustedVersions) -> None:
-    def rotated(role: str) -> bool:
-        return floor.role_keys.get(role) != now.role_keys.get(role)
+    def rotated(role: str) -> bool:  # a record without the fingerprint lifts nothing
+        return role in floor.role_keys and floor.role_keys[role] != now.role_keys.get(role)
 
     lifted = {"root": False, "timestamp": rotated("timestamp"), "snapshot": rotated("timestamp"),
               "targets": rotated("snapshot")}

@@ -17,9 +17,9 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from securesystemslib.signer import CryptoSigner, SSlibKey
 
-from skill_ledger.domain.errors import FileNotFound, RegistryKeysMissing
 from skill_ledger.adapters.storage.files import atomic_write, ensure_private_dir
 from skill_ledger.adapters.storage.keys import read_seed_file
+from skill_ledger.domain.errors import FileNotFound, RegistryKeysMissing
 
 ROLES = ("root", "targets", "snapshot", "timestamp")
 KEY_SUFFIX = ".pem"

@@ -29,6 +29,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import msgspec
+from tuf.api import exceptions as tuf_exceptions
 from tuf.api.metadata import Metadata, MetaFile, Root, Snapshot, Targets, Timestamp
 from tuf.api.serialization.json import JSONSerializer
 
@@ -126,12 +127,12 @@ def init(directory: str | os.PathLike[str], *, roles: Mapping[str, RoleKeys] | N
     with ``roles``, each role gets its own keys and threshold (a role left out: one new key)."""
     directory = Path(directory)
     kdir = Path(keys_dir) if keys_dir else default_keys_dir(directory)
-    if (directory / METADATA_DIR / "root.json").exists():
-        raise UsageError(f"{directory} is already a registry", {"directory": str(directory)})
     now = _now(now)
     (directory / METADATA_DIR).mkdir(parents=True, exist_ok=True)
     (directory / TARGETS_DIR).mkdir(exist_ok=True)
-    with _locked(directory):
+    with _locked(directory), _tuf_errors(directory):
+        if (directory / METADATA_DIR / "root.json").exists():
+            raise UsageError(f"{directory} is already a registry", {"directory": str(directory)})
         keyring, assigned = _init_keys(kdir, roles)
         root = Root(expires=now + expiry.root, consistent_snapshot=True)
         for role, (paths, threshold) in assigned.items():
@@ -143,7 +144,7 @@ def init(directory: str | os.PathLike[str], *, roles: Mapping[str, RoleKeys] | N
             "root": Metadata(root), "targets": Metadata(Targets(expires=now + expiry.targets)),
             "snapshot": Metadata(Snapshot(expires=now + expiry.snapshot)),
             "timestamp": Metadata(Timestamp(expires=now + expiry.timestamp)),
-        })
+        }, kdir)
         root_bytes = repo.write_root(signers=keyring.signers_for("root", root.roles["root"].keyids,
                                                                  root.roles["root"].threshold))
         repo.commit(["targets"], bump=False)
@@ -162,6 +163,7 @@ def publish(directory: str | os.PathLike[str], artifacts: Sequence[bytes | str |
     targets never change); the very same artifact again is ``unchanged``. With nothing new,
     no metadata changes unless ``renew`` (re-sign targets with a fresh expiry)."""
     with _open(directory, keys, keys_dir, now) as repo:
+        repo.require("targets", "snapshot", "timestamp")
         targets = repo.md["targets"].signed
         staged: dict[str, tuple[TargetInfo, bytes]] = {}
         results: list[PublishedTarget] = []
@@ -191,6 +193,7 @@ def refresh_timestamp(directory: str | os.PathLike[str], *, keys: Sequence[str |
     list the current targets (a publish cut short): both use the online keys. Root and
     targets need offline keys; when they near expiry they are reported, not renewed."""
     with _open(directory, keys, keys_dir, now) as repo:
+        repo.require("snapshot", "timestamp")
         renewed = []
         snapshot = repo.md["snapshot"].signed
         listed = snapshot.meta.get("targets.json")
@@ -236,6 +239,8 @@ def rotate_root(directory: str | os.PathLike[str], roles: Mapping[str, RoleKeys]
         new_root.version += 1
         new_root.expires = repo.now + repo.expiry.root
         repo.md["root"] = Metadata(new_root)
+        # every key the new metadata needs must be at hand before the new root is written
+        repo.require("snapshot", "timestamp", *(["targets"] if "targets" in roles else []))
         new_signers = repo.keyring.signers_for("root", new_root.roles["root"].keyids, new_root.roles["root"].threshold)
         root_bytes = repo.write_root(signers=_unique(old_signers + new_signers), previous=old_root)
         # The snapshot and timestamp are always re-signed (with their new keys, if rotated);
@@ -301,6 +306,12 @@ class _Repo:
 
     def expires_within(self, role: str, margin: timedelta) -> bool:
         return self.md[role].signed.expires <= self.now + margin
+
+    def require(self, *roles: str) -> None:
+        """Fail before writing anything when a role's keys are not at hand."""
+        root = self.md["root"].signed
+        for role in roles:
+            self.keyring.signers_for(role, root.roles[role].keyids, root.roles[role].threshold)
 
     # -- writing
 
@@ -379,7 +390,18 @@ def _open(directory, keys, keys_dir, now, need_keys: bool = True) -> Iterator[_R
     kdir = Path(keys_dir) if keys_dir else default_keys_dir(directory)
     with _locked(directory):
         paths = (key_files(kdir) + [Path(k) for k in keys]) if need_keys else []
-        yield _Repo.load(directory, Keyring.from_paths(paths), _now(now), kdir)
+        repo = _Repo.load(directory, Keyring.from_paths(paths), _now(now), kdir)
+        with _tuf_errors(directory):
+            yield repo
+
+
+@contextlib.contextmanager
+def _tuf_errors(directory: Path) -> Iterator[None]:
+    """A python-tuf refusal while writing (say, a root that would not verify) is a project error."""
+    try:
+        yield
+    except tuf_exceptions.RepositoryError as e:
+        raise map_tuf_error(e, phase="repository", context={"repository": str(directory)}) from None
 
 
 @contextlib.contextmanager

@@ -21,7 +21,8 @@ from skill_ledger.domain.errors import (
     RegistryWrongTarget,
     VersionConflict,
 )
-from skill_ledger.domain.grammars import SemVer, semver, skill_id as normal_skill_id
+from skill_ledger.domain.grammars import SemVer, semver
+from skill_ledger.domain.grammars import skill_id as normal_skill_id
 from skill_ledger.domain.text import trim
 
 SUFFIX = ".palyra-skill"

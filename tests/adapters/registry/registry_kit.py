@@ -16,7 +16,7 @@ from tuf.api.metadata import Metadata, MetaFile
 from tuf.api.serialization.json import JSONSerializer
 
 from skill_ledger.adapters.registry import repository
-from skill_ledger.adapters.registry.client import RegistryClient, Registries
+from skill_ledger.adapters.registry.client import Registries, RegistryClient
 from skill_ledger.adapters.registry.fetcher import RegistryFetcher
 from skill_ledger.adapters.registry.keys import key_files, load_signer
 from skill_ledger.adapters.registry.targets import TargetInfo, to_target_file

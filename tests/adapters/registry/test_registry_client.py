@@ -112,6 +112,7 @@ def test_refresh_list_and_fetch(tmp_path: Path, repo: Repo, mirror) -> None:
     assert c.fetch("acme.echo", "1.1.0").target.version == "1.1.0"
     assert c.fetch("acme.echo", "01.1.0").target.version == "1.1.0"  # by semantic version
     assert c.list_versions("other.skill") == []
+    assert c.skills() == ["acme.echo"]
 
 
 def test_listing_refreshes_first_when_no_refresh_was_done(tmp_path: Path, repo: Repo, mirror) -> None:

@@ -325,3 +325,17 @@ def test_status_reads_versions_without_keys(tmp_path: Path) -> None:
     result = repository.status(repo.dir)
     assert result.versions == repository.Versions(root=1, targets=2, snapshot=2, timestamp=2)
     assert result.expires["timestamp"] == (T0 + timedelta(days=1)).isoformat()
+
+
+def test_a_rotation_without_the_new_online_keys_writes_nothing(tmp_path: Path) -> None:
+    """Rotating the timestamp key to a given key file whose holder is away: refused before the
+    new root is written (else clients would face a timestamp signed by a revoked key)."""
+    result = repository.init(tmp_path / "reg", roles={r: RoleKeys() for r in ("root", "targets", "snapshot",
+                                                                              "timestamp")}, now=T0)
+    keys = key_files(Path(result.keys_dir))
+    root_and_new = [k for k in keys if k.name.startswith("root-")]
+    with pytest.raises(SkillLedgerError) as e:
+        repository.rotate_root(tmp_path / "reg", {"snapshot": RoleKeys(keys=tuple(root_and_new))},
+                               keys_dir=tmp_path / "none", keys=root_and_new, now=T0)
+    assert e.value.code == "registry_keys_missing" and e.value.details["role"] == "timestamp"
+    assert not (tmp_path / "reg" / "metadata" / "2.root.json").exists()

@@ -52,6 +52,7 @@ from skill_ledger.domain.errors import (
     RegistryRollback,
     RegistryRootMismatch,
     RegistryTargetNotFound,
+    StorageError,
     UsageError,
 )
 from skill_ledger.domain.grammars import semver
@@ -149,16 +150,16 @@ class Registries:
         if directory.exists():
             if not replace:
                 raise UsageError(f"registry '{name}' already has local state at {directory}", {"name": name})
-            shutil.rmtree(directory)
+            _local(shutil.rmtree, directory)
         atomic_write(directory / PINNED_ROOT, root_bytes, mode=0o644)
-        (directory / METADATA_DIR).mkdir(exist_ok=True)
+        _local((directory / METADATA_DIR).mkdir, exist_ok=True)
         return PinnedRegistry(name, url, hashlib.sha256(root_bytes).hexdigest(), root.signed.version)
 
     def remove(self, name: str) -> bool:
         directory = self.path(name)
         if not directory.exists():
             return False
-        shutil.rmtree(directory)
+        _local(shutil.rmtree, directory)
         return True
 
     def open(self, name: str, url: str, *, root_sha256: str | None = None, floor: TrustedVersions | None = None,
@@ -318,7 +319,7 @@ class RegistryClient:
         """ngclient supports one process per metadata directory: others wait their turn."""
         if not self.dir.is_dir():
             raise RegistryError(f"registry '{self.name}' has no local state (add it again)", {"registry": self.name})
-        fd = os.open(self.dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = _local(os.open, self.dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -327,6 +328,15 @@ class RegistryClient:
 
 
 # --- helpers -----------------------------------------------------------------------------
+
+
+def _local(operation, *args, **kwargs):
+    """Our own state under the home: a failure there is ``storage_error``, never a traceback."""
+    try:
+        return operation(*args, **kwargs)
+    except OSError as e:
+        raise StorageError(f"registry state cannot be written or read: {e.strerror or e}",
+                           {"path": str(getattr(e, "filename", "") or "")}) from None
 
 
 def _trusted(updater: Updater):

@@ -30,7 +30,7 @@ from tuf.api.metadata import Metadata, Root, Snapshot, Targets, Timestamp
 
 from skill_ledger.adapters.storage.files import atomic_write, read_bounded
 from skill_ledger.domain.constants import MAX_ARTIFACT_BYTES
-from skill_ledger.domain.errors import InvalidInput, UsageError
+from skill_ledger.domain.errors import InvalidInput, IoError, UsageError
 
 from .keys import ROLES, Keyring, default_keys_dir, generate_key, load_signer
 from .store import (
@@ -104,8 +104,11 @@ def init(directory: str | os.PathLike[str], *, roles: Mapping[str, RoleKeys] | N
     directory = Path(directory)
     kdir = Path(keys_dir) if keys_dir else default_keys_dir(directory)
     now = utc_now(now)
-    (directory / METADATA_DIR).mkdir(parents=True, exist_ok=True)
-    (directory / TARGETS_DIR).mkdir(exist_ok=True)
+    try:
+        (directory / METADATA_DIR).mkdir(parents=True, exist_ok=True)
+        (directory / TARGETS_DIR).mkdir(exist_ok=True)
+    except OSError as e:
+        raise IoError(f"cannot create {directory}: {e.strerror or e}", operation="write") from None
     with locked(directory), tuf_errors(directory):
         if (directory / METADATA_DIR / "root.json").exists():
             raise UsageError(f"{directory} is already a registry", {"directory": str(directory)})

@@ -20,7 +20,7 @@ from tuf.api.metadata import Metadata, MetaFile, Root
 from tuf.api.serialization.json import JSONSerializer
 
 from skill_ledger.adapters.storage.files import atomic_write, read_bounded
-from skill_ledger.domain.errors import InvalidInput, RegistryError, RegistryMetadataInvalid
+from skill_ledger.domain.errors import InvalidInput, IoError, RegistryError, RegistryMetadataInvalid
 
 from .keys import ROLES, Keyring, default_keys_dir, key_files
 from .targets import TargetInfo
@@ -210,7 +210,10 @@ def locked(directory: Path) -> Iterator[None]:
     """One publisher at a time per repository (a second one waits)."""
     if not directory.is_dir():
         raise RegistryError(f"{directory} is not a registry directory", {"directory": str(directory)})
-    fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise IoError(f"cannot lock {directory}: {e.strerror or e}", operation="write") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

@@ -279,3 +279,11 @@ def test_clock_defaults_to_now_and_a_fresh_registry_refreshes(tmp_path: Path) ->
         pinned = registries.add("live", s.url, repo.root)
         c = registries.open("live", pinned.url, root_sha256=pinned.root_sha256)
         assert c.refresh().timestamp == 2
+
+
+def test_local_state_that_cannot_be_written_is_storage_error(tmp_path: Path, repo: Repo) -> None:
+    base = tmp_path / "registries"
+    base.write_text("a file where the registries directory should be")
+    with pytest.raises(SkillLedgerError) as e:
+        Registries(base).add("main", "https://h/", repo.root)
+    assert _code(e) in ("io", "storage_error")

@@ -19,6 +19,7 @@ EXIT_CODES: dict[str, int] = {
     "invalid_input": USAGE,
     "invalid_signing_key": USAGE,
     "configuration_error": USAGE,
+    "registry_keys_missing": USAGE,  # publisher: give the role's key files
     "invalid_transition": USAGE,
     # artifact rejected
     "manifest_parse": ARTIFACT_REJECTED,
@@ -41,6 +42,17 @@ EXIT_CODES: dict[str, int] = {
     "version_conflict": ARTIFACT_REJECTED,
     "downgrade_refused": ARTIFACT_REJECTED,
     "registry_error": ARTIFACT_REJECTED,
+    # a registry's TUF metadata or target refused: the update or install does not happen.
+    "registry_rollback": ARTIFACT_REJECTED,
+    "registry_expired": ARTIFACT_REJECTED,
+    "registry_bad_signature": ARTIFACT_REJECTED,
+    "registry_mix_and_match": ARTIFACT_REJECTED,
+    "registry_length_or_hash_mismatch": ARTIFACT_REJECTED,
+    "registry_metadata_invalid": ARTIFACT_REJECTED,
+    "registry_wrong_target": ARTIFACT_REJECTED,
+    # unreachable is refused like the attacks: TUF cannot tell a mirror that is down from one
+    # withholding updates (freeze, slow retrieval); the code tells them apart for scripts.
+    "registry_unavailable": ARTIFACT_REJECTED,
     # trust rejected
     "untrusted_publisher": TRUST_REJECTED,
     "trusted_publisher_key_mismatch": TRUST_REJECTED,
@@ -55,6 +67,7 @@ EXIT_CODES: dict[str, int] = {
     "file_not_found": NOT_FOUND,
     "not_installed": NOT_FOUND,
     "tool_not_found": NOT_FOUND,
+    "registry_target_not_found": NOT_FOUND,  # the registry vouches for no such skill or version
     # execution denied
     "not_active": EXECUTION_DENIED,
     "capability_denied": EXECUTION_DENIED,
@@ -71,6 +84,7 @@ EXIT_CODES: dict[str, int] = {
     "journal_unavailable": JOURNAL_INTEGRITY,
     "proof_invalid": JOURNAL_INTEGRITY,
     "note_invalid": JOURNAL_INTEGRITY,
+    "registry_root_mismatch": JOURNAL_INTEGRITY,  # local pinned root differs from the journal's digest
     # environment
     # the artifact format's I/O kind: a corrupt entry (CRC, deflate) or an unreadable input file;
     # a failure to write our own output is refined to INTERNAL below

@@ -325,7 +325,78 @@ class ConcurrencyConflict(SkillLedgerError):
 
 
 class RegistryError(SkillLedgerError):
+    """A registry (TUF repository) refused, failed or was misused. The subclasses name the
+    attack class TUF detected, so an operator and a script can tell a rollback from an outage;
+    ``details`` carries the registry, the role or target, and the TUF error's type and text."""
+
     code = "registry_error"
+
+
+class RegistryRollback(RegistryError):
+    """Metadata older than what this client already trusts (or than the journal recorded)."""
+
+    code = "registry_rollback"
+
+
+class RegistryExpired(RegistryError):
+    """Expired metadata: the registry (or a mirror) is frozen, or the repository stopped re-signing."""
+
+    code = "registry_expired"
+
+
+class RegistryBadSignature(RegistryError):
+    """Metadata not signed by a threshold of the keys the trusted root authorises."""
+
+    code = "registry_bad_signature"
+
+
+class RegistryMixAndMatch(RegistryError):
+    """A metadata file that is not the one its signed parent vouches for (version, length or hash)."""
+
+    code = "registry_mix_and_match"
+
+
+class RegistryLengthOrHashMismatch(RegistryError):
+    """A target whose length or hash differs from the trusted targets metadata, or any download
+    that runs past its declared or maximum length (endless data), metadata or target."""
+
+    code = "registry_length_or_hash_mismatch"
+
+
+class RegistryMetadataInvalid(RegistryError):
+    """Metadata that does not parse, is of the wrong role, or lists a skill inconsistently."""
+
+    code = "registry_metadata_invalid"
+
+
+class RegistryUnavailable(RegistryError):
+    """The registry could not be read: network, HTTP status, timeout (slow retrieval), missing file."""
+
+    code = "registry_unavailable"
+
+
+class RegistryTargetNotFound(RegistryError):
+    """The trusted targets metadata vouches for no such skill or version."""
+
+    code = "registry_target_not_found"
+
+
+class RegistryWrongTarget(RegistryError):
+    """The downloaded artifact is not the skill, version, publisher or payload the registry listed."""
+
+    code = "registry_wrong_target"
+
+
+class RegistryRootMismatch(RegistryError):
+    """The locally pinned root is not the one whose digest was recorded when the registry was added."""
+
+    code = "registry_root_mismatch"
+
+
+class RegistryKeysMissing(RegistryError):
+    """Publisher side: fewer signing keys at hand than the role's threshold."""
+
+    code = "registry_keys_missing"
 
 
 class ConfigurationError(SkillLedgerError):

@@ -14,6 +14,14 @@ Measured in one run, interleaved (one round runs each command once, in turn), me
 
 Targets: ``skills --version`` <= 2x ``python -c pass``; ``skills run`` <= 2x ``skills --version``.
 
+Also measured in the same rounds, and reported (no target), the part no code of ours can remove:
+the same interpreter importing only the libraries each command cannot do without, so that
+``figure - library floor`` is what the project itself costs:
+
+* ``python -c "import click"``: the floor of any ``skills`` command;
+* ``python -c "import click, msgspec, sqlite3, wasmtime, jsonschema"``: the floor of ``skills run``
+  (the CLI, the JSON codec, the views, the sandbox, the input and output schema checks).
+
 The processes run in the benchmark's own environment, ``PYTHON*`` variables included: with
 ``PYTHONDONTWRITEBYTECODE=1`` (as in this workplace) an editable install compiles the project's
 modules on every start, which is part of what is measured. ``--bytecode`` runs every process with
@@ -39,6 +47,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_VERSION_RATIO = 2.0  # skills --version / python -c pass
 TARGET_RUN_RATIO = 2.0  # skills run / skills --version
+RUN_LIBRARIES = ("click", "msgspec", "sqlite3", "wasmtime", "jsonschema")
 INPUT = json.dumps({"text": "x" * (1024 - len('{"text": ""}'))})
 assert len(INPUT) == 1024
 
@@ -74,6 +83,8 @@ def measure(repeat: int, bytecode: bool) -> dict:
         skills = skills_command()
         commands = {
             "python": [sys.executable, "-c", "pass"],
+            "import_click": [sys.executable, "-c", "import click"],
+            "import_run_libraries": [sys.executable, "-c", f"import {', '.join(RUN_LIBRARIES)}"],
             "version": [*skills, "--version"],
             "run": [*skills, "--home", str(home), "run", "examples.echo", "--input", INPUT, "--json"],
         }
@@ -90,12 +101,18 @@ def measure(repeat: int, bytecode: bool) -> dict:
         shutil.rmtree(tmp, ignore_errors=True)
 
     med = {name: statistics.median(values) for name, values in runs.items()}
-    ratios = {"version_vs_python": med["version"] / med["python"], "run_vs_version": med["run"] / med["version"]}
+    ratios = {"version_vs_python": med["version"] / med["python"], "run_vs_version": med["run"] / med["version"],
+              "import_click_vs_python": med["import_click"] / med["python"],
+              "run_libraries_vs_version": med["import_run_libraries"] / med["version"]}
     return {
         "figures": {"skills_version_s": med["version"], "skills_run_s": med["run"],
                     "skills_version_runs_s": runs["version"], "skills_run_runs_s": runs["run"]},
-        "floor": {"python_pass_s": med["python"], "python_pass_runs_s": runs["python"]},
+        "floor": {"python_pass_s": med["python"], "python_pass_runs_s": runs["python"],
+                  "import_click_s": med["import_click"], "import_run_libraries_s": med["import_run_libraries"],
+                  "run_libraries": list(RUN_LIBRARIES)},
         "ratios": ratios,
+        "own_cost_s": {"skills_version": med["version"] - med["import_click"],
+                       "skills_run": med["run"] - med["import_run_libraries"]},
         "target": {"max_version_vs_python": TARGET_VERSION_RATIO, "max_run_vs_version": TARGET_RUN_RATIO},
         "met": {"version_vs_python": ratios["version_vs_python"] <= TARGET_VERSION_RATIO,
                 "run_vs_version": ratios["run_vs_version"] <= TARGET_RUN_RATIO},
@@ -114,7 +131,16 @@ def table(r: dict) -> str:
              f"<= {TARGET_VERSION_RATIO}x {ok[met['version_vs_python']]}"),
             ("skills run (warm echo, 1 KiB) vs skills --version", f"{f['skills_run_s'] * 1e3:.1f} ms",
              f"{f['skills_version_s'] * 1e3:.1f} ms", f"{ra['run_vs_version']:.2f}x",
-             f"<= {TARGET_RUN_RATIO}x {ok[met['run_vs_version']]}")]
+             f"<= {TARGET_RUN_RATIO}x {ok[met['run_vs_version']]}"),
+            ("library floor: python -c 'import click' vs python -c pass", f"{fl['import_click_s'] * 1e3:.1f} ms",
+             f"{fl['python_pass_s'] * 1e3:.1f} ms", f"{ra['import_click_vs_python']:.2f}x", "(reported)"),
+            (f"library floor: import {', '.join(fl['run_libraries'])} vs skills --version",
+             f"{fl['import_run_libraries_s'] * 1e3:.1f} ms", f"{f['skills_version_s'] * 1e3:.1f} ms",
+             f"{ra['run_libraries_vs_version']:.2f}x", "(reported)"),
+            ("own cost: skills --version - import click", f"{r['own_cost_s']['skills_version'] * 1e3:.1f} ms",
+             "", "", "(reported)"),
+            ("own cost: skills run - its library floor", f"{r['own_cost_s']['skills_run'] * 1e3:.1f} ms",
+             "", "", "(reported)")]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))

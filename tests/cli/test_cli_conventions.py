@@ -350,6 +350,36 @@ def test_version_json_in_process(run, args):
     assert one_json_document(r.stdout) == expected_versions()
 
 
+@pytest.mark.parametrize("name", ["wasmtime", "eventsourcing", "cryptography", "click", "msgspec", "sqlite-utils",
+                                  "SQLite_Utils", "typing_extensions", "pytest"])
+def test_distribution_version_agrees_with_importlib_metadata(name):
+    from skill_ledger.versions import distribution_version
+
+    assert distribution_version(name) == importlib.metadata.version(name)
+
+
+def test_distribution_version_reads_dist_info_and_matches_whole_names(tmp_path):
+    from skill_ledger.versions import distribution_version, normalize
+
+    def dist(directory, name, metadata):
+        d = directory / name
+        d.mkdir(parents=True)
+        (d / "METADATA").write_text(metadata)
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    dist(first, "eventsourcing_django-0.4.dist-info", "Metadata-Version: 2.1\nName: eventsourcing-django\nVersion: 0.4\n")
+    dist(first, "Foo.Bar-1.0.dist-info", "Metadata-Version: 2.1\nName: Foo.Bar\n\nVersion: 9 (in the body)\n")
+    dist(second, "eventsourcing-9.9.9.dist-info", "Metadata-Version: 2.1\nName: eventsourcing\nVersion: 9.9.9\n\nbody")
+    dist(second, "foo_bar-2.0.dist-info", "Name: foo_bar\nversion:  2.0 \n")
+    path = [str(tmp_path / "missing"), str(tmp_path / "a-file.zip"), str(first), str(second)]
+    (tmp_path / "a-file.zip").write_bytes(b"PK")
+    assert distribution_version("eventsourcing", path) == "9.9.9"  # not eventsourcing_django's
+    assert distribution_version("eventsourcing-django", path) == "0.4"
+    assert distribution_version("foo-bar", path) == "2.0"  # a Version only in the body is no header
+    assert distribution_version("wasmtime", path) is None
+    assert normalize("Foo._-Bar") == normalize("foo-bar") == "foo-bar"
+
+
 def test_python_m_skill_ledger_is_the_cli():
     p = subprocess.run([sys.executable, "-m", "skill_ledger", "--version"], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr

@@ -314,9 +314,9 @@ def test_subprocess_exit_codes(tmp_path, key):
 
 def expected_versions() -> dict:
     """What --version must report, computed independently (importlib.metadata, the constants)."""
+    libraries = {name: importlib.metadata.version(name) for name in ("wasmtime", "eventsourcing", "cryptography")}
     return {"engine_version": ENGINE_VERSION, "runtime_version": RUNTIME_VERSION, "protocol_major": PROTOCOL_MAJOR,
-            "libraries": {name: importlib.metadata.version(name) for name in ("wasmtime", "eventsourcing", "cryptography")},
-            "python": platform.python_version()}
+            "libraries": libraries, "python": platform.python_version()}
 
 
 def expected_version_lines() -> list[str]:
@@ -367,7 +367,7 @@ def test_distribution_version_reads_dist_info_and_matches_whole_names(tmp_path):
         (d / "METADATA").write_text(metadata)
 
     first, second = tmp_path / "first", tmp_path / "second"
-    dist(first, "eventsourcing_django-0.4.dist-info", "Metadata-Version: 2.1\nName: eventsourcing-django\nVersion: 0.4\n")
+    dist(first, "eventsourcing_django-0.4.dist-info", "Name: eventsourcing-django\nVersion: 0.4\n")
     dist(first, "Foo.Bar-1.0.dist-info", "Metadata-Version: 2.1\nName: Foo.Bar\n\nVersion: 9 (in the body)\n")
     dist(second, "eventsourcing-9.9.9.dist-info", "Metadata-Version: 2.1\nName: eventsourcing\nVersion: 9.9.9\n\nbody")
     dist(second, "foo_bar-2.0.dist-info", "Name: foo_bar\nversion:  2.0 \n")

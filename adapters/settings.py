@@ -3,9 +3,7 @@ environment, then defaults (cli.md "Global behaviour")."""
 
 from __future__ import annotations
 
-import getpass
 import os
-import socket
 from pathlib import Path
 
 import msgspec
@@ -33,10 +31,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return self.home / "views.db"
 
     @property
-    def blobs_dir(self) -> Path:
-        return self.home / "blobs" / "sha256"
-
-    @property
     def cache_dir(self) -> Path:
         return self.home / "cache"
 
@@ -59,6 +53,8 @@ def default_home(env: dict[str, str] | None = None) -> Path:
 
 
 def default_actor() -> str:
+    import getpass  # only when no --actor or SKILLS_ACTOR is given
+
     try:
         login = getpass.getuser()
     except (KeyError, OSError):
@@ -95,6 +91,6 @@ def resolve(
         home=home_path,
         journal_url=normalise_journal_url(journal_value),
         actor=actor_value,
-        host=socket.gethostname(),
+        host=os.uname().nodename,  # what socket.gethostname() returns, without importing socket
         command=command,
     )

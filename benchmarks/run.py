@@ -19,7 +19,8 @@ Measured in one run, interleaved, medians:
   as a new process finds it (read, digest check, deserialize) for the echo module and a
   larger generated module; floor: ``wasmtime.Module(engine, bytes)``, i.e. compiling it;
 * processes: ``skills run examples.echo --input <1 KiB> --json`` end to end against
-  ``skills --version`` (Python start-up and the CLI's imports).
+  ``skills --version`` (Python start-up and the CLI's imports); ``benchmarks/startup.py``
+  measures start-up on its own, against bare Python and the libraries' import floor.
 
 Targets: runner - bare <= 1 ms per call; compile / cache load >= 5x.
 
@@ -41,18 +42,14 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import wasmtime
 
-import wasmtime  # noqa: E402
-
-from skill_ledger.adapters.demo import example_inputs  # noqa: E402
-from skill_ledger.adapters.runner import Runner  # noqa: E402
-from skill_ledger.adapters.runner import engine as runner_engine  # noqa: E402
-from skill_ledger.adapters.settings import resolve  # noqa: E402
-from skill_ledger.adapters.usecases.session import ledger_session  # noqa: E402
-from skill_ledger.domain.artifact import build_artifact  # noqa: E402
+from skill_ledger.adapters.demo import example_inputs
+from skill_ledger.adapters.runner import Runner
+from skill_ledger.adapters.runner import engine as runner_engine
+from skill_ledger.adapters.settings import resolve
+from skill_ledger.adapters.usecases.session import ledger_session
+from skill_ledger.domain.artifact import build_artifact
 
 TARGET_ADDED_MS = 1.0
 TARGET_COLD_SPEEDUP = 5.0
@@ -138,7 +135,7 @@ def cold_start(cache_dir: Path, data: bytes, repeat: int) -> dict:
 
 
 def processes(home: Path, repeat: int) -> tuple[float, float]:
-    skills = ROOT / ".venv" / "bin" / "skills"
+    skills = Path(sys.executable).parent / "skills"  # the console script of this interpreter's environment
     cmd = [str(skills)] if skills.exists() else [sys.executable, "-m", "skill_ledger"]
     run_cmd = [*cmd, "--home", str(home), "run", "examples.echo", "--input", INPUT, "--json"]
     version_cmd = [*cmd, "--version"]
@@ -147,7 +144,7 @@ def processes(home: Path, repeat: int) -> tuple[float, float]:
     for _ in range(repeat):
         for argv, sink in ((run_cmd, runs), (version_cmd, versions)):
             t0 = time.perf_counter()
-            out = subprocess.run(argv, capture_output=True, cwd=ROOT, env=env)
+            out = subprocess.run(argv, capture_output=True, cwd=home.parent, env=env)
             sink.append(time.perf_counter() - t0)
             if out.returncode != 0:
                 raise SystemExit(f"{argv[-3:]} failed: {out.stderr.decode()}")

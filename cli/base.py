@@ -5,9 +5,10 @@ case or query, and render."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import click
@@ -15,7 +16,6 @@ import click
 from skill_ledger.domain.errors import SkillLedgerError
 
 from .errors import USAGE, exit_code_for
-from .output import json_text
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -70,28 +70,32 @@ def obj() -> CliContext:
     return click.get_current_context().ensure_object(CliContext)
 
 
+def _json_text(value: Any) -> str:
+    from .output import json_text as render  # msgspec: imported by the commands that print JSON
+
+    return render(value)
+
+
 def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if not value or ctx.resilient_parsing:
         return
-    from skill_ledger.domain.constants import ENGINE_VERSION, PROTOCOL_MAJOR, RUNTIME_VERSION
+    from skill_ledger.versions import version_info, version_text
 
-    if ctx.ensure_object(CliContext).as_json:
-        click.echo(json_text({"engine_version": ENGINE_VERSION, "runtime_version": RUNTIME_VERSION,
-                              "protocol_major": PROTOCOL_MAJOR}))
-    else:
-        click.echo(f"skills {ENGINE_VERSION} (runtime {RUNTIME_VERSION}, protocol major {PROTOCOL_MAJOR})")
+    info = version_info()
+    click.echo(_json_text(info) if ctx.ensure_object(CliContext).as_json else version_text(info))
     ctx.exit(0)
 
 
 def version_option(f: F) -> F:
     return click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
-                        help="Show the engine version, the runtime version used for compat checks, and the protocol major.")(f)
+                        help="Show the versions of skill-ledger, of the runtime used for compat checks, of the "
+                             "protocol, and of wasmtime, eventsourcing and cryptography.")(f)
 
 
 def render_error(error: SkillLedgerError, as_json: bool) -> int:
     click.echo(f"error[{error.code}]: {error.message}", err=True)
     if as_json:
-        click.echo(json_text({"error": error.to_dict()}))
+        click.echo(_json_text({"error": error.to_dict()}))
     return exit_code_for(error.code, error.details)
 
 
@@ -111,7 +115,30 @@ def _storage_error(e: Exception) -> SkillLedgerError | None:
 
 
 class SkillsGroup(click.Group):
-    """Root group: maps errors to exit codes; never shows a traceback for an expected failure."""
+    """Root group: maps errors to exit codes; never shows a traceback for an expected failure.
+
+    Its subcommands are named in a table (``name -> "module:attribute"``) and imported only when
+    one is invoked, listed (``--help``) or completed, so a command pays for its own imports only.
+    """
+
+    def __init__(self, *args: Any, lazy_commands: Mapping[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy_commands = dict(lazy_commands or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *self.lazy_commands})
+
+    def _load(self, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands:
+            return self.commands[cmd_name]
+        target = self.lazy_commands.get(cmd_name)
+        if target is None:
+            return None
+        module_name, _, attribute = target.partition(":")
+        cmd = getattr(importlib.import_module(module_name), attribute)
+        if not isinstance(cmd, click.Command) or cmd.name != cmd_name:  # a wrong table entry is a bug
+            raise RuntimeError(f"{target} is not the {cmd_name!r} command")
+        return cmd
 
     def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, **extra: Any) -> Any:  # type: ignore[override]
@@ -132,7 +159,7 @@ class SkillsGroup(click.Group):
             e.show()
             click.echo(f"error[usage_error]: {e.format_message()}", err=True)
             if wants_json:
-                click.echo(json_text({"error": {"code": "usage_error", "message": e.format_message(), "details": {}}}))
+                click.echo(_json_text({"error": {"code": "usage_error", "message": e.format_message(), "details": {}}}))
             code = USAGE
         except click.ClickException as e:
             e.show()
@@ -160,7 +187,7 @@ class SkillsGroup(click.Group):
         sys.exit(code)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        cmd = super().get_command(ctx, cmd_name)
+        cmd = self._load(cmd_name)
         if cmd is not None:
             ctx.ensure_object(CliContext).command = cmd_name
         return cmd

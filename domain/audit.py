@@ -10,11 +10,10 @@ for each module's :class:`ModuleFacts`. This module turns those inputs into the
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
-from .artifact import InspectResult, is_module_path, sha256_hex
 from .constants import WASI_PREVIEW1_MODULE, WASM_BINARY_HEADER, WASM_PAGE_SIZE
 from .errors import InvalidArtifactPath
 from .grammars import normalize_path
@@ -22,6 +21,9 @@ from .manifest import Manifest, ManifestWarning, Tool
 from .policy import PolicyValues, effective_feed_path, policy_to_dict
 from .text import ascii_lower, trim
 from .vulnfeed import VulnFeed
+
+if TYPE_CHECKING:  # the artifact codec (and cryptography) is imported only where an audit runs: the
+    from .artifact import InspectResult  # runner reads ModuleFacts on every `skills run`
 
 __all__ = [
     "COMPONENT_VERSION_BYTES",
@@ -206,6 +208,8 @@ def resolve_tool_module(manifest: Manifest, modules: Mapping[str, ModuleFacts], 
     """The module that exports a function named ``tool.name`` (json-v1; exact, raw name);
     otherwise the artifact's only module; otherwise ``operator.plugin.default_module_path``
     when it names a module entry. Several exporters, or none of the above, is a failure."""
+    from .artifact import is_module_path
+
     paths = sorted(p for p in modules if is_module_path(p))
     exporters = tuple(p for p in paths if modules[p].exports_function(tool.name))
     if len(exporters) == 1:
@@ -275,6 +279,8 @@ def audit_artifact(
     bytes; ``feed`` must be the loaded feed whenever the policy configures one. Breaking either
     is a caller bug (``ValueError``), never a check result.
     """
+    from .artifact import sha256_hex
+
     m = inspected.manifest
     caps = m.capabilities
     feed_path = effective_feed_path(policy)

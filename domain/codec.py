@@ -7,8 +7,10 @@ dicts (for projections, fast), and into the exported event shape of ``events.md`
 whose canonical encoding is what the per-stream hash chain covers.
 
 Upcasting: an event class with ``VERSION = N`` defines static methods
-``upcast_v1_v2(state)`` ... ``upcast_v{N-1}_v{N}``; old topics are registered to the
-new class, and every decode path applies the upcasters, so old journals replay.
+``upcast_v1_v2(state)`` ... ``upcast_v{N-1}_v{N}``; ``domain.events`` registers every topic
+``<kind>.v1`` ... ``<kind>.vN`` to that class (and refuses a class that lacks an upcaster),
+and every decode path applies the upcasters, so old journals replay. The exported shape
+(and so the hash chain) is always what was recorded, never upcast.
 """
 
 from __future__ import annotations

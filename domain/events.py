@@ -40,12 +40,23 @@ def stream_uuid(stream: str) -> uuid.UUID:
     return uuid.uuid5(LEDGER_NAMESPACE, stream)
 
 
+def topic_of(kind: str, version: int) -> str:
+    return f"{kind}.v{version}"
+
+
 _AGGREGATES: dict[str, type["LedgerAggregate"]] = {}
 _EVENTS_BY_KIND: dict[str, list[type["LedgerEvent"]]] = {}
 
 
 class LedgerEvent(AggregateEvent):
-    """Base of every journal event. Subclasses set ``KIND`` (and ``VERSION`` when they change)."""
+    """Base of every journal event. Subclasses set ``KIND`` (and ``VERSION`` when they change).
+
+    Changing an event's fields means: raise ``VERSION`` to N and add a static method
+    ``upcast_v{N-1}_v{N}(state)`` that turns a stored state of version N-1 into one of version
+    N (in place). Every topic ``<kind>.v1`` ... ``<kind>.vN`` then resolves to the class, and
+    every decode path (``domain.codec``) applies the upcasters, so journals written before the
+    change replay into the new class.
+    """
 
     KIND: ClassVar[str] = ""
     VERSION: ClassVar[int] = 1
@@ -57,9 +68,21 @@ class LedgerEvent(AggregateEvent):
     def __init_subclass__(cls) -> None:
         super().__init_subclass__()
         if cls.KIND:
-            cls.TOPIC = f"{cls.KIND}.v{cls.VERSION}"
-            register_topic(cls.TOPIC, cls)
+            if not isinstance(cls.VERSION, int) or cls.VERSION < 1:
+                raise TypeError(f"{cls.__qualname__}.VERSION must be a positive int, not {cls.VERSION!r}")
+            missing = [f"upcast_v{v}_v{v + 1}" for v in range(1, cls.VERSION)
+                       if not callable(getattr(cls, f"upcast_v{v}_v{v + 1}", None))]
+            if missing:  # an old journal would fail to replay: refuse the class, not the journal
+                raise TypeError(f"{cls.__qualname__} (VERSION {cls.VERSION}) lacks {', '.join(missing)}")
+            cls.TOPIC = topic_of(cls.KIND, cls.VERSION)
+            for topic in cls.topics():
+                register_topic(topic, cls)
             _EVENTS_BY_KIND.setdefault(cls.KIND, []).append(cls)
+
+    @classmethod
+    def topics(cls) -> list[str]:
+        """Every topic this class reads: its current one and those of its older versions."""
+        return [topic_of(cls.KIND, v) for v in range(1, cls.VERSION + 1)]
 
     def mutate(self, aggregate: Any) -> Any:
         if aggregate is None:
@@ -84,8 +107,10 @@ def load_model() -> None:
 
 
 def topics_for_kinds(kinds: Sequence[str]) -> list[str]:
+    """The stored topics of these kinds, every version (a filter must also find old events)."""
     load_model()
-    return [cls.TOPIC for k in kinds for cls in _EVENTS_BY_KIND.get(k, ())]
+    topics = [t for k in kinds for cls in _EVENTS_BY_KIND.get(k, ()) for t in cls.topics()]
+    return list(dict.fromkeys(topics))
 
 
 def known_kinds() -> list[str]:

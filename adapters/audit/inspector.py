@@ -28,7 +28,6 @@ from typing import Any
 import msgspec
 import wasmtime
 
-from skill_ledger.domain.artifact import is_module_path
 from skill_ledger.domain.audit import ExportFact, ImportFact, MemoryFact, ModuleFacts, wasm_header_problem
 
 __all__ = ["CACHE_SIZE", "cache_info", "clear_cache", "engine", "inspect_module", "inspect_modules"]
@@ -68,6 +67,8 @@ def clear_cache() -> None:
 
 def inspect_modules(entries: Mapping[str, bytes], max_bytes: int | None = None) -> dict[str, ModuleFacts]:
     """Facts for every ``modules/*.wasm`` entry of an artifact, by path."""
+    from skill_ledger.domain.artifact import is_module_path  # not at import: the runner's start-up
+
     return {p: inspect_module(p, d, max_bytes) for p, d in sorted(entries.items()) if is_module_path(p)}
 
 

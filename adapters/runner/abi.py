@@ -13,13 +13,12 @@ import ctypes
 import errno
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import wasmtime
 from wasmtime import _ffi as wasmtime_ffi  # stdin bytes: bound in the C API, not wrapped by wasmtime-py
 
-from skill_ledger.domain.audit import ModuleFacts
 from skill_ledger.domain.constants import (
     HOST_CAPABILITIES_MODULE,
     SKILLS_HOST_MODULE,
@@ -31,6 +30,9 @@ from skill_ledger.domain.errors import CapabilityDenied, ExecutionError, SkillLe
 from . import storage
 from .engine import deadline_ticks, engine
 from .hostcalls import PALYRA_FUNCTIONS, SKILLS_HOST_FUNCTIONS, HostContext, linker
+
+if TYPE_CHECKING:
+    from skill_ledger.domain.audit import ModuleFacts
 
 PALYRA_V1, JSON_V1, WASI_COMMAND = "palyra-v1", "json-v1", "wasi-command"
 JSON_TOOL_TYPE = "(i32, i32) -> (i64)"

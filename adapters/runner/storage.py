@@ -12,7 +12,6 @@ from __future__ import annotations
 import errno
 import fnmatch
 import os
-import secrets as _random
 import stat
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -150,7 +149,7 @@ def write_file(top: int, parts: Sequence[str], data: bytes) -> None:
                 raise StorageError(DENIED, "the target exists and is not a regular file")
         except FileNotFoundError:
             pass
-        tmp = f".{parts[-1][:64]}.{_random.token_hex(6)}.tmp"
+        tmp = f".{parts[-1][:64]}.{os.urandom(6).hex()}.tmp"  # unguessable; O_EXCL below
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=d)
         try:
             view = memoryview(data)

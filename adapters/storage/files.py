@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import stat
-import tempfile
 from pathlib import Path
 
 from skill_ledger.domain.errors import ArtifactTooLarge, FileNotFound, IoError
@@ -54,6 +53,8 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o644
     parent = p.parent if str(p.parent) else Path(".")
     try:
         parent.mkdir(parents=True, exist_ok=True)
+        import tempfile  # not at import: the runner's start-up reads, it rarely writes
+
         fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=parent)
     except OSError as e:
         raise IoError(f"cannot create {p}: {e.strerror or e}", operation="write") from None

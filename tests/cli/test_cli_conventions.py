@@ -5,8 +5,10 @@ exit-code table, and ``skills --version``."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -69,16 +71,21 @@ def one_json_document(text: str):
 
 
 def leaf_commands() -> list[list[str]]:
+    """Every leaf command, found the way click finds them (the root group loads its commands lazily)."""
     out = []
 
     def walk(group: click.Group, prefix: list[str]) -> None:
-        for name, cmd in sorted(group.commands.items()):
+        ctx = click.Context(group, info_name=prefix[-1] if prefix else "skills")
+        for name in group.list_commands(ctx):
+            cmd = group.get_command(ctx, name)
+            assert cmd is not None, (prefix, name)
             if isinstance(cmd, click.Group):
                 walk(cmd, prefix + [name])
             else:
                 out.append(prefix + [name])
 
     walk(cli, [])
+    assert len(out) > 30, out  # an empty walk would quietly parametrize nothing
     return out
 
 
@@ -305,22 +312,34 @@ def test_subprocess_exit_codes(tmp_path, key):
 # --- skills --version -------------------------------------------------------------------------------------------------
 
 
+def expected_versions() -> dict:
+    """What --version must report, computed independently (importlib.metadata, the constants)."""
+    libraries = {name: importlib.metadata.version(name) for name in ("wasmtime", "eventsourcing", "cryptography")}
+    return {"engine_version": ENGINE_VERSION, "runtime_version": RUNTIME_VERSION, "protocol_major": PROTOCOL_MAJOR,
+            "libraries": libraries, "python": platform.python_version()}
+
+
+def expected_version_lines() -> list[str]:
+    v = expected_versions()
+    return [f"skills {ENGINE_VERSION} (runtime {RUNTIME_VERSION}, protocol major {PROTOCOL_MAJOR})",
+            *(f"{name} {version}" for name, version in v["libraries"].items()), f"Python {v['python']}"]
+
+
 def test_version_human(run):
     r = run("--version")
     assert r.exit_code == 0
-    line = r.stdout.strip()
-    assert ENGINE_VERSION in line and f"runtime {RUNTIME_VERSION}" in line and f"protocol major {PROTOCOL_MAJOR}" in line
+    assert r.stdout.splitlines() == expected_version_lines()
 
 
 def test_version_subprocess_human_and_json():
     p = _skills("--version")
-    assert p.returncode == 0
-    assert p.stdout.strip() == f"skills {ENGINE_VERSION} (runtime {RUNTIME_VERSION}, protocol major {PROTOCOL_MAJOR})"
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines() == expected_version_lines()
+    assert p.stderr == ""
     for args in (["--json", "--version"], ["--version", "--json"]):
         p = _skills(*args)
         assert p.returncode == 0
-        assert one_json_document(p.stdout) == {"engine_version": ENGINE_VERSION, "runtime_version": RUNTIME_VERSION,
-                                               "protocol_major": PROTOCOL_MAJOR}
+        assert one_json_document(p.stdout) == expected_versions()
 
 
 @pytest.mark.parametrize("args", [["--json", "--version"], ["--version", "--json"]], ids=["json-first", "json-last"])
@@ -328,5 +347,142 @@ def test_version_json_in_process(run, args):
     """The JSON decision must come from the arguments given to the command, not from the process's sys.argv."""
     r = run(*args)
     assert r.exit_code == 0
-    assert one_json_document(r.stdout) == {"engine_version": ENGINE_VERSION, "runtime_version": RUNTIME_VERSION,
-                                           "protocol_major": PROTOCOL_MAJOR}
+    assert one_json_document(r.stdout) == expected_versions()
+
+
+@pytest.mark.parametrize("name", ["wasmtime", "eventsourcing", "cryptography", "click", "msgspec", "sqlite-utils",
+                                  "SQLite_Utils", "typing_extensions", "pytest"])
+def test_distribution_version_agrees_with_importlib_metadata(name):
+    from skill_ledger.versions import distribution_version
+
+    assert distribution_version(name) == importlib.metadata.version(name)
+
+
+def test_distribution_version_reads_dist_info_and_matches_whole_names(tmp_path):
+    from skill_ledger.versions import distribution_version, normalize
+
+    def dist(directory, name, metadata):
+        d = directory / name
+        d.mkdir(parents=True)
+        (d / "METADATA").write_text(metadata)
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    dist(first, "eventsourcing_django-0.4.dist-info", "Name: eventsourcing-django\nVersion: 0.4\n")
+    dist(first, "Foo.Bar-1.0.dist-info", "Metadata-Version: 2.1\nName: Foo.Bar\n\nVersion: 9 (in the body)\n")
+    dist(second, "eventsourcing-9.9.9.dist-info", "Metadata-Version: 2.1\nName: eventsourcing\nVersion: 9.9.9\n\nbody")
+    dist(second, "foo_bar-2.0.dist-info", "Name: foo_bar\nversion:  2.0 \n")
+    path = [str(tmp_path / "missing"), str(tmp_path / "a-file.zip"), str(first), str(second)]
+    (tmp_path / "a-file.zip").write_bytes(b"PK")
+    assert distribution_version("eventsourcing", path) == "9.9.9"  # not eventsourcing_django's
+    assert distribution_version("eventsourcing-django", path) == "0.4"
+    assert distribution_version("foo-bar", path) == "2.0"  # a Version only in the body is no header
+    assert distribution_version("wasmtime", path) is None
+    assert normalize("Foo._-Bar") == normalize("foo-bar") == "foo-bar"
+
+
+def test_python_m_skill_ledger_is_the_cli():
+    p = subprocess.run([sys.executable, "-m", "skill_ledger", "--version"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines() == expected_version_lines()
+
+
+# --- the command table: lazy loading, completeness, what start-up imports -----------------------------------------
+
+
+def test_every_command_module_command_is_in_the_root_table():
+    """Each top-level command defined under cli/commands (a command, or a group with its subcommands) is
+    listed in the root group's table, and the table's entry resolves to that very object."""
+    import importlib
+    import pkgutil
+
+    import skill_ledger.cli.commands as package
+    from skill_ledger.cli.main import COMMANDS
+
+    ctx = click.Context(cli, info_name="skills")
+    found = {}
+    for info in pkgutil.iter_modules(package.__path__):
+        module = importlib.import_module(f"{package.__name__}.{info.name}")
+        defined = [v for v in vars(module).values() if isinstance(v, click.Command)]
+        nested = {id(sub) for g in defined if isinstance(g, click.Group) for sub in g.commands.values()}
+        for cmd in defined:
+            if id(cmd) not in nested:
+                found[cmd.name] = cmd
+    assert set(found) == set(COMMANDS), set(found) ^ set(COMMANDS)
+    for name, cmd in found.items():
+        assert cli.get_command(ctx, name) is cmd
+    assert cli.list_commands(ctx) == sorted(COMMANDS)
+
+
+def test_help_lists_every_command(run):
+    from skill_ledger.cli.main import COMMANDS
+
+    r = run("--help")
+    assert r.exit_code == 0
+    listed = r.stdout.split("Commands:\n", 1)[1]
+    assert [line.split()[0] for line in listed.splitlines() if line.startswith("  ") and not line.startswith("   ")] \
+        == sorted(COMMANDS)
+
+
+def test_a_wrong_table_entry_is_a_bug_not_a_silent_other_command():
+    from skill_ledger.cli.base import SkillsGroup
+
+    group = SkillsGroup(name="skills", lazy_commands={"run": "skill_ledger.cli.commands.run:secret"})
+    with pytest.raises(RuntimeError, match="is not the 'run' command"):
+        group.get_command(click.Context(group), "run")
+    assert group.get_command(click.Context(group), "nope") is None
+
+
+HEAVY = ("wasmtime", "eventsourcing", "cryptography", "jsonschema", "cyclonedx", "psycopg", "sqlite_utils")
+
+
+def _imported_after(args: list[str]) -> set[str]:
+    """The modules a fresh interpreter has imported after running ``skills ARGS``."""
+    code = ("import sys\nfrom skill_ledger.cli.main import cli\n"
+            "cli.main(sys.argv[1:], prog_name='skills', standalone_mode=False)\n"
+            "print(' '.join(sorted(sys.modules)), file=sys.stderr)\n")
+    p = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    return set(p.stderr.splitlines()[-1].split())
+
+
+def _packages(modules: set[str]) -> set[str]:
+    return {m.split(".")[0] for m in modules}
+
+
+def test_version_imports_no_library_and_no_command():
+    imported = _imported_after(["--version"])
+    assert not _packages(imported) & {*HEAVY, "msgspec", "sqlite3"}, imported
+    assert "importlib.metadata" not in imported
+    assert not [m for m in imported if m.startswith("skill_ledger.cli.commands.")]
+
+
+def test_help_of_every_command_imports_no_heavy_library():
+    """Listing the commands imports every command module: none of them may import a heavy library at
+    module level (each imports what it needs when it runs)."""
+    imported = _imported_after(["--help"])
+    assert not _packages(imported) & set(HEAVY), _packages(imported) & set(HEAVY)
+
+
+# --- shell completion (click's) -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shell,marker", [("bash", "complete -o nosort -F _skills_completion skills"),
+                                          ("zsh", "compdef _skills_completion skills"),
+                                          ("fish", "complete --no-files --command skills")])
+def test_completion_script_is_produced(shell, marker):
+    p = _skills(env_extra={"_SKILLS_COMPLETE": f"{shell}_source"})
+    assert p.returncode == 0, p.stderr
+    assert marker in p.stdout
+    assert "_SKILLS_COMPLETE" in p.stdout  # the script calls back into skills for the candidates
+
+
+@pytest.mark.parametrize("words,cword,expected", [
+    ("skills ru", 1, {"plain,run"}),
+    ("skills in", 1, {"plain,index", "plain,info", "plain,install"}),
+    ("skills trust a", 2, {"plain,allow"}),
+    ("skills --home /tmp/x secret l", 4, {"plain,list"}),
+])
+def test_completion_candidates(words, cword, expected):
+    p = _skills(env_extra={"_SKILLS_COMPLETE": "bash_complete", "COMP_WORDS": words, "COMP_CWORD": str(cword)})
+    assert p.returncode == 0, p.stderr
+    assert set(p.stdout.split()) == expected

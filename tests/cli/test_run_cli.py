@@ -119,23 +119,44 @@ def test_secret_set_list_remove_never_show_the_value(skills, lab):
     assert skills("secret", "set", "global", "k", input="").exit_code == 2
 
 
-def _python(code: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
+def _python(code: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """A fresh interpreter, away from the checkout: the package is imported as installed."""
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True, timeout=60)
 
 
-def test_commands_that_do_not_run_modules_never_import_wasmtime(lab):
-    code = ("import sys\nfrom cli.main import cli\n"
+def test_commands_that_do_not_run_modules_never_import_wasmtime(lab, tmp_path):
+    code = ("import sys\nfrom skill_ledger.cli.main import cli\n"
             "rc = cli.main(['--home', sys.argv[1], 'list', '--json'], standalone_mode=False)\n"
             "print('RESULT', rc, 'wasmtime' in sys.modules, 'jsonschema' in sys.modules)")
-    out = _python(code, str(lab.home))
+    out = _python(code, str(lab.home), cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "RESULT 0 False False"
 
 
-def test_skills_run_as_a_process(lab):
-    skills_bin = ROOT / ".venv" / "bin" / "skills"
+def test_a_warm_run_imports_neither_the_journal_library_nor_the_artifact_codec(lab, tmp_path):
+    """A warm ``skills run`` (views at the journal's head, artifact and module caches filled) reads the
+    views and runs the module: it needs neither eventsourcing (the write side), nor cryptography (the
+    signature check was remembered), nor the packaging, SBOM or rebuild libraries."""
+    code = ("import sys\nfrom skill_ledger.cli.main import cli\n"
+            "rc = cli.main(['--home', sys.argv[1], 'run', 'acme.echo', '--input', '{\"text\": \"w\"}', '--json'],"
+            " standalone_mode=False)\n"
+            "print('RESULT', rc, ' '.join(sorted(sys.modules)))")
+    first = _python(code, str(lab.home), cwd=tmp_path)  # fills the caches (as the lab's own run did)
+    assert first.returncode == 0, first.stderr
+    out = _python(code, str(lab.home), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    rc, *modules = out.stdout.strip().splitlines()[-1].split()[1:]
+    packages = {m.split(".")[0] for m in modules}
+    assert rc == "0"
+    assert {"wasmtime", "jsonschema"} <= packages  # the run did happen
+    assert not packages & {"eventsourcing", "cryptography", "cyclonedx", "sqlite_utils", "psycopg"}, packages
+    assert not [m for m in modules if m.startswith(("skill_ledger.adapters.usecases", "skill_ledger.domain.artifact"))]
+
+
+def test_skills_run_as_a_process(lab, tmp_path):
+    skills_bin = Path(sys.executable).with_name("skills")  # the console script of the venv under test
     cmd = [str(skills_bin)] if skills_bin.exists() else [sys.executable, "-m", "skill_ledger"]
     out = subprocess.run([*cmd, "--home", str(lab.home), "run", "acme.echo", "--input", '{"text": "proc"}',
-                          "--json"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+                          "--json"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["output"] == {"text": "proc"}

@@ -106,15 +106,31 @@ class Painted(LedgerEvent):
 
 
 def test_upcasting_old_topics():
-    from eventsourcing.utils import register_topic
-
-    register_topic("gadget_test.painted.v1", Painted)
+    """Every older topic resolves to the class without registering it by hand."""
+    assert Painted.TOPIC == "gadget_test.painted.v2"
+    assert topics_for_kinds(["gadget_test.painted"]) == ["gadget_test.painted.v1", "gadget_test.painted.v2"]
     old = json.dumps({"timestamp": "2026-01-01T00:00:00Z", "stream": "gadget-test:x",
                       "actor": {"principal": "p", "host": "h", "command": "c"}, "colour": "red"}).encode()
     assert decode_state_dict("gadget_test.painted.v1", old)["shade"] == "plain"
     event = decode_event("gadget_test.painted.v1", old, stream_uuid("gadget-test:x"), 1)
     g = event.mutate(None)
     assert isinstance(g, Gadget) and g.colour == "red/plain"
+
+
+def test_a_version_bump_without_its_upcaster_is_refused_at_class_definition():
+    with pytest.raises(TypeError, match="lacks upcast_v2_v3"):
+        class Scraped(LedgerEvent):  # noqa: F841 - defining it is the test
+            KIND: ClassVar[str] = "gadget_test.scraped"
+            VERSION: ClassVar[int] = 3
+
+            @staticmethod
+            def upcast_v1_v2(state: dict) -> None:
+                pass
+    assert "gadget_test.scraped" not in known_kinds()
+    with pytest.raises(TypeError, match="positive int"):
+        class Sanded(LedgerEvent):  # noqa: F841
+            KIND: ClassVar[str] = "gadget_test.sanded"
+            VERSION: ClassVar[int] = 0
 
 
 def test_exported_shape_and_hash_cover_every_field():

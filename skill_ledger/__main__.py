@@ -1,5 +1,5 @@
 """``python -m skill_ledger``: the ``skills`` command."""
 
-from skill_ledger.cli.main import main
+from skill_ledger.cli.entry import main
 
 main()

@@ -456,6 +456,26 @@ def test_version_imports_no_library_and_no_command():
     assert not [m for m in imported if m.startswith("skill_ledger.cli.commands.")]
 
 
+def test_version_from_the_console_script_imports_not_even_click():
+    """``skills --version`` is answered by the console script before click is imported (cli/entry.py);
+    test_version_subprocess_human_and_json checks it prints what the click path prints."""
+    code = ("import sys\nfrom skill_ledger.cli.entry import main\nmain()\n"
+            "print(' '.join(sorted(sys.modules)), file=sys.stderr)\n")
+    for args in (["--version"], ["--version", "--json"]):
+        p = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+        imported = _packages(set(p.stderr.splitlines()[-1].split()))
+        assert not imported & {*HEAVY, "click", "msgspec", "sqlite3"}, imported
+
+
+def test_everything_but_version_goes_to_click():
+    p = _skills("--version", "list")  # not a bare version probe: click parses it (and --version wins, eagerly)
+    assert p.returncode == 0
+    assert p.stdout.splitlines() == expected_version_lines()
+    p = _skills("--versio")
+    assert p.returncode == 2 and "--version" in p.stderr  # click's "did you mean"
+
+
 def test_help_of_every_command_imports_no_heavy_library():
     """Listing the commands imports every command module: none of them may import a heavy library at
     module level (each imports what it needs when it runs)."""

@@ -17,7 +17,10 @@ from typing import Any
 from skill_ledger.adapters.packaging.package import FileSpec, build_package, signing_time_ms
 from skill_ledger.adapters.readmodel.views import open_views
 from skill_ledger.adapters.storage.keys import generate_key_file, read_seed_file
+from skill_ledger.adapters.usecases import lifecycle
+from skill_ledger.adapters.usecases.install import install
 from skill_ledger.adapters.usecases.session import ledger_session
+from skill_ledger.adapters.usecases.unit_of_work import Ledger
 
 from .settings import Settings, resolve
 
@@ -55,7 +58,7 @@ def run_demo(home: str | None, *, actor: str | None, step: Step) -> dict[str, An
 
     skill_id = built.manifest.skill_id
     with ledger_session(settings) as ledger:
-        installed = ledger.install(str(artifact), allow_tofu=True)
+        installed = install(ledger, str(artifact), allow_tofu=True)
     step("installed it (publisher key pinned on first use)",
          {"skill_id": installed.skill_id, "version": installed.version, "status": installed.status,
           "trust_decision": installed.trust_decision, "positions": installed.positions})
@@ -66,13 +69,13 @@ def run_demo(home: str | None, *, actor: str | None, step: Step) -> dict[str, An
         step(*_run(settings, tool.id, {"text": "four words right here"}))
 
     with ledger_session(settings) as ledger:
-        q = ledger.quarantine(skill_id, None, "demo: pretend an operator saw something odd")
+        q = lifecycle.quarantine(ledger, skill_id, None, "demo: pretend an operator saw something odd")
     step("quarantined it", {"status": q.status, "positions": q.positions})
 
     step(*_run(settings, tool_id, {"text": "this run must be refused"}))
 
     with ledger_session(settings) as ledger:
-        e = ledger.enable(skill_id, None, "demo: checked, re-enabling")
+        e = lifecycle.enable(ledger, skill_id, None, "demo: checked, re-enabling")
     step("re-enabled it after a fresh verify and audit", {"status": e.status, "positions": e.positions})
 
     step(*_run(settings, tool_id, {"text": "running again"}))
@@ -85,7 +88,6 @@ def run_demo(home: str | None, *, actor: str | None, step: Step) -> dict[str, An
     finally:
         store.close()
     from skill_ledger.adapters.journal.read import journal_events
-    from skill_ledger.adapters.usecases.ledger import Ledger
 
     ledger = Ledger(settings)
     try:

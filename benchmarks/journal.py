@@ -75,7 +75,7 @@ from skill_ledger.domain.manifest import manifest_to_json  # noqa: E402
 from skill_ledger.domain.policy import apply_settings  # noqa: E402
 from skill_ledger.domain.publisher import Publisher  # noqa: E402
 from skill_ledger.domain.signing import key_id, public_key_from_seed  # noqa: E402
-from skill_ledger.domain.skill import ACTIVE, DISABLED, QUARANTINED, Skill  # noqa: E402
+from skill_ledger.domain.skill import ACTIVE, DISABLED, QUARANTINED, ArtifactFacts, Skill  # noqa: E402
 from skill_ledger.projections.store import ViewStore  # noqa: E402
 
 TARGET_EVENTS_PER_S = 50_000
@@ -114,7 +114,8 @@ class Templates:
 
     def __init__(self, scratch: Path) -> None:
         from skill_ledger.adapters.settings import resolve
-        from skill_ledger.adapters.usecases.ledger import Ledger
+        from skill_ledger.adapters.usecases.unit_of_work import Ledger
+        from skill_ledger.adapters.usecases.verification import audit
 
         manifest = (ROOT / "examples" / "hello" / "skill.toml").read_text()
         module = (ROOT / "examples" / "hello" / "modules" / "echo.wasm").read_bytes()
@@ -126,17 +127,13 @@ class Templates:
         self.warnings = [msgspec.to_builtins(w) for w in inspected.manifest_warnings]
         ledger = Ledger(resolve(home=str(scratch / "templates"), journal=None, actor="user:bench", command="bench"))
         try:
-            self.passed = ledger._audit(inspected, "tofu_newly_pinned").report
+            self.passed = audit(ledger, inspected, "tofu_newly_pinned").report
         finally:
             ledger.close()
-        failed = json.loads(json.dumps(self.passed))
-        failed["passed"] = False
-        failed["should_quarantine"] = True
-        failed["quarantine_reasons"] = ["module imports outside the allowlist"]
-        for check in failed["checks"]:
-            if check.get("check_id") == "wasm_import_allowlist":
-                check["status"] = "fail"
-        self.failed = failed
+        checks = tuple(msgspec.structs.replace(c, status="fail") if c.check_id == "wasm_import_allowlist" else c
+                       for c in self.passed.checks)
+        self.failed = msgspec.structs.replace(self.passed, passed=False, should_quarantine=True, checks=checks,
+                                              quarantine_reasons=("module imports outside the allowlist",))
 
     def manifest_for(self, skill_id: str, version: str, publisher: str) -> dict[str, Any]:
         m = dict(self.manifest)
@@ -211,14 +208,12 @@ class Generator:
         passed = self.rng.random() > 0.08
         report = self.t.passed if passed else self.t.failed
         payload, artifact = digest("payload", skill.skill_id, version), digest("artifact", skill.skill_id, version)
-        skill.record_verification(
-            self.actor, version=version, publisher=publisher, payload_sha256=payload, artifact_sha256=artifact,
+        facts = ArtifactFacts(
+            version=version, publisher=publisher, payload_sha256=payload, artifact_sha256=artifact,
             key_id=kid, key_hex=key, trust_decision=decision, manifest=self.t.manifest_for(skill.skill_id, version,
                                                                                         publisher),
             manifest_warnings=self.t.warnings, source=f"file:/srv/skills/{skill.skill_id}-{version}.palyra-skill")
-        skill.record_audit(self.actor, version, "install", self.policy.policy_version, report)
-        skill.install(self.actor, version, artifact, payload, f"sha256/{artifact}", audit_passed=passed,
-                      quarantine_reason="; ".join(report["quarantine_reasons"]) or "audit failed")
+        skill.install(self.actor, facts, report, self.policy.policy_version, f"sha256/{artifact}")
         self._mark(pub, pb)
         self._mark(skill, sb)
 
@@ -248,9 +243,8 @@ class Generator:
             skill.quarantine(self.actor, v.version, "operator", reason)
         elif r < 0.42:
             if v.status != ACTIVE:
-                skill.record_verified(self.actor, v.version, v.payload_sha256, "tofu_pinned")
-                skill.record_audit(self.actor, v.version, "enable", self.policy.policy_version, self.t.passed)
-                skill.enable(self.actor, v.version, reason, override=False, audit_passed=True)
+                skill.enable(self.actor, v.version, reason, trust_decision="tofu_pinned", audit=self.t.passed,
+                             policy_version=self.policy.policy_version)
             else:
                 skill.record_audit(self.actor, v.version, "periodic", self.policy.policy_version, self.t.passed)
         elif r < 0.50:
@@ -355,9 +349,8 @@ def append_throughput(path: Path, templates: Templates, commands: int) -> dict[s
             if v is not None and v.installed:
                 before = skill.version
                 if v.status == QUARANTINED:
-                    skill.record_verified(gen.actor, v.version, v.payload_sha256, "tofu_pinned")
-                    skill.record_audit(gen.actor, v.version, "enable", 0, templates.passed)
-                    skill.enable(gen.actor, v.version, "bench", override=False, audit_passed=True)
+                    skill.enable(gen.actor, v.version, "bench", trust_decision="tofu_pinned", audit=templates.passed,
+                                 policy_version=0)
                 else:
                     skill.quarantine(gen.actor, v.version, "operator", "bench")
                 app.save(skill)

@@ -49,7 +49,8 @@ from skill_ledger.adapters.audit import inspector  # noqa: E402
 from skill_ledger.adapters.audit.reaudit import Reauditor  # noqa: E402
 from skill_ledger.adapters.packaging.sidecars import generate_provenance, generate_sbom  # noqa: E402
 from skill_ledger.adapters.settings import resolve  # noqa: E402
-from skill_ledger.adapters.usecases.ledger import Ledger  # noqa: E402
+from skill_ledger.adapters.usecases.install import install  # noqa: E402
+from skill_ledger.adapters.usecases.unit_of_work import Ledger  # noqa: E402
 from skill_ledger.domain.artifact import build_artifact  # noqa: E402
 
 TARGET_FLOOR_RATIO = 1.5
@@ -189,7 +190,7 @@ def run(count: int, seed: int, keep: str | None, profile: bool) -> dict:
         ledger = Ledger(settings(home))
         try:
             for skill_id, _, data in fleet:
-                r = ledger.install(f"{skill_id}.palyra-skill", data=data, allow_tofu=True, source="bench")
+                r = install(ledger, f"{skill_id}.palyra-skill", data=data, allow_tofu=True, source="bench")
                 assert r.status == "active", r
         finally:
             ledger.close()

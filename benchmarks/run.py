@@ -48,6 +48,7 @@ from skill_ledger.adapters.demo import example_inputs
 from skill_ledger.adapters.runner import Runner
 from skill_ledger.adapters.runner import engine as runner_engine
 from skill_ledger.adapters.settings import resolve
+from skill_ledger.adapters.usecases.install import install
 from skill_ledger.adapters.usecases.session import ledger_session
 from skill_ledger.domain.artifact import build_artifact
 
@@ -68,7 +69,7 @@ def install_example(home: Path):
     path.write_bytes(data)
     settings = resolve(home=str(home), journal=None, actor="user:bench", command="bench")
     with ledger_session(settings) as ledger:
-        result = ledger.install(str(path), allow_tofu=True)
+        result = install(ledger, str(path), allow_tofu=True)
     assert result.status == "active", result
     echo = next(Path(m.path).read_bytes() for m in modules if m.name == "echo.wasm")
     return settings, echo, len(data)

@@ -9,8 +9,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, ClassVar
 
+import msgspec
+
 from .events import Actor, LedgerAggregate, LedgerEvent
-from .trust import TrustStore
+from .trust import TrustDecision, TrustStore, evaluate_trust
 
 ALLOWLISTED, TOFU = "allowlisted", "tofu"
 ACTIVE, REVOKED = "active", "revoked"
@@ -25,6 +27,14 @@ class PublisherKey:
         self.since = since
         self.first_skill_id: str | None = None
         self.first_version: str | None = None
+
+
+class PinImport(msgspec.Struct, frozen=True):
+    """What importing a TOFU pin from a trust-store file did: pinned it, nothing (already pinned or
+    allowlisted), or nothing because it conflicts with the journal (``conflict`` says why)."""
+
+    pinned: bool
+    conflict: str | None = None
 
 
 class KeyAllowlisted(LedgerEvent):
@@ -105,10 +115,41 @@ class Publisher(LedgerAggregate):
         self._record(KeyAllowlisted, actor, key_hex=key_hex, key_id=key_id, reason=reason)
         return True
 
+    def trust_decision(self, key_hex: str, allow_tofu: bool) -> TrustDecision:
+        """How this publisher's trust state treats an artifact signed by ``key_hex``; raises the
+        ``TrustError`` of a refusal (untrusted, key mismatch, revoked)."""
+        return evaluate_trust(self.trust_store(), self.name, key_hex, allow_tofu).decision
+
+    def accept_for_install(self, actor: Actor, key_hex: str, key_id: str, allow_tofu: bool, skill_id: str,
+                           version: str, payload_sha256: str) -> TrustDecision:
+        """Accept the signing key of an install that goes ahead: pin it when this is trust on first
+        use (``tofu_newly_pinned``), naming the first skill version it signed. Raises like
+        :meth:`trust_decision`."""
+        decision = self.trust_decision(key_hex, allow_tofu)
+        if decision is TrustDecision.TOFU_NEWLY_PINNED:
+            self.pin(actor, key_hex, key_id, skill_id, version, payload_sha256)
+        return decision
+
     def pin(self, actor: Actor, key_hex: str, key_id: str, first_skill_id: str, first_version: str,
             payload_sha256: str) -> None:
         self._record(KeyPinned, actor, key_hex=key_hex, key_id=key_id, first_skill_id=first_skill_id,
                      first_version=first_version, payload_sha256=payload_sha256)
+
+    def import_pin(self, actor: Actor, key_hex: str, key_id: str) -> PinImport:
+        """Pin a key named as this publisher's TOFU key in an imported trust-store file, unless the
+        key is revoked or another key is pinned already (a conflict), or it is pinned or allowlisted
+        already (nothing to do). An import never moves an existing pin."""
+        k = self.keys.get(key_hex)
+        if k is not None and k.state == REVOKED:
+            return PinImport(False, "key is revoked")
+        current = self.trust_store()
+        existing = current.tofu_publishers.get(self.name)
+        if existing == key_hex or self.is_allowlisted(key_hex):
+            return PinImport(False)
+        if existing is not None:
+            return PinImport(False, "a different key is already pinned")
+        self.pin(actor, key_hex, key_id, "", "", "")
+        return PinImport(True)
 
     def revoke(self, actor: Actor, key_hex: str, key_id: str, reason: str | None) -> bool:
         k = self.keys.get(key_hex)

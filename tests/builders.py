@@ -12,7 +12,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from skill_ledger.adapters.settings import resolve  # noqa: E402
-from skill_ledger.adapters.usecases.ledger import Ledger  # noqa: E402
+from skill_ledger.adapters.usecases.unit_of_work import Ledger  # noqa: E402
 from skill_ledger.domain.artifact import build_artifact  # noqa: E402
 
 SEED_A = bytes([5]) * 32

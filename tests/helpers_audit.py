@@ -28,7 +28,8 @@ import wat  # noqa: E402  (tests/wat.py, the shared WAT helper)
 
 from skill_ledger.adapters.journal.sqlite import export_row, iter_rows  # noqa: E402
 from skill_ledger.adapters.settings import resolve  # noqa: E402
-from skill_ledger.adapters.usecases.ledger import Ledger  # noqa: E402
+from skill_ledger.adapters.usecases.install import install as install_artifact  # noqa: E402
+from skill_ledger.adapters.usecases.unit_of_work import Ledger  # noqa: E402
 from skill_ledger.domain.artifact import build_artifact, sha256_hex  # noqa: E402
 from skill_ledger.domain.publisher import Publisher  # noqa: E402
 from skill_ledger.domain.signing import key_id as compute_key_id  # noqa: E402
@@ -118,7 +119,7 @@ def ledger(home: Path, command: str = "test") -> Iterator[Ledger]:
 
 def install(home: Path, data: bytes, *, allow_tofu: bool = True) -> Any:
     with ledger(home, "install") as lg:
-        return lg.install("artifact.zip", data=data, allow_tofu=allow_tofu, source="test")
+        return install_artifact(lg, "artifact.zip", data=data, allow_tofu=allow_tofu, source="test")
 
 
 def head(home: Path) -> int:

@@ -31,7 +31,7 @@ from skill_ledger.adapters.journal.sqlite import iter_rows  # noqa: E402
 from skill_ledger.adapters.journal.verify import verify_journal  # noqa: E402
 from skill_ledger.adapters.readmodel.views import catch_up_after, journal_identity  # noqa: E402
 from skill_ledger.adapters.settings import Settings, resolve  # noqa: E402
-from skill_ledger.adapters.usecases.ledger import Ledger  # noqa: E402
+from skill_ledger.adapters.usecases.unit_of_work import Ledger  # noqa: E402
 from skill_ledger.domain.artifact import build_artifact  # noqa: E402
 from skill_ledger.domain.codec import kind_of_topic  # noqa: E402
 from skill_ledger.domain.signing import public_key_from_seed  # noqa: E402

@@ -20,15 +20,12 @@ from typing import Any
 
 import msgspec
 
-from skill_ledger.adapters.journal.sqlite import iter_rows
-from skill_ledger.adapters.usecases.ledger import Ledger, _jsonable
+from skill_ledger.adapters.usecases.unit_of_work import Ledger
+from skill_ledger.adapters.usecases.verification import StoredArtifactVerifier, Unverified, audit
 from skill_ledger.domain.audit_policy import AuditPolicy
-from skill_ledger.domain.errors import ArtifactError, ArtifactMissing, ArtifactTampered, TrustError
 from skill_ledger.domain.policy import effective_feed_path
 from skill_ledger.domain.publisher import Publisher
-from skill_ledger.domain.skill import AUDIT_FAILED, POLICY_CHANGE, QUARANTINED, Skill, SkillVersion
-
-_decoder = msgspec.json.Decoder()
+from skill_ledger.domain.skill import Skill, SkillVersion
 
 
 class Quarantine(msgspec.Struct, frozen=True):
@@ -45,10 +42,24 @@ class PassResult(msgspec.Struct, frozen=True):
     skipped_unchanged: int = 0
     duration_ms: float = 0.0
 
+    def failure_code(self) -> str | None:
+        """The error code a command ends with after this pass: ``audit_failed`` when it quarantined
+        something, else None (success)."""
+        return "audit_failed" if self.quarantined else None
+
+
+class VersionCheck(msgspec.Struct, frozen=True):
+    """One version's result in a pass: whether it passed, the quarantine recorded now, the positions."""
+
+    passed: bool
+    quarantined: str | None
+    positions: list[int]
+
 
 class Reauditor:
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
+        self.verifier = StoredArtifactVerifier(ledger)
         self.head = -1
         self.skills: dict[str, Skill] = {}
         self.publishers: dict[str, Publisher] = {}
@@ -68,8 +79,7 @@ class Reauditor:
             self.publishers = {}
             self.policy = self.ledger.policy()
         else:
-            changed = {msgspec.json.decode(r.state)["stream"] for r in iter_rows(self.ledger.app, after=self.head)}
-            for stream in changed:
+            for stream in self.ledger.streams(after=self.head):
                 prefix, _, key = stream.partition(":")
                 if prefix == "skill":
                     self.skills[key] = self.ledger.load(Skill, key)
@@ -115,11 +125,11 @@ class Reauditor:
                     passed += int(memo[1])
                     continue
                 outcome = self._check_version(skill_id, v.version)
-                outcomes[key] = bool(outcome["passed"])
-                positions += outcome["positions"]
-                if outcome["quarantined"]:
-                    quarantined.append(Quarantine(skill_id, v.version, outcome["quarantined"]))
-                if outcome["passed"]:
+                outcomes[key] = outcome.passed
+                positions += outcome.positions
+                if outcome.quarantined:
+                    quarantined.append(Quarantine(skill_id, v.version, outcome.quarantined))
+                if outcome.passed:
                     passed += 1
         if positions:
             self._refresh()
@@ -160,13 +170,14 @@ class Reauditor:
             return (path, "unreadable", e.errno, time.monotonic_ns())
         return (path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
-    def _check_version(self, skill_id: str, version: str) -> dict[str, Any]:
-        """Verify and audit one version; record only what changed. The aggregates refreshed for
-        this pass are used as they are; after a write conflict they are re-read (re-decide)."""
+    def _check_version(self, skill_id: str, version: str) -> VersionCheck:
+        """Verify and audit one version; the skill records only what changed. The aggregates
+        refreshed for this pass are used as they are; after a write conflict they are re-read
+        (re-decide)."""
         ledger = self.ledger
         attempts = 0
 
-        def attempt() -> dict[str, Any]:
+        def attempt() -> VersionCheck:
             nonlocal attempts
             attempts += 1
             if attempts > 1:
@@ -177,29 +188,13 @@ class Reauditor:
             policy = self.policy
             assert policy is not None
             v = skill.installed(version)
-            try:
-                inspected, decision = ledger._verify_stored(skill, v, self._publisher(v.publisher).trust_store(),
-                                                            recorded_manifest=True)
-            except (ArtifactTampered, ArtifactMissing, ArtifactError, TrustError) as e:
-                code = ledger._quarantine_code(e)
-                changed = skill.quarantine(ledger.actor, v.version, code, e.message, _jsonable(e.details))
-                return self._saved(skill, {"quarantined": code if changed else None, "passed": False})
-            outcome = ledger._audit(inspected, decision.value, policy)
-            report = outcome.report
-            failed = sorted({c["check_id"] for c in report["checks"] if c["status"] == "fail"})
-            last = v.last_audit
-            unchanged = (last is not None and bool(last["passed"]) == bool(report["passed"])
-                         and last.get("failed_checks", []) == failed and last["policy_version"] == outcome.policy_version)
-            if not unchanged:
-                trigger = self._trigger(v, decision.value, outcome.policy_version)
-                skill.record_audit(ledger.actor, v.version, trigger, outcome.policy_version, report)
-            code = None
-            if not report["passed"] and v.status != QUARANTINED:
-                trigger = self._trigger(v, decision.value, outcome.policy_version)
-                code = POLICY_CHANGE if trigger == "policy_change" else AUDIT_FAILED
-                skill.quarantine(ledger.actor, v.version, code, "; ".join(report["quarantine_reasons"]),
-                                 {"policy_version": outcome.policy_version, "trigger": trigger})
-            return self._saved(skill, {"quarantined": code, "passed": bool(report["passed"])})
+            check = self.verifier.check(skill, v, trust_store=self._publisher(v.publisher).trust_store(),
+                                        recorded_manifest=True)
+            if isinstance(check, Unverified):
+                return VersionCheck(False, check.reason_code if check.quarantined else None, self._saved(skill))
+            outcome = audit(ledger, check.inspected, check.trust_decision, policy)
+            code = skill.reaudit(ledger.actor, v.version, check.trust_decision, outcome.report, outcome.policy_version)
+            return VersionCheck(outcome.report.passed, code, self._saved(skill))
 
         try:
             return ledger.retrying(attempt)
@@ -207,23 +202,13 @@ class Reauditor:
             self.skills[skill_id] = ledger.load(Skill, skill_id)  # never keep a half-decided aggregate
             raise
 
-    def _saved(self, skill: Skill, outcome: dict[str, Any]) -> dict[str, Any]:
+    def _saved(self, skill: Skill) -> list[int]:
         try:
-            positions = self.ledger.save(skill)
+            return self.ledger.save(skill)
         except BaseException:
             # The aggregate holds events that were not recorded: forget it before anyone retries.
             self.skills[skill.skill_id] = self.ledger.load(Skill, skill.skill_id)
             raise
-        return {**outcome, "positions": positions}
-
-    @staticmethod
-    def _trigger(v: SkillVersion, trust_decision: str, policy_version: int) -> str:
-        """What changed since the last passing audit: the policy, the trust state, or nothing (periodic)."""
-        if v.last_passing_audit_policy is not None and v.last_passing_audit_policy != policy_version:
-            return "policy_change"
-        if v.trust_decision and trust_decision != v.trust_decision and trust_decision != "tofu_pinned":
-            return "trust_change"
-        return "periodic"
 
 
 class Stop:
@@ -245,8 +230,9 @@ class Stop:
 
 
 def watch(ledger: Ledger, *, interval_s: int, max_runs: int | None, on_pass: Callable[[int, PassResult], None],
-          stop: Stop) -> int:
-    """Run passes every ``interval_s`` seconds until stopped (or ``max_runs``); returns passes run."""
+          stop: Stop, on_wait: Callable[[int], None] | None = None) -> int:
+    """Run passes every ``interval_s`` seconds until stopped (or ``max_runs``); returns passes run.
+    ``on_wait(seconds)`` is told, after each pass, that the loop now sleeps until the next one."""
     reauditor = Reauditor(ledger)
     runs = 0
     while not stop.stopped:
@@ -255,6 +241,8 @@ def watch(ledger: Ledger, *, interval_s: int, max_runs: int | None, on_pass: Cal
         on_pass(runs, result)
         if interval_s == 0 or (max_runs is not None and runs >= max_runs):
             break
+        if on_wait is not None:
+            on_wait(interval_s)
         if stop.wait(interval_s):
             break
     return runs

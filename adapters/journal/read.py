@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from skill_ledger.adapters.settings import Settings
-from skill_ledger.adapters.usecases.ledger import Ledger
+from skill_ledger.adapters.usecases.unit_of_work import Ledger
 from skill_ledger.domain.errors import UsageError
 from skill_ledger.domain.events import known_kinds, stream_uuid, topics_for_kinds
 

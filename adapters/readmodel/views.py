@@ -17,7 +17,7 @@ from skill_ledger.adapters.settings import Settings
 from skill_ledger.projections.store import ViewStore
 
 if TYPE_CHECKING:
-    from skill_ledger.adapters.usecases.ledger import Ledger
+    from skill_ledger.adapters.usecases.unit_of_work import Ledger
 
 Notify = Callable[[str], None]
 
@@ -57,7 +57,7 @@ def open_views(settings: Settings, *, notify: Notify | None = None, ledger: "Led
         return store
     own = ledger is None
     if ledger is None:
-        from skill_ledger.adapters.usecases.ledger import Ledger
+        from skill_ledger.adapters.usecases.unit_of_work import Ledger
 
         ledger = Ledger(settings)
     try:
@@ -101,7 +101,7 @@ def parse_as_of(store: ViewStore, value: str) -> int:
 
 def views_as_of(settings: Settings, position: int, *, notify: Notify | None = None) -> ViewStore:
     """A scratch read model replayed from the journal up to ``position`` (discard it after use)."""
-    from skill_ledger.adapters.usecases.ledger import Ledger
+    from skill_ledger.adapters.usecases.unit_of_work import Ledger
     from skill_ledger.projections.store import scratch
 
     ledger = Ledger(settings)

@@ -105,10 +105,11 @@ def refusal(row: sqlite3.Row) -> tuple[str, list[str]] | None:
 
 def deny(settings: Settings, row: sqlite3.Row, tool_id: str, code: str, reasons: list[str],
          notify: Notify | None) -> NoReturn:
+    from skill_ledger.adapters.usecases.lifecycle import deny_execution
     from skill_ledger.adapters.usecases.session import ledger_session
 
     with ledger_session(settings, notify=notify) as ledger:
-        positions = ledger.deny_execution(row["skill_id"], row["version"], tool_id, code)
+        positions = deny_execution(ledger, row["skill_id"], row["version"], tool_id, code)
     status = row["status"] if row["installed"] else "removed"
     raise NotActive(
         f"{row['skill_id']} {row['version']} may not run: status {status or 'none'}"
@@ -238,11 +239,12 @@ class ArtifactCheck:
         return self._dir_ok
 
     def quarantine(self, row: sqlite3.Row, error: ArtifactTampered | ArtifactMissing) -> NoReturn:
+        from skill_ledger.adapters.usecases.lifecycle import quarantine_for
         from skill_ledger.adapters.usecases.session import ledger_session
 
         with ledger_session(self.settings, notify=self.notify) as ledger:
-            result = ledger.quarantine_for(row["skill_id"], row["version"], error.code, error.message,
-                                           {k: v for k, v in error.details.items() if k != "path"})
+            result = quarantine_for(ledger, row["skill_id"], row["version"], error.code, error.message,
+                                    {k: v for k, v in error.details.items() if k != "path"})
         error.details["positions"] = result.positions
         error.details["quarantined"] = True
         raise error

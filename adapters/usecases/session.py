@@ -11,7 +11,7 @@ from skill_ledger.adapters.readmodel.views import catch_up_after
 from skill_ledger.adapters.settings import Settings
 from skill_ledger.domain.errors import SkillLedgerError
 
-from .ledger import Ledger
+from .unit_of_work import Ledger
 
 Notify = Callable[[str], None]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from skill_ledger.cli.base import global_options, obj
-from skill_ledger.cli.errors import AUDIT_FAILED
+from skill_ledger.cli.errors import AUDIT_FAILED, exit_code_for
 from skill_ledger.cli.output import emit, json_text, notice, to_jsonable
 
 from .lifecycle import VERSION, session
@@ -18,8 +18,10 @@ from .lifecycle import VERSION, session
 def verify(skill_id: str, version: str | None) -> int:
     """Re-verify a stored artifact against the digests recorded at install, its signature and the
     current trust state. A mismatch quarantines the version and exits 5."""
+    from skill_ledger.adapters.usecases.verification import verify as verify_stored
+
     with session() as ledger:
-        result = ledger.verify(skill_id, version)
+        result = verify_stored(ledger, skill_id, version)
 
     def human(d: dict) -> None:
         if d["ok"]:
@@ -62,21 +64,24 @@ def audit(skill_id: str | None, version: str | None, artifact: str | None, trust
         raise UsageError("give either SKILL_ID or --artifact FILE")
     if artifact:
         from skill_ledger.adapters.packaging.package import read_artifact, trust_from_flags
-        from skill_ledger.adapters.usecases.ledger import Ledger
+        from skill_ledger.adapters.usecases.unit_of_work import Ledger
+        from skill_ledger.adapters.usecases.verification import audit_file
 
         ledger = Ledger(obj().settings())
         try:
-            run = ledger.audit_file(read_artifact(artifact), allow_tofu=allow_tofu,
-                                    extra_trust=trust_from_flags(trusted, None))
+            run = audit_file(ledger, read_artifact(artifact), allow_tofu=allow_tofu,
+                             extra_trust=trust_from_flags(trusted, None))
         finally:
             ledger.close()
-        data = run.report
+        data = to_jsonable(run.report)
     else:
+        from skill_ledger.adapters.usecases.verification import audit_installed
+
         with session() as ledger:
-            run = ledger.audit_installed(skill_id or "", version, quarantine=not no_quarantine)
-        data = {**run.report, "quarantined": run.quarantined, "positions": run.positions}
+            run = audit_installed(ledger, skill_id or "", version, quarantine=not no_quarantine)
+        data = {**to_jsonable(run.report), "quarantined": run.quarantined, "positions": run.positions}
     emit(obj().as_json, data, _render_report)
-    return 0 if run.report["passed"] else AUDIT_FAILED
+    return 0 if run.report.passed else AUDIT_FAILED
 
 
 @click.command("reaudit")
@@ -96,7 +101,6 @@ def reaudit(watch: bool, interval: str, max_runs: int | None) -> int:
 
     seconds = parse_duration(interval)
     as_json = obj().as_json
-    total_quarantined = 0
 
     def data_of(result) -> dict:
         d = to_jsonable(result)
@@ -122,14 +126,13 @@ def reaudit(watch: bool, interval: str, max_runs: int | None) -> int:
                 click.echo(f"  quarantined {q['skill_id']} {q['version']} ({q['reason_code']})")
 
         emit(as_json, data, human)
-        return AUDIT_FAILED if result.quarantined else 0
+        code = result.failure_code()
+        return exit_code_for(code) if code else 0
 
     stop = Stop()
     stop.install()
 
     def on_pass(n: int, result) -> None:
-        nonlocal total_quarantined
-        total_quarantined += len(result.quarantined)
         d = data_of(result)
         if as_json:
             click.echo(json_text({"pass": n, **d}, pretty=False))
@@ -139,8 +142,12 @@ def reaudit(watch: bool, interval: str, max_runs: int | None) -> int:
             click.echo(f"{now} reaudit pass {n}: checked {d['checked']}, passed {d['passed']}, "
                        f"quarantined {q}, {d['duration_ms']} ms", err=False)
 
+    def on_wait(_seconds: int) -> None:  # a service log line; tests wait for it before signalling
+        notice(f"reaudit: watching; next pass in {interval}")
+
     with session() as ledger:
-        runs = watch_loop(ledger, interval_s=seconds, max_runs=max_runs, on_pass=on_pass, stop=stop)
+        runs = watch_loop(ledger, interval_s=seconds, max_runs=max_runs, on_pass=on_pass, stop=stop,
+                          on_wait=on_wait)
     notice(f"reaudit: stopped after {runs} pass(es)")
     return 0
 

@@ -19,7 +19,7 @@ def index() -> None:
 @global_options
 def index_status() -> None:
     """Each projection's position against the journal head (without catching up)."""
-    from skill_ledger.adapters.usecases.ledger import Ledger
+    from skill_ledger.adapters.usecases.unit_of_work import Ledger
     from skill_ledger.projections.store import ViewStore
 
     settings = obj().settings()
@@ -49,7 +49,7 @@ def index_rebuild() -> None:
     """Drop the projections and replay the whole journal into them."""
     from skill_ledger.adapters.readmodel.rebuild import shard_workers
     from skill_ledger.adapters.readmodel.views import journal_identity
-    from skill_ledger.adapters.usecases.ledger import Ledger
+    from skill_ledger.adapters.usecases.unit_of_work import Ledger
     from skill_ledger.projections.store import ViewStore
 
     settings = obj().settings()
@@ -70,7 +70,7 @@ def index_rebuild() -> None:
 def index_verify() -> int:
     """Replay the journal into a scratch copy and compare it with the live projections (exit 9 on drift)."""
     from skill_ledger.adapters.readmodel.views import open_views
-    from skill_ledger.adapters.usecases.ledger import Ledger
+    from skill_ledger.adapters.usecases.unit_of_work import Ledger
     from skill_ledger.projections.store import discard, scratch
 
     settings = obj().settings()

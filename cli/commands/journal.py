@@ -36,7 +36,7 @@ def journal(ctx: click.Context, skill: str | None, kinds: tuple[str, ...], since
         return
     from skill_ledger.adapters.journal.read import follow as follow_journal
     from skill_ledger.adapters.journal.read import journal_events
-    from skill_ledger.adapters.usecases.ledger import Ledger
+    from skill_ledger.adapters.usecases.unit_of_work import Ledger
 
     as_json = obj().as_json
 
@@ -64,7 +64,8 @@ def journal_verify() -> int:
     """Check hash chains, positions, checkpoints and the append-only guard (exit 9 on damage)."""
     from skill_ledger.adapters.journal.sqlite import open_journal
     from skill_ledger.adapters.journal.verify import verify_journal
-    from skill_ledger.adapters.usecases.ledger import Ledger, journal_seed, read_anchor
+    from skill_ledger.adapters.usecases.checkpoints import journal_seed, read_anchor
+    from skill_ledger.adapters.usecases.unit_of_work import Ledger
     from skill_ledger.domain.signing import public_key_from_seed
 
     settings = obj().settings()
@@ -102,7 +103,7 @@ def journal_verify() -> int:
 @global_options
 def journal_checkpoint() -> None:
     """Record a signed checkpoint of the journal's head (signed with <home>/journal-signing-key.pem)."""
-    from skill_ledger.adapters.usecases.ledger import record_checkpoint
+    from skill_ledger.adapters.usecases.checkpoints import record_checkpoint
     from skill_ledger.adapters.usecases.session import ledger_session
 
     with ledger_session(obj().settings(), notify=notice) as ledger:

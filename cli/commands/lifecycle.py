@@ -29,34 +29,23 @@ def _render_change(verb: str):
 
 
 @click.command("install")
-@click.option("--artifact", type=click.Path(dir_okay=False), help="A .palyra-skill file.")
-@click.option("--registry", type=click.Path(file_okay=False), help="A registry directory (see `skills update`).")
-@click.option("--skill-id", help="With --registry: the skill to install.")
-@click.option("--version", "version", metavar="V", help="With --registry: the version (default: the highest).")
+@click.option("--artifact", type=click.Path(dir_okay=False), required=True, help="A .palyra-skill file.")
 @click.option("--allow-tofu", is_flag=True, help="Pin an unknown publisher's key on first use.")
 @click.option("--trusted-publisher", "trusted", multiple=True, metavar="PUB=HEXKEY",
               help="Allowlist this publisher key first (recorded as publisher.key_allowlisted).")
 @global_options
-def install(artifact: str | None, registry: str | None, skill_id: str | None, version: str | None,
-            allow_tofu: bool, trusted: tuple[str, ...]) -> int:
+def install(artifact: str, allow_tofu: bool, trusted: tuple[str, ...]) -> int:
     """Verify, audit, store and install an artifact; make it current.
 
     Exit 0 when the version is active, 5 when its audit failed and it was installed
     quarantined, 3 when the artifact was rejected, 4 when its publisher is not trusted.
     """
     from skill_ledger.adapters.packaging.package import parse_trusted_publisher
-    from skill_ledger.domain.errors import UsageError
+    from skill_ledger.adapters.usecases.install import install as install_artifact
 
-    if bool(artifact) == bool(registry):
-        raise UsageError("give exactly one of --artifact FILE or --registry DIR --skill-id ID")
     pairs = [parse_trusted_publisher(t) for t in trusted]
     with session() as ledger:
-        if registry:
-            from skill_ledger.domain.errors import RegistryError
-
-            raise RegistryError("registry sources are not supported by this version; use --artifact FILE",
-                                {"registry": registry, "skill_id": skill_id, "version": version})
-        result = ledger.install(artifact, allow_tofu=allow_tofu, trusted_publishers=pairs)
+        result = install_artifact(ledger, artifact, allow_tofu=allow_tofu, trusted_publishers=pairs)
     data = to_jsonable(result)
 
     def human(d: dict) -> None:
@@ -83,8 +72,10 @@ def remove(skill_id: str, version: str | None, reason: str | None) -> None:
 
     The stored artifact is deleted when no installed version references it. History stays.
     """
+    from skill_ledger.adapters.usecases import lifecycle
+
     with session() as ledger:
-        result = ledger.remove(skill_id, version, reason)
+        result = lifecycle.remove(ledger, skill_id, version, reason)
     emit(obj().as_json, to_jsonable(result), _render_change("removed"))
 
 
@@ -96,8 +87,10 @@ def remove(skill_id: str, version: str | None, reason: str | None) -> None:
 @global_options
 def rollback(skill_id: str, to_version: str | None, reason: str | None) -> None:
     """Make an installed earlier version current."""
+    from skill_ledger.adapters.usecases import lifecycle
+
     with session() as ledger:
-        result = ledger.rollback(skill_id, to_version, reason)
+        result = lifecycle.rollback(ledger, skill_id, to_version, reason)
     emit(obj().as_json, to_jsonable(result), _render_change("rolled back"))
 
 
@@ -108,8 +101,10 @@ def rollback(skill_id: str, to_version: str | None, reason: str | None) -> None:
 @global_options
 def quarantine(skill_id: str, version: str | None, reason: str) -> None:
     """Quarantine a version: it cannot run until `skills enable`."""
+    from skill_ledger.adapters.usecases import lifecycle
+
     with session() as ledger:
-        result = ledger.quarantine(skill_id, version, reason)
+        result = lifecycle.quarantine(ledger, skill_id, version, reason)
     emit(obj().as_json, to_jsonable(result), _render_change("quarantined"))
 
 
@@ -120,8 +115,10 @@ def quarantine(skill_id: str, version: str | None, reason: str) -> None:
 @global_options
 def disable(skill_id: str, version: str | None, reason: str) -> None:
     """Disable an active version (an operator's pause; `skills enable` undoes it)."""
+    from skill_ledger.adapters.usecases import lifecycle
+
     with session() as ledger:
-        result = ledger.disable(skill_id, version, reason)
+        result = lifecycle.disable(ledger, skill_id, version, reason)
     emit(obj().as_json, to_jsonable(result), _render_change("disabled"))
 
 
@@ -134,8 +131,10 @@ def disable(skill_id: str, version: str | None, reason: str) -> None:
 @global_options
 def enable(skill_id: str, version: str | None, reason: str, override: bool) -> None:
     """Re-verify and re-audit a quarantined or disabled version, then make it active."""
+    from skill_ledger.adapters.usecases import lifecycle
+
     with session() as ledger:
-        result = ledger.enable(skill_id, version, reason, override)
+        result = lifecycle.enable(ledger, skill_id, version, reason, override)
     emit(obj().as_json, to_jsonable(result), _render_change("enabled"))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from skill_ledger.cli.base import SubGroup, global_options, obj
+from skill_ledger.cli.errors import exit_code_for
 from skill_ledger.cli.output import emit, kv, notice, table, to_jsonable
 
 from .lifecycle import session
@@ -54,8 +55,10 @@ def _render_trust(verb: str):
 @global_options
 def trust_allow(publisher: str, hexkey: str, reason: str) -> None:
     """Allowlist PUBLISHER's Ed25519 public key HEXKEY (64 hex characters)."""
+    from skill_ledger.adapters.usecases.trust import allow
+
     with session() as ledger:
-        result = ledger.allow(publisher, hexkey, reason)
+        result = allow(ledger, publisher, hexkey, reason)
     emit(obj().as_json, to_jsonable(result), _render_trust("allowlisted"))
 
 
@@ -66,8 +69,10 @@ def trust_allow(publisher: str, hexkey: str, reason: str) -> None:
 @global_options
 def trust_revoke(publisher: str, hexkey: str, reason: str) -> int:
     """Revoke a key; every installed version signed by it is quarantined (trust_revoked)."""
+    from skill_ledger.adapters.usecases.trust import revoke
+
     with session() as ledger:
-        result = ledger.revoke(publisher, hexkey, reason)
+        result = revoke(ledger, publisher, hexkey, reason)
     emit(obj().as_json, to_jsonable(result), _render_trust("revoked"))
     return 0
 
@@ -85,9 +90,11 @@ def trust_import(file: str, reason: str) -> None:
 
     if not Path(file).exists():
         raise FileNotFound(file)
+    from skill_ledger.adapters.usecases.trust import import_trust
+
     store = load_trust_store(file)
     with session() as ledger:
-        result = ledger.import_trust(store, reason)
+        result = import_trust(ledger, store, reason)
 
     def human(d: dict) -> None:
         click.echo(f"allowlisted {len(d['allowlisted'])} key(s), pinned {len(d['pinned'])}, "
@@ -95,7 +102,7 @@ def trust_import(file: str, reason: str) -> None:
         for c in d["conflicts"]:
             click.echo(f"conflict: {c['publisher']} {c['key_hex']}: {c['reason']}")
 
-    emit(obj().as_json, result, human)
+    emit(obj().as_json, to_jsonable(result), human)
 
 
 @trust.command("export")
@@ -129,22 +136,16 @@ def policy() -> None:
     """The audit policy, recorded as events."""
 
 
-def _policy_doc(ledger) -> dict:
-    from skill_ledger.domain.policy import policy_to_dict
-
-    agg = ledger.policy()
-    return {"policy_version": agg.policy_version, "policy": policy_to_dict(agg.values)}
-
-
 @policy.command("show")
 @global_options
 def policy_show() -> None:
     """The current audit policy and its version."""
-    from skill_ledger.adapters.usecases.ledger import Ledger
+    from skill_ledger.adapters.usecases.policy import current_policy
+    from skill_ledger.adapters.usecases.unit_of_work import Ledger
 
     ledger = Ledger(obj().settings())
     try:
-        data = _policy_doc(ledger)
+        data = to_jsonable(current_policy(ledger))
     finally:
         ledger.close()
 
@@ -162,12 +163,10 @@ def policy_show() -> None:
 @global_options
 def policy_set(settings: tuple[str, ...], reason: str, reaudit: bool) -> int:
     """Change audit policy members, e.g. max_exported_functions=64 allow_device_capabilities=false."""
-    with session() as ledger:
-        result = ledger.set_policy(settings, reason)
-        if reaudit:
-            from skill_ledger.adapters.audit.reaudit import Reauditor
+    from skill_ledger.adapters.usecases.policy import set_policy
 
-            result["reaudit"] = to_jsonable(Reauditor(ledger).run_pass())
+    with session() as ledger:
+        result = set_policy(ledger, settings, reason, reaudit=reaudit)
 
     def human(d: dict) -> None:
         changed = ", ".join(d["changed"]) or "nothing"
@@ -177,8 +176,9 @@ def policy_set(settings: tuple[str, ...], reason: str, reaudit: bool) -> int:
             r = d["reaudit"]
             click.echo(f"re-audited {r['checked']}: {r['passed']} passed, {len(r['quarantined'])} quarantined")
 
-    emit(obj().as_json, result, human)
-    return 5 if reaudit and result["reaudit"]["quarantined"] else 0
+    emit(obj().as_json, to_jsonable(result), human)
+    code = result.failure_code()
+    return exit_code_for(code) if code else 0
 
 
 COMMANDS = [trust, policy]

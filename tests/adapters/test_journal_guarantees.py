@@ -25,7 +25,10 @@ from eventsourcing.persistence import IntegrityError
 
 from skill_ledger.adapters.journal.sqlite import APPEND_ONLY_MESSAGE, GUARDED_TABLES, guard_statements, iter_rows
 from skill_ledger.adapters.journal.verify import verify_journal
-from skill_ledger.adapters.usecases.ledger import Ledger, record_checkpoint
+from skill_ledger.adapters.usecases import lifecycle
+from skill_ledger.adapters.usecases.checkpoints import record_checkpoint
+from skill_ledger.adapters.usecases.install import install
+from skill_ledger.adapters.usecases.unit_of_work import Ledger
 from skill_ledger.domain.checkpoints import Checkpoints, checkpoint_message, root_hash
 from skill_ledger.domain.codec import GENESIS_HASH, event_hash, exported_event
 from skill_ledger.domain.publisher import Publisher
@@ -42,10 +45,10 @@ def populate(home: Path) -> dict[str, Any]:
     """16 events in 3 streams: two installs, a quarantine and an enable."""
     ledger = h.ledger_for(home)
     try:
-        ledger.install("/a", data=h.build("acme.alpha", "1.0.0", "acme"), allow_tofu=True)      # 1-6
-        ledger.install("/g", data=h.build("globex.gamma", "1.0.0", "globex"), allow_tofu=True)  # 7-12
-        ledger.quarantine("acme.alpha", None, "test quarantine")                                 # 13
-        ledger.enable("acme.alpha", None, "test enable")                                          # 14-16
+        install(ledger, "/a", data=h.build("acme.alpha", "1.0.0", "acme"), allow_tofu=True)      # 1-6
+        install(ledger, "/g", data=h.build("globex.gamma", "1.0.0", "globex"), allow_tofu=True)  # 7-12
+        lifecycle.quarantine(ledger, "acme.alpha", None, "test quarantine")                       # 13
+        lifecycle.enable(ledger, "acme.alpha", None, "test enable")                               # 14-16
         assert ledger.head() == 16
         assert verify_journal(ledger.app).ok
     finally:
@@ -376,7 +379,7 @@ def test_a_save_over_two_streams_is_all_or_nothing(journal: Path, home: Path) ->
     a, b = two_ledgers(home)
     try:
         stale = a.load(Skill, "globex.gamma")
-        b.quarantine("globex.gamma", None, "newer decision")  # 17
+        lifecycle.quarantine(b, "globex.gamma", None, "newer decision")  # 17
         pub = a.load(Publisher, "newcomer")
         pub.allowlist(a.actor, h.key_hex(h.SEEDS["rogue"]), "k", "test")
         stale.disable(a.actor, "1.0.0", "stale decision")
@@ -418,8 +421,8 @@ def test_concurrent_quarantines_re_read_and_record_one(journal: Path, home: Path
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     a, b = two_ledgers(home)
     try:
-        calls = interleave(a, lambda: b.quarantine("globex.gamma", None, "from b"), monkeypatch)
-        result = a.quarantine("globex.gamma", None, "from a")
+        calls = interleave(a, lambda: lifecycle.quarantine(b, "globex.gamma", None, "from b"), monkeypatch)
+        result = lifecycle.quarantine(a, "globex.gamma", None, "from a")
         assert len(calls) == 2  # conflict, re-read, re-decide
         assert result.changed is False and result.positions == []
         assert [e["state"]["reason"] for e in events_of(a, "skill.quarantined")] == ["test quarantine", "from b"]
@@ -439,13 +442,13 @@ def test_concurrent_installs_of_one_version_end_with_one_install(home: Path, sam
     try:
         first = h.build("acme.alpha", "1.0.0", "acme")
         second = first if same_payload else h.build("acme.alpha", "1.0.0", "acme", asset=b"other payload")
-        calls = interleave(a, lambda: b.install("/b", data=first, allow_tofu=True), monkeypatch)
+        calls = interleave(a, lambda: install(b, "/b", data=first, allow_tofu=True), monkeypatch)
         if same_payload:
-            result = a.install("/a", data=second, allow_tofu=True)
+            result = install(a, "/a", data=second, allow_tofu=True)
             assert result.already_installed and result.positions == []
         else:
             with pytest.raises(VersionConflict):
-                a.install("/a", data=second, allow_tofu=True)
+                install(a, "/a", data=second, allow_tofu=True)
             rejected = events_of(a, "artifact.rejected")
             assert [e["state"]["error_code"] for e in rejected] == ["version_conflict"]
         assert calls  # a decided to install and saved; b's commit made that save conflict

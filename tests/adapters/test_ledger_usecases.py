@@ -12,6 +12,9 @@ import builders as b  # noqa: E402
 
 from skill_ledger.adapters.journal.sqlite import export_row, iter_rows  # noqa: E402
 from skill_ledger.adapters.readmodel.views import open_views  # noqa: E402
+from skill_ledger.adapters.usecases import lifecycle, trust, verification  # noqa: E402
+from skill_ledger.adapters.usecases.install import install  # noqa: E402
+from skill_ledger.adapters.usecases.policy import set_policy  # noqa: E402
 from skill_ledger.domain.errors import (  # noqa: E402
     AuditFailed,
     InvalidArtifactPath,
@@ -45,7 +48,7 @@ def kinds(ledger):
 
 def test_install_with_tofu_records_pin_and_lifecycle(home, tmp_path):
     led = b.ledger(home)
-    r = led.install(b.write(tmp_path, "a.skill", b.artifact()), allow_tofu=True)
+    r = install(led, b.write(tmp_path, "a.skill", b.artifact()), allow_tofu=True)
     assert (r.status, r.current, r.trust_decision) == ("active", True, "tofu_newly_pinned")
     assert r.positions == [1, 2, 3, 4, 5, 6]
     assert kinds(led) == ["publisher.key_pinned", "skill.artifact_verified", "skill.audited", "skill.installed",
@@ -60,18 +63,18 @@ def test_install_with_tofu_records_pin_and_lifecycle(home, tmp_path):
 def test_reinstall_same_payload_appends_nothing(home, tmp_path):
     led = b.ledger(home)
     path = b.write(tmp_path, "a.skill", b.artifact())
-    led.install(path, allow_tofu=True)
+    install(led, path, allow_tofu=True)
     head = led.head()
-    again = led.install(path)
+    again = install(led, path)
     assert again.already_installed and again.positions == [] and led.head() == head
 
 
 def test_same_version_different_payload_is_a_recorded_version_conflict(home, tmp_path):
     led = b.ledger(home)
-    led.install(b.write(tmp_path, "a.skill", b.artifact()), allow_tofu=True)
+    install(led, b.write(tmp_path, "a.skill", b.artifact()), allow_tofu=True)
     other = b.artifact(asset=b"different")
     with pytest.raises(VersionConflict):
-        led.install(b.write(tmp_path, "b.skill", other))
+        install(led, b.write(tmp_path, "b.skill", other))
     last = events(led)[-1]
     assert last["kind"] == "artifact.rejected" and last["data"]["error_code"] == "version_conflict"
     assert last["stream"].startswith("intake:") and last["data"]["skill_id"] == "acme.echo"
@@ -90,7 +93,7 @@ def test_rejected_artifacts_leave_a_trace(home, tmp_path, data, error):
         entries["assets/note.txt"] = b"tampered"
         data = encode_archive(entries)
     with pytest.raises(error):
-        led.install(b.write(tmp_path, "x.skill", data), allow_tofu=True)
+        install(led, b.write(tmp_path, "x.skill", data), allow_tofu=True)
     (e,) = events(led)
     assert e["kind"] == "artifact.rejected" and e["data"]["error_code"] == error.code
     import hashlib
@@ -101,37 +104,37 @@ def test_rejected_artifacts_leave_a_trace(home, tmp_path, data, error):
 def test_untrusted_publisher_is_rejected_and_recorded(home, tmp_path):
     led = b.ledger(home)
     with pytest.raises(UntrustedPublisher):
-        led.install(b.write(tmp_path, "a.skill", b.artifact()))
+        install(led, b.write(tmp_path, "a.skill", b.artifact()))
     assert kinds(led) == ["artifact.rejected"]
 
 
 def test_trusted_publisher_flag_is_recorded_then_used(home, tmp_path):
     led = b.ledger(home)
-    r = led.install(b.write(tmp_path, "a.skill", b.artifact()), trusted_publishers=[("acme", KEY_A.upper())])
+    r = install(led, b.write(tmp_path, "a.skill", b.artifact()), trusted_publishers=[("acme", KEY_A.upper())])
     assert r.trust_decision == "allowlisted"
     assert kinds(led)[0] == "publisher.key_allowlisted"
     # a second time the key is already allowlisted: nothing more for it
-    r2 = led.install(b.write(tmp_path, "b.skill", b.artifact(version="1.1.0")), trusted_publishers=[("acme", KEY_A)])
+    r2 = install(led, b.write(tmp_path, "b.skill", b.artifact(version="1.1.0")), trusted_publishers=[("acme", KEY_A)])
     assert kinds(led).count("publisher.key_allowlisted") == 1 and r2.status == "active"
 
 
 def test_tofu_pin_then_other_key_is_refused(home, tmp_path):
     led = b.ledger(home)
-    led.install(b.write(tmp_path, "a.skill", b.artifact()), allow_tofu=True)
+    install(led, b.write(tmp_path, "a.skill", b.artifact()), allow_tofu=True)
     with pytest.raises(TofuKeyMismatch):
-        led.install(b.write(tmp_path, "b.skill", b.artifact(version="2.0.0", seed=b.SEED_B)), allow_tofu=True)
+        install(led, b.write(tmp_path, "b.skill", b.artifact(version="2.0.0", seed=b.SEED_B)), allow_tofu=True)
 
 
 def test_revoke_quarantines_every_version_signed_by_the_key(home, tmp_path):
     led = b.ledger(home)
-    led.install(b.write(tmp_path, "a.skill", b.artifact()), trusted_publishers=[("acme", KEY_A)])
-    led.install(b.write(tmp_path, "b.skill", b.artifact("acme.other")), trusted_publishers=[])
-    r = led.revoke("acme", KEY_A, "key leaked")
+    install(led, b.write(tmp_path, "a.skill", b.artifact()), trusted_publishers=[("acme", KEY_A)])
+    install(led, b.write(tmp_path, "b.skill", b.artifact("acme.other")), trusted_publishers=[])
+    r = trust.revoke(led, "acme", KEY_A, "key leaked")
     assert {(q["skill_id"], q["reason_code"]) for q in r.quarantined} == {("acme.echo", "trust_revoked"),
                                                                            ("acme.other", "trust_revoked")}
     assert led.skill("acme.echo").versions["1.0.0"].status == "quarantined"
     with pytest.raises(Exception) as ei:
-        led.enable("acme.echo", None, "try")
+        lifecycle.enable(led, "acme.echo", None, "try")
     assert ei.value.code == "key_revoked"
     store = open_views(led.settings)
     try:
@@ -143,37 +146,37 @@ def test_revoke_quarantines_every_version_signed_by_the_key(home, tmp_path):
 
 def test_remove_promotes_and_deletes_the_unreferenced_artifact(home, tmp_path):
     led = b.ledger(home)
-    one = led.install(b.write(tmp_path, "1.skill", b.artifact(version="1.0.0")), allow_tofu=True)
-    two = led.install(b.write(tmp_path, "2.skill", b.artifact(version="2.0.0")))
-    r = led.remove("acme.echo", None, "cleanup")
+    one = install(led, b.write(tmp_path, "1.skill", b.artifact(version="1.0.0")), allow_tofu=True)
+    two = install(led, b.write(tmp_path, "2.skill", b.artifact(version="2.0.0")))
+    r = lifecycle.remove(led, "acme.echo", None, "cleanup")
     assert r.version == "2.0.0" and r.current == "1.0.0" and r.details["artifact_deleted"] is True
     assert not (home / "blobs" / "sha256" / two.artifact_sha256).exists()
     assert (home / "blobs" / "sha256" / one.artifact_sha256).exists()
     with pytest.raises(NotInstalled):
-        led.remove("acme.echo", "2.0.0", None)
+        lifecycle.remove(led, "acme.echo", "2.0.0", None)
 
 
 def test_rollback_and_invalid_ids(home, tmp_path):
     led = b.ledger(home)
-    led.install(b.write(tmp_path, "1.skill", b.artifact(version="1.0.0")), allow_tofu=True)
-    led.install(b.write(tmp_path, "2.skill", b.artifact(version="2.0.0")))
-    r = led.rollback("acme.echo", None, "regression")
+    install(led, b.write(tmp_path, "1.skill", b.artifact(version="1.0.0")), allow_tofu=True)
+    install(led, b.write(tmp_path, "2.skill", b.artifact(version="2.0.0")))
+    r = lifecycle.rollback(led, "acme.echo", None, "regression")
     assert (r.version, r.current, r.details["from_version"]) == ("1.0.0", "1.0.0", "2.0.0")
     with pytest.raises(UsageError):
-        led.quarantine("Not A Skill", None, "x")
+        lifecycle.quarantine(led, "Not A Skill", None, "x")
     with pytest.raises(NotInstalled):
-        led.quarantine("acme.unknown", None, "x")
+        lifecycle.quarantine(led, "acme.unknown", None, "x")
 
 
 def test_enable_refuses_failed_audit_unless_override(home, tmp_path):
     led = b.ledger(home)
-    led.install(b.write(tmp_path, "a.skill", b.artifact()), allow_tofu=True)
-    led.quarantine("acme.echo", None, "look")
-    led.set_policy(["max_exported_functions=1"], "tighten")
+    install(led, b.write(tmp_path, "a.skill", b.artifact()), allow_tofu=True)
+    lifecycle.quarantine(led, "acme.echo", None, "look")
+    set_policy(led, ["max_exported_functions=1"], "tighten")
     with pytest.raises(AuditFailed):
-        led.enable("acme.echo", None, "try")
+        lifecycle.enable(led, "acme.echo", None, "try")
     assert led.skill("acme.echo").versions["1.0.0"].status == "quarantined"
-    r = led.enable("acme.echo", None, "accepting the risk", override=True)
+    r = lifecycle.enable(led, "acme.echo", None, "accepting the risk", override=True)
     assert r.status == "active" and r.details["override"] is True
     enabled = [e for e in events(led) if e["kind"] == "skill.enabled"][-1]
     assert enabled["data"]["override"] is True and enabled["data"]["audit_passed"] is False
@@ -182,15 +185,15 @@ def test_enable_refuses_failed_audit_unless_override(home, tmp_path):
 
 def test_enable_of_a_tampered_artifact_quarantines_even_with_override(home, tmp_path):
     led = b.ledger(home)
-    r = led.install(b.write(tmp_path, "a.skill", b.artifact()), allow_tofu=True)
-    led.disable("acme.echo", None, "pause")
+    r = install(led, b.write(tmp_path, "a.skill", b.artifact()), allow_tofu=True)
+    lifecycle.disable(led, "acme.echo", None, "pause")
     blob = home / "blobs" / "sha256" / r.artifact_sha256
     blob.chmod(0o644)
     data = bytearray(blob.read_bytes())
     data[100] ^= 1
     blob.write_bytes(bytes(data))
     with pytest.raises(Exception) as ei:
-        led.enable("acme.echo", None, "try", override=True)
+        lifecycle.enable(led, "acme.echo", None, "try", override=True)
     assert ei.value.code == "artifact_tampered"
     v = led.skill("acme.echo").versions["1.0.0"]
     assert (v.status, v.status_reason_code) == ("quarantined", "artifact_tampered")
@@ -205,7 +208,7 @@ def test_invalid_module_path_in_build_is_rejected_before_anything():
 
 def test_journal_rows_are_append_only(home, tmp_path):
     led = b.ledger(home)
-    led.install(b.write(tmp_path, "a.skill", b.artifact()), allow_tofu=True)
+    install(led, b.write(tmp_path, "a.skill", b.artifact()), allow_tofu=True)
     con = sqlite3.connect(led.settings.journal_path)
     for sql in ("UPDATE stored_events SET topic='x'", "DELETE FROM stored_events", "DELETE FROM event_chain"):
         with pytest.raises(sqlite3.IntegrityError, match="append-only"):
@@ -214,13 +217,13 @@ def test_journal_rows_are_append_only(home, tmp_path):
 
 def test_policy_changes_are_versioned_events(home):
     led = b.ledger(home)
-    r = led.set_policy(["max_exported_functions=64", "allow_device_capabilities=true"], "tune")
-    assert r["policy_version"] == 1 and r["changed"] == ["max_exported_functions", "allow_device_capabilities"]
-    assert led.set_policy(["max_exported_functions=64"], "same")["changed"] == []
+    r = set_policy(led, ["max_exported_functions=64", "allow_device_capabilities=true"], "tune")
+    assert r.policy_version == 1 and r.changed == ["max_exported_functions", "allow_device_capabilities"]
+    assert set_policy(led, ["max_exported_functions=64"], "same").changed == []
     (e,) = events(led)
     assert e["kind"] == "policy.changed" and e["data"]["policy"]["max_exported_functions"] == 64
     with pytest.raises(UsageError):
-        led.set_policy(["no_such_key=1"], "x")
+        set_policy(led, ["no_such_key=1"], "x")
 
 
 def test_import_trust_allowlists_and_pins(home, tmp_path):
@@ -229,21 +232,21 @@ def test_import_trust_allowlists_and_pins(home, tmp_path):
     led = b.ledger(home)
     store = parse_trust_store(json.dumps({"trusted_publishers": {"acme": [KEY_A]},
                                           "tofu_publishers": {"beta": KEY_B}}).encode())
-    r = led.import_trust(store, "import")
-    assert len(r["allowlisted"]) == 1 and len(r["pinned"]) == 1
-    again = led.import_trust(store, "import")
-    assert again["allowlisted"] == [] and again["pinned"] == [] and again["positions"] == []
+    r = trust.import_trust(led, store, "import")
+    assert len(r.allowlisted) == 1 and len(r.pinned) == 1
+    again = trust.import_trust(led, store, "import")
+    assert again.allowlisted == [] and again.pinned == [] and again.positions == []
 
 
 def test_reinstalling_the_same_bytes_restores_a_lost_stored_artifact(home, tmp_path):
     led = b.ledger(home)
     path = b.write(tmp_path, "a.skill", b.artifact())
-    r = led.install(path, allow_tofu=True)
+    r = install(led, path, allow_tofu=True)
     blob = home / "blobs" / "sha256" / r.artifact_sha256
     blob.unlink()
-    assert led.verify("acme.echo", None).reason_code == "artifact_missing"
+    assert verification.verify(led, "acme.echo", None).reason_code == "artifact_missing"
     head = led.head()
-    again = led.install(path)
+    again = install(led, path)
     assert again.already_installed and blob.exists() and led.head() == head
     assert led.skill("acme.echo").versions["1.0.0"].status == "quarantined"  # enable decides
-    assert led.enable("acme.echo", None, "restored").status == "active"
+    assert lifecycle.enable(led, "acme.echo", None, "restored").status == "active"

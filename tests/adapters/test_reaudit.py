@@ -17,6 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import helpers_audit as h  # noqa: E402
 
 from skill_ledger.adapters.audit.reaudit import Quarantine, Reauditor  # noqa: E402
+from skill_ledger.adapters.usecases import lifecycle, trust, verification  # noqa: E402
+from skill_ledger.adapters.usecases.policy import set_policy  # noqa: E402
 from skill_ledger.domain.constants import PROTOCOL_MAJOR, RUNTIME_VERSION  # noqa: E402
 from skill_ledger.domain.eligibility import compat_problem, eligibility  # noqa: E402
 from skill_ledger.domain.errors import IoError, SerializationError  # noqa: E402
@@ -122,15 +124,15 @@ def _idle_fleet(home: Path) -> None:
     assert failed.status == "quarantined"
     h.install(home, h.artifact("other.revoked", publisher="other", seed=h.SEED_B))
     with h.ledger(home) as lg:
-        lg.revoke("other", h.public_hex(h.SEED_B), "leaked")
-        lg.disable("acme.disabled", None, "maintenance")
+        trust.revoke(lg, "other", h.public_hex(h.SEED_B), "leaked")
+        lifecycle.disable(lg, "acme.disabled", None, "maintenance")
         tampered = lg.skill("acme.tampered").installed().artifact_sha256
         missing = lg.skill("acme.missing").installed().artifact_sha256
     h.tamper(home, tampered, "flip")
     h.tamper(home, missing, "delete")
     with h.ledger(home) as lg:
-        assert not lg.verify("acme.tampered", None).ok
-        lg.set_policy(["max_module_bytes=9000000"], "unrelated change")
+        assert not verification.verify(lg, "acme.tampered", None).ok
+        set_policy(lg, ["max_module_bytes=9000000"], "unrelated change")
 
 
 @pytest.mark.parametrize("mode", ["one_reauditor", "fresh_instances", "processes"])
@@ -342,7 +344,7 @@ def _feed_fleet(tmp_path: Path) -> tuple[Path, Path, bytes]:
     h.install(home, h.artifact("acme.safe", salt=18))
     feed = _feed(tmp_path / "feed.json")
     with h.ledger(home) as lg:
-        lg.set_policy([f"vulnerability_feed_path={feed}"], "feed")
+        set_policy(lg, [f"vulnerability_feed_path={feed}"], "feed")
     return home, feed, vulnerable
 
 
@@ -403,7 +405,7 @@ def test_a_broken_feed_is_an_error_not_a_clean_audit(tmp_path: Path, content: by
     if content is not None:
         feed.write_bytes(content)
     with h.ledger(home) as lg:
-        lg.set_policy([f"vulnerability_feed_path={feed}"], "feed")
+        set_policy(lg, [f"vulnerability_feed_path={feed}"], "feed")
     before = h.head(home)
 
     with h.ledger(home, "reaudit") as lg:

@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 
 from skill_ledger.adapters.readmodel.rebuild import PROCESSES_ENV, SubprocessShards, process_count, shard_workers
 from skill_ledger.adapters.readmodel.views import journal_identity
+from skill_ledger.adapters.usecases import lifecycle, trust
+from skill_ledger.adapters.usecases.install import install
 from skill_ledger.domain.errors import ConfigurationError
 from skill_ledger.domain.events import stream_uuid
 from skill_ledger.projections.shards import MAX_SHARDS, Shard, in_shard, shard
@@ -35,16 +37,16 @@ def fleet_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     try:
         for skill_id, publisher in FLEET:
             for version in ("1.0.0", "1.1.0"):
-                ledger.install(f"/a/{skill_id}-{version}", data=h.build(skill_id, version, publisher), allow_tofu=True)
+                install(ledger, f"/a/{skill_id}-{version}", data=h.build(skill_id, version, publisher), allow_tofu=True)
         for round_ in range(6):
             for skill_id, _p in FLEET:
-                ledger.quarantine(skill_id, None, f"round {round_}")
-                ledger.enable(skill_id, None, f"round {round_}")
-        ledger.rollback("acme.alpha", "1.0.0", "regression")
-        ledger.remove("globex.eps", "1.1.0", "unused")
+                lifecycle.quarantine(ledger, skill_id, None, f"round {round_}")
+                lifecycle.enable(ledger, skill_id, None, f"round {round_}")
+        lifecycle.rollback(ledger, "acme.alpha", "1.0.0", "regression")
+        lifecycle.remove(ledger, "globex.eps", "1.1.0", "unused")
         with pytest.raises(Exception):
-            ledger.install("/a/corrupt", data=h.corrupt(h.build("acme.beta", "2.0.0", "acme")))
-        ledger.revoke("globex", h.key_hex(h.SEEDS["globex"]), "compromised")
+            install(ledger, "/a/corrupt", data=h.corrupt(h.build("acme.beta", "2.0.0", "acme")))
+        trust.revoke(ledger, "globex", h.key_hex(h.SEEDS["globex"]), "compromised")
         h.catch_up(ledger)
     finally:
         ledger.close()
@@ -93,7 +95,7 @@ class _AppendingShards(SubprocessShards):
         worker = super().start(path, s, until, journal_identity)
         ledger = h.ledger_for(self.settings.home)
         try:
-            ledger.quarantine("globex.gamma", None, f"during the rebuild ({s.index})")
+            lifecycle.quarantine(ledger, "globex.gamma", None, f"during the rebuild ({s.index})")
         finally:
             ledger.close()
         return worker

@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import helpers_audit as h  # noqa: E402
 
 from skill_ledger.adapters.audit.reaudit import Quarantine, Reauditor  # noqa: E402
+from skill_ledger.adapters.usecases import verification  # noqa: E402
 
 TAMPERS = ["flip", "truncate", "delete", "replace"]
 EXPECTED_CODE = {"flip": "artifact_tampered", "truncate": "artifact_tampered", "delete": "artifact_missing",
@@ -79,7 +80,7 @@ def test_verify_quarantines_a_tampered_artifact(tmp_path: Path, how: str) -> Non
     # the use case
     before = h.head(home)
     with h.ledger(home, "verify") as lg:
-        result = lg.verify("acme.api", None)
+        result = verification.verify(lg, "acme.api", None)
     assert (result.ok, result.reason_code, result.status) == (False, code, "quarantined")
     q = h.skill_events(home, "acme.api", "skill.quarantined", after=before)
     assert [e["data"]["reason_code"] for e in q] == [code]
@@ -194,7 +195,7 @@ def test_verify_quarantines_a_version_whose_key_was_revoked(tmp_path: Path) -> N
     assert h.entry(home, "acme.api")["status"] == "active"  # nothing quarantined yet
 
     with h.ledger(home, "verify") as lg:
-        result = lg.verify("acme.api", None)
+        result = verification.verify(lg, "acme.api", None)
     assert (result.ok, result.reason_code, result.status) == (False, "trust_revoked", "quarantined")
 
     r = h.cli(home, "verify", "acme.cli")

@@ -25,6 +25,7 @@ from skill_ledger.adapters.runner import abi  # noqa: E402
 from skill_ledger.adapters.runner.hostcalls import HostContext  # noqa: E402
 from skill_ledger.adapters.runner.limits import limits_for  # noqa: E402
 from skill_ledger.adapters.storage.secrets import SecretStore  # noqa: E402
+from skill_ledger.adapters.usecases import lifecycle  # noqa: E402
 from skill_ledger.domain.errors import SkillLedgerError  # noqa: E402
 from skill_ledger.domain.grants import capability_grants  # noqa: E402
 from skill_ledger.domain.manifest import parse_manifest  # noqa: E402
@@ -493,7 +494,7 @@ def test_out_of_bounds_guest_buffers_in_host_calls_trap(lab, call):
 def test_a_run_of_a_quarantined_skill_is_denied_and_recorded(lab):
     sid = lab.install(kit.ECHO, tools=[("echo", kit.OBJECT, kit.OBJECT)])
     with kit.ledger_session(lab.settings) as ledger:
-        ledger.quarantine(sid, None, "suspicious")
+        lifecycle.quarantine(ledger, sid, None, "suspicious")
     err = fails(lab, sid, "not_active", {}, tool="echo")
     assert err.details["reason_code"] == "quarantined"
     denials = [e for e in lab.events("skill.execution_denied") if e["stream"] == f"skill:{sid}"]
@@ -505,7 +506,7 @@ def test_a_run_of_a_removed_version_is_denied(lab):
     sid = lab.install(kit.ECHO, tools=[("echo", kit.OBJECT, kit.OBJECT)])
     lab.install(kit.ECHO, tools=[("echo", kit.OBJECT, kit.OBJECT)], skill_id=sid, version="1.1.0")
     with kit.ledger_session(lab.settings) as ledger:
-        ledger.remove(sid, "1.0.0")
+        lifecycle.remove(ledger, sid, "1.0.0")
     err = fails(lab, sid, "not_active", {}, tool="echo", version="1.0.0")
     assert err.details["status"] == "removed"
     assert lab.run(sid, {}, tool="echo").version == "1.1.0"

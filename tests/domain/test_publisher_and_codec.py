@@ -17,7 +17,7 @@ from skill_ledger.domain.codec import (
     version_of_topic,
 )
 from skill_ledger.domain.events import Actor, LedgerAggregate, LedgerEvent, known_kinds, stream_uuid, topics_for_kinds
-from skill_ledger.domain.publisher import Publisher
+from skill_ledger.domain.publisher import PinImport, Publisher
 from skill_ledger.domain.trust import TrustDecision, evaluate_trust
 
 ACTOR = Actor("user:alice", "h", "trust allow")
@@ -49,6 +49,53 @@ def test_re_allowlisting_a_revoked_key_restores_it():
     assert p.allowlist(ACTOR, K1, "ed25519:1", "cleared")
     assert p.trust_store().trusted_publishers == {"acme": (K1,)}
     assert p.trust_store().revoked == {}
+
+
+def test_first_install_under_tofu_pins_the_key_naming_the_first_skill():
+    p = Publisher.start("acme")
+    decision = p.accept_for_install(ACTOR, K1, "ed25519:1", True, "acme.x", "1.0.0", "p")
+    assert decision is TrustDecision.TOFU_NEWLY_PINNED
+    [pinned] = p.collect_events()
+    assert (pinned.KIND, pinned.key_hex, pinned.first_skill_id, pinned.first_version, pinned.payload_sha256) == (
+        "publisher.key_pinned", K1, "acme.x", "1.0.0", "p")
+    # the next install under the pinned key records nothing more
+    assert p.accept_for_install(ACTOR, K1, "ed25519:1", True, "acme.y", "1.0.0", "q") is TrustDecision.TOFU_PINNED
+    assert p.collect_events() == []
+
+
+def test_an_allowlisted_key_is_never_pinned():
+    p = Publisher.start("acme")
+    p.allowlist(ACTOR, K1, "ed25519:1", "ops")
+    p.collect_events()
+    assert p.accept_for_install(ACTOR, K1, "ed25519:1", True, "acme.x", "1.0.0", "p") is TrustDecision.ALLOWLISTED
+    assert p.collect_events() == []
+
+
+def test_without_tofu_an_unknown_publisher_is_refused_and_nothing_pinned():
+    from skill_ledger.domain.errors import TofuKeyMismatch, UntrustedPublisher
+
+    p = Publisher.start("acme")
+    with pytest.raises(UntrustedPublisher):
+        p.accept_for_install(ACTOR, K1, "ed25519:1", False, "acme.x", "1.0.0", "p")
+    assert p.collect_events() == []
+    p.pin(ACTOR, K1, "ed25519:1", "acme.x", "1.0.0", "p")
+    with pytest.raises(TofuKeyMismatch):  # a pin is never replaced by another key on first use
+        p.trust_decision(K2, True)
+
+
+def test_importing_a_tofu_pin_pins_only_where_nothing_conflicts():
+    p = Publisher.start("acme")
+    assert p.import_pin(ACTOR, K1, "ed25519:1") == PinImport(True)
+    assert p.import_pin(ACTOR, K1, "ed25519:1") == PinImport(False)  # pinned already
+    assert p.import_pin(ACTOR, K2, "ed25519:2") == PinImport(False, "a different key is already pinned")
+    assert [e.KIND for e in p.collect_events()] == ["publisher.key_pinned"]
+    q = Publisher.start("beta")
+    q.allowlist(ACTOR, K1, "ed25519:1", "ops")
+    q.revoke(ACTOR, K2, "ed25519:2", "leaked")
+    q.collect_events()
+    assert q.import_pin(ACTOR, K1, "ed25519:1") == PinImport(False)  # allowlisted already
+    assert q.import_pin(ACTOR, K2, "ed25519:2") == PinImport(False, "key is revoked")
+    assert q.collect_events() == []
 
 
 def test_stream_ids_are_name_based():

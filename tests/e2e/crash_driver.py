@@ -72,7 +72,7 @@ def arm() -> None:
     import skill_ledger.adapters.usecases.session as session
     from skill_ledger.adapters.journal.sqlite import ChainedSQLiteRecorder
     from skill_ledger.adapters.storage.blobs import BlobStore
-    from skill_ledger.adapters.usecases.ledger import Ledger
+    from skill_ledger.adapters.usecases.unit_of_work import Ledger
     from skill_ledger.projections.store import ViewStore
 
     _around(BlobStore, "put", "blob.before_put", "blob.after_put")
@@ -126,6 +126,8 @@ def loop(home: str, seed: int) -> None:
     arm()
     import helpers_ledger as h
 
+    from skill_ledger.adapters.usecases import lifecycle
+    from skill_ledger.adapters.usecases.install import install
     from skill_ledger.adapters.usecases.session import ledger_session
     from skill_ledger.domain.errors import SkillLedgerError
 
@@ -141,17 +143,17 @@ def loop(home: str, seed: int) -> None:
             with ledger_session(settings) as ledger:
                 if choice < 0.35:
                     name = rng.choice(sorted(artifacts))
-                    ledger.install(f"/loop/{name}", data=artifacts[name], allow_tofu=True)
+                    install(ledger, f"/loop/{name}", data=artifacts[name], allow_tofu=True)
                 elif choice < 0.55:
-                    ledger.quarantine(skill, None, f"loop {n}")
+                    lifecycle.quarantine(ledger, skill, None, f"loop {n}")
                 elif choice < 0.75:
-                    ledger.enable(skill, None, f"loop {n}")
+                    lifecycle.enable(ledger, skill, None, f"loop {n}")
                 elif choice < 0.85:
-                    ledger.disable(skill, None, f"loop {n}")
+                    lifecycle.disable(ledger, skill, None, f"loop {n}")
                 elif choice < 0.95:
-                    ledger.remove(skill, None, f"loop {n}")
+                    lifecycle.remove(ledger, skill, None, f"loop {n}")
                 else:
-                    ledger.rollback(skill, None, f"loop {n}")
+                    lifecycle.rollback(ledger, skill, None, f"loop {n}")
         except SkillLedgerError:
             pass
         n += 1

@@ -66,6 +66,8 @@ def worker(home: str, journal: str, name: str, seed: int, ops: int, go: str) -> 
     from eventsourcing.persistence import IntegrityError, OperationalError
 
     from skill_ledger.adapters.journal.sqlite import LedgerApplication
+    from skill_ledger.adapters.usecases import lifecycle
+    from skill_ledger.adapters.usecases.install import install
     from skill_ledger.adapters.usecases.session import ledger_session
     from skill_ledger.domain.errors import SkillLedgerError
 
@@ -95,14 +97,14 @@ def worker(home: str, journal: str, name: str, seed: int, ops: int, go: str) -> 
                     art = rng.choice(sorted(ARTIFACTS))
                     record["artifact"] = art
                     trusted = [(ARTIFACTS[art][2], h.key_hex(h.SEEDS[ARTIFACTS[art][2]]))]
-                    r = ledger.install(f"/concurrency/{art}", data=data[art], trusted_publishers=trusted)
+                    r = install(ledger, f"/concurrency/{art}", data=data[art], trusted_publishers=trusted)
                     record.update(already_installed=r.already_installed, skill_id=r.skill_id, version=r.version)
                 elif op == "quarantine":
-                    r = ledger.quarantine(skill, None, f"{name} {i}")
+                    r = lifecycle.quarantine(ledger, skill, None, f"{name} {i}")
                 elif op == "enable":
-                    r = ledger.enable(skill, None, f"{name} {i}")
+                    r = lifecycle.enable(ledger, skill, None, f"{name} {i}")
                 else:
-                    r = ledger.disable(skill, None, f"{name} {i}")
+                    r = lifecycle.disable(ledger, skill, None, f"{name} {i}")
                 record["positions"] = list(r.positions)
                 record["code"] = "ok"
         except SkillLedgerError as e:
@@ -115,7 +117,7 @@ def worker(home: str, journal: str, name: str, seed: int, ops: int, go: str) -> 
 def open_rounds(workdir: str, rounds: int) -> None:
     """Round i: wait at barrier ``go-i``, then open the brand-new journal ``j-i`` as every
     command does (``Ledger(settings)``); print ok or the error code."""
-    from skill_ledger.adapters.usecases.ledger import Ledger
+    from skill_ledger.adapters.usecases.unit_of_work import Ledger
     from skill_ledger.domain.errors import SkillLedgerError
 
     print("ready", flush=True)
@@ -153,6 +155,8 @@ if __name__ == "__main__":
 import pytest  # noqa: E402
 
 from skill_ledger.adapters.journal.verify import verify_journal  # noqa: E402
+from skill_ledger.adapters.usecases import lifecycle  # noqa: E402
+from skill_ledger.adapters.usecases.install import install  # noqa: E402
 from skill_ledger.domain.skill import Skill  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -331,10 +335,10 @@ def test_concurrent_rebuilds_of_one_home_take_turns(tmp_path: Path) -> None:
     ledger = h.ledger_for(home)
     try:
         for skill_id, publisher in (("acme.alpha", "acme"), ("globex.gamma", "globex"), ("acme.beta", "acme")):
-            ledger.install(f"/a/{skill_id}", data=h.build(skill_id, "1.0.0", publisher), allow_tofu=True)
+            install(ledger, f"/a/{skill_id}", data=h.build(skill_id, "1.0.0", publisher), allow_tofu=True)
             for i in range(20):
-                ledger.quarantine(skill_id, None, f"cycle {i}")
-                ledger.enable(skill_id, None, f"cycle {i}")
+                lifecycle.quarantine(ledger, skill_id, None, f"cycle {i}")
+                lifecycle.enable(ledger, skill_id, None, f"cycle {i}")
         h.catch_up(ledger)
     finally:
         ledger.close()

@@ -36,6 +36,9 @@ DRIVER = Path(__file__).resolve().parent / "crash_driver.py"
 sys.path.insert(0, str(DRIVER.parent))
 from crash_driver import POINTS  # noqa: E402
 
+from skill_ledger.adapters.usecases import lifecycle  # noqa: E402
+from skill_ledger.adapters.usecases.install import install  # noqa: E402
+
 pytestmark = pytest.mark.slow
 
 
@@ -60,10 +63,10 @@ def base_home(tmp_path_factory: pytest.TempPathFactory, artifacts: dict[str, str
     home = tmp_path_factory.mktemp("base") / "home"
     ledger = h.ledger_for(home)
     try:
-        ledger.install(artifacts["alpha1"], allow_tofu=True)
-        ledger.install(artifacts["gamma1"], allow_tofu=True)
-        ledger.quarantine("acme.alpha", None, "base")
-        ledger.enable("acme.alpha", None, "base")
+        install(ledger, artifacts["alpha1"], allow_tofu=True)
+        install(ledger, artifacts["gamma1"], allow_tofu=True)
+        lifecycle.quarantine(ledger, "acme.alpha", None, "base")
+        lifecycle.enable(ledger, "acme.alpha", None, "base")
         h.catch_up(ledger)
     finally:
         ledger.close()
@@ -79,8 +82,8 @@ def big_home(tmp_path_factory: pytest.TempPathFactory, base_home: Path) -> Path:
     try:
         for i in range(60):
             skill = "acme.alpha" if i % 2 else "globex.gamma"
-            ledger.quarantine(skill, None, f"cycle {i}")
-            ledger.enable(skill, None, f"cycle {i}")
+            lifecycle.quarantine(ledger, skill, None, f"cycle {i}")
+            lifecycle.enable(ledger, skill, None, f"cycle {i}")
         h.catch_up(ledger)
         assert ledger.head() > 250
     finally:

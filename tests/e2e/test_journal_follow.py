@@ -10,13 +10,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import builders as b  # noqa: E402
 
+from skill_ledger.adapters.usecases.install import install  # noqa: E402
+
 SKILLS = str(Path(sys.executable).with_name("skills"))
 
 
 def test_follow_prints_events_appended_by_another_process(tmp_path):
     home = tmp_path / "home"
     led = b.ledger(home)
-    led.install(b.write(tmp_path, "a.skill", b.artifact()), allow_tofu=True)
+    install(led, b.write(tmp_path, "a.skill", b.artifact()), allow_tofu=True)
     led.close()
     follower = subprocess.Popen([SKILLS, "--home", str(home), "journal", "--follow", "--json", "--kind",
                                  "skill.quarantined"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -61,7 +61,9 @@ import pytest  # noqa: E402
 from skill_ledger.adapters.journal.sqlite import iter_rows, open_journal  # noqa: E402
 from skill_ledger.adapters.journal.verify import verify_journal  # noqa: E402
 from skill_ledger.adapters.settings import resolve  # noqa: E402
-from skill_ledger.adapters.usecases.ledger import Ledger  # noqa: E402
+from skill_ledger.adapters.usecases import lifecycle, trust  # noqa: E402
+from skill_ledger.adapters.usecases.install import install as install_artifact  # noqa: E402
+from skill_ledger.adapters.usecases.unit_of_work import Ledger  # noqa: E402
 
 TRUSTED = f"acme={h.key_hex(h.SEEDS['acme'])}"
 
@@ -167,9 +169,9 @@ def test_sharded_rebuild_on_postgres(tmp_path: Path, url: str) -> None:
     ledger = Ledger(settings_for(home, url))
     try:
         for i, skill_id in enumerate(["acme.alpha", "acme.beta", "acme.echo", "acme.other", "acme.g5"]):
-            ledger.install(f"/a/{skill_id}", data=h.build(skill_id, "1.0.0", "acme"), allow_tofu=i == 0)
-            ledger.quarantine(skill_id, None, "check")
-        ledger.revoke("acme", h.key_hex(h.SEEDS["acme"]), "compromised")
+            install_artifact(ledger, f"/a/{skill_id}", data=h.build(skill_id, "1.0.0", "acme"), allow_tofu=i == 0)
+            lifecycle.quarantine(ledger, skill_id, None, "check")
+        trust.revoke(ledger, "acme", h.key_hex(h.SEEDS["acme"]), "compromised")
         recorder = ledger.app.recorder
         everything = {r.position: r for r in iter_rows(ledger.app)}
         for count in (2, 3):

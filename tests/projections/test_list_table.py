@@ -11,6 +11,8 @@ import helpers_ledger as h
 import pytest
 
 from skill_ledger.adapters.readmodel.views import open_views
+from skill_ledger.adapters.usecases import lifecycle, trust
+from skill_ledger.adapters.usecases.install import install
 from skill_ledger.cli.output import table
 from skill_ledger.projections.queries import list_entries, list_table
 
@@ -32,14 +34,14 @@ def reference(entries: list[dict]) -> list[str]:
 def fleet(tmp_path_factory: pytest.TempPathFactory):
     home = tmp_path_factory.mktemp("list") / "home"
     ledger = h.ledger_for(home)
-    ledger.install("/a/1", data=h.build("acme.alpha", "1.0.0", "acme"), allow_tofu=True)
-    ledger.install("/a/2", data=h.build("acme.alpha", "10.0.0", "acme"))
-    ledger.install("/a/3", data=h.build("acme.alpha", "2.0.0", "acme"))
-    ledger.install("/a/4", data=h.build("acme.a-very-long-skill-name", "1.0.0", "acme"))
-    ledger.install("/a/5", data=h.build("globex.gamma", "1.0.0", "globex", wat=h.BAD_AUDIT_WAT), allow_tofu=True)
-    ledger.install("/a/6", data=h.build("globex.delta", "1.0.0", "globex"))
-    ledger.disable("globex.delta", None, "later")
-    ledger.revoke("globex", h.key_hex(h.SEEDS["globex"]), "lost")  # two reasons on one entry
+    install(ledger, "/a/1", data=h.build("acme.alpha", "1.0.0", "acme"), allow_tofu=True)
+    install(ledger, "/a/2", data=h.build("acme.alpha", "10.0.0", "acme"))
+    install(ledger, "/a/3", data=h.build("acme.alpha", "2.0.0", "acme"))
+    install(ledger, "/a/4", data=h.build("acme.a-very-long-skill-name", "1.0.0", "acme"))
+    install(ledger, "/a/5", data=h.build("globex.gamma", "1.0.0", "globex", wat=h.BAD_AUDIT_WAT), allow_tofu=True)
+    install(ledger, "/a/6", data=h.build("globex.delta", "1.0.0", "globex"))
+    lifecycle.disable(ledger, "globex.delta", None, "later")
+    trust.revoke(ledger, "globex", h.key_hex(h.SEEDS["globex"]), "lost")  # two reasons on one entry
     h.catch_up(ledger)
     store = open_views(ledger.settings)
     yield store

@@ -29,7 +29,11 @@ from hypothesis import HealthCheck, event, settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from skill_ledger.adapters.readmodel.views import journal_identity, open_views
-from skill_ledger.adapters.usecases.ledger import Ledger, record_checkpoint
+from skill_ledger.adapters.usecases import lifecycle, trust, verification
+from skill_ledger.adapters.usecases.checkpoints import record_checkpoint
+from skill_ledger.adapters.usecases.install import install
+from skill_ledger.adapters.usecases.policy import set_policy
+from skill_ledger.adapters.usecases.unit_of_work import Ledger
 from skill_ledger.domain.constants import DEFAULT_ALLOWED_IMPORT_MODULES
 from skill_ledger.domain.errors import SkillLedgerError
 from skill_ledger.domain.skill import Skill
@@ -122,51 +126,51 @@ class LedgerMachine(RuleBasedStateMachine):
     def install(self, name: str, allow_tofu: bool, trusted: bool, sync: int | None) -> None:
         data = self.artifacts[name]
         pairs = [SIGNERS[name]] if trusted and name in SIGNERS else []
-        self._do(sync, self.ledger.install, f"/artifacts/{name}.palyra-skill", allow_tofu=allow_tofu,
+        self._do(sync, install, self.ledger, f"/artifacts/{name}.palyra-skill", allow_tofu=allow_tofu,
                  trusted_publishers=pairs, data=data)
 
     @rule(name=st.sampled_from(GOOD_NAMES), sync=syncs)
     def install_with_tofu(self, name: str, sync: int | None) -> None:
         """Installs that usually succeed (weights the machine towards populated states)."""
-        self._do(sync, self.ledger.install, f"/artifacts/{name}.palyra-skill", allow_tofu=True,
+        self._do(sync, install, self.ledger, f"/artifacts/{name}.palyra-skill", allow_tofu=True,
                  data=self.artifacts[name])
 
     @rule(skill_id=skill_ids, version=versions, sync=syncs)
     def remove(self, skill_id: str, version: str | None, sync: int | None) -> None:
-        self._do(sync, self.ledger.remove, skill_id, version, "test remove")
+        self._do(sync, lifecycle.remove, self.ledger, skill_id, version, "test remove")
 
     @rule(skill_id=skill_ids, version=versions, sync=syncs)
     def rollback(self, skill_id: str, version: str | None, sync: int | None) -> None:
-        self._do(sync, self.ledger.rollback, skill_id, version, "test rollback")
+        self._do(sync, lifecycle.rollback, self.ledger, skill_id, version, "test rollback")
 
     @rule(skill_id=skill_ids, version=versions, sync=syncs)
     def quarantine(self, skill_id: str, version: str | None, sync: int | None) -> None:
-        self._do(sync, self.ledger.quarantine, skill_id, version, "test quarantine")
+        self._do(sync, lifecycle.quarantine, self.ledger, skill_id, version, "test quarantine")
 
     @rule(skill_id=skill_ids, version=versions, sync=syncs)
     def disable(self, skill_id: str, version: str | None, sync: int | None) -> None:
-        self._do(sync, self.ledger.disable, skill_id, version, "test disable")
+        self._do(sync, lifecycle.disable, self.ledger, skill_id, version, "test disable")
 
     @rule(skill_id=skill_ids, version=versions, override=st.booleans(), sync=syncs)
     def enable(self, skill_id: str, version: str | None, override: bool, sync: int | None) -> None:
-        self._do(sync, self.ledger.enable, skill_id, version, "test enable", override)
+        self._do(sync, lifecycle.enable, self.ledger, skill_id, version, "test enable", override)
 
     @rule(key=st.sampled_from(PUBLISHER_KEYS), sync=syncs)
     def trust_allow(self, key: tuple[str, str], sync: int | None) -> None:
-        self._do(sync, self.ledger.allow, key[0], key[1], "test allow")
+        self._do(sync, trust.allow, self.ledger, key[0], key[1], "test allow")
 
     @rule(key=st.sampled_from(PUBLISHER_KEYS), sync=syncs)
     def trust_revoke(self, key: tuple[str, str], sync: int | None) -> None:
-        self._do(sync, self.ledger.revoke, key[0], key[1], "test revoke")
+        self._do(sync, trust.revoke, self.ledger, key[0], key[1], "test revoke")
 
     @rule(lenient=st.booleans(), sync=syncs)
     def set_policy(self, lenient: bool, sync: int | None) -> None:
         imports = DEFAULT_IMPORTS + (",env" if lenient else "")
-        self._do(sync, self.ledger.set_policy, [f"allowed_import_modules={imports}"], "test policy")
+        self._do(sync, set_policy, self.ledger, [f"allowed_import_modules={imports}"], "test policy")
 
     @rule(skill_id=skill_ids, sync=syncs)
     def verify(self, skill_id: str, sync: int | None) -> None:
-        self._do(sync, self.ledger.verify, skill_id, None)
+        self._do(sync, verification.verify, self.ledger, skill_id, None)
 
     @rule(sync=syncs)
     def checkpoint(self, sync: int | None) -> None:
@@ -234,7 +238,7 @@ def test_catalogue_exercises_every_outcome(tmp_path: Path) -> None:
 
     def attempt(name: str, **kw) -> object:
         try:
-            return ledger.install(f"/artifacts/{name}", data=arts[name], **kw)
+            return install(ledger, f"/artifacts/{name}", data=arts[name], **kw)
         except SkillLedgerError as e:
             codes.append(e.code)
             return None
@@ -271,8 +275,8 @@ def test_views_created_before_the_first_event_are_bound_to_the_journal(tmp_path:
     first = h.settings_for(home)
     other = h.resolve(home=str(home), journal=str(tmp_path / "other.db"), actor="user:test")
     open_views(first).close()  # a read on a fresh home: views.db with identity ""
-    with_ledger(first, lambda lg: lg.install("/a", data=h.build("acme.alpha", "1.0.0", "acme"), allow_tofu=True))
-    with_ledger(other, lambda lg: lg.install("/b", data=h.build("globex.gamma", "1.0.0", "globex"),
+    with_ledger(first, lambda lg: install(lg, "/a", data=h.build("acme.alpha", "1.0.0", "acme"), allow_tofu=True))
+    with_ledger(other, lambda lg: install(lg, "/b", data=h.build("globex.gamma", "1.0.0", "globex"),
                                              allow_tofu=True))
     store = open_views(other)
     try:

@@ -10,6 +10,8 @@ from pathlib import Path
 import helpers_ledger as h
 import msgspec
 
+from skill_ledger.adapters.usecases import lifecycle, trust
+from skill_ledger.adapters.usecases.install import install
 from skill_ledger.domain.manifest import manifest_to_json, parse_manifest
 from skill_ledger.projections.records import decode_view, manifest_facts, view_from_dict
 from skill_ledger.projections.store import ViewStore, discard, swap_into_place
@@ -130,9 +132,9 @@ def test_a_sharded_rebuild_over_notifications(tmp_path: Path) -> None:
     ledger = h.ledger_for(tmp_path / "home")
     try:
         for skill_id, publisher in (("acme.alpha", "acme"), ("globex.gamma", "globex"), ("acme.beta", "acme")):
-            ledger.install(f"/a/{skill_id}", data=h.build(skill_id, "1.0.0", publisher), allow_tofu=True)
-            ledger.quarantine(skill_id, None, "look")
-        ledger.revoke("acme", h.key_hex(h.SEEDS["acme"]), "lost")
+            install(ledger, f"/a/{skill_id}", data=h.build(skill_id, "1.0.0", publisher), allow_tofu=True)
+            lifecycle.quarantine(ledger, skill_id, None, "look")
+        trust.revoke(ledger, "acme", h.key_hex(h.SEEDS["acme"]), "lost")
         source = NotificationsOnly(ledger.app.recorder)
         one = ViewStore(tmp_path / "one.db")
         one.rebuild(source)

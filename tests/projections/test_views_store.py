@@ -10,6 +10,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import builders as b  # noqa: E402
 
 from skill_ledger.adapters.readmodel.views import open_views, parse_as_of, views_as_of  # noqa: E402
+from skill_ledger.adapters.usecases import lifecycle  # noqa: E402
+from skill_ledger.adapters.usecases.install import install  # noqa: E402
 from skill_ledger.projections import queries  # noqa: E402
 from skill_ledger.projections.schema import SCHEMA_VERSION  # noqa: E402
 from skill_ledger.projections.store import ViewStore, discard, scratch  # noqa: E402
@@ -19,13 +21,13 @@ from skill_ledger.projections.store import ViewStore, discard, scratch  # noqa: 
 def populated(tmp_path):
     home = tmp_path / "home"
     led = b.ledger(home)
-    led.install(b.write(tmp_path, "1.skill", b.artifact(version="1.0.0")), allow_tofu=True)
-    led.install(b.write(tmp_path, "2.skill", b.artifact(version="2.0.0")))
-    led.install(b.write(tmp_path, "o.skill", b.artifact("acme.other")))
-    led.quarantine("acme.other", None, "look closer")
-    led.rollback("acme.echo", "1.0.0", "regression")
+    install(led, b.write(tmp_path, "1.skill", b.artifact(version="1.0.0")), allow_tofu=True)
+    install(led, b.write(tmp_path, "2.skill", b.artifact(version="2.0.0")))
+    install(led, b.write(tmp_path, "o.skill", b.artifact("acme.other")))
+    lifecycle.quarantine(led, "acme.other", None, "look closer")
+    lifecycle.rollback(led, "acme.echo", "1.0.0", "regression")
     try:
-        led.install(b.write(tmp_path, "bad.skill", b"junk"))
+        install(led, b.write(tmp_path, "bad.skill", b"junk"))
     except Exception:
         pass
     yield led

@@ -28,8 +28,10 @@ if str(ROOT) not in sys.path:
 
 from skill_ledger.adapters.runner import Runner  # noqa: E402
 from skill_ledger.adapters.settings import Settings, resolve  # noqa: E402
-from skill_ledger.adapters.usecases.ledger import Ledger  # noqa: E402
+from skill_ledger.adapters.usecases.install import install  # noqa: E402
+from skill_ledger.adapters.usecases.policy import set_policy  # noqa: E402
 from skill_ledger.adapters.usecases.session import ledger_session  # noqa: E402
+from skill_ledger.adapters.usecases.unit_of_work import Ledger  # noqa: E402
 from skill_ledger.domain.artifact import build_artifact  # noqa: E402
 
 SEED = bytes([5]) * 32
@@ -195,7 +197,7 @@ class Lab:
         self.count = 0
         if policy:
             with ledger_session(self.settings) as ledger:
-                ledger.set_policy(list(policy), "tests: loosened audit policy")
+                set_policy(ledger, list(policy), "tests: loosened audit policy")
         self.runner = Runner(self.settings)
 
     def install(self, modules: dict[str, str | bytes] | str, *, tools: Sequence[tuple[str, dict, dict]] | None = None,
@@ -211,7 +213,7 @@ class Lab:
         path = self.home.parent / f"{skill_id}-{version}-{self.count}.palyra-skill"
         path.write_bytes(data)
         with ledger_session(self.settings) as ledger:
-            ledger.install(str(path), allow_tofu=True)
+            install(ledger, str(path), allow_tofu=True)
         return skill_id
 
     def ledger(self) -> Ledger:

@@ -17,6 +17,8 @@ import runner_kit as kit  # noqa: E402
 from skill_ledger.adapters.runner import Runner, run_tool  # noqa: E402
 from skill_ledger.adapters.runner import gate as gate_module  # noqa: E402
 from skill_ledger.adapters.storage.blobs import BlobStore  # noqa: E402
+from skill_ledger.adapters.usecases import lifecycle  # noqa: E402
+from skill_ledger.adapters.usecases.install import install  # noqa: E402
 from skill_ledger.domain.errors import SkillLedgerError  # noqa: E402
 
 ECHO_TOOLS = [("echo", {"type": "object", "properties": {"text": {"type": "string", "maxLength": 8}},
@@ -90,13 +92,13 @@ def test_malformed_and_invalid_input_run_nothing(lab, monkeypatch):
 def test_a_disabled_version_is_denied_and_recorded(lab):
     sid = lab.install(kit.ECHO, tools=ECHO_TOOLS)
     with kit.ledger_session(lab.settings) as ledger:
-        ledger.disable(sid, None, "pause")
+        lifecycle.disable(ledger, sid, None, "pause")
     err = error(lab.runner.run, "acme.echo", '{"text": "x"}')
     assert (err.code, err.details["reason_code"], err.details["status"]) == ("not_active", "disabled", "disabled")
     denial = lab.events("skill.execution_denied")[-1]
     assert denial["data"]["tool_id"] == "acme.echo" and denial["position"] in err.details["positions"]
     with kit.ledger_session(lab.settings) as ledger:
-        ledger.enable(sid, None, "resume")
+        lifecycle.enable(ledger, sid, None, "resume")
     assert lab.runner.run("acme.echo", '{"text": "x"}').output == {"text": "x"}  # the warm runner saw it
 
 
@@ -167,7 +169,7 @@ def test_the_example_skill_runs_both_abis(tmp_path):
         path = tmp_path / "hello.palyra-skill"
         path.write_bytes(built)
         with kit.ledger_session(lab.settings) as ledger:
-            assert ledger.install(str(path), allow_tofu=True).status == "active"
+            assert install(ledger, str(path), allow_tofu=True).status == "active"
         echo = lab.runner.run("examples.echo", json.dumps({"text": "hi"}))
         assert (echo.abi, echo.output) == ("json-v1", {"text": "hi"})
         wc = lab.runner.run("examples.wordcount", json.dumps({"text": " one two\tthree\nfour  \\\"five\\\" "}))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from .events import Actor, LedgerAggregate, LedgerEvent
 
@@ -36,15 +36,11 @@ class CheckpointRecorded(LedgerEvent):
     signature: str
 
     def apply(self, checkpoints: "Checkpoints") -> None:
-        checkpoints.last_position = self.position
+        """The statement is the record; no decision reads it (``journal verify`` checks it)."""
 
 
 class Checkpoints(LedgerAggregate):
     PREFIX: ClassVar[str] = "journal"
-
-    def __init__(self, id: Any, stream: str) -> None:
-        super().__init__(id, stream)
-        self.last_position = 0
 
     def record(self, actor: Actor, *, position: int, root: str, event_count: int, key_id: str,
                public_key_hex: str, signature: str) -> None:

@@ -21,17 +21,11 @@ class ArtifactRejected(LedgerEvent):
     publisher: str | None
 
     def apply(self, intake: "Intake") -> None:
-        intake.rejections += 1
-        intake.last_error_code = self.error_code
+        """A record for the audit trail (and the projections); no decision reads it."""
 
 
 class Intake(LedgerAggregate):
     PREFIX: ClassVar[str] = "intake"
-
-    def __init__(self, id: Any, stream: str) -> None:
-        super().__init__(id, stream)
-        self.rejections = 0
-        self.last_error_code: str | None = None
 
     def reject(self, actor: Actor, *, source: str, error_code: str, message: str, details: dict[str, Any],
                skill_id: str | None = None, version: str | None = None, publisher: str | None = None) -> None:

@@ -19,6 +19,7 @@ import helpers_audit as h  # noqa: E402
 
 from skill_ledger.adapters.audit.reaudit import Quarantine, Reauditor  # noqa: E402
 from skill_ledger.adapters.usecases import verification  # noqa: E402
+from skill_ledger.domain.errors import SkillLedgerError  # noqa: E402
 
 TAMPERS = ["flip", "truncate", "delete", "replace"]
 EXPECTED_CODE = {"flip": "artifact_tampered", "truncate": "artifact_tampered", "delete": "artifact_missing",
@@ -268,3 +269,75 @@ def test_audit_artifact_is_read_only(tmp_path: Path) -> None:
     assert h.head(home) == before  # no pin, no allowlist, no artifact.rejected, no audit
     assert h.cli(home, "trust", "list").json == trust_before
     assert [e["skill_id"] for e in h.cli(home, "list").json["entries"]] == ["acme.installed"]
+
+
+# --- one verification service for verify, audit, enable and the re-audit ---------------------
+
+
+def _first_quarantine(home: Path, sid: str, before: int) -> tuple[str, str]:
+    [q] = h.skill_events(home, sid, "skill.quarantined", after=before)
+    return q["data"]["reason_code"], q["data"]["details"]["artifact_sha256"]
+
+
+@pytest.mark.parametrize("how", ["flip", "delete"])
+def test_verify_audit_enable_and_reaudit_quarantine_a_damaged_artifact_alike(tmp_path: Path, how: str) -> None:
+    """The four ways an installed artifact is checked again record the same quarantine: the
+    reason code of the failure's kind, its message and the artifact's digest in the details."""
+    from skill_ledger.adapters.usecases import lifecycle
+
+    home = tmp_path / "home"
+    sids = ("acme.verify", "acme.audit", "acme.enable", "acme.reaudit")
+    digests = _install_fleet(home, *sids)
+    with h.ledger(home) as lg:
+        lifecycle.disable(lg, "acme.enable", None, "pause")  # enable acts only on a version not active
+    for sid in sids:
+        _tamper(home, sid, digests[sid], how)
+    before = h.head(home)
+    with h.ledger(home, "check") as lg:
+        assert verification.verify(lg, "acme.verify", None).ok is False
+        with pytest.raises(SkillLedgerError) as audit_error:
+            verification.audit_installed(lg, "acme.audit", None)
+        with pytest.raises(SkillLedgerError) as enable_error:
+            lifecycle.enable(lg, "acme.enable", None, "try", override=True)
+        assert Reauditor(lg).run_pass().quarantined == [Quarantine("acme.reaudit", "1.0.0", EXPECTED_CODE[how])]
+    for error in (audit_error.value, enable_error.value):
+        assert error.code == EXPECTED_CODE[how] and error.details["positions"], error
+    for sid in sids:
+        assert _first_quarantine(home, sid, before) == (EXPECTED_CODE[how], digests[sid])
+
+
+def test_audit_without_quarantine_records_nothing_for_a_damaged_artifact(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    digests = _install_fleet(home, "acme.kept")
+    _tamper(home, "acme.kept", digests["acme.kept"], "flip")
+    before = h.head(home)
+    with h.ledger(home, "audit") as lg:
+        with pytest.raises(SkillLedgerError) as e:
+            verification.audit_installed(lg, "acme.kept", None, quarantine=False)
+    assert e.value.code == "artifact_tampered" and "positions" not in e.value.details
+    assert h.head(home) == before
+
+
+def test_the_verifier_reports_a_revoked_key_as_trust_revoked(tmp_path: Path) -> None:
+    """A revocation the install did not see: the verifier refuses the key and quarantines the
+    version as ``trust_revoked``; ``quarantine=False`` only reports it."""
+    from skill_ledger.adapters.usecases.verification import StoredArtifactVerifier, Unverified, Verified
+
+    home = tmp_path / "home"
+    _install_fleet(home, "acme.signed")
+    with h.ledger(home) as lg:
+        skill = lg.skill("acme.signed")
+        check = StoredArtifactVerifier(lg).check(skill, skill.installed())
+        assert isinstance(check, Verified) and check.trust_decision == "tofu_pinned"
+    h.record_revocation_only(home, "acme", h.SEED_A)
+    with h.ledger(home) as lg:
+        skill = lg.skill("acme.signed")
+        verifier = StoredArtifactVerifier(lg)
+        report_only = verifier.check(skill, skill.installed(), quarantine=False)
+        assert isinstance(report_only, Unverified) and not skill.has_pending
+        assert (report_only.error.code, report_only.reason_code, report_only.quarantined) == (
+            "key_revoked", "trust_revoked", False)
+        check = verifier.check(skill, skill.installed())
+        assert isinstance(check, Unverified) and check.quarantined and skill.has_pending
+        lg.save(skill)
+    assert h.entry(home, "acme.signed")["status_reason_code"] == "trust_revoked"

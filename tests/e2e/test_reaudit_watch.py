@@ -21,23 +21,32 @@ import helpers_audit as h  # noqa: E402
 PASS_LINE = re.compile(r"^\S+ reaudit pass (\d+): checked (\d+), passed (\d+), quarantined (.+), [0-9.]+ ms$")
 
 
+WAITING = "reaudit: watching; next pass in"  # stderr, after each pass, just before the loop sleeps
+
+
 class Watch:
-    """A ``skills reaudit`` process whose stdout lines arrive on a queue."""
+    """A ``skills reaudit`` process whose stdout and stderr lines arrive on queues, so a test
+    waits for what the process says (a pass line, the notice that it is waiting) instead of
+    sleeping for a fixed time."""
 
     def __init__(self, home: Path, *args: str) -> None:
         argv = [str(h.SKILLS), "--home", str(home), "reaudit", *args]
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                      env=h.cli_env())
         self.lines: queue.Queue[str | None] = queue.Queue()
+        self.err_lines: queue.Queue[str | None] = queue.Queue()
         self.seen: list[str] = []
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
+        self.err_seen: list[str] = []
+        self.readers = [threading.Thread(target=self._read, args=(stream, q), daemon=True)
+                        for stream, q in ((self.proc.stdout, self.lines), (self.proc.stderr, self.err_lines))]
+        for reader in self.readers:
+            reader.start()
 
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.put(line.rstrip("\n"))
-        self.lines.put(None)
+    @staticmethod
+    def _read(stream, q: queue.Queue[str | None]) -> None:
+        for line in stream:
+            q.put(line.rstrip("\n"))
+        q.put(None)
 
     def next_line(self, timeout: float = 15) -> str:
         try:
@@ -51,6 +60,20 @@ class Watch:
         self.seen.append(line)
         return line
 
+    def wait_for_notice(self, text: str, timeout: float = 15) -> str | None:
+        """The next stderr line containing ``text``; None when the process ended without one."""
+        while True:
+            try:
+                line = self.err_lines.get(timeout=timeout)
+            except queue.Empty:
+                self.kill()
+                raise AssertionError(f"no {text!r} on stderr within {timeout}s; so far {self.err_seen}") from None
+            if line is None:
+                return None
+            self.err_seen.append(line)
+            if text in line:
+                return line
+
     def finish(self, timeout: float = 15) -> tuple[int, list[str], str]:
         """Wait for exit; returns (rc, every stdout line, stderr)."""
         try:
@@ -58,22 +81,32 @@ class Watch:
         except subprocess.TimeoutExpired:
             self.kill()
             raise AssertionError(f"still running after {timeout}s; output {self.seen}") from None
-        self.reader.join(5)
-        while True:
-            line = self.lines.get_nowait() if not self.lines.empty() else None
-            if line is None:
-                break
-            self.seen.append(line)
+        for reader in self.readers:
+            reader.join(5)
+        self.seen += _drain(self.lines)
         return rc, self.seen, self.stderr()
 
     def stderr(self) -> str:
-        assert self.proc.stderr is not None
-        return self.proc.stderr.read() if self.proc.poll() is not None else ""
+        if self.proc.poll() is None:
+            return "\n".join(self.err_seen)
+        for reader in self.readers:
+            reader.join(5)
+        self.err_seen += _drain(self.err_lines)
+        return "\n".join(self.err_seen)
 
     def kill(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+def _drain(q: queue.Queue[str | None]) -> list[str]:
+    out = []
+    while not q.empty():
+        line = q.get_nowait()
+        if line is not None:
+            out.append(line)
+    return out
 
 
 @pytest.fixture
@@ -103,6 +136,7 @@ def test_watch_runs_passes_every_interval_and_stops_on_a_signal(home: Path, sig:
         second = w.next_line()
         assert time.monotonic() - t1 >= 0.8, "the second pass did not wait for the interval"
         assert _pass(second) == (2, 2, 1, "acme.watched 1.0.0 (artifact_missing)")
+        assert w.wait_for_notice(WAITING) == f"{WAITING} 1s"  # waiting for the third pass
         sent = time.monotonic()
         w.proc.send_signal(sig)
         rc, lines, err = w.finish()
@@ -122,7 +156,7 @@ def test_a_signal_interrupts_a_long_interval_at_once(home: Path, sig: signal.Sig
     try:
         line = w.next_line()
         assert _pass(line)[0] == 1
-        time.sleep(0.2)  # make sure it is waiting, not finishing the pass
+        assert w.wait_for_notice(WAITING) == f"{WAITING} 1h"  # it is waiting, not finishing the pass
         sent = time.monotonic()
         w.proc.send_signal(sig)
         rc, lines, err = w.finish(timeout=10)
@@ -168,9 +202,7 @@ def test_a_huge_interval_is_refused_or_honoured_never_a_crash(home: Path) -> Non
     """``999999999d`` parses to 8.6e13 s, beyond what ``threading.Event.wait`` accepts: it must be
     refused up front (exit 2) or waited on, not crash with a traceback after the first pass."""
     w = Watch(home, "--watch", "--interval", "999999999d")
-    try:
-        rc = w.proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:  # waiting: acceptable; stop it the way a service manager would
+    if w.wait_for_notice(WAITING) is not None:  # waiting: acceptable; stop it the way a service manager would
         w.proc.send_signal(signal.SIGTERM)
         rc, _, err = w.finish()
         assert rc == 0, err

@@ -179,7 +179,7 @@ class Skill(LedgerAggregate):
             policy_version=policy_version,
             passed=report.passed,
             should_quarantine=report.should_quarantine,
-            checks=msgspec.to_builtins(report.checks),
+            checks=msgspec.json.decode(msgspec.json.encode(report.checks)),  # as the journal stores them
             quarantine_reasons=list(report.quarantine_reasons),
         )
 

@@ -108,7 +108,10 @@ def enable(ledger: Ledger, skill_id: str, version: str | None, reason: str, over
             skill.enable(ledger.actor, v.version, reason, trust_decision=check.trust_decision, audit=outcome.report,
                          policy_version=outcome.policy_version, override=override)
         except AuditFailed as e:
-            e.details["positions"] = ledger.save(skill)  # the verification and the failed audit
+            positions = ledger.save(skill)  # the verification and the failed audit
+            # the positions follow the version in the error document, as they always have
+            e.details = {"skill_id": e.details["skill_id"], "version": e.details["version"],
+                         "positions": positions} | e.details
             raise
         positions = ledger.save(skill)
         details = {"audit": msgspec.to_builtins(AuditSummary.of(outcome.report)),

@@ -72,6 +72,7 @@ def jsonable(details: dict[str, Any]) -> dict[str, Any]:
     """Event details as plain JSON values (an error's details may hold paths or non-string keys)."""
     return msgspec.to_builtins(details, str_keys=True)  # type: ignore[no-any-return]
 
+
 class ArtifactFacts(msgspec.Struct, frozen=True, kw_only=True):
     """What verification established about an artifact: the members of ``skill.artifact_verified``."""
 
@@ -215,7 +216,7 @@ class Skill(LedgerAggregate):
     def quarantine_unverified(self, actor: Actor, version: str, error: SkillLedgerError) -> bool:
         """Quarantine a version whose stored artifact failed verification, with the reason code of
         the failure (:func:`quarantine_code_for`); ``False`` if it already is quarantined."""
-        return self.quarantine(actor, version, quarantine_code_for(error), error.message, jsonable(error.details))
+        return self.quarantine(actor, version, quarantine_code_for(error), error.message, error.details)
 
     def quarantine_signed_by(self, actor: Actor, publisher: str, key_hex: str, key_id: str,
                              reason: str | None) -> list[str]:

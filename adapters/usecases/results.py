@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from skill_ledger.domain.audit import AuditReport
+if TYPE_CHECKING:  # the audit module is heavy; a quarantine or a rollback never needs it
+    from skill_ledger.domain.audit import AuditReport
 
 
 class AuditSummary(msgspec.Struct, frozen=True):

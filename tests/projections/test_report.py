@@ -34,7 +34,11 @@ from report_synthetic import synthetic_events  # noqa: E402
 from skill_ledger.adapters.journal.sqlite import export_row, iter_rows  # noqa: E402
 from skill_ledger.adapters.journal.verify import verify_journal  # noqa: E402
 from skill_ledger.adapters.settings import resolve  # noqa: E402
-from skill_ledger.adapters.usecases.ledger import Ledger, record_checkpoint  # noqa: E402
+from skill_ledger.adapters.usecases import lifecycle, trust, verification  # noqa: E402
+from skill_ledger.adapters.usecases.checkpoints import record_checkpoint  # noqa: E402
+from skill_ledger.adapters.usecases.install import install  # noqa: E402
+from skill_ledger.adapters.usecases.policy import set_policy  # noqa: E402
+from skill_ledger.adapters.usecases.unit_of_work import Ledger  # noqa: E402
 from skill_ledger.domain.artifact import build_artifact  # noqa: E402
 from skill_ledger.domain.errors import SkillLedgerError  # noqa: E402
 from skill_ledger.projections.report import (  # noqa: E402
@@ -66,9 +70,16 @@ class Driver:
         finally:
             lg.close()
 
-    def do(self, actor: str, command: str, method: str, *args: Any, **kwargs: Any) -> Any:
+    USE_CASES: dict[str, Any] = {
+        "install": install, "allow": trust.allow, "revoke": trust.revoke, "verify": verification.verify,
+        "set_policy": set_policy, "enable": lifecycle.enable, "disable": lifecycle.disable,
+        "quarantine": lifecycle.quarantine, "rollback": lifecycle.rollback, "remove": lifecycle.remove,
+        "deny_execution": lifecycle.deny_execution,
+    }
+
+    def do(self, actor: str, command: str, use_case: str, *args: Any, **kwargs: Any) -> Any:
         with self.ledger(actor, command) as lg:
-            return getattr(lg, method)(*args, **kwargs)
+            return self.USE_CASES[use_case](lg, *args, **kwargs)
 
     def install(self, actor: str, data: bytes, *, allow_tofu: bool = False) -> Any:
         return self.do(actor, "install", "install", "artifact.palyra-skill", data=data, allow_tofu=allow_tofu,

@@ -19,7 +19,7 @@ the same interpreter importing only the libraries each command cannot do without
 ``figure - library floor`` is what the project itself costs:
 
 * ``python -c "import click"``: the floor of any ``skills`` command;
-* ``python -c "import click, msgspec, sqlite3, wasmtime, jsonschema"``: the floor of ``skills run``
+* ``python -c "import click, msgspec, sqlite3, wasmtime, jsonschema_rs"``: the floor of ``skills run``
   (the CLI, the JSON codec, the views, the sandbox, the input and output schema checks).
 
 The processes run in the benchmark's own environment, ``PYTHON*`` variables included: with
@@ -47,7 +47,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_VERSION_RATIO = 2.0  # skills --version / python -c pass
 TARGET_RUN_RATIO = 2.0  # skills run / skills --version
-RUN_LIBRARIES = ("click", "msgspec", "sqlite3", "wasmtime", "jsonschema")
+RUN_LIBRARIES = ("click", "msgspec", "sqlite3", "wasmtime", "jsonschema_rs")
 INPUT = json.dumps({"text": "x" * (1024 - len('{"text": ""}'))})
 assert len(INPUT) == 1024
 

@@ -260,42 +260,24 @@ def forget_verified() -> None:
 
 
 class SchemaCheck:
-    """A compiled JSON Schema (the ``jsonschema`` library, the schema's own draft or the latest)."""
+    """A tool schema compiled for the host (``adapters/schemas.py``: no retrieval, linear-time patterns)."""
 
     def __init__(self, schema: Any, what: str) -> None:
-        from jsonschema.exceptions import SchemaError
-        from jsonschema.validators import validator_for
+        from skill_ledger.adapters.schemas import SchemaInvalid, compile_schema
 
         self.what = what
         try:
-            cls = validator_for(schema)
-            cls.check_schema(schema)
-            self.validator = cls(schema)
+            self.compiled = compile_schema(schema)
             self.problem: str | None = None
-        except SchemaError as e:
-            self.validator = None
-            self.problem = _short(e.message)
+        except SchemaInvalid as e:
+            self.compiled = None
+            self.problem = e.problem
 
     def errors(self, value: Any) -> str | None:
         """``None`` when ``value`` is valid, else one readable reason."""
-        if self.validator is None:
+        if self.compiled is None:
             return f"the tool's {self.what} is not a valid JSON Schema: {self.problem}"
-        try:
-            if self.validator.is_valid(value):
-                return None
-            from jsonschema.exceptions import best_match
-
-            error = best_match(self.validator.iter_errors(value))
-        except RecursionError:
-            return "the value is nested too deeply to validate"
-        if error is None:  # pragma: no cover - is_valid said otherwise
-            return "invalid"
-        at = "/".join(str(p) for p in error.absolute_path)
-        return f"{_short(error.message)}" + (f" (at /{at})" if at else "")
-
-
-def _short(text: str, limit: int = 300) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+        return self.compiled.problem(value)
 
 
 def check_input(schema: SchemaCheck, value: Any, where: dict[str, Any]) -> None:

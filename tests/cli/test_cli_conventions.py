@@ -432,7 +432,7 @@ def test_a_wrong_table_entry_is_a_bug_not_a_silent_other_command():
     assert group.get_command(click.Context(group), "nope") is None
 
 
-HEAVY = ("wasmtime", "eventsourcing", "cryptography", "jsonschema", "cyclonedx", "psycopg", "sqlite_utils")
+HEAVY = ("wasmtime", "eventsourcing", "cryptography", "jsonschema", "jsonschema_rs", "cyclonedx", "psycopg", "sqlite_utils")
 
 
 def _imported_after(args: list[str]) -> set[str]:

@@ -127,7 +127,7 @@ def _python(code: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
 def test_commands_that_do_not_run_modules_never_import_wasmtime(lab, tmp_path):
     code = ("import sys\nfrom skill_ledger.cli.main import cli\n"
             "rc = cli.main(['--home', sys.argv[1], 'list', '--json'], standalone_mode=False)\n"
-            "print('RESULT', rc, 'wasmtime' in sys.modules, 'jsonschema' in sys.modules)")
+            "print('RESULT', rc, 'wasmtime' in sys.modules, 'jsonschema_rs' in sys.modules)")
     out = _python(code, str(lab.home), cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "RESULT 0 False False"
@@ -148,7 +148,7 @@ def test_a_warm_run_imports_neither_the_journal_library_nor_the_artifact_codec(l
     rc, *modules = out.stdout.strip().splitlines()[-1].split()[1:]
     packages = {m.split(".")[0] for m in modules}
     assert rc == "0"
-    assert {"wasmtime", "jsonschema"} <= packages  # the run did happen
+    assert {"wasmtime", "jsonschema_rs"} <= packages  # the run did happen
     assert not packages & {"eventsourcing", "cryptography", "cyclonedx", "sqlite_utils", "psycopg"}, packages
     assert not [m for m in modules if m.startswith(("skill_ledger.adapters.usecases", "skill_ledger.domain.artifact"))]
 

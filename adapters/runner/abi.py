@@ -1,10 +1,9 @@
-"""The three module ABIs of ``runtime.md``: recognised from a module's imports and exports,
-then run in a fresh ``Store`` with fuel, memory/table/instance limits and the epoch deadline.
+"""Running the module ABIs of ``runtime.md`` in a fresh ``Store`` with fuel, memory/table/instance
+limits and the epoch deadline.
 
-Recognition works on the inspector's facts (its own binary reader), never on wasmtime's type
-reflection, which aborts the process for some types. Any import outside the ABI's set, a known
-import with another signature, or an imported memory, table, global or tag: the module is not
-instantiated (``capability_denied``).
+Which ABI serves a tool is a pure rule (``domain/abi.py``, shared with the audit): any import outside
+the ABI's set, a known import with another signature, or an imported memory, table, global or tag,
+and the module is not instantiated (``capability_denied``).
 """
 
 from __future__ import annotations
@@ -13,42 +12,23 @@ import ctypes
 import errno
 import os
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 import wasmtime
 from wasmtime import _ffi as wasmtime_ffi  # stdin bytes: bound in the C API, not wrapped by wasmtime-py
 
-from skill_ledger.domain.constants import (
-    HOST_CAPABILITIES_MODULE,
-    SKILLS_HOST_MODULE,
-    WASI_PREVIEW1_MODULE,
-    WASM_PAGE_SIZE,
-)
+from skill_ledger.domain.abi import JSON_V1, PALYRA_V1, WASI_COMMAND, AbiPlan, plan  # noqa: F401 (re-exported)
+from skill_ledger.domain.constants import WASM_PAGE_SIZE
 from skill_ledger.domain.errors import CapabilityDenied, ExecutionError, SkillLedgerError
 
 from . import storage
 from .engine import deadline_ticks, engine
-from .hostcalls import PALYRA_FUNCTIONS, SKILLS_HOST_FUNCTIONS, HostContext, linker
+from .hostcalls import HostContext, linker
 
-if TYPE_CHECKING:
-    from skill_ledger.domain.audit import ModuleFacts
-
-PALYRA_V1, JSON_V1, WASI_COMMAND = "palyra-v1", "json-v1", "wasi-command"
-JSON_TOOL_TYPE = "(i32, i32) -> (i64)"
-_ALLOWED = {
-    PALYRA_V1: {HOST_CAPABILITIES_MODULE: PALYRA_FUNCTIONS},
-    JSON_V1: {SKILLS_HOST_MODULE: SKILLS_HOST_FUNCTIONS},
-    WASI_COMMAND: {SKILLS_HOST_MODULE: SKILLS_HOST_FUNCTIONS, WASI_PREVIEW1_MODULE: None},  # WASI: the linker checks
-}
 _LIMIT_ERRORS = ("exceeds memory limits", "exceeds table limits", "resource limit exceeded")
 _PROC_FD = os.path.isdir("/proc/self/fd")
 _IMPORT_ERRORS = ("unknown import", "incompatible import type", "types incompatible")
-
-
-class AbiPlan(msgspec.Struct, frozen=True):
-    abi: str
-    entry: str
 
 
 class Outcome(msgspec.Struct):
@@ -58,50 +38,6 @@ class Outcome(msgspec.Struct):
     duration_ms: float
     stderr: str = ""
 
-
-# --- recognising the ABI ---------------------------------------------------------------------
-
-
-def plan(facts: ModuleFacts, tool_name: str, default_entrypoint: str | None) -> AbiPlan:
-    exports = {e.name: e for e in facts.exports}
-
-    def func(name: str, signature: str | None = None) -> bool:
-        e = exports.get(name)
-        return e is not None and e.kind == "func" and (signature is None or e.type == signature)
-
-    if func("_start"):
-        chosen = AbiPlan(WASI_COMMAND, "_start")
-        if not func("_start", "() -> ()"):
-            raise _denied(facts, "its _start export is not a () -> () function")
-    elif "memory" in exports and exports["memory"].kind == "memory" and func("alloc", "(i32) -> (i32)") and (
-            func(tool_name, JSON_TOOL_TYPE) or func("run", JSON_TOOL_TYPE)):
-        chosen = AbiPlan(JSON_V1, tool_name if func(tool_name, JSON_TOOL_TYPE) else "run")
-    elif func(default_entrypoint or "run", "() -> (i32)"):
-        chosen = AbiPlan(PALYRA_V1, default_entrypoint or "run")
-    else:
-        raise _denied(facts, f"it implements no runner ABI for tool '{tool_name}' (json-v1: memory, "
-                             f"alloc and '{tool_name}' or 'run' (i32, i32) -> (i64); palyra-v1: "
-                             f"'{default_entrypoint or 'run'}' () -> (i32); wasi-command: '_start')")
-    allowed = _ALLOWED[chosen.abi]
-    for imp in facts.imports:
-        where = f"{imp.module}::{imp.name}"
-        if imp.kind != "func":
-            raise _denied(facts, f"it imports a {imp.kind} ({where}); modules must define their own")
-        if imp.module not in allowed:
-            raise _denied(facts, f"it imports {where}, outside what the {chosen.abi} ABI provides")
-        signatures = allowed[imp.module]
-        if signatures is None:
-            continue
-        expected = signatures.get(imp.name)
-        if expected is None:
-            raise _denied(facts, f"it imports {where}, which the host does not provide")
-        if imp.type != expected:
-            raise _denied(facts, f"it imports {where} as {imp.type}; the host provides {expected}")
-    return chosen
-
-
-def _denied(facts: ModuleFacts, why: str) -> CapabilityDenied:
-    return CapabilityDenied(f"module {facts.path} was not instantiated: {why}", {"module_path": facts.path})
 
 
 # --- running it ------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ import msgspec
 import wasmtime
 
 from skill_ledger.adapters.storage.secrets import SecretStore
+from skill_ledger.domain.abi import PALYRA_FUNCTIONS, SKILLS_HOST_FUNCTIONS
 from skill_ledger.domain.constants import HOST_CAPABILITIES_MODULE, SKILLS_HOST_MODULE, WASI_PREVIEW1_MODULE
 from skill_ledger.domain.errors import CapabilityDenied, ConfigurationError, ExecutionError
 from skill_ledger.domain.grants import CapabilityGrants
@@ -38,18 +39,7 @@ I32 = wasmtime.ValType.i32()
 I64 = wasmtime.ValType.i64()
 
 # Exact signatures, in the inspector's notation ("(i32, i32) -> (i64)").
-PALYRA_FUNCTIONS: dict[str, str] = {
-    **{f"{c}-count": "() -> (i32)" for c in ("http", "secret", "storage", "channel")},
-    **{f"{c}-handle": "(i32) -> (i32)" for c in ("http", "secret", "storage", "channel")},
-}
 HANDLE_BASE = {"http": 10000, "secret": 20000, "storage": 30000, "channel": 40000}
-SKILLS_HOST_FUNCTIONS: dict[str, str] = {
-    "log": "(i32, i32, i32) -> ()",
-    "secret_get": "(i32, i32, i32, i32) -> (i32)",
-    "http_fetch": "(i32, i32) -> (i64)",
-    "storage_read": "(i32, i32, i32, i32) -> (i32)",
-    "storage_write": "(i32, i32, i32, i32) -> (i32)",
-}
 LOG_LEVELS = ("trace", "debug", "info", "warn", "error")
 SECRET_DENIED, SECRET_NOT_SET, SECRET_UNAVAILABLE = -1, -2, -3
 ALLOC_FAILED = -6

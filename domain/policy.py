@@ -1,6 +1,6 @@
 """The audit policy (``artifact-format.md`` §19.1).
 
-This first part is the policy *value*: the six members, their defaults, the
+This first part is the policy *value*: the six members of §19.1 and this project's additions, their defaults, the
 fixed-schema JSON form (§1.3) and the ``policy set KEY=VALUE`` edits of the CLI.
 The event-sourced ``AuditPolicy`` aggregate lives at the end of this file.
 """
@@ -17,6 +17,13 @@ from .constants import (
     AUDIT_DEFAULT_MAX_EXPORTED_FUNCTIONS,
     AUDIT_DEFAULT_MAX_MODULE_BYTES,
     DEFAULT_ALLOWED_IMPORT_MODULES,
+    POLICY_DEFAULT_MAX_CODE_BYTES,
+    POLICY_DEFAULT_MAX_FUEL_BUDGET,
+    POLICY_DEFAULT_MAX_FUNCTION_BODY_BYTES,
+    POLICY_DEFAULT_MAX_FUNCTIONS,
+    POLICY_DEFAULT_MAX_INSTANCES,
+    POLICY_DEFAULT_MAX_MEMORY_BYTES,
+    POLICY_DEFAULT_MAX_WALL_CLOCK_TIMEOUT_MS,
     UINT64_MAX,
 )
 from .errors import SerializationError, UsageError
@@ -44,11 +51,25 @@ class PolicyValues(msgspec.Struct, frozen=True, kw_only=True):
     allow_wildcard_capabilities: bool = False
     allowed_import_modules: tuple[str, ...] = DEFAULT_ALLOWED_IMPORT_MODULES
     vulnerability_feed_path: str | None = None
+    # Additions to §19.1 (the reference has no host-side caps): the host decides quotas, not the
+    # skill. A manifest asking more than a cap fails the audit; a run gets min(manifest, cap).
+    max_memory_bytes: int = POLICY_DEFAULT_MAX_MEMORY_BYTES
+    max_fuel_budget: int = POLICY_DEFAULT_MAX_FUEL_BUDGET
+    max_wall_clock_timeout_ms: int = POLICY_DEFAULT_MAX_WALL_CLOCK_TIMEOUT_MS
+    max_instances: int = POLICY_DEFAULT_MAX_INSTANCES
+    # Compile bombs: what a module may ask the compiler to chew on.
+    max_functions: int = POLICY_DEFAULT_MAX_FUNCTIONS
+    max_function_body_bytes: int = POLICY_DEFAULT_MAX_FUNCTION_BODY_BYTES
+    max_code_bytes: int = POLICY_DEFAULT_MAX_CODE_BYTES
+    # A skill may read secrets of its own ``skill:<id>`` scope only, unless this is on.
+    allow_cross_skill_secrets: bool = False
 
 
 POLICY_KEYS: tuple[str, ...] = PolicyValues.__struct_fields__
-_UINT_KEYS = ("max_module_bytes", "max_exported_functions")
-_BOOL_KEYS = ("allow_device_capabilities", "allow_wildcard_capabilities")
+_UINT_KEYS = ("max_module_bytes", "max_exported_functions", "max_memory_bytes", "max_fuel_budget",
+              "max_wall_clock_timeout_ms", "max_instances", "max_functions", "max_function_body_bytes",
+              "max_code_bytes")
+_BOOL_KEYS = ("allow_device_capabilities", "allow_wildcard_capabilities", "allow_cross_skill_secrets")
 _DECIMAL = re.compile(r"[0-9]{1,19}")  # ASCII digits only; 19 digits covers UINT64_MAX
 
 
@@ -106,7 +127,7 @@ def _member(key: str, value: Any) -> Any:
 
 
 def policy_to_dict(p: PolicyValues) -> dict[str, Any]:
-    """Plain JSON in §19.1 member order (all six members, defaults included)."""
+    """Plain JSON in §19.1 member order, then the additions (every member, defaults included)."""
     return {
         "max_module_bytes": p.max_module_bytes,
         "max_exported_functions": p.max_exported_functions,
@@ -114,6 +135,14 @@ def policy_to_dict(p: PolicyValues) -> dict[str, Any]:
         "allow_wildcard_capabilities": p.allow_wildcard_capabilities,
         "allowed_import_modules": list(p.allowed_import_modules),
         "vulnerability_feed_path": p.vulnerability_feed_path,
+        "max_memory_bytes": p.max_memory_bytes,
+        "max_fuel_budget": p.max_fuel_budget,
+        "max_wall_clock_timeout_ms": p.max_wall_clock_timeout_ms,
+        "max_instances": p.max_instances,
+        "max_functions": p.max_functions,
+        "max_function_body_bytes": p.max_function_body_bytes,
+        "max_code_bytes": p.max_code_bytes,
+        "allow_cross_skill_secrets": p.allow_cross_skill_secrets,
     }
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from skill_ledger.domain.policy import POLICY_KEYS
+from skill_ledger.domain.policy import POLICY_KEYS, PolicyValues, policy_to_dict
 
 from .model import FINDING_RULES, CitedEvent, Evidence, Finding, PolicyChange, PolicyVersion, Rejection
 from .state import parse_time
@@ -24,8 +24,10 @@ if TYPE_CHECKING:
     from .fold import ReportFold
     from .state import VersionState
 
-_LIMIT_KEYS = ("max_module_bytes", "max_exported_functions")
-_SWITCH_KEYS = ("allow_device_capabilities", "allow_wildcard_capabilities")
+# Every numeric member of the policy is a limit (bigger lets more through), every boolean an
+# ``allow_*`` switch; derived from the policy's own definition so a new member is judged too.
+_LIMIT_KEYS = tuple(k for k, v in policy_to_dict(PolicyValues()).items() if type(v) is int)
+_SWITCH_KEYS = tuple(k for k, v in policy_to_dict(PolicyValues()).items() if type(v) is bool)
 
 
 def _who(ref: CitedEvent) -> str:

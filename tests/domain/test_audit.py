@@ -24,7 +24,7 @@ from skill_ledger.domain.audit import (
     resolve_tool_module,
     wasm_header_problem,
 )
-from skill_ledger.domain.policy import PolicyValues
+from skill_ledger.domain.policy import POLICY_KEYS, PolicyValues
 from skill_ledger.domain.trust import TrustDecision
 from skill_ledger.domain.vulnfeed import VulnFeed, parse_feed
 
@@ -805,7 +805,7 @@ def test_report_member_order_and_json(plain: AuditReport) -> None:
     assert (d["skill_id"], d["version"], d["publisher"], d["accepted"]) == ("acme.echo", "1.0.0", "acme", True)
     assert (d["passed"], d["should_quarantine"], d["trust_decision"]) == (True, False, "tofu_newly_pinned")
     assert d["generated_at_unix_ms"] == NOW
-    assert list(d["policy"]) == [
+    assert list(d["policy"])[:6] == [  # §19.1's members first, then this project's additions
         "max_module_bytes",
         "max_exported_functions",
         "allow_device_capabilities",
@@ -813,6 +813,7 @@ def test_report_member_order_and_json(plain: AuditReport) -> None:
         "allowed_import_modules",
         "vulnerability_feed_path",
     ]
+    assert list(d["policy"]) == list(POLICY_KEYS)
     assert d["policy"]["allowed_import_modules"] == ["palyra:plugins/host-capabilities@0.1.0", "skills:host/v1"]
     first = d["checks"][0]
     assert first == {

@@ -26,6 +26,15 @@ DEFAULTS = {
     "allow_wildcard_capabilities": False,
     "allowed_import_modules": ["palyra:plugins/host-capabilities@0.1.0", "skills:host/v1"],
     "vulnerability_feed_path": None,
+    # this project's host-side caps (additions to §19.1)
+    "max_memory_bytes": 67108864,
+    "max_fuel_budget": 10000000,
+    "max_wall_clock_timeout_ms": 30000,
+    "max_instances": 16,
+    "max_functions": 100000,
+    "max_function_body_bytes": 1048576,
+    "max_code_bytes": 8388608,
+    "allow_cross_skill_secrets": False,
 }
 
 
@@ -46,7 +55,7 @@ def test_full_document_round_trips() -> None:
         "vulnerability_feed_path": "/feeds/v.json",
     }
     p = parse_policy_json(json.dumps(doc).encode())
-    assert policy_to_dict(p) == doc
+    assert policy_to_dict(p) == {**DEFAULTS, **doc}  # a §19.1 document: the additions keep their defaults
     assert parse_policy_json(dump_policy_json(p).encode()) == p
 
 
@@ -108,6 +117,7 @@ def test_apply_settings() -> None:
         ],
     )
     assert policy_to_dict(p) == {
+        **DEFAULTS,
         "max_module_bytes": 1024,
         "max_exported_functions": 7,
         "allow_device_capabilities": True,

@@ -201,9 +201,9 @@ def execute(p: AbiPlan, module: wasmtime.Module, ctx: HostContext, payload: byte
             except wasmtime.ExitTrap as e:  # proc_exit, from _start or from a start function
                 exit_code = e.code
             except (wasmtime.Trap, wasmtime.WasmtimeError, SkillLedgerError) as e:
-                raise classify(e, store, memory, ctx) from None
-            finally:
-                ctx.exit_code = exit_code if p.abi == WASI_COMMAND else None
+                raise classify(e, store, memory, ctx) from None  # ctx.exit_code stays None: it never exited
+            if p.abi == WASI_COMMAND:
+                ctx.exit_code = exit_code
             duration_ms = (time.perf_counter() - started) * 1000
         return Outcome(output, exit_code, limits.fuel - store.get_fuel(), round(duration_ms, 3))
     finally:

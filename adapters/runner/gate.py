@@ -42,7 +42,7 @@ from skill_ledger.domain.errors import (
     UsageError,
 )
 
-from .engine import private_dir_problem, read_private_file
+from .engine import private_dir_problem, read_facts, read_private_file
 
 Notify = Callable[[str], None]
 StatKey = tuple[int, int, int, int, int]
@@ -182,7 +182,6 @@ class ArtifactCheck:
         return record
 
     def _full(self, row: sqlite3.Row, path: Path, key: StatKey) -> tuple[ArtifactRecord, dict[str, bytes]]:
-        from skill_ledger.adapters.audit.inspector import inspect_modules
         from skill_ledger.domain.artifact import inspect_artifact, is_module_path
         from skill_ledger.domain.audit import resolve_tool_module
         from skill_ledger.domain.manifest import tool_ids
@@ -202,7 +201,7 @@ class ArtifactCheck:
                 f"stored artifact of {skill_id} {version} no longer verifies: {e.message}",
                 {**where, "error_code": e.code}))
         entries = inspected.entries
-        facts = inspect_modules(entries)
+        facts = {p: read_facts(p, d) for p, d in entries.items() if is_module_path(p)}  # validated, not compiled
         m = inspected.manifest
         tools = {}
         for tid, tool in zip(tool_ids(m), m.entrypoints.tools):

@@ -275,18 +275,28 @@ class CompileCounter:
         return self.in_process + eng.cache_stats()["compiles"] - self.start
 
 
+def new_process() -> None:
+    """Forget everything this process remembers (modules, facts, verified artifacts)."""
+    from skill_ledger.adapters.audit import inspector
+    from skill_ledger.adapters.runner.gate import forget_verified
+
+    eng.clear_memory_cache()
+    inspector.clear_cache()
+    forget_verified()
+
+
 def test_the_first_run_compiles_the_module_exactly_once_and_the_second_none(tmp_path, monkeypatch):
     lab = kit.Lab(tmp_path / "home")
     try:
         source = kit.json_module(kit.ECHO_BODY + " (drop (i32.const 17))", name="echo")
         sid = lab.install(source, tools=[("echo", kit.OBJECT, kit.OBJECT)])
-        eng.clear_memory_cache()
+        new_process()  # the first run after install, as a new `skills run` process meets it
         counter = CompileCounter(monkeypatch)
         assert lab.run(sid, {"n": 1}, tool="echo").output == {"n": 1}
-        assert counter.total() == 1  # before: the inspector's compile, then the cache's
+        assert counter.total() == 1  # before: the inspector's compile (the gate's facts), then the cache's
         assert counter.in_process == 0  # and that one in the bounded worker
         assert lab.run(sid, {"n": 2}, tool="echo").output == {"n": 2}
-        eng.clear_memory_cache()  # a new process: from the disk cache
+        new_process()  # from the disk cache
         again = kit.Lab(lab.home)
         try:
             assert again.run(sid, {"n": 3}, tool="echo").output == {"n": 3}

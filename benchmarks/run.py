@@ -300,7 +300,8 @@ def table(r: dict) -> str:
                      f">= {TARGET_COLD_SPEEDUP}x {'OK' if met[f'cold_start_{k}'] else 'MISSED'}"))
     rows.append(("process: skills run vs skills --version", f"{f['process']['skills_run_s'] * 1e3:.0f} ms",
                  f"{fl['process']['skills_version_s'] * 1e3:.0f} ms", f"{ra['process']:.2f}x", "(reported)"))
-    rows.append(("process: cold skills run after install vs warm cache", f"{f['cold_run']['skills_run_cold_s'] * 1e3:.0f} ms",
+    rows.append(("process: cold skills run after install vs warm cache",
+                 f"{f['cold_run']['skills_run_cold_s'] * 1e3:.0f} ms",
                  f"{fl['cold_run']['skills_run_warm_cache_s'] * 1e3:.0f} ms", f"{ra['cold_run']:.2f}x", "(reported)"))
     c = f["compilations"]
     rows.append(("compilations: install / first run / second run", f"{c['install']} / {c['first_run']} / "

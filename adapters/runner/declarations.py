@@ -61,7 +61,8 @@ class Declarations:
         self.notify = notify or (lambda message: None)
         self._key: CacheKey | None | bool = None  # False: no disk record in this process
 
-    def get(self, artifact_sha256: str, tool_id: str, entries: Callable[[], Mapping[str, bytes]]) -> ToolDeclaration | None:
+    def get(self, artifact_sha256: str, tool_id: str,
+            entries: Callable[[], Mapping[str, bytes]]) -> ToolDeclaration | None:
         """The tool's declaration, ``None`` when the artifact has none for it (``entries()``
         supplies the verified artifact's entries when nothing is remembered)."""
         documents = self._documents(artifact_sha256, entries)

@@ -95,8 +95,8 @@ def test_infinite_loop_in_the_tool_export_times_out(lab):
 
 
 def test_infinite_loop_in_the_start_function_times_out(lab):
-    sid = compiled(lab, lab.install(kit.json_module(kit.ECHO_BODY, extra="(func $spin (loop $l (br $l))) (start $spin)"),
-                                    fuel=BIG_FUEL, timeout_ms=TIMEOUT_MS))
+    spin = kit.json_module(kit.ECHO_BODY, extra="(func $spin (loop $l (br $l))) (start $spin)")
+    sid = compiled(lab, lab.install(spin, fuel=BIG_FUEL, timeout_ms=TIMEOUT_MS))
     t0 = time.monotonic()
     fails(lab, sid, "execution_timed_out")
     assert time.monotonic() - t0 < TIMEOUT_MS / 1000 + SLACK_S

@@ -89,7 +89,8 @@ def install_with(lab, module: bytes | str, declaration: Any = None, *, tool: str
     data = module if isinstance(module, bytes) else kit.wasm(module)
     assets = []
     if declaration is not None or raw is not None:
-        assets.append((f"tools/{kit.PUBLISHER}.{tool}.json", raw if raw is not None else json.dumps(declaration).encode()))
+        document = raw if raw is not None else json.dumps(declaration).encode()
+        assets.append((f"tools/{kit.PUBLISHER}.{tool}.json", document))
     artifact = build_artifact(kit.manifest(skill_id, [(tool, input_schema, output_schema)], **manifest_kw),
                               [("m.wasm", data)], assets, kit.SBOM, kit.PROVENANCE, kit.SEED, 1).artifact
     path = lab.home.parent / f"{skill_id}.palyra-skill"
@@ -350,3 +351,28 @@ def test_a_small_output_cap_applies_to_text_stdout(lab, programs):
         result = small.run(f"{kit.PUBLISHER}.tool", "{}", skill_id=sid)
     assert result.output == '{"argv":["'
     assert any(e.get("code") == "output_truncated" for e in result.log)
+
+
+def test_a_declaration_packaged_with_the_cli_drives_the_program(tmp_path, programs):
+    """The publisher's path: `package build --asset tools/<tool id>.json=FILE`, install, run."""
+    from click.testing import CliRunner
+
+    from skill_ledger.cli.main import cli
+
+    def skills(*args: str) -> tuple[int, Any]:
+        done = CliRunner().invoke(cli, ["--home", str(tmp_path / "home"), "--json", *args])
+        return done.exit_code, json.loads(done.stdout) if done.stdout.strip() else done.stderr
+
+    (tmp_path / "skill.toml").write_text(kit.manifest("acme.cli", [("show", kit.ANY, kit.ANY)]))
+    (tmp_path / "show.wasm").write_bytes(programs["show"])
+    (tmp_path / "show.json").write_text(json.dumps({"version": 1, "args": ["-v", "{level}"], "stdin": "none"}))
+    assert skills("keys", "generate", "--output", str(tmp_path / "key.pem"))[0] == 0
+    code, built = skills("package", "build", "--manifest", str(tmp_path / "skill.toml"),
+                         "--module", str(tmp_path / "show.wasm"),
+                         "--asset", f"tools/{kit.PUBLISHER}.show.json={tmp_path / 'show.json'}",
+                         "--signing-key-file", str(tmp_path / "key.pem"), "--output", str(tmp_path / "s.palyra-skill"))
+    assert code == 0, built
+    assert skills("install", "--artifact", str(tmp_path / "s.palyra-skill"), "--allow-tofu")[0] == 0
+    code, result = skills("run", f"{kit.PUBLISHER}.show", "--input", '{"level": 2}')
+    assert code == 0, result
+    assert result["output"] == {"argv": ["show", "-v", "2"], "env": [], "stdin": ""}

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from skill_ledger.adapters.storage.files import atomic_write
 
-__all__ = ["KEY_NAME", "CacheKey", "KeyUnavailable", "forget_keys"]
+__all__ = ["KEY_NAME", "CacheKey", "KeyUnavailable", "forget_keys", "seal", "unseal"]
 
 KEY_NAME = "cache.key"
 _KEY_BYTES = 32
@@ -49,6 +49,17 @@ class CacheKey:
 
     def verify(self, purpose: str, data: bytes, mac: str) -> bool:
         return hmac.compare_digest(self.mac(purpose, data), mac)
+
+    def seal(self, purpose: str, body: bytes) -> bytes:
+        """A record file's bytes: the HMAC (hex) on the first line, then ``body``."""
+        return self.mac(purpose, body).encode() + b"\n" + body
+
+    def open(self, purpose: str, raw: bytes) -> bytes | None:
+        """The body of a sealed record, or ``None`` when this home's key did not seal it."""
+        mac, newline, body = raw.partition(b"\n")
+        if not newline or not self.verify(purpose, body, mac.decode("ascii", errors="replace")):
+            return None
+        return body
 
     @classmethod
     def for_home(cls, home: Path, *, create: bool = True) -> CacheKey:
@@ -103,6 +114,22 @@ def _create(path: Path) -> None:
         pass  # another process made it first: read theirs
     except Exception as e:  # noqa: BLE001 - a read-only home: no disk cache, never a failed run
         raise KeyUnavailable(f"{path} cannot be created ({getattr(e, 'message', e)})") from None
+
+
+def seal(home: Path, purpose: str, body: bytes) -> bytes | None:
+    """``body`` sealed under the home's key; ``None`` when the home has no usable key."""
+    try:
+        return CacheKey.for_home(home).seal(purpose, body)
+    except KeyUnavailable:
+        return None
+
+
+def unseal(home: Path, purpose: str, raw: bytes) -> bytes | None:
+    """The body of a record sealed under the home's key; ``None`` for anything else."""
+    try:
+        return CacheKey.for_home(home, create=False).open(purpose, raw)
+    except KeyUnavailable:
+        return None
 
 
 def forget_keys() -> None:

@@ -101,9 +101,9 @@ class Declarations:
         if key is None or not os.path.lexists(path) or private_dir_problem(self.directory) is not None:
             return None
         raw = read_private_file(path, 64 * MAX_DOCUMENT_BYTES + (1 << 20))
-        mac, newline, body = (raw or b"").partition(b"\n")
+        body = key.open(MAC_PURPOSE, raw) if raw is not None else None
         record = None
-        if raw is not None and newline and key.verify(MAC_PURPOSE, body, mac.decode("ascii", errors="replace")):
+        if body is not None:
             try:
                 record = msgspec.json.decode(body, type=_Record)
             except msgspec.MsgspecError:
@@ -129,8 +129,7 @@ class Declarations:
         body = msgspec.json.encode(_Record(RECORD_FORMAT, artifact_sha256, text))
         try:
             ensure_private_dir(self.directory)
-            atomic_write(self.directory / f"{artifact_sha256}.json", key.mac(MAC_PURPOSE, body).encode() + b"\n" + body,
-                         mode=0o600)
+            atomic_write(self.directory / f"{artifact_sha256}.json", key.seal(MAC_PURPOSE, body), mode=0o600)
         except Exception:  # noqa: BLE001, S110 - the record only saves time
             pass
 

@@ -350,9 +350,9 @@ class ModuleCache:
         raw = read_private_file(meta_path, MAX_META_BYTES)
         if raw is None:
             raise _Rejected("is not a private regular file of this user")
-        mac, newline, body = raw.partition(b"\n")
         assert self._key is not None
-        if not newline or not self._key.verify(MAC_PURPOSE, body, mac.decode("ascii", errors="replace")):
+        body = self._key.open(MAC_PURPOSE, raw)
+        if body is None:
             raise _Rejected("was not written with this home's key (authentication failed)")
         try:
             meta = msgspec.json.decode(body, type=_Meta)
@@ -409,7 +409,11 @@ class ModuleCache:
                                  code="compile_limits_exceeded") from None
         except compile_worker.CompileFailed as e:
             raise ExecutionError(f"module {path} failed to compile: {e.reason}", where, code="trap") from None
-        module = wasmtime.Module.deserialize(engine(), code)
+        try:
+            module = wasmtime.Module.deserialize(engine(), code)
+        except wasmtime.WasmtimeError as e:  # the worker's engine settings differ from ours: a bug
+            raise ExecutionError(f"module {path} was compiled but does not load into the runner's engine: "
+                                 f"{compile_worker._last_line(str(e))}", where, code="internal_error") from None
         if self.usable():
             self._store(module_sha256, code, facts, memory_export)
         return LoadedModule(module, facts, memory_export, "compiled")
@@ -422,7 +426,7 @@ class ModuleCache:
         assert self._key is not None
         try:  # the code first: a reader trusts a .cwasm only through the authenticated .json
             atomic_write(code_path, code, mode=0o600)
-            atomic_write(meta_path, self._key.mac(MAC_PURPOSE, body).encode() + b"\n" + body, mode=0o600)
+            atomic_write(meta_path, self._key.seal(MAC_PURPOSE, body), mode=0o600)
         except Exception as e:  # noqa: BLE001 - a cache that cannot be written only costs time
             self.notify(f"warning: cannot write the compiled-module cache: {getattr(e, 'message', e)}")
 

@@ -42,11 +42,13 @@ from skill_ledger.domain.errors import (
     UsageError,
 )
 
+from .cachekey import seal, unseal
 from .engine import private_dir_problem, read_facts, read_private_file
 
 Notify = Callable[[str], None]
 StatKey = tuple[int, int, int, int, int]
 RECORD_FORMAT = 1
+RECORD_PURPOSE = "skill-ledger/verified-artifact/v1"  # records are sealed under the home's cache key
 
 
 class ToolModule(msgspec.Struct, frozen=True):
@@ -169,6 +171,7 @@ class ArtifactCheck:
         if not self._dir_usable(create=False):
             return None
         raw = read_private_file(self.directory / f"{digest}.json", 1024 * 1024)
+        raw = unseal(self.settings.home, RECORD_PURPOSE, raw) if raw is not None else None  # forged: verify fully
         if raw is None:
             return None
         try:
@@ -217,8 +220,10 @@ class ArtifactCheck:
             with _records_lock:
                 _records[str(path)] = record
             if self._dir_usable(create=True):
+                sealed = seal(self.settings.home, RECORD_PURPOSE, msgspec.json.encode(record))
                 try:
-                    atomic_write(self.directory / f"{digest}.json", msgspec.json.encode(record), mode=0o600)
+                    if sealed is not None:
+                        atomic_write(self.directory / f"{digest}.json", sealed, mode=0o600)
                 except Exception:  # noqa: BLE001 - the record only saves time
                     pass
         return record, entries

@@ -318,3 +318,38 @@ def test_a_module_without_an_abi_for_the_tool_is_refused_before_it_is_compiled(c
                   before_compile=lambda facts: abi.plan(facts, "tool", None))
     assert info.value.code == "capability_denied" and "implements no runner ABI" in info.value.message
     assert counter.total() == 0
+
+
+def test_a_verified_artifact_record_pointing_a_tool_at_another_cached_module_is_never_trusted(tmp_path):
+    """The same attack through the gate's record (``cache/verified/<digest>.json``, which maps
+    a verified artifact's modules to their digests): pointed at another skill's module that
+    is legitimately in the module cache, it swapped the code too. Records are sealed now."""
+    import json
+
+    from skill_ledger.adapters.runner import Runner
+    from skill_ledger.adapters.runner.gate import forget_verified
+
+    lab = kit.Lab(tmp_path / "home")
+    try:
+        good, evil = kit.json_module("(call $emit_rc (i32.const 1))"), kit.json_module("(call $emit_rc (i32.const 666))")
+        victim, attacker = lab.install(good), lab.install(evil)
+        assert (lab.run(victim).output, lab.run(attacker).output) == ({"rc": 1}, {"rc": 666})
+        good_digest = hashlib.sha256(kit.wasm(good)).hexdigest()
+        evil_digest = hashlib.sha256(kit.wasm(evil)).hexdigest()
+        poisoned = 0
+        for record in (lab.settings.cache_dir / "verified").glob("*.json"):
+            raw = record.read_bytes()
+            mac, _, body = raw.partition(b"\n") if raw[:1] != b"{" else (b"", b"", raw)
+            if good_digest.encode() in body:
+                doc = json.loads(body)
+                doc["modules"] = {path: evil_digest for path in doc["modules"]}
+                for forged in (mac + b"\n" + json.dumps(doc).encode(), json.dumps(doc).encode()):
+                    record.write_bytes(forged)
+                    forget_verified()
+                    eng.clear_memory_cache()
+                    with Runner(lab.settings) as fresh:
+                        assert fresh.run(f"{kit.PUBLISHER}.tool", "{}", skill_id=victim).output == {"rc": 1}
+                    poisoned += 1
+        assert poisoned == 2
+    finally:
+        lab.close()

@@ -113,7 +113,8 @@ class Declarations:
                 os.unlink(path)
             except OSError:
                 pass
-            self.notify(f"warning: tool declaration record {path.name} failed authentication; deleted, "
+            self.notify(f"warning: tool declaration record {path.name} failed authentication (not sealed by this "
+                        "home's key, or unreadable); deleted, "
                         "reading the artifact again")
             return None
         return {p: d.encode("utf-8") for p, d in record.documents.items()}

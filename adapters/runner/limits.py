@@ -38,8 +38,8 @@ class RunLimits(msgspec.Struct, frozen=True, kw_only=True):
     instances: int = 1
     # Compiling untrusted code happens in a worker process with these bounds (compile_worker.py).
     # Not the run's deadline: a compilation is done once per module and shared by every later run.
-    compile_timeout_ms: int = 60_000
-    compile_memory_bytes: int = 1536 * 1024 * 1024  # the worker's address space (RLIMIT_AS)
+    compile_timeout_ms: int = 30_000
+    compile_memory_bytes: int = 2 * 1024 * 1024 * 1024  # the worker's address space (RLIMIT_AS)
 
 
 DEFAULT_LIMITS = RunLimits()

@@ -115,9 +115,55 @@ def test_installing_a_different_payload_as_an_installed_version_is_a_version_con
     with pytest.raises(VersionConflict) as e:
         install(s, "1.0.0", payload="other")
     assert e.value.code == "version_conflict"
-    assert e.value.details == {"skill_id": "acme.x", "version": "1.0.0", "installed_payload_sha256": "p",
-                               "payload_sha256": "other"}
+    assert e.value.details == {"skill_id": "acme.x", "version": "1.0.0", "installed_version": "1.0.0",
+                               "installed_payload_sha256": "p", "payload_sha256": "other"}
     assert kinds(s) == [] and s.versions["1.0.0"].payload_sha256 == "p"
+
+
+# --- identity: versions equal under SemVer are one version ---------------------------------
+
+
+def lenient_journal(*versions: str) -> Skill:
+    """A skill stream as an engine before strict versions recorded it: each version installed
+    (artifact_verified + installed), with its own payload, replayed from the events alone."""
+    s = Skill.start("acme.x")
+    for n, version in enumerate(versions):
+        s._record(ArtifactVerified, ACTOR, **msgspec.structs.asdict(facts(version, payload=f"p{n}")))
+        s._record(Installed, ACTOR, version=version, artifact_sha256=f"ap{n}", payload_sha256=f"p{n}", blob="b")
+    return replayed(s)
+
+
+@pytest.mark.parametrize("alias", ["01.0.0", "+1.0.0", "1.0.00", " 1.0.0"])
+def test_version_aliases_of_1_0_0_cannot_be_installed_next_to_it(alias):
+    """The attack: ``01.0.0``, ``+1.0.0``, ``1.0.00`` and ``" 1.0.0"`` installed beside ``1.0.0`` with other
+    payloads. A new version must be strict SemVer; and an alias an older journal recorded is the same version."""
+    s = Skill.start("acme.x")
+    install(s, "1.0.0")
+    with pytest.raises(Exception) as refused:
+        install(s, alias, payload="other")
+    assert refused.value.code == "manifest_validation"
+    assert refused.value.details["code"] in ("semver_component_invalid", "semver_format_invalid")
+    old = lenient_journal(alias)  # recorded by an older engine: it still replays
+    assert old.versions[alias].installed and old.versions[alias].sort_key == (1, 0, 0)
+    with pytest.raises(VersionConflict) as conflict:
+        install(old, "1.0.0", payload="other")
+    assert conflict.value.details["installed_version"] == alias and conflict.value.details["version"] == "1.0.0"
+    assert old.collect_events() == []
+
+
+def test_an_old_journal_with_aliases_installed_side_by_side_still_replays():
+    s = lenient_journal("1.0.0", "01.0.0", " 1.0.0")
+    assert [v.version for v in s.installed_versions()] == ["1.0.0", "01.0.0", " 1.0.0"]
+    assert s.admits("1.0.0", "p0") is False  # this very payload: nothing to do
+    with pytest.raises(VersionConflict):
+        s.admits("1.0.0", "p9")
+    assert s.admits("1.0.1", "p9") is True
+
+
+def test_a_removed_alias_does_not_block_the_version():
+    s = lenient_journal("01.0.0")
+    s.remove(ACTOR, "01.0.0", "alias")
+    assert s.admits("1.0.0", "other") is True
 
 
 def test_a_removed_version_may_be_installed_again_with_another_payload():

@@ -67,7 +67,7 @@ MAX_MANIFEST_KEYS = 16_384  # key parts in the whole document (each dotted segme
 MAX_MANIFEST_KEY_PARTS = 64  # dotted parts of one key or table header
 MAX_MANIFEST_NESTING = 64  # arrays and inline tables open at once (and containers below the root)
 MAX_MANIFEST_ARRAY_ITEMS = 4_096  # elements of one array; [[...]] headers count as elements of one array
-MAX_MANIFEST_STRING_CHARS = 65_536  # one string or quoted key, as written between its quotes
+MAX_MANIFEST_STRING_CHARS = 65_536  # one string or key part, as written (between its quotes)
 MAX_MANIFEST_TOOLS = 256
 MAX_MANIFEST_ID_CHARS = 128  # skill_id, publisher, version, tool ids (stream, file and CLI names)
 

@@ -14,8 +14,6 @@ import json
 import re
 from typing import Any
 
-import msgspec
-
 # §1.1 WS: U+0009-U+000D, U+0020, U+0085, U+00A0, U+1680, U+2000-U+200A, U+2028,
 # U+2029, U+202F, U+205F, U+3000.
 WS = (
@@ -195,6 +193,8 @@ def bound_details(details: dict[str, Any], text_limit: int, total_limit: int) ->
     """Event or error details with every string bounded (``text_limit`` bytes) and at most
     ``total_limit`` bytes as compact JSON: members are kept in order while they fit, and the
     members left out are named by count under the key ``"…"``."""
+    import msgspec  # here, not at the top: errors import this module, and `skills --version` imports errors
+
     bounded = bound_strings(details, text_limit)
     size = len(msgspec.json.encode(bounded))
     if size <= total_limit:

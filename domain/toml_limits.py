@@ -184,6 +184,8 @@ class _Scan:
             self.pos = _WS.match(src, self.pos).end()
             m = _BARE_KEY.match(src, self.pos)
             if m is not None:
+                if m.end() - m.start() > self.limits.max_string_chars:
+                    raise self._over("string_chars", m.end() - m.start(), self.limits.max_string_chars, "a bare key")
                 self.pos = m.end()
             elif not self._string(key=True):
                 return self._unexpected()

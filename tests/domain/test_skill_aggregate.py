@@ -460,3 +460,67 @@ def test_installed_of_another_artifact_than_the_verified_one_is_refused_on_repla
     other = _event(Installed, s, 2, version="1.0.0", artifact_sha256="other", payload_sha256="p", blob="sha256/x")
     with pytest.raises(JournalTampered, match="does not follow"):
         other.mutate(agg)
+
+
+# --- outside text is bounded on every event that carries it -----------------------------------
+
+
+def test_reasons_details_and_check_messages_are_bounded_when_recorded():
+    long = "r" * 50_000
+    s = Skill.start("acme.x")
+    failing = AuditCheck(check_id="wasm_import_allowlist", status="fail", severity="error", message="m" * 9_000,
+                         details={"imports": ["i" * 3_000] * 40})
+    bad = msgspec.structs.replace(report(False), checks=(failing,), quarantine_reasons=("q" * 9_000,))
+    s.install(ACTOR, msgspec.structs.replace(facts("1.0.0"), source="file:" + long,
+                                             manifest_warnings=[{"code": "w", "message": long}]), bad, 0, "b")
+    s.quarantine(ACTOR, "1.0.0", "operator", long)  # already quarantined by the audit: nothing recorded
+    s.enable(ACTOR, "1.0.0", long, trust_decision="allowlisted", audit=report(), policy_version=0)
+    s.disable(ACTOR, "1.0.0", long)
+    s.enable(ACTOR, "1.0.0", long, trust_decision="allowlisted", audit=report(), policy_version=0)
+    s.quarantine(ACTOR, "1.0.0", "operator", long, {"why": long, "many": list(range(10_000))})
+    s.deny_execution(ACTOR, "1.0.0", "t" * 10_000, "not_active")
+    s.remove(ACTOR, "1.0.0", long)
+    events = s.collect_events()
+    for event in events:
+        assert len(msgspec.json.encode(event)) < 40_000, event.KIND
+        for name in ("reason", "source", "tool_id"):
+            value = getattr(event, name, None)
+            if isinstance(value, str) and len(value) > 100:
+                assert len(value.encode()) <= 4_096 and value.endswith("bytes]"), (event.KIND, name)
+    by_kind = {e.KIND: e for e in events}  # the last of each kind
+    verified = by_kind["skill.artifact_verified"]
+    assert verified.manifest_warnings[0]["message"].endswith("bytes]")
+    audited = [e for e in events if e.KIND == "skill.audited"][0]
+    assert audited.checks[0]["message"].endswith("bytes]") and audited.quarantine_reasons[0].endswith("bytes]")
+    assert len(msgspec.json.encode(audited.checks[0]["details"])) <= 16_384
+    quarantined = by_kind["skill.quarantined"]
+    assert quarantined.reason.endswith("bytes]") and quarantined.details["why"].endswith("bytes]")
+    assert "many" not in quarantined.details and quarantined.details["…"].startswith("[truncated: 1 members")
+    assert by_kind["skill.execution_denied"].tool_id.endswith("bytes]")
+    assert {e.KIND for e in events} >= {"skill.disabled", "skill.enabled", "skill.removed", "skill.current_changed"}
+
+
+# --- the Intake aggregate: a rejection is recorded once per artifact and error -----------------
+
+
+def test_intake_records_each_error_once_and_bounds_it():
+    from skill_ledger.domain.intake import ArtifactRejected, Intake
+
+    intake = Intake.start("a" * 64)
+    details = {"detail": "d" * 5_000}
+    assert intake.reject(ACTOR, source="file:x", error_code="manifest_validation", message="m" * 20_000,
+                         details=details) is True
+    assert intake.reject(ACTOR, source="file:elsewhere", error_code="manifest_validation", message="m" * 20_000,
+                         details=details) is False  # same digest, same error, another path: nothing
+    assert intake.reject(ACTOR, source="file:x", error_code="untrusted_publisher", message="m", details={}) is True
+    (first, second) = intake.collect_events()
+    assert len(first.message.encode()) <= 4_096 and len(first.details["detail"].encode()) <= 1_024
+    # replayed (as an old journal with an unbounded message would be), the same error is still known
+    old = Intake.start("a" * 64)
+    old._record(ArtifactRejected, ACTOR, artifact_sha256="a" * 64, source="s", error_code="manifest_validation",
+                message="m" * 20_000, details=details, skill_id=None, version=None, publisher=None)
+    agg = None
+    for e in old.collect_events():
+        agg = e.mutate(agg)
+    assert agg.reject(ACTOR, source="s", error_code="manifest_validation", message="m" * 20_000,
+                      details=details) is False

@@ -16,22 +16,13 @@ from typing import Any, ClassVar
 
 import msgspec
 
-from .constants import MAX_EVENT_DETAIL_TEXT_BYTES, MAX_EVENT_DETAILS_BYTES, MAX_EVENT_TEXT_BYTES
 from .events import Actor, LedgerAggregate, LedgerEvent
-from .text import bound_details, bound_text
-
-
-def bounded_message(text: str) -> str:
-    return bound_text(text, MAX_EVENT_TEXT_BYTES)
-
-
-def bounded_details(details: dict[str, Any]) -> dict[str, Any]:
-    return bound_details(details, MAX_EVENT_DETAIL_TEXT_BYTES, MAX_EVENT_DETAILS_BYTES)
+from .text import event_details, event_text
 
 
 def rejection_key(error_code: str, message: str, details: dict[str, Any]) -> str:
     """What makes two rejections "the same error": code, message and details, as bounded."""
-    canonical = msgspec.json.encode([error_code, bounded_message(message), bounded_details(details)], order="sorted")
+    canonical = msgspec.json.encode([error_code, event_text(message), event_details(details)], order="sorted")
     return hashlib.sha256(canonical).hexdigest()
 
 
@@ -62,15 +53,15 @@ class Intake(LedgerAggregate):
                skill_id: str | None = None, version: str | None = None, publisher: str | None = None) -> bool:
         """Record ``artifact.rejected`` with every text member bounded; ``False`` (nothing recorded)
         when this artifact was already rejected with the same error."""
-        message, details = bounded_message(message), bounded_details(details)
+        message, details = event_text(message), event_details(details)
         if rejection_key(error_code, message, details) in self.seen:
             return False
-        self._record(ArtifactRejected, actor, artifact_sha256=self.key, source=bounded_message(source),
-                     error_code=bounded_message(error_code), message=message, details=details,
+        self._record(ArtifactRejected, actor, artifact_sha256=self.key, source=event_text(source),
+                     error_code=event_text(error_code), message=message, details=details,
                      skill_id=_bounded_or_none(skill_id), version=_bounded_or_none(version),
                      publisher=_bounded_or_none(publisher))
         return True
 
 
 def _bounded_or_none(text: str | None) -> str | None:
-    return None if text is None else bounded_message(text)
+    return None if text is None else event_text(text)

@@ -26,7 +26,6 @@ from .errors import (
 )
 from .events import Actor, LedgerAggregate
 from .grammars import same_version, skill_version
-from .intake import bounded_details, bounded_message
 from .skill_events import (
     ACTIVE,
     ARTIFACT_MISSING,
@@ -51,6 +50,7 @@ from .skill_events import (
     SkillVersion,
     Verified,
 )
+from .text import event_details, event_text
 
 if TYPE_CHECKING:  # the audit module is heavy; the aggregate only reads a report's members
     from .audit import AuditReport
@@ -77,15 +77,15 @@ def jsonable(details: dict[str, Any]) -> dict[str, Any]:
 
 def _reason(text: str | None) -> str | None:
     """A reason (an operator's words or an error's message) as an event records it: bounded."""
-    return None if text is None else bounded_message(text)
+    return None if text is None else event_text(text)
 
 
 def _bounded_check(check: dict[str, Any]) -> dict[str, Any]:
     out = dict(check)
     if isinstance(out.get("message"), str):
-        out["message"] = bounded_message(out["message"])
+        out["message"] = event_text(out["message"])
     if isinstance(out.get("details"), dict):
-        out["details"] = bounded_details(out["details"])
+        out["details"] = event_details(out["details"])
     return out
 
 
@@ -204,7 +204,7 @@ class Skill(LedgerAggregate):
             should_quarantine=report.should_quarantine,
             # as the journal stores them, every message and details object bounded
             checks=[_bounded_check(c) for c in msgspec.json.decode(msgspec.json.encode(report.checks))],
-            quarantine_reasons=[bounded_message(r) for r in report.quarantine_reasons],
+            quarantine_reasons=[event_text(r) for r in report.quarantine_reasons],
         )
 
     def manual_audit(self, actor: Actor, version: str, report: AuditReport, policy_version: int, *,
@@ -257,7 +257,7 @@ class Skill(LedgerAggregate):
         if v.status == QUARANTINED:
             return False
         self._record(Quarantined, actor, version=version, reason_code=reason_code, reason=_reason(reason),
-                     details=bounded_details(jsonable(details or {})))
+                     details=event_details(jsonable(details or {})))
         return True
 
     def disable(self, actor: Actor, version: str, reason: str) -> bool:
@@ -336,7 +336,7 @@ class Skill(LedgerAggregate):
         return lower[-1].version
 
     def deny_execution(self, actor: Actor, version: str, tool_id: str, reason_code: str) -> None:
-        self._record(ExecutionDenied, actor, version=version, tool_id=bounded_message(tool_id),
+        self._record(ExecutionDenied, actor, version=version, tool_id=event_text(tool_id),
                      reason_code=reason_code)
 
 
@@ -344,6 +344,6 @@ def _bounded_facts(artifact: ArtifactFacts) -> dict[str, Any]:
     """The members of ``skill.artifact_verified``: the manifest is bounded by the manifest limits
     already; the source and the warnings' messages are bounded here."""
     facts = msgspec.structs.asdict(artifact)
-    facts["source"] = bounded_message(artifact.source)
+    facts["source"] = event_text(artifact.source)
     facts["manifest_warnings"] = [_bounded_check(w) for w in artifact.manifest_warnings]
     return facts

@@ -14,6 +14,8 @@ import json
 import re
 from typing import Any
 
+from .constants import MAX_EVENT_DETAIL_TEXT_BYTES, MAX_EVENT_DETAILS_BYTES, MAX_EVENT_TEXT_BYTES
+
 # §1.1 WS: U+0009-U+000D, U+0020, U+0085, U+00A0, U+1680, U+2000-U+200A, U+2028,
 # U+2029, U+202F, U+205F, U+3000.
 WS = (
@@ -210,3 +212,15 @@ def bound_details(details: dict[str, Any], text_limit: int, total_limit: int) ->
     left = len(bounded) - len(out)
     out["…"] = f"[truncated: {left} members left out, {size} bytes in all]"
     return out
+
+
+def event_text(text: str) -> str:
+    """A message, reason, source or other outside text as an event records it (and an error
+    carries it): at most ``MAX_EVENT_TEXT_BYTES``."""
+    return bound_text(text, MAX_EVENT_TEXT_BYTES)
+
+
+def event_details(details: dict[str, Any]) -> dict[str, Any]:
+    """A details object as an event records it: each string at most ``MAX_EVENT_DETAIL_TEXT_BYTES``,
+    the whole at most ``MAX_EVENT_DETAILS_BYTES`` as compact JSON."""
+    return bound_details(details, MAX_EVENT_DETAIL_TEXT_BYTES, MAX_EVENT_DETAILS_BYTES)

@@ -113,6 +113,7 @@ class Runner:
         self._store: Any = None
         self._journal: sqlite3.Connection | None = None
         self._rows: dict[tuple[str, str | None, str | None], sqlite3.Row] = {}
+        self._rows_at = -1  # the views position the rows were looked up at
 
     def close(self) -> None:
         if self._store is not None:
@@ -149,12 +150,17 @@ class Runner:
     def _views(self) -> Any:
         if self._store is not None:
             head = self._head()
-            if head is not None and head == self._store.position():
+            position = self._store.position()
+            if head is not None and head == position:
+                if position != self._rows_at:  # another process caught the views up: the rows are stale
+                    self._rows.clear()
+                    self._rows_at = position
                 return self._store
             self._store.close()
             self._store = None
             self._rows.clear()
         self._store = open_views(self.settings, notify=self.notify)
+        self._rows_at = self._store.position()
         return self._store
 
     def _row(self, tool_id: str, skill_id: str | None, version: str | None) -> sqlite3.Row:

@@ -18,6 +18,7 @@ until its deadline (the epoch interrupt) or its fuel stops it.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import traceback
 from collections import OrderedDict
@@ -30,11 +31,11 @@ import msgspec
 
 from skill_ledger.adapters.runner import Runner, RunResult
 from skill_ledger.adapters.settings import Settings
-from skill_ledger.domain.errors import ExecutionError, SkillLedgerError
+from skill_ledger.domain.errors import ExecutionError, JournalUnavailable, SkillLedgerError
 
 from .catalog import META, Target
 
-__all__ = ["CallPool", "error_result", "run_result"]
+__all__ = ["CallPool", "as_error", "error_result", "run_result"]
 
 log = logging.getLogger("skill_ledger.mcp")
 
@@ -106,12 +107,20 @@ class CallPool:
         payload = msgspec.json.encode(arguments if arguments is not None else {})
         try:
             result = self.runner(actor).run(entry.tool_id, payload, skill_id=entry.skill_id, version=target.version)
-        except SkillLedgerError as e:
-            return error_result(e)
-        except Exception as e:  # noqa: BLE001 - a bug: logged in full here, one line to the client
-            log.error("tool %s failed with an internal error:\n%s", entry.name, traceback.format_exc())
-            return error_result(SkillLedgerError(f"internal error ({type(e).__name__}); see the server's log"))
+        except Exception as e:  # noqa: BLE001 - every failure becomes a tool error; the server keeps serving
+            return error_result(as_error(e, entry.name))
         return run_result(result, target)
+
+
+def as_error(e: Exception, tool: str = "") -> SkillLedgerError:
+    """Our error as it is; a database failure as ``journal_unavailable`` (as the CLI reports it);
+    anything else is a bug: logged in full on stderr, one line to the client."""
+    if isinstance(e, SkillLedgerError):
+        return e
+    if isinstance(e, sqlite3.Error) or type(e).__module__.startswith("eventsourcing"):
+        return JournalUnavailable(f"a state database failed: {e or type(e).__name__}")
+    log.error("%s failed with an internal error:\n%s", f"tool {tool}" if tool else "a call", traceback.format_exc())
+    return SkillLedgerError(f"internal error ({type(e).__name__}); see the server's log")
 
 
 def _text(value: Any) -> str:

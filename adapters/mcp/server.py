@@ -31,9 +31,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from skill_ledger import __version__
-from skill_ledger.domain.errors import SkillLedgerError
-
-from .calls import CallPool, error_result
+from .calls import CallPool, as_error, error_result
 from .catalog import Catalog
 from .names import client_actor
 
@@ -108,8 +106,8 @@ class SkillsMcp:
         """In a worker thread: catch the catalog up, resolve the name, run it."""
         try:
             changed = self.catalog.refresh()
-        except SkillLedgerError as e:
-            return False, error_result(e)
+        except Exception as e:  # noqa: BLE001 - the journal or the views could not be read: this call fails
+            return False, error_result(as_error(e))
         target = self.catalog.target(name)
         if target is None:
             raise _Unknown(name)

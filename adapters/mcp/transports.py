@@ -15,12 +15,15 @@ the SDK's DNS-rebinding protection (Host and Origin checks) is on as well.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import ipaddress
 import json
 import logging
 import os
+import signal
+import socket
 import stat
 import sys
 from typing import Any
@@ -28,7 +31,7 @@ from typing import Any
 import anyio
 
 from skill_ledger.adapters.settings import Settings
-from skill_ledger.domain.errors import UsageError
+from skill_ledger.domain.errors import SkillLedgerError, UsageError
 
 from .calls import DEFAULT_WORKERS, CallPool
 from .catalog import Catalog
@@ -173,28 +176,70 @@ async def _serve_stdio(app: SkillsMcp) -> None:
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(app.watch)
+                tg.start_soon(_stop_on_signal, tg.cancel_scope.cancel)
                 await app.server.run(read_stream, write_stream, app.server.create_initialization_options())
+                log.info("the client closed the connection")
                 tg.cancel_scope.cancel()
         finally:
             sys.stdout = saved
-    log.info("the client closed the connection")
+
+
+async def _stop_on_signal(stop: Any) -> None:
+    """SIGTERM or SIGINT: stop serving; ``serve`` then lets running calls finish."""
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for signum in signals:
+            log.info("%s received: stopping", signal.Signals(signum).name)
+            stop()
+            return
 
 
 async def _serve_http(app: SkillsMcp, host: str, port: int, token: BearerToken | None) -> None:
     import uvicorn
+
+    class _Uvicorn(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Any:  # ours stop it gracefully, and are not raised again after
+            yield
 
     asgi = app.server.streamable_http_app(streamable_http_path=ENDPOINT, host=host)
     if token is not None:
         asgi = BearerAuth(asgi, token)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    server = uvicorn.Server(uvicorn.Config(asgi, host=host, port=port, log_config=None, log_level="warning",
-                                           access_log=False, lifespan="on", server_header=False))
+    server = _Uvicorn(uvicorn.Config(asgi, host=host, port=port, log_config=None, log_level="warning",
+                                     access_log=False, lifespan="on", server_header=False))
+
+    def stop() -> None:
+        server.should_exit = True
+
+    sock = _bind(host, port)
     async with anyio.create_task_group() as tg:
         tg.start_soon(app.watch)
+        tg.start_soon(_stop_on_signal, stop)
         tg.start_soon(_announce_address, server, host, token is not None)
-        await server.serve()
+        try:
+            await server.serve(sockets=[sock])
+        except SystemExit:  # uvicorn's way of saying it could not start (its message is logged above)
+            raise SkillLedgerError("the HTTP server failed to start (see the message above)") from None
+        finally:
+            sock.close()
         tg.cancel_scope.cancel()
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """The listening address, bound here so that a taken port is a clear usage error."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as e:
+        raise UsageError(f"cannot resolve --host {host}: {e.strerror}", {"host": host}) from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as e:
+        sock.close()
+        raise UsageError(f"cannot listen on {host}:{port}: {e.strerror or e}", {"host": host, "port": port}) from None
+    return sock
 
 
 async def _announce_address(server: Any, host: str, with_token: bool) -> None:

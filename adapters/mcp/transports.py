@@ -1,10 +1,7 @@
 """Serving ``skills mcp``: over stdio, or over the SDK's streamable HTTP behind a bearer token.
 
-stdio: the protocol owns stdout. The SDK's ``stdio_server`` serves the wire from private
-duplicates of fds 0 and 1 and points fd 1 at stderr while it runs; on top of that
-``sys.stdout`` *is* ``sys.stderr`` while serving, so a stray ``print`` (ours, a library's)
-lands in the log instead of being buffered for a descriptor that is the wire again at exit.
-Every log line goes to stderr.
+stdio: the protocol owns stdout (``stdio.py``: the wire on private duplicates of fds 0 and 1,
+fd 1 and ``sys.stdout`` pointed at stderr while serving). Every log line goes to stderr.
 
 HTTP: binds to 127.0.0.1 by default. Any other address needs ``--token-file``; with a token
 (on any address) every request must carry ``Authorization: Bearer <token>``, compared in
@@ -169,19 +166,15 @@ def serve(settings: Settings, *, transport: str = "stdio", host: str = "127.0.0.
 
 
 async def _serve_stdio(app: SkillsMcp) -> None:
-    from mcp.server.stdio import stdio_server
+    from .stdio import stdio_streams
 
-    async with stdio_server() as (read_stream, write_stream):
-        saved, sys.stdout = sys.stdout, sys.stderr
-        try:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(app.watch)
-                tg.start_soon(_stop_on_signal, tg.cancel_scope.cancel)
-                await app.server.run(read_stream, write_stream, app.server.create_initialization_options())
-                log.info("the client closed the connection")
-                tg.cancel_scope.cancel()
-        finally:
-            sys.stdout = saved
+    async with stdio_streams() as (read_stream, write_stream):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(app.watch)
+            tg.start_soon(_stop_on_signal, tg.cancel_scope.cancel)
+            await app.server.run(read_stream, write_stream, app.server.create_initialization_options())
+            log.info("the client closed the connection")
+            tg.cancel_scope.cancel()
 
 
 async def _stop_on_signal(stop: Any) -> None:

@@ -436,3 +436,16 @@ def test_the_mcp_sdk_version_is_the_pinned_major():
     from importlib.metadata import version
 
     assert version("mcp").split(".")[0] == "2", sys.version
+
+
+def test_a_port_in_use_is_a_usage_error(home):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = subprocess.run(kit.skills_argv("--home", str(home.home), "mcp", "--transport", "http", "--port", str(port)),
+                           capture_output=True, text=True, timeout=60, env=kit.env(), stdin=subprocess.DEVNULL)
+    assert r.returncode == 2 and f"error[usage_error]: cannot listen on 127.0.0.1:{port}" in r.stderr
+    assert r.stdout == ""

@@ -60,21 +60,13 @@ class Home(rk.Lab):
     """A home with the example skill (json-v1 echo, wasi-command wordcount) and WAT skills."""
 
     def install_example(self) -> None:
-        manifest, modules, _ = example_inputs()
-        data = build_artifact(Path(manifest).read_text(), [(m.name, Path(m.path).read_bytes()) for m in modules],
-                              [], rk.SBOM, rk.PROVENANCE, rk.SEED, 1).artifact
-        path = self.home.parent / "hello.palyra-skill"
-        path.write_bytes(data)
-        from skill_ledger.adapters.usecases.install import install
-        from skill_ledger.adapters.usecases.session import ledger_session
+        install_example(self.settings, self.home.parent)
 
-        with ledger_session(self.settings) as ledger:
-            install(ledger, str(path), allow_tofu=True)
-
-    def skills(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def skills(self, *args: str, check: bool = True, extra_env: dict[str, str] | None = None
+               ) -> subprocess.CompletedProcess[str]:
         """``skills --home HOME ARGS`` in another process."""
         r = subprocess.run([str(SKILLS), "--home", str(self.home), *args], capture_output=True, text=True,
-                           timeout=120, env=env())
+                           timeout=120, env={**env(), **(extra_env or {})})
         if check:
             assert r.returncode == 0, r.stderr
         return r
@@ -83,12 +75,28 @@ class Home(rk.Lab):
         return self.events("skill.execution_denied")
 
 
+def install_example(settings: Any, workdir: Path) -> None:
+    """Sign the example skill (examples/hello) with a test key and install it (trust on first use)."""
+    manifest, modules, _ = example_inputs()
+    data = build_artifact(Path(manifest).read_text(), [(m.name, Path(m.path).read_bytes()) for m in modules],
+                          [], rk.SBOM, rk.PROVENANCE, rk.SEED, 1).artifact
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = workdir / "hello.palyra-skill"
+    path.write_bytes(data)
+    from skill_ledger.adapters.usecases.install import install
+    from skill_ledger.adapters.usecases.session import ledger_session
+
+    with ledger_session(settings) as ledger:
+        install(ledger, str(path), allow_tofu=True)
+
+
 def standard_home(path: Path) -> Home:
     """The example skill, a palyra-v1 tool (acme.pal) and a runaway json-v1 tool (acme.spin)."""
     home = Home(path)
     home.install_example()
     home.install(PALYRA_OK, tools=[("pal", rk.OBJECT, rk.ANY)], skill_id="acme.palyra")
-    home.install(RUNAWAY, tools=[("spin", rk.OBJECT, rk.ANY)], skill_id="acme.spin", timeout_ms=500, fuel=100_000_000_000)
+    home.install(RUNAWAY, tools=[("spin", rk.OBJECT, rk.ANY)], skill_id="acme.spin", timeout_ms=500,
+                 fuel=100_000_000_000)  # the wall clock, not the fuel, stops it
     home.close()
     return home
 
@@ -116,10 +124,10 @@ class Notes:
 
 @contextlib.asynccontextmanager
 async def stdio_session(home: Path, *args: str, notes: Notes | None = None, client: str = CLIENT,
-                        errlog: Any = None) -> AsyncIterator[ClientSession]:
+                        errlog: Any = None, extra_env: dict[str, str] | None = None) -> AsyncIterator[ClientSession]:
     """``skills mcp`` started by the SDK's stdio client, initialised (the handshake era)."""
     params = StdioServerParameters(command=skills_argv()[0], args=[*skills_argv()[1:], "--home", str(home), "mcp",
-                                                                   *args], env=env())
+                                                                   *args], env={**env(), **(extra_env or {})})
     async with stdio_client(params, errlog=errlog or sys.stderr) as (read, write):
         async with ClientSession(read, write, message_handler=notes,
                                  client_info=types.Implementation(name=client, version="1.0")) as session:

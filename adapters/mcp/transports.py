@@ -194,7 +194,10 @@ async def _serve_http(app: SkillsMcp, host: str, port: int, token: BearerToken |
         def capture_signals(self) -> Any:  # ours stop it gracefully, and are not raised again after
             yield
 
-    asgi = app.server.streamable_http_app(streamable_http_path=ENDPOINT, host=host)
+    # Plain JSON responses: a call's answer needs no SSE stream of its own (we send nothing during a
+    # call), which more than halves a call's cost; list changes still reach handshake-era clients on
+    # their GET stream, and subscriptions/listen keeps its stream (the SDK's carve-out).
+    asgi = app.server.streamable_http_app(streamable_http_path=ENDPOINT, host=host, json_response=True)
     if token is not None:
         asgi = BearerAuth(asgi, token)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):

@@ -449,3 +449,62 @@ def test_a_port_in_use_is_a_usage_error(home):
                            capture_output=True, text=True, timeout=60, env=kit.env(), stdin=subprocess.DEVNULL)
     assert r.returncode == 2 and f"error[usage_error]: cannot listen on 127.0.0.1:{port}" in r.stderr
     assert r.stdout == ""
+
+
+# --- a PostgreSQL journal ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pg():
+    import pg_server
+
+    try:
+        server = pg_server.start()
+    except pg_server.PgUnavailable as e:
+        pytest.fail(f"cannot run the PostgreSQL journal test: {e}", pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_stdio_over_a_postgresql_journal(pg, tmp_path):
+    """The catalog reads the head through the recorder; a quarantine made by another process
+    reaches the client and the gate exactly as with SQLite."""
+    from skill_ledger.adapters.settings import resolve
+
+    url = pg.url(pg.create_database())
+    home = tmp_path / "home"
+    kit.install_example(resolve(home=str(home), journal=url, actor="user:test", command="test"), tmp_path)
+    journal = {"SKILLS_JOURNAL": url}  # the password stays off every command line
+    notes = kit.Notes()
+
+    async def go():
+        with open(tmp_path / "server.log", "w") as errlog:
+            return await session(errlog)
+
+    async def session(errlog):
+        async with kit.stdio_session(home, notes=notes, extra_env=journal, errlog=errlog) as s:
+            listed = [t.name for t in (await s.list_tools()).tools]
+            echo = await s.call_tool("examples_echo", {"text": "pg"})
+            r = subprocess.run([str(kit.SKILLS), "--home", str(home), "quarantine", "examples.hello", "--reason", "x"],
+                               capture_output=True, text=True, timeout=120, env={**kit.env(), **journal})
+            assert r.returncode == 0, r.stderr
+            await notes.wait_list_changed()
+            return listed, echo, await s.call_tool("examples_echo", {"text": "pg"})
+
+    listed, echo, refused = run(go)
+    assert listed == ["examples_echo", "examples_wordcount"] and echo.structured_content == {"text": "pg"}
+    assert refused.is_error and "(reason_code: quarantined)" in kit.text(refused)
+    r = subprocess.run([str(kit.SKILLS), "--home", str(home), "--json", "journal", "--kind", "skill.execution_denied"],
+                       capture_output=True, text=True, timeout=120, env={**kit.env(), **journal})
+    events = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [e["actor"]["principal"] for e in events] == [f"mcp:{kit.CLIENT}"]
+    assert pg_password_absent(r.stdout + r.stderr + (tmp_path / "server.log").read_text())
+    assert "serving 2 tools" in (tmp_path / "server.log").read_text()
+
+
+def pg_password_absent(text: str) -> bool:
+    import pg_server
+
+    return pg_server.APP_PASSWORD not in text

@@ -1,10 +1,10 @@
 """Running MCP tool calls: through the runner, in worker threads, one ``Runner`` per thread.
 
-Each call is exactly a ``skills run``: ``Runner.run`` finds the version in the views,
-confirms it from the journal, refuses (and records ``skill.execution_denied``) what may not
-run, verifies the stored artifact, validates the input, and runs the module in a fresh
-wasmtime ``Store`` with the version's fuel, memory and wall-clock limits, its capability
-grants and its secrets. Nothing here decides whether a tool may run.
+Each call is exactly a ``skills run``: ``Runner.run`` is the gate (``runtime.md``): it
+refuses (and records ``skill.execution_denied``) what may not run, verifies the stored
+artifact, validates the input, and runs the module in a fresh wasmtime ``Store`` with the
+version's fuel, memory and wall-clock limits, its capability grants and its secrets.
+Nothing here decides whether a tool may run.
 
 Concurrency: a ``Runner`` serves one thread at a time, so every worker thread keeps its own
 (one per actor, since the actor is part of the runner's settings: the events a call appends
@@ -179,5 +179,6 @@ def error_result(error: SkillLedgerError) -> types.CallToolResult:
     reason = error.details.get("reason_code")
     if reason:
         text += f" (reason_code: {reason})"
+    document = msgspec.to_builtins(error.to_dict(), str_keys=True, enc_hook=str)
     return types.CallToolResult(content=[types.TextContent(type="text", text=text)], is_error=True,
-                                _meta={f"{META}error": msgspec.to_builtins(error.to_dict(), str_keys=True, enc_hook=str)})
+                                _meta={f"{META}error": document})

@@ -31,6 +31,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from skill_ledger import __version__
+
 from .calls import CallPool, as_error, error_result
 from .catalog import Catalog
 from .names import client_actor
@@ -71,6 +72,7 @@ class SkillsMcp:
         self.listen = ListenHandler(self.bus)
         self._connections: dict[int, Any] = {}  # handshake-era connections, until they close
         self._last_poll_problem: str | None = None
+        self._warned_no_connection = False
         self.server = _Server("skill-ledger", version=__version__, instructions=INSTRUCTIONS,
                               on_list_tools=self._list_tools, on_call_tool=self._call_tool,
                               on_subscriptions_listen=self.listen)
@@ -121,14 +123,21 @@ class SkillsMcp:
     def _remember(self, ctx: Any) -> None:
         """Keep a handshake-era connection to notify, until it closes.
 
-        The SDK hands handlers a per-request ``ServerSession`` whose connection (the standalone
+        The SDK hands handlers a per-request ``ServerSession``; its connection (the standalone
         channel, and the teardown stack that tells us when it closes) is not public API in
-        mcp 2.3; the server tests fail if that changes (``test_list_changed_*``)."""
+        mcp 2.3. Should a later 2.x move it, this says so once on stderr, and the end-to-end
+        tests that wait for the notification fail."""
         session = ctx.session
         if session.protocol_version in MODERN_PROTOCOL_VERSIONS:
             return  # 2026-07-28: changes reach these clients through subscriptions/listen
         connection = getattr(session, "_connection", None)
-        if connection is None or id(connection) in self._connections:
+        if connection is None or not hasattr(connection, "exit_stack"):
+            if not self._warned_no_connection:
+                log.warning("this MCP SDK does not expose the client's connection: clients will not be told "
+                            "when the tool list changes (their calls are still gated)")
+                self._warned_no_connection = True
+            return
+        if id(connection) in self._connections:
             return
         key = id(connection)
         self._connections[key] = connection

@@ -42,6 +42,7 @@ DEFAULT_PORT = 8765
 ENDPOINT = "/mcp"
 MIN_TOKEN_CHARS = 16
 MAX_TOKEN_FILE_BYTES = 4096
+MAX_REQUEST_BYTES = 16 * 1024 * 1024 + 64 * 1024  # the runner's input cap, and the JSON-RPC around it
 
 
 class BearerToken:
@@ -197,7 +198,9 @@ async def _serve_http(app: SkillsMcp, host: str, port: int, token: BearerToken |
     # Plain JSON responses: a call's answer needs no SSE stream of its own (we send nothing during a
     # call), which more than halves a call's cost; list changes still reach handshake-era clients on
     # their GET stream, and subscriptions/listen keeps its stream (the SDK's carve-out).
-    asgi = app.server.streamable_http_app(streamable_http_path=ENDPOINT, host=host, json_response=True)
+    asgi = app.server.streamable_http_app(streamable_http_path=ENDPOINT, host=host, json_response=True,
+                                          transport_security=_rebinding_guard(host),
+                                          max_request_body_size=MAX_REQUEST_BYTES)
     if token is not None:
         asgi = BearerAuth(asgi, token)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
@@ -236,6 +239,20 @@ def _bind(host: str, port: int) -> socket.socket:
         sock.close()
         raise UsageError(f"cannot listen on {host}:{port}: {e.strerror or e}", {"host": host, "port": port}) from None
     return sock
+
+
+def _rebinding_guard(host: str) -> Any:
+    """On loopback, only requests addressed to a loopback name (Host) from a loopback page
+    (Origin, when a browser sends one): a web page that rebinds its own name to 127.0.0.1 is
+    refused. Elsewhere the bearer token is the guard (a page cannot know it)."""
+    from mcp.server.transport_security import TransportSecuritySettings
+
+    if not is_loopback(host):
+        return TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    names = sorted({f"[{host.strip('[]')}]" if ":" in host else host, "127.0.0.1", "localhost", "[::1]"})
+    return TransportSecuritySettings(enable_dns_rebinding_protection=True,
+                                     allowed_hosts=[f"{n}:*" for n in names],
+                                     allowed_origins=[f"http://{n}:*" for n in names])
 
 
 async def _announce_address(server: Any, host: str, with_token: bool) -> None:

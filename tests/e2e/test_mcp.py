@@ -71,7 +71,8 @@ def test_stdio_lists_the_tools_and_calls_json_v1_wasi_command_and_palyra_v1(home
             return echo, words, pal
 
     echo, words, pal = run(go)
-    assert not echo.is_error and echo.structured_content == {"text": "hi"} and json.loads(kit.text(echo)) == {"text": "hi"}
+    assert not echo.is_error and echo.structured_content == {"text": "hi"}
+    assert json.loads(kit.text(echo)) == {"text": "hi"}
     assert echo.meta["skill-ledger/run"]["abi"] == "json-v1"
     assert words.structured_content == {"words": 3} and words.meta["skill-ledger/run"]["abi"] == "wasi-command"
     assert not pal.is_error and json.loads(kit.text(pal)) == {"exit_code": 0}
@@ -409,7 +410,7 @@ def test_http_a_2026_client_hears_changes_through_subscriptions_listen(home, tmp
                 async with client.listen(tools_list_changed=True) as sub:
                     home.skills("disable", "acme.spin", "--reason", "not now")
                     with anyio.fail_after(15):
-                        async for event in sub:
+                        async for event in sub:  # noqa: B007 - the first event is the one
                             break
                 after = [t.name for t in (await client.list_tools()).tools]
                 refused = await client.call_tool("acme_spin", {})
@@ -417,8 +418,13 @@ def test_http_a_2026_client_hears_changes_through_subscriptions_listen(home, tmp
 
     try:
         before, event, after, refused = run(go)
+        rebound = httpx2.post(server.url, json=INIT, headers={"Host": "attacker.example:80",
+                                                              "Accept": "application/json, text/event-stream"})
+        foreign = httpx2.post(server.url, json=INIT, headers={"Origin": "http://attacker.example",
+                                                              "Accept": "application/json, text/event-stream"})
     finally:
         code, out = server.stop()
+    assert rebound.status_code == 421 and foreign.status_code == 403  # DNS rebinding: no tool list
     assert code == 0 and out == b""
     assert before == ALL and isinstance(event, ToolsListChanged) and "acme_spin" not in after
     assert refused.is_error and "(reason_code: disabled)" in kit.text(refused)

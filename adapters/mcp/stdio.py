@@ -32,10 +32,14 @@ log = logging.getLogger("skill_ledger.mcp")
 MAX_LINE_BYTES = 32 * 1024 * 1024  # one message; the runner's own input cap is 16 MiB
 
 
-def _is_pipe_or_socket(fd: int) -> bool:
+def _pipe_or_socket(stream: Any, fd: int) -> bool:
+    """``stream`` is the process's own ``fd`` (not a replacement, as a test runner installs), and
+    that is a pipe or a socket."""
     try:
+        if stream.fileno() != fd:
+            return False
         mode = os.fstat(fd).st_mode
-    except OSError:
+    except (AttributeError, OSError, ValueError):
         return False
     return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
 
@@ -112,7 +116,7 @@ async def stdio_streams() -> AsyncIterator[tuple[Any, Any]]:
     """The SDK's (read, write) message streams over this process's stdin and stdout."""
     from mcp.server.stdio import stdio_server
 
-    if not (_is_pipe_or_socket(0) and _is_pipe_or_socket(1)):
+    if not (_pipe_or_socket(sys.stdin, 0) and _pipe_or_socket(sys.stdout, 1)):
         async with stdio_server() as streams:  # the SDK's claim, with worker threads
             saved, sys.stdout = sys.stdout, sys.stderr
             try:

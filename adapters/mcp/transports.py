@@ -125,14 +125,23 @@ class BearerAuth:
 # --- serving ---------------------------------------------------------------------------------
 
 
-def _logging() -> None:
-    """Every log line to stderr: ours at INFO, the libraries' (SDK, uvicorn) at WARNING."""
+@contextlib.contextmanager
+def _logging() -> Any:
+    """While serving, every log line goes to stderr: ours at INFO, the libraries' (the SDK,
+    uvicorn) at WARNING. The previous configuration is restored afterwards."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("skills mcp: %(levelname)s: %(message)s"))
-    root = logging.getLogger()
+    root, ours = logging.getLogger(), logging.getLogger("skill_ledger.mcp")
+    saved = root.handlers[:], root.level, ours.level
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
-    logging.getLogger("skill_ledger.mcp").setLevel(logging.INFO)
+    ours.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        ours.setLevel(saved[2])
 
 
 def serve(settings: Settings, *, transport: str = "stdio", host: str = "127.0.0.1", port: int = DEFAULT_PORT,
@@ -145,25 +154,25 @@ def serve(settings: Settings, *, transport: str = "stdio", host: str = "127.0.0.
     if transport == "http" and not is_loopback(host) and token is None:
         raise UsageError(f"--host {host} is not a loopback address: give --token-file so that only holders of the "
                          "token can call the tools", {"host": host})
-    _logging()
 
     def notify(message: str) -> None:
         log.warning("%s", message)
 
-    catalog = Catalog(settings, skills=skills, publishers=publishers, notify=notify)
-    pool = CallPool(settings, workers=workers, notify=notify)
-    try:
-        catalog.refresh()
-        app = SkillsMcp(catalog, pool, poll_interval=poll_interval)
-        log.info("serving %d tools of %s (journal position %s) over %s", len(catalog.tools()), settings.home,
-                 catalog.position, transport)
-        if transport == "stdio":
-            anyio.run(_serve_stdio, app)
-        else:
-            anyio.run(_serve_http, app, host, port, token)
-    finally:
-        pool.shutdown()
-        catalog.close()
+    with _logging():
+        catalog = Catalog(settings, skills=skills, publishers=publishers, notify=notify)
+        pool = CallPool(settings, workers=workers, notify=notify)
+        try:
+            catalog.refresh()
+            app = SkillsMcp(catalog, pool, poll_interval=poll_interval)
+            log.info("serving %d tools of %s (journal position %s) over %s", len(catalog.tools()), settings.home,
+                     catalog.position, transport)
+            if transport == "stdio":
+                anyio.run(_serve_stdio, app)
+            else:
+                anyio.run(_serve_http, app, host, port, token)
+        finally:
+            pool.shutdown()
+            catalog.close()
 
 
 async def _serve_stdio(app: SkillsMcp) -> None:

@@ -39,6 +39,8 @@ def mcp(transport: str, host: str, port: int | None, skills: tuple[str, ...], pu
     from skill_ledger.domain.grammars import skill_id as check_skill_id
     from skill_ledger.domain.text import trim
 
+    if obj().as_json:
+        raise UsageError("skills mcp speaks the Model Context Protocol on its own: --json does not apply")
     if transport == "stdio" and (port is not None or token_file is not None or host != "127.0.0.1"):
         raise UsageError("--host, --port and --token-file apply to --transport http only")
     for s in skills:

@@ -5,6 +5,7 @@ Serving itself is tested with a real MCP client in ``tests/e2e/test_mcp.py``."""
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 from click.testing import CliRunner
@@ -74,3 +75,21 @@ def test_a_token_file_others_can_read_is_refused(run, token):
 def test_a_missing_token_file_is_not_found(run, tmp_path):
     r = run("mcp", "--transport", "http", "--token-file", tmp_path / "absent")
     assert r.exit_code == 6 and "error[file_not_found]" in r.stderr
+
+
+def test_json_does_not_apply_and_says_so_in_one_json_document(run):
+    for args in (["--json", "mcp"], ["mcp", "--json"]):
+        r = run(*args)
+        assert r.exit_code == 2
+        assert json.loads(r.stdout)["error"]["code"] == "usage_error"
+        assert "--json does not apply" in r.stderr
+
+
+def test_serving_an_empty_stdin_ends_cleanly_and_leaves_logging_as_it_was(run, tmp_path):
+    import logging
+
+    before = logging.getLogger().handlers[:]
+    r = run("mcp")  # the test runner's stdin is not the process's fd 0: the SDK's own claim serves it
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout == "" and "serving 0 tools" in r.stderr
+    assert logging.getLogger().handlers == before

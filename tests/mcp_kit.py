@@ -41,7 +41,7 @@ _LAUNCH = ("import sys; from skill_ledger.cli.main import cli; from skill_ledger
 # A palyra-v1 tool that returns 0 (the host's {"exit_code": 0}) and a json-v1 loop that never ends.
 PALYRA_OK = rk.palyra_module("(i32.const 0)")
 RUNAWAY = rk.json_module("(loop $l (br $l)) (i64.const 0)", name="spin")
-ECHO_SCHEMA = {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}
+RUNAWAY_FUEL = 100_000_000_000
 
 
 def skills_argv(*args: str) -> list[str]:
@@ -92,11 +92,11 @@ def install_example(settings: Any, workdir: Path) -> None:
 
 def standard_home(path: Path) -> Home:
     """The example skill, a palyra-v1 tool (acme.pal) and a runaway json-v1 tool (acme.spin)."""
-    home = Home(path)
+    home = Home(path, policy=[f"max_fuel_budget={RUNAWAY_FUEL}"])  # the policy caps the manifest's fuel
     home.install_example()
     home.install(PALYRA_OK, tools=[("pal", rk.OBJECT, rk.ANY)], skill_id="acme.palyra")
     home.install(RUNAWAY, tools=[("spin", rk.OBJECT, rk.ANY)], skill_id="acme.spin", timeout_ms=500,
-                 fuel=100_000_000_000)  # the wall clock, not the fuel, stops it
+                 fuel=RUNAWAY_FUEL)  # the wall clock, not the fuel, stops it
     home.close()
     return home
 

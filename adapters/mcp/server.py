@@ -115,7 +115,7 @@ class SkillsMcp:
             raise _Unknown(name)
         result = self.pool.run(target, arguments, actor)
         if result.is_error and not target.listed:
-            log.info("call of %s (no longer listed) by %s refused: %s", name, actor, result.content[0].text)
+            log.info("call of %s (no longer listed) by %s: %s", name, actor, result.content[0].text)
         return changed, result
 
     # --- keeping clients current ---------------------------------------------------------------

@@ -514,3 +514,39 @@ def pg_password_absent(text: str) -> bool:
     import pg_server
 
     return pg_server.APP_PASSWORD not in text
+
+
+# --- secrets and grants, exactly as `skills run` ------------------------------------------------
+
+SECRET = "S3CRET-value-0123456789-abcdef"
+SECRET_NAME = "skill:acme.vault/token"
+
+
+def test_stdio_secrets_and_grants_work_as_in_skills_run(tmp_path):
+    """A granted secret reaches the tool, and what the tool returns of it is redacted; a skill
+    without the grant is refused the secret (secret_get returns -1)."""
+    from skill_ledger.adapters.storage.secrets import SecretStore
+
+    get = f"(call $secret_get (i32.const 700) (i32.const {len(SECRET_NAME)}) (i32.const 2049) (i32.const 1024))"
+    returns_it = rk.json_module(
+        f"""(local $n i32) (local.set $n {get})
+            (i32.store8 (i32.add (i32.const 2049) (local.get $n)) (i32.const 34))
+            (i64.or (i64.shl (i64.const 2048) (i64.const 32)) (i64.extend_i32_u (i32.add (local.get $n) (i32.const 2))))""",
+        imports=[rk.IMPORT_SECRET], extra=f'(data (i32.const 700) "{SECRET_NAME}") (data (i32.const 2048) "\\"")',
+        name="vault")
+    status_of_get = rk.json_module(f"(call $emit_rc {get})", imports=[rk.IMPORT_SECRET],
+                                   extra=f'(data (i32.const 700) "{SECRET_NAME}")', name="other")
+    h = kit.Home(tmp_path / "home")
+    SecretStore(h.settings.secrets_path).set("skill:acme.vault", "token", SECRET)
+    h.install(returns_it, tools=[("vault", rk.OBJECT, rk.ANY)], skill_id="acme.vault",
+              secrets={"skill:acme.vault": ["token"]})
+    h.install(status_of_get, tools=[("other", rk.OBJECT, rk.ANY)], skill_id="acme.other")
+    h.close()
+
+    async def go():
+        async with kit.stdio_session(h.home) as s:
+            return await s.call_tool("acme_vault", {}), await s.call_tool("acme_other", {})
+
+    vault, other = run(go)
+    assert not vault.is_error and SECRET not in vault.model_dump_json() and "redacted" in kit.text(vault)
+    assert json.loads(kit.text(other)) == {"rc": -1}  # SECRET_DENIED: no grant, no secret

@@ -531,7 +531,8 @@ def test_stdio_secrets_and_grants_work_as_in_skills_run(tmp_path):
     returns_it = rk.json_module(
         f"""(local $n i32) (local.set $n {get})
             (i32.store8 (i32.add (i32.const 2049) (local.get $n)) (i32.const 34))
-            (i64.or (i64.shl (i64.const 2048) (i64.const 32)) (i64.extend_i32_u (i32.add (local.get $n) (i32.const 2))))""",
+            (i64.or (i64.shl (i64.const 2048) (i64.const 32))
+                    (i64.extend_i32_u (i32.add (local.get $n) (i32.const 2))))""",
         imports=[rk.IMPORT_SECRET], extra=f'(data (i32.const 700) "{SECRET_NAME}") (data (i32.const 2048) "\\"")',
         name="vault")
     status_of_get = rk.json_module(f"(call $emit_rc {get})", imports=[rk.IMPORT_SECRET],

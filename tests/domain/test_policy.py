@@ -31,8 +31,8 @@ DEFAULTS = {
     "max_fuel_budget": 10000000,
     "max_wall_clock_timeout_ms": 30000,
     "max_instances": 16,
-    "max_functions": 100000,
-    "max_function_body_bytes": 1048576,
+    "max_functions": 50000,
+    "max_function_body_bytes": 524288,
     "max_code_bytes": 8388608,
     "allow_cross_skill_secrets": False,
 }

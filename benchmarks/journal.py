@@ -118,9 +118,10 @@ class Templates:
         from skill_ledger.adapters.usecases.verification import audit
 
         manifest = (ROOT / "examples" / "hello" / "skill.toml").read_text()
-        module = (ROOT / "examples" / "hello" / "modules" / "echo.wasm").read_bytes()
+        modules = [(name, (ROOT / "examples" / "hello" / "modules" / name).read_bytes())
+                   for name in ("echo.wasm", "wordcount.wasm")]  # each tool's module: the audit passes
         asset = (ROOT / "examples" / "hello" / "assets" / "prompt.txt").read_bytes()
-        data = build_artifact(manifest, [("echo.wasm", module)], [("prompt.txt", asset)], SBOM, PROVENANCE,
+        data = build_artifact(manifest, modules, [("prompt.txt", asset)], SBOM, PROVENANCE,
                               bytes([5]) * 32, 1).artifact
         inspected = inspect_artifact(data)
         self.manifest = manifest_to_json(inspected.manifest)

@@ -67,9 +67,14 @@ def schema_problem(schema: Any) -> str | None:
     return problem
 
 
+REGEX_NOTE = ("patterns run on a linear-time engine (no backtracking): back-references and look-around "
+              "cannot be used")
+
+
 def _compile(schema: Any) -> str | None:
     try:
         compile_schema(schema)
     except SchemaInvalid as e:
-        return e.problem
+        # jsonschema-rs reports a pattern its engine refuses as the format check it fails
+        return f"{e.problem} ({REGEX_NOTE})" if 'is not a "regex"' in e.problem else e.problem
     return None

@@ -112,7 +112,6 @@ def build_package(
     if provenance is not None:
         validate_provenance(provenance)
     module_entries = [_read_entry(s, MODULE_PREFIX) for s in modules]
-    check_module_paths(manifest, [name for name, _ in module_entries])
     asset_entries = [_read_entry(s, ASSET_PREFIX) for s in assets]
     if sbom is None or provenance is None:
         listed = _listed_files(module_entries, asset_entries)
@@ -123,6 +122,7 @@ def build_package(
     result = build_artifact(
         manifest_text, module_entries, asset_entries, sbom, provenance, signing_seed, signed_at_unix_ms
     )
+    check_module_paths(manifest, [name for name, _ in module_entries])  # entry names are checked by now
     atomic_write(output, result.artifact, mode=0o644)
     return result
 

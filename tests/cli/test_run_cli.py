@@ -25,7 +25,7 @@ SPIN = kit.json_module("(loop $l (br $l)) (unreachable)", name="spin")
 
 @pytest.fixture
 def lab(tmp_path):
-    lab = kit.Lab(tmp_path / "home")
+    lab = kit.Lab(tmp_path / "home", policy=["max_fuel_budget=100000000000"])  # the spin needs fuel to spare
     lab.sid = lab.install(kit.ECHO, tools=ECHO_TOOLS)
     lab.spin = lab.install(SPIN, tools=[("spin", kit.ANY, kit.ANY)], fuel=10**11, timeout_ms=5000)
     yield lab

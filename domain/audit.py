@@ -288,7 +288,8 @@ def audit_artifact(
     if feed_path is not None and feed is None:
         raise ValueError("the policy configures a vulnerability feed but none was loaded")
     module_paths = inspected.module_paths()
-    digests = {p: sha256_hex(inspected.entries[p]) for p in module_paths}
+    # the digests inspect computed from these very bytes (hashing a large module again costs time)
+    digests = {p: inspected.entry_sha256.get(p) or sha256_hex(inspected.entries[p]) for p in module_paths}
     for p in module_paths:
         facts = modules.get(p)
         if facts is None:

@@ -23,7 +23,7 @@ class PolicyChanged(LedgerEvent):
     changed: list[str]
     reason: str
 
-    def apply(self, aggregate: AuditPolicy) -> None:
+    def apply(self, aggregate: "AuditPolicy") -> None:
         aggregate.values = msgspec.convert(self.policy, PolicyValues)
 
 

@@ -34,8 +34,8 @@ SKILLS_HOST_FUNCTIONS: dict[str, str] = {
     "storage_write": "(i32, i32, i32, i32) -> (i32)",
 }
 
-# AssemblyScript's default build imports ``env.abort(message, file, line, column)``; the host
-# provides exactly that function (it traps with the message), so default builds pass and run.
+# AssemblyScript's default build imports ``env.abort(message, fileName, line, column)``; the
+# host provides it to json-v1 and wasi-command modules (it traps with the message).
 ENV_MODULE = "env"
 ENV_FUNCTIONS: dict[str, str] = {"abort": "(i32, i32, i32, i32) -> ()"}
 
@@ -44,8 +44,8 @@ JSON_TOOL_TYPE = "(i32, i32) -> (i64)"
 _ALLOWED = {
     PALYRA_V1: {HOST_CAPABILITIES_MODULE: PALYRA_FUNCTIONS},
     JSON_V1: {SKILLS_HOST_MODULE: SKILLS_HOST_FUNCTIONS, ENV_MODULE: ENV_FUNCTIONS},
-    WASI_COMMAND: {SKILLS_HOST_MODULE: SKILLS_HOST_FUNCTIONS, WASI_PREVIEW1_MODULE: None,  # WASI: the linker checks
-                   ENV_MODULE: ENV_FUNCTIONS},
+    WASI_COMMAND: {SKILLS_HOST_MODULE: SKILLS_HOST_FUNCTIONS, ENV_MODULE: ENV_FUNCTIONS,
+                   WASI_PREVIEW1_MODULE: None},  # WASI: the linker checks
 }
 
 

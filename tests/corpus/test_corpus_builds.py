@@ -335,8 +335,6 @@ def test_the_inspectors_reader_sees_what_wasmtime_sees(corpus, name):
     assert [e.name for e in module.exports] == [e.name for e in facts.exports]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17: AssemblyScript's default build imports env.abort; provide "
-                                       "it so default builds pass the audit and run")
 def test_default_assemblyscript_build_passes_the_audit_and_runs(lab):
     code, result = run(lab, "corpus.assemblyscript", {"n": 12345, "s": "a1"})
     assert code == 0, result

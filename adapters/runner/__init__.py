@@ -1,14 +1,16 @@
-"""The runner: run one tool of an installed skill in a wasmtime sandbox, gated by the
-projected state (``runtime.md``).
+"""The runner: run one tool of an installed skill in a wasmtime sandbox, found through the
+views and confirmed from the journal (``runtime.md``, issue 11).
 
     result = run_tool(settings, "examples.echo", '{"text": "hi"}')
 
-``Runner`` keeps its read model, caches and compiled modules between calls (a long-lived
-caller makes one and calls ``run`` many times); ``run_tool`` is the one-shot form. A warm
-call costs two indexed SQLite reads (journal head, views position), one ``stat`` of the
-stored artifact, the schema checks, and the sandboxed call itself: it never scans the
-journal nor re-hashes an unchanged artifact. A ``Runner`` serves one thread at a time (wasmtime
-stores are single-threaded); make one per thread.
+``Runner`` keeps its read model, its journal confirmations, caches and compiled modules
+between calls (a long-lived caller makes one and calls ``run`` many times); ``run_tool`` is
+the one-shot form. A warm call costs two indexed SQLite reads (journal head, views
+position), one ``stat`` of the stored artifact, the schema checks, and the sandboxed call
+itself: the journal confirmation (``confirm.py``) is cached by the journal position, and at
+a new position one more indexed query tells whether the streams it read changed. A one-shot
+call pays one confirmation (three short streams replayed). A ``Runner`` serves one thread
+at a time (wasmtime stores are single-threaded); make one per thread.
 """
 
 from __future__ import annotations
@@ -31,8 +33,9 @@ from skill_ledger.domain.manifest import Manifest, Tool, manifest_from_json, too
 from skill_ledger.domain.text import trim
 
 from . import abi
+from .confirm import Confirmed, JournalReader, confirm_version, differences, open_reader, refusal
 from .engine import ModuleCache
-from .gate import ArtifactCheck, SchemaCheck, check_input, deny, find_version, refusal
+from .gate import ArtifactCheck, SchemaCheck, check_input, deny, drifted, find_version
 from .hostcalls import HostContext
 from .limits import DEFAULT_LIMITS, RunLimits, limits_for
 
@@ -61,7 +64,7 @@ class RunResult(msgspec.Struct, frozen=True):
 
 
 class _Version:
-    """What the runner derives once from a version's recorded manifest."""
+    """What the runner derives once from a version's manifest as the journal recorded it."""
 
     def __init__(self, manifest_json: dict[str, Any]) -> None:
         self.manifest: Manifest = manifest_from_json(manifest_json)
@@ -85,21 +88,23 @@ _versions: OrderedDict[tuple[str, str, str], _Version] = OrderedDict()
 _versions_lock = threading.Lock()
 
 
-def _version(row: sqlite3.Row) -> _Version:
-    key = (row["skill_id"], row["version"], row["payload_sha256"])
+def _version(c: Confirmed) -> _Version:
+    # The payload hash binds skill.toml, so one (skill, version, payload) has one manifest.
+    key = (c.skill_id, c.version or "", c.payload_sha256)
     with _versions_lock:
         found = _versions.get(key)
         if found is not None:
             _versions.move_to_end(key)
             return found
-    import json
-
-    made = _Version(json.loads(row["manifest"]))
+    made = _Version(c.manifest)
     with _versions_lock:
         _versions[key] = made
         while len(_versions) > 256:
             _versions.popitem(last=False)
     return made
+
+
+MAX_CONFIRMATIONS = 1024  # per Runner: (skill, requested version) pairs remembered
 
 
 class Runner:
@@ -113,16 +118,19 @@ class Runner:
         self.modules = ModuleCache(settings.cache_dir, notify=notify)
         self.secrets = SecretStore(settings.secrets_path)
         self._store: Any = None
-        self._journal: sqlite3.Connection | None = None
+        self._reader: JournalReader | None = None
         self._rows: dict[tuple[str, str | None, str | None], sqlite3.Row] = {}
+        self._confirmed: dict[tuple[str, str | None], Confirmed] = {}
+        # (skill, requested version) -> the views row, confirmation and tool last found to agree
+        self._agreed: dict[tuple[str, str | None], tuple[sqlite3.Row, Confirmed, str]] = {}
 
     def close(self) -> None:
         if self._store is not None:
             self._store.close()
             self._store = None
-        if self._journal is not None:
-            self._journal.close()
-            self._journal = None
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
 
     def __enter__(self) -> "Runner":
         return self
@@ -130,43 +138,77 @@ class Runner:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    # --- the read model, fresh for every call -----------------------------------------------
+    # --- the views (lookup) and the journal (decision) -------------------------------------
 
-    def _head(self) -> int | None:
-        if not self.settings.journal_is_sqlite:
-            return None
-        if self._journal is None:
-            path = self.settings.journal_path
-            if not path.exists():
-                return None
-            try:
-                self._journal = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30, check_same_thread=False)
-            except sqlite3.Error:
-                return None
-        try:
-            return self._journal.execute("SELECT max(rowid) FROM stored_events").fetchone()[0] or 0
-        except sqlite3.Error:
-            return None
+    def _journal(self) -> JournalReader:
+        if self._reader is None:
+            self._reader = open_reader(self.settings)
+        return self._reader
 
-    def _views(self) -> Any:
+    def _views(self) -> tuple[Any, int]:
+        """The views, caught up with the journal, and the position they are at."""
+        head = self._journal().head()
         if self._store is not None:
-            head = self._head()
-            if head is not None and head == self._store.position():
-                return self._store
+            position = self._store.position()
+            if head is not None and head == position:
+                return self._store, position
             self._store.close()
             self._store = None
             self._rows.clear()
         self._store = open_views(self.settings, notify=self.notify)
-        return self._store
+        return self._store, self._store.position()
 
-    def _row(self, tool_id: str, skill_id: str | None, version: str | None) -> sqlite3.Row:
-        store = self._views()
+    def _row(self, tool_id: str, skill_id: str | None, version: str | None, store: Any = None) -> sqlite3.Row:
+        """The views' row of the version that declares the tool (a candidate, not a decision)."""
         key = (tool_id, skill_id, version)
         row = self._rows.get(key)
         if row is None:
-            row = find_version(store.con, tool_id, skill_id, version)
+            row = find_version((store or self._views()[0]).con, tool_id, skill_id, version)
             self._rows[key] = row
         return row
+
+    def _confirmation(self, skill_id: str, version: str | None, position: int) -> Confirmed:
+        """The journal's word on the version, as of ``position`` (cached while its streams are unchanged)."""
+        key = (skill_id, version)
+        c = self._confirmed.get(key)
+        if c is not None and c.head != position:
+            unchanged = c.head < position and not self._journal().changed(c.streams, c.head, position)
+            c = msgspec.structs.replace(c, head=position) if unchanged else None
+        if c is None:
+            c = confirm_version(self._journal(), skill_id, version, position)
+        if len(self._confirmed) >= MAX_CONFIRMATIONS and key not in self._confirmed:
+            self._confirmed.clear()
+            self._agreed.clear()
+        self._confirmed[key] = c
+        return c
+
+    def _confirmed_tool(self, tool_id: str, skill_id: str | None, version: str | None) -> tuple[Confirmed, Tool]:
+        """Find the tool's version in the views, confirm it from the journal, and check that the
+        two agree (drift is reported, the views rebuilt and the call refused)."""
+        store, position = self._views()
+        row = self._row(tool_id, skill_id, version, store)
+        c = self._confirmation(row["skill_id"], version, position)
+        tool = _version(c).tools.get(trim(tool_id)) if c.version is not None else None
+        key = (row["skill_id"], version)
+        agreed = self._agreed.get(key)
+        if agreed is None or agreed[0] is not row or agreed[1] is not c or agreed[2] != trim(tool_id):
+            found = differences(row, c, tool is not None)
+            if found:
+                self._forget()
+                head = self._journal().head()
+                drifted(self.settings, c, found, self.notify, rebuild=head is None or position <= head)
+            self._agreed[key] = (row, c, trim(tool_id))
+        if tool is None:  # unreachable: differences() reports a tool the journal's manifest lacks
+            raise ToolNotFound(f"{c.skill_id} {c.version} declares no tool {tool_id}", {"tool_id": tool_id})
+        return c, tool
+
+    def _forget(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+        self._rows.clear()
+        self._confirmed.clear()
+        self._agreed.clear()
 
     # --- one run --------------------------------------------------------------------------
 
@@ -175,49 +217,50 @@ class Runner:
         value, payload = self._input(input_json)
         if timeout_ms is not None and timeout_ms <= 0:
             raise UsageError("--timeout-ms must be a positive number of milliseconds", {"timeout_ms": timeout_ms})
-        row = self._row(tool_id, skill_id, version)
-        v = _version(row)
-        tool = v.tools.get(trim(tool_id))
-        if tool is None:  # the projection and the manifest disagree: treat as unknown
-            raise ToolNotFound(f"{row['skill_id']} {row['version']} declares no tool {tool_id}",
-                               {"tool_id": tool_id, "skill_id": row["skill_id"], "version": row["version"]})
-        where = {"tool_id": tool.id, "skill_id": row["skill_id"], "version": row["version"]}
-        refused = refusal(row)
+        c, tool = self._confirmed_tool(tool_id, skill_id, version)
+        v = _version(c)
+        where = {"tool_id": tool.id, "skill_id": c.skill_id, "version": c.version}
+        refused = refusal(c)
         if refused is not None:
             self._rows.clear()
-            deny(self.settings, row, tool.id, refused[0], refused[1], self.notify)
+            deny(self.settings, c, tool.id, refused[0], refused[1], self.notify)
         try:
-            record, entries = self.artifacts.verify(row)
+            record, entries = self.artifacts.verify(c)
         except SkillLedgerError:
             self._rows.clear()
             raise
-        check_input(v.schema(tool, "input_schema"), value, where)
+        validating = check_input(v.schema(tool, "input_schema"), value, where)
 
         resolved = record.tools.get(trim(tool.id))
         if resolved is None or resolved.module_path is None:
-            raise ToolNotFound(f"no module of {row['skill_id']} {row['version']} serves tool {tool.id}: "
+            raise ToolNotFound(f"no module of {c.skill_id} {c.version} serves tool {tool.id}: "
                                f"{resolved.reason if resolved else 'unknown tool'}", where)
         path = resolved.module_path
-        loaded = self.modules.get(record.modules[path], path, lambda: self._module_bytes(row, path, entries))
+        loaded = self.modules.get(record.modules[path], path, lambda: self._module_bytes(c, path, entries))
         plan_key = (loaded.facts.sha256, tool.name)
         plan = v.plans.get(plan_key)
         if plan is None:
             plan = v.plans[plan_key] = abi.plan(loaded.facts, tool.name, v.manifest.operator.plugin.default_entrypoint)
 
-        limits = limits_for(v.manifest.capabilities.quotas, timeout_ms, self.limits)
-        ctx = HostContext(skill_id=row["skill_id"], tool_name=tool.name, manifest=v.manifest, grants=v.grants,
-                          limits=limits, deadline=time.monotonic() + limits.timeout_ms / 1000,
-                          data_dir=self.settings.data_dir, secrets=self.secrets, resolver=self.resolver)
+        limits = limits_for(v.manifest.capabilities.quotas, timeout_ms, policy=c.policy, base=self.limits)
+        deadline = self._deadline(limits, validating, where)
+        ctx = HostContext(skill_id=c.skill_id, tool_name=tool.name, manifest=v.manifest, grants=v.grants,
+                          limits=limits, deadline=deadline, data_dir=self.settings.data_dir, secrets=self.secrets,
+                          resolver=self.resolver)
         try:
             outcome = abi.execute(plan, loaded.module, ctx, payload)
             log = ctx.finished_log() + [
                 {"source": "stderr", "level": "info", "message": ctx.redact(line)}
                 for line in outcome.stderr.splitlines() if line.strip()]
             if plan.abi != abi.PALYRA_V1:  # palyra-v1's output is the host's {"exit_code": n}
-                problem = v.schema(tool, "output_schema").errors(outcome.output)
+                problem, _took = v.schema(tool, "output_schema").timed(outcome.output)
                 if problem is not None:
                     raise ExecutionError(f"the output does not match the tool's output_schema: {problem}",
                                          code="invalid_output")
+                if time.monotonic() > deadline:
+                    raise ExecutionError(f"the run and the validation of its output exceeded the wall-clock limit "
+                                         f"of {limits.timeout_ms} ms", {"timeout_ms": limits.timeout_ms},
+                                         code="execution_timed_out")
         except SkillLedgerError as e:
             e.details.update({**where, "abi": plan.abi, "log": ctx.finished_log()})
             e.message = ctx.redact(e.message)
@@ -228,8 +271,19 @@ class Runner:
         except RecursionError:
             raise ExecutionError("the output is nested too deeply", {**where, "abi": plan.abi},
                                  code="invalid_output") from None
-        return RunResult(tool.id, row["skill_id"], row["version"], plan.abi, output, outcome.exit_code,
+        return RunResult(tool.id, c.skill_id, c.version or "", plan.abi, output, outcome.exit_code,
                          outcome.duration_ms, outcome.fuel_consumed, log, v.capabilities)
+
+    @staticmethod
+    def _deadline(limits: RunLimits, validating_s: float, where: dict[str, Any]) -> float:
+        """When the module must be done: the wall clock less what validating the input took
+        (schemas run on the host, so they count against the call's deadline)."""
+        left_s = limits.timeout_ms / 1000 - validating_s
+        if left_s <= 0:
+            raise ExecutionError(f"validating the input took {validating_s * 1000:.1f} ms, the whole wall-clock "
+                                 f"limit of {limits.timeout_ms} ms; nothing was run",
+                                 {**where, "timeout_ms": limits.timeout_ms}, code="execution_timed_out")
+        return time.monotonic() + left_s
 
     def _input(self, input_json: str | bytes | None) -> tuple[Any, bytes]:
         raw = b"{}" if input_json is None else input_json.encode("utf-8") if isinstance(input_json, str) else input_json
@@ -243,16 +297,16 @@ class Runner:
             raise UsageError("the input JSON is nested too deeply") from None
         return value, msgspec.json.encode(value)
 
-    def _module_bytes(self, row: sqlite3.Row, path: str, entries: dict[str, bytes] | None) -> bytes:
+    def _module_bytes(self, c: Confirmed, path: str, entries: dict[str, bytes] | None) -> bytes:
         if entries is None:
             from skill_ledger.domain.errors import ArtifactMissing, ArtifactTampered
             from skill_ledger.domain.ziparchive import decode_archive
 
             try:
-                data = self.artifacts.blobs.read_verified(row["artifact_sha256"], skill_id=row["skill_id"],
-                                                          version=row["version"])
+                data = self.artifacts.blobs.read_verified(c.artifact_sha256, skill_id=c.skill_id,
+                                                          version=c.version or "")
             except (ArtifactTampered, ArtifactMissing) as e:
-                self.artifacts.quarantine(row, e)
+                self.artifacts.quarantine(c, e)
             entries = decode_archive(data)
         return entries[path]
 

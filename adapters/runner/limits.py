@@ -5,6 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from skill_ledger.domain.manifest import Quotas
+from skill_ledger.domain.policy import PolicyValues
 
 MAX_FUEL = 100_000_000_000  # the engine's maximum fuel per run (a few seconds of guest code)
 MAX_MEMORY_BYTES = 4 * 1024 * 1024 * 1024  # a wasm32 memory cannot be larger anyway
@@ -33,12 +34,20 @@ class RunLimits(msgspec.Struct, frozen=True, kw_only=True):
 DEFAULT_LIMITS = RunLimits()
 
 
-def limits_for(quotas: Quotas, timeout_ms: int | None, base: RunLimits = DEFAULT_LIMITS) -> RunLimits:
-    """The manifest's quotas, capped by the engine; the wall clock is min(manifest, --timeout-ms)."""
-    wall = quotas.wall_clock_timeout_ms if timeout_ms is None else min(quotas.wall_clock_timeout_ms, timeout_ms)
-    return msgspec.structs.replace(
-        base,
-        fuel=max(1, min(quotas.fuel_budget, MAX_FUEL)),
-        memory_bytes=min(quotas.max_memory_bytes, MAX_MEMORY_BYTES),
-        timeout_ms=max(1, min(wall, MAX_TIMEOUT_MS)),
-    )
+def limits_for(quotas: Quotas, timeout_ms: int | None, *, policy: PolicyValues | None = None,
+               base: RunLimits = DEFAULT_LIMITS) -> RunLimits:
+    """The manifest's quotas, capped by the policy (when given: the one the journal recorded) and
+    the engine; the wall clock is also capped by ``--timeout-ms``."""
+    fuel = min(quotas.fuel_budget, MAX_FUEL)
+    memory = min(quotas.max_memory_bytes, MAX_MEMORY_BYTES)
+    wall = min(quotas.wall_clock_timeout_ms, MAX_TIMEOUT_MS)
+    instances = base.instances
+    if policy is not None:
+        fuel = min(fuel, policy.max_fuel_budget)
+        memory = min(memory, policy.max_memory_bytes)
+        wall = min(wall, policy.max_wall_clock_timeout_ms)
+        instances = min(instances, policy.max_instances)
+    if timeout_ms is not None:
+        wall = min(wall, timeout_ms)
+    return msgspec.structs.replace(base, fuel=max(1, fuel), memory_bytes=memory, timeout_ms=max(1, wall),
+                                   instances=max(1, instances))

@@ -39,7 +39,8 @@ BIG_FUEL = 10**11
 def lab(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("hostile")
     lab = kit.Lab(root / "home", policy=["allowed_import_modules="
-                                         "palyra:plugins/host-capabilities@0.1.0,skills:host/v1,env"])
+                                         "palyra:plugins/host-capabilities@0.1.0,skills:host/v1,env",
+                                         f"max_fuel_budget={BIG_FUEL}"])  # the timeouts need fuel to spare
     lab.healthy = lab.install(kit.ECHO, tools=[("echo", kit.OBJECT, kit.OBJECT)])
     lab.server = kit.LocalServer()
     yield lab

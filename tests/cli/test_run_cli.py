@@ -25,7 +25,7 @@ SPIN = kit.json_module("(loop $l (br $l)) (unreachable)", name="spin")
 
 @pytest.fixture
 def lab(tmp_path):
-    lab = kit.Lab(tmp_path / "home")
+    lab = kit.Lab(tmp_path / "home", policy=["max_fuel_budget=100000000000"])  # the spin needs fuel to spare
     lab.sid = lab.install(kit.ECHO, tools=ECHO_TOOLS)
     lab.spin = lab.install(SPIN, tools=[("spin", kit.ANY, kit.ANY)], fuel=10**11, timeout_ms=5000)
     yield lab
@@ -92,8 +92,7 @@ def test_a_quarantined_skill_is_refused_with_exit_7_and_recorded(skills, lab):
 
 
 def test_a_tampered_artifact_exits_5(skills, lab):
-    row = lab.runner._row("acme.echo", None, None)
-    blob = lab.runner.artifacts.blobs.path_for(row["artifact_sha256"])
+    blob = lab.blob(lab.sid)
     os.chmod(blob, 0o644)
     blob.write_bytes(blob.read_bytes() + b"junk")
     r = skills("run", "acme.echo", "--input", '{"text": "x"}', "--json")
@@ -133,10 +132,12 @@ def test_commands_that_do_not_run_modules_never_import_wasmtime(lab, tmp_path):
     assert out.stdout.strip().splitlines()[-1] == "RESULT 0 False False"
 
 
-def test_a_warm_run_imports_neither_the_journal_library_nor_the_artifact_codec(lab, tmp_path):
-    """A warm ``skills run`` (views at the journal's head, artifact and module caches filled) reads the
-    views and runs the module: it needs neither eventsourcing (the write side), nor cryptography (the
-    signature check was remembered), nor the packaging, SBOM or rebuild libraries."""
+def test_a_warm_run_confirms_from_the_journal_without_the_write_machinery(lab, tmp_path):
+    """A warm ``skills run`` (views at the journal's head, artifact and module caches filled) finds
+    the tool in the views and confirms it from the journal through the domain's aggregates
+    (``eventsourcing.domain``), read-only: it needs neither eventsourcing's application and
+    persistence layers (the write side), nor cryptography (the signature check was remembered),
+    nor the packaging, SBOM or rebuild libraries."""
     code = ("import sys\nfrom skill_ledger.cli.main import cli\n"
             "rc = cli.main(['--home', sys.argv[1], 'run', 'acme.echo', '--input', '{\"text\": \"w\"}', '--json'],"
             " standalone_mode=False)\n"
@@ -149,7 +150,10 @@ def test_a_warm_run_imports_neither_the_journal_library_nor_the_artifact_codec(l
     packages = {m.split(".")[0] for m in modules}
     assert rc == "0"
     assert {"wasmtime", "jsonschema_rs"} <= packages  # the run did happen
-    assert not packages & {"eventsourcing", "cryptography", "cyclonedx", "sqlite_utils", "psycopg"}, packages
+    assert "skill_ledger.domain.skill" in modules  # the decision read the journal's aggregates
+    assert not packages & {"cryptography", "cyclonedx", "sqlite_utils", "psycopg"}, packages
+    assert not [m for m in modules if m.startswith(("eventsourcing.application", "eventsourcing.persistence",
+                                                    "eventsourcing.sqlite"))]
     assert not [m for m in modules if m.startswith(("skill_ledger.adapters.usecases", "skill_ledger.domain.artifact"))]
 
 

@@ -223,6 +223,17 @@ class Lab:
         text = None if input_value is None else json.dumps(input_value)
         return self.runner.run(f"{PUBLISHER}.{tool}", text, skill_id=skill_id, **kw)
 
+    def blob(self, skill_id: str, version: str = "1.0.0") -> Path:
+        """The stored artifact of a version (its digest as the journal recorded it)."""
+        from skill_ledger.domain.skill import Skill
+
+        ledger = self.ledger()
+        try:
+            digest = ledger.load(Skill, skill_id).versions[version].artifact_sha256
+            return ledger.blobs.path_for(digest)
+        finally:
+            ledger.close()
+
     def events(self, kind: str) -> list[dict[str, Any]]:
         from skill_ledger.adapters.journal.read import journal_events
 

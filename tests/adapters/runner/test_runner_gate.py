@@ -133,8 +133,7 @@ def test_the_stat_cache_skips_rehashing_an_unchanged_artifact(lab, monkeypatch):
 def test_a_verified_record_does_not_hide_a_later_rewrite(lab):
     sid = lab.install(kit.ECHO, tools=ECHO_TOOLS)
     lab.runner.run("acme.echo", '{"text": "x"}')
-    row = lab.runner._row("acme.echo", None, None)
-    blob = lab.runner.artifacts.blobs.path_for(row["artifact_sha256"])
+    blob = lab.blob(sid)
     os.chmod(blob, 0o644)
     data = blob.read_bytes()
     blob.write_bytes(data[:-30] + bytes([data[-30] ^ 1]) + data[-29:])

@@ -278,8 +278,9 @@ def differences(row: Any, c: Confirmed, tool_declared: bool) -> list[dict[str, A
     journal's manifest declares the tool the views resolved to this version."""
     if c.version is None:
         return [{"field": "version", "views": row["version"], "journal": None}]
+    if row["version"] != c.version:  # looked up as the current version: the views name another one
+        return [{"field": "current", "views": row["version"], "journal": c.version}]
     pairs = [
-        ("version", row["version"], c.version),
         ("installed", bool(row["installed"]), c.installed),
         ("current", bool(row["current"]), c.current),
         ("status", row["status"], c.status),

@@ -120,6 +120,7 @@ class Runner:
         self._store: Any = None
         self._reader: JournalReader | None = None
         self._rows: dict[tuple[str, str | None, str | None], sqlite3.Row] = {}
+        self._rows_at = -1  # the views position the rows were looked up at
         self._confirmed: dict[tuple[str, str | None], Confirmed] = {}
         # (skill, requested version) -> the views row, confirmation and tool last found to agree
         self._agreed: dict[tuple[str, str | None], tuple[sqlite3.Row, Confirmed, str]] = {}
@@ -146,17 +147,23 @@ class Runner:
         return self._reader
 
     def _views(self) -> tuple[Any, int]:
-        """The views, caught up with the journal, and the position they are at."""
+        """The views, caught up with the journal, and the position they are at (rows looked up at
+        another position are forgotten: another process may have caught the views up meanwhile)."""
         head = self._journal().head()
+        position = None
         if self._store is not None:
             position = self._store.position()
-            if head is not None and head == position:
-                return self._store, position
-            self._store.close()
-            self._store = None
+            if head is None or head != position:
+                self._store.close()
+                self._store = None
+        if self._store is None:
+            self._store = open_views(self.settings, notify=self.notify)
+            position = self._store.position()
+        assert position is not None
+        if position != self._rows_at:
             self._rows.clear()
-        self._store = open_views(self.settings, notify=self.notify)
-        return self._store, self._store.position()
+            self._rows_at = position
+        return self._store, position
 
     def _row(self, tool_id: str, skill_id: str | None, version: str | None, store: Any = None) -> sqlite3.Row:
         """The views' row of the version that declares the tool (a candidate, not a decision)."""

@@ -285,3 +285,50 @@ def test_reinstalling_the_artifact_replaces_a_fifo_in_its_place(lab, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert blob.is_file() and not blob.is_fifo()
     assert run(lab).returncode == 0
+
+
+# --- the same on a PostgreSQL journal ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pg():
+    import pg_server
+
+    try:
+        server = pg_server.start()
+    except pg_server.PgUnavailable as e:
+        pytest.fail(f"cannot run the PostgreSQL journal tests: {e}", pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_views_edited_beside_a_postgresql_journal_do_not_decide_a_run(pg, tmp_path):
+    from skill_ledger.adapters.settings import resolve
+    from skill_ledger.adapters.usecases.install import install
+
+    url = pg.url(pg.create_database())
+    home = tmp_path / "home"
+    settings = resolve(home=str(home), journal=url, actor="user:test", command="test")
+    path = tmp_path / "victim.palyra-skill"
+    path.write_bytes(kit.artifact(kit.manifest("acme.victim", ECHO_TOOLS), {"m.wasm": kit.wasm(kit.ECHO)}))
+    with kit.ledger_session(settings) as ledger:
+        install(ledger, str(path), allow_tofu=True)
+
+    def pg_skills(*args: str):
+        proc = h.run_cli("--journal", url, "--json", *args, home=home, timeout=60)
+        assert "Traceback" not in proc.stderr, proc.stderr
+        return proc
+
+    ok = pg_skills("run", "acme.echo", "--input", '{"text": "pg"}')
+    assert ok.returncode == 0 and json.loads(ok.stdout)["output"] == {"text": "pg"}, ok.stderr
+    assert pg_skills("quarantine", "acme.victim", "--reason", "incident").returncode == 0
+    con = sqlite3.connect(settings.views_path)
+    with con:
+        con.execute("UPDATE versions SET status='active', eligible=1, eligibility_reasons='[]'")
+    con.close()
+    drift = pg_skills("run", "acme.echo", "--input", '{"text": "pg"}')
+    assert drift.returncode == 9 and error_of(drift)["code"] == "projection_drift", drift.stderr
+    denied = pg_skills("run", "acme.echo", "--input", '{"text": "pg"}')
+    assert denied.returncode == 7 and error_of(denied)["details"]["reason_code"] == "quarantined"

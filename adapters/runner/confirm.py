@@ -26,7 +26,6 @@ changed, and a one-shot ``skills run`` reads each stream once.
 from __future__ import annotations
 
 import sqlite3
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -323,6 +322,3 @@ def stream_ids(*streams: str) -> tuple[str, ...]:
     from skill_ledger.domain.events import stream_uuid
 
     return tuple(stream_uuid(s).hex for s in streams)
-
-
-_ = uuid  # stream ids are UUIDs; kept for type readers

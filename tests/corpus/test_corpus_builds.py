@@ -203,7 +203,8 @@ SKILLS = {  # skill id: (module, input schema, manifest quotas)
 def lab(corpus, tmp_path_factory):
     """One home with a skill per corpus module, each with one tool named after the module."""
     saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("SKILLS_")}
-    lab = kit.Lab(tmp_path_factory.mktemp("corpus-lab") / "home")
+    # malloc-heavy asks 1e9 fuel, above the policy's default cap (1e7): the operator raises the cap
+    lab = kit.Lab(tmp_path_factory.mktemp("corpus-lab") / "home", policy=["max_fuel_budget=1000000000"])
     modules = {**corpus, **build.COMPONENTS}
     for skill_id, (module, schema, quotas) in SKILLS.items():
         lab.install({f"{module}.wasm": modules[module].read_bytes()}, tools=[(module, schema, kit.ANY)],

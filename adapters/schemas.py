@@ -19,6 +19,7 @@ imports in a fraction of the time the pure-Python ``jsonschema`` package took, w
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 MAX_PROBLEM_CHARS = 300
@@ -46,15 +47,21 @@ class CompiledSchema:
         except (ValueError, TypeError) as e:  # not a JSON value at all
             raise SchemaInvalid(_first_line(str(e))) from None
 
-    def problem(self, value: Any) -> str | None:
-        """``None`` when ``value`` is valid, else one readable reason (the first error, with its path)."""
+    def problem(self, value: Any, *, redact: Callable[[str], str] | None = None) -> str | None:
+        """``None`` when ``value`` is valid, else one readable reason (the first error, with its path).
+
+        ``redact`` (the runner's secret redaction) runs on the whole message *before* it is cut
+        to one line, so no part of a secret survives the cut."""
         if self._validator.is_valid(value):
             return None
         error = next(iter(self._validator.iter_errors(value)), None)
         if error is None:  # pragma: no cover - is_valid said otherwise
             return "invalid"
         at = "/".join(str(p) for p in error.instance_path)
-        return _first_line(error.message) + (f" (at /{at})" if at else "")
+        message = error.message if redact is None else redact(error.message)
+        if at and redact is not None:
+            at = redact(at)
+        return _first_line(message) + (f" (at /{at})" if at else "")
 
 
 def compile_schema(schema: Any) -> CompiledSchema:

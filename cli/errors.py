@@ -71,12 +71,15 @@ EXIT_CODES: dict[str, int] = {
     # execution denied
     "not_active": EXECUTION_DENIED,
     "capability_denied": EXECUTION_DENIED,
+    "tool_declaration_invalid": EXECUTION_DENIED,  # a tool's assets/tools/<id>.json the runner refuses
     # execution failed
     "execution_timed_out": EXECUTION_FAILED,
     "fuel_exhausted": EXECUTION_FAILED,
     "memory_limit_exceeded": EXECUTION_FAILED,
     "trap": EXECUTION_FAILED,
     "invalid_output": EXECUTION_FAILED,
+    "nonzero_exit_status": EXECUTION_FAILED,  # a WASI command exited with a status its tool does not call success
+    "compile_limits_exceeded": EXECUTION_FAILED,  # compiling the module hit the worker's time or memory limit
     # journal
     "journal_tampered": JOURNAL_INTEGRITY,
     "concurrency_conflict": JOURNAL_INTEGRITY,

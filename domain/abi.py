@@ -34,12 +34,18 @@ SKILLS_HOST_FUNCTIONS: dict[str, str] = {
     "storage_write": "(i32, i32, i32, i32) -> (i32)",
 }
 
+# AssemblyScript's default build imports ``env.abort(message, fileName, line, column)``; the
+# host provides it to json-v1 and wasi-command modules (it traps with the message).
+ENV_MODULE = "env"
+ENV_FUNCTIONS: dict[str, str] = {"abort": "(i32, i32, i32, i32) -> ()"}
+
 PALYRA_V1, JSON_V1, WASI_COMMAND = "palyra-v1", "json-v1", "wasi-command"
 JSON_TOOL_TYPE = "(i32, i32) -> (i64)"
 _ALLOWED = {
     PALYRA_V1: {HOST_CAPABILITIES_MODULE: PALYRA_FUNCTIONS},
-    JSON_V1: {SKILLS_HOST_MODULE: SKILLS_HOST_FUNCTIONS},
-    WASI_COMMAND: {SKILLS_HOST_MODULE: SKILLS_HOST_FUNCTIONS, WASI_PREVIEW1_MODULE: None},  # WASI: the linker checks
+    JSON_V1: {SKILLS_HOST_MODULE: SKILLS_HOST_FUNCTIONS, ENV_MODULE: ENV_FUNCTIONS},
+    WASI_COMMAND: {SKILLS_HOST_MODULE: SKILLS_HOST_FUNCTIONS, ENV_MODULE: ENV_FUNCTIONS,
+                   WASI_PREVIEW1_MODULE: None},  # WASI: the linker checks
 }
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -32,11 +31,10 @@ from skill_ledger.domain.grants import CapabilityGrants, capability_grants
 from skill_ledger.domain.manifest import Manifest, Tool, manifest_from_json, tool_ids
 from skill_ledger.domain.text import trim
 
-from . import abi
+from .call import Calls, ToolCall
 from .confirm import Confirmed, JournalReader, confirm_version, differences, open_reader, refusal
 from .engine import ModuleCache
 from .gate import ArtifactCheck, SchemaCheck, check_input, deny, drifted, find_version
-from .hostcalls import HostContext
 from .limits import DEFAULT_LIMITS, RunLimits, limits_for
 
 __all__ = ["Capabilities", "RunLimits", "RunResult", "Runner", "run_tool"]
@@ -74,7 +72,6 @@ class _Version:
         self.capabilities = Capabilities(self.grants.http_hosts, sorted({*fs.read_roots, *fs.write_roots}),
                                          len(self.grants.secret_keys))
         self._schemas: dict[tuple[str, str], SchemaCheck] = {}
-        self.plans: dict[tuple[str, str], abi.AbiPlan] = {}
 
     def schema(self, tool: Tool, which: str) -> SchemaCheck:
         key = (tool.id, which)
@@ -115,8 +112,9 @@ class Runner:
         self.limits = limits
         self.resolver = resolver  # egress DNS resolver (tests); None: the system's
         self.artifacts = ArtifactCheck(settings, notify=notify)
-        self.modules = ModuleCache(settings.cache_dir, notify=notify)
+        self.modules = ModuleCache(settings.cache_dir, notify=notify, limits=limits)
         self.secrets = SecretStore(settings.secrets_path)
+        self.calls = Calls(settings, modules=self.modules, secrets=self.secrets, notify=notify)
         self._store: Any = None
         self._reader: JournalReader | None = None
         self._rows: dict[tuple[str, str | None, str | None], sqlite3.Row] = {}
@@ -242,55 +240,16 @@ class Runner:
         if resolved is None or resolved.module_path is None:
             raise ToolNotFound(f"no module of {c.skill_id} {c.version} serves tool {tool.id}: "
                                f"{resolved.reason if resolved else 'unknown tool'}", where)
-        path = resolved.module_path
-        loaded = self.modules.get(record.modules[path], path, lambda: self._module_bytes(c, path, entries))
-        plan_key = (loaded.facts.sha256, tool.name)
-        plan = v.plans.get(plan_key)
-        if plan is None:
-            plan = v.plans[plan_key] = abi.plan(loaded.facts, tool.name, v.manifest.operator.plugin.default_entrypoint)
-
         limits = limits_for(v.manifest.capabilities.quotas, timeout_ms, policy=c.policy, base=self.limits)
-        deadline = self._deadline(limits, validating, where)
-        ctx = HostContext(skill_id=c.skill_id, tool_name=tool.name, manifest=v.manifest, grants=v.grants,
-                          limits=limits, deadline=deadline, data_dir=self.settings.data_dir, secrets=self.secrets,
-                          resolver=self.resolver)
-        try:
-            outcome = abi.execute(plan, loaded.module, ctx, payload)
-            log = ctx.finished_log() + [
-                {"source": "stderr", "level": "info", "message": ctx.redact(line)}
-                for line in outcome.stderr.splitlines() if line.strip()]
-            if plan.abi != abi.PALYRA_V1:  # palyra-v1's output is the host's {"exit_code": n}
-                problem, _took = v.schema(tool, "output_schema").timed(outcome.output)
-                if problem is not None:
-                    raise ExecutionError(f"the output does not match the tool's output_schema: {problem}",
-                                         code="invalid_output")
-                if time.monotonic() > deadline:
-                    raise ExecutionError(f"the run and the validation of its output exceeded the wall-clock limit "
-                                         f"of {limits.timeout_ms} ms", {"timeout_ms": limits.timeout_ms},
-                                         code="execution_timed_out")
-        except SkillLedgerError as e:
-            e.details.update({**where, "abi": plan.abi, "log": ctx.finished_log()})
-            e.message = ctx.redact(e.message)
-            e.args = (e.message,)
-            raise
-        try:
-            output = ctx.redact_value(outcome.output)
-        except RecursionError:
-            raise ExecutionError("the output is nested too deeply", {**where, "abi": plan.abi},
-                                 code="invalid_output") from None
-        return RunResult(tool.id, c.skill_id, c.version or "", plan.abi, output, outcome.exit_code,
-                         outcome.duration_ms, outcome.fuel_consumed, log, v.capabilities)
-
-    @staticmethod
-    def _deadline(limits: RunLimits, validating_s: float, where: dict[str, Any]) -> float:
-        """When the module must be done: the wall clock less what validating the input took
-        (schemas run on the host, so they count against the call's deadline)."""
-        left_s = limits.timeout_ms / 1000 - validating_s
-        if left_s <= 0:
-            raise ExecutionError(f"validating the input took {validating_s * 1000:.1f} ms, the whole wall-clock "
-                                 f"limit of {limits.timeout_ms} ms; nothing was run",
-                                 {**where, "timeout_ms": limits.timeout_ms}, code="execution_timed_out")
-        return time.monotonic() + left_s
+        _time_left(limits, validating, where)
+        done = self.calls.run(ToolCall(
+            skill_id=c.skill_id, tool=tool, manifest=v.manifest, grants=v.grants,
+            module_path=resolved.module_path, module_sha256=record.modules[resolved.module_path],
+            artifact_sha256=c.artifact_sha256, output_schema=v.schema(tool, "output_schema"), limits=limits,
+            where=where, input_validation_s=validating), value, payload, lambda: self._entries(c, entries),
+            resolver=self.resolver)
+        return RunResult(tool.id, c.skill_id, c.version or "", done.abi, done.output, done.exit_code,
+                         done.duration_ms, done.fuel_consumed, done.log, v.capabilities)
 
     def _input(self, input_json: str | bytes | None) -> tuple[Any, bytes]:
         raw = b"{}" if input_json is None else input_json.encode("utf-8") if isinstance(input_json, str) else input_json
@@ -304,7 +263,7 @@ class Runner:
             raise UsageError("the input JSON is nested too deeply") from None
         return value, msgspec.json.encode(value)
 
-    def _module_bytes(self, c: Confirmed, path: str, entries: dict[str, bytes] | None) -> bytes:
+    def _entries(self, c: Confirmed, entries: dict[str, bytes] | None) -> dict[str, bytes]:
         if entries is None:
             from skill_ledger.domain.errors import ArtifactMissing, ArtifactTampered
             from skill_ledger.domain.ziparchive import decode_archive
@@ -315,7 +274,18 @@ class Runner:
             except (ArtifactTampered, ArtifactMissing) as e:
                 self.artifacts.quarantine(c, e)
             entries = decode_archive(data)
-        return entries[path]
+        return entries
+
+
+def _time_left(limits: RunLimits, validating_s: float, where: dict[str, Any]) -> float:
+    """What is left of the wall clock after validating the input (tool schemas run on the host, so
+    they count against the call's deadline); nothing is run when validation alone used it up."""
+    left_s = limits.timeout_ms / 1000 - validating_s
+    if left_s <= 0:
+        raise ExecutionError(f"validating the input took {validating_s * 1000:.1f} ms, the whole wall-clock "
+                             f"limit of {limits.timeout_ms} ms; nothing was run",
+                             {**where, "timeout_ms": limits.timeout_ms}, code="execution_timed_out")
+    return left_s
 
 
 def run_tool(settings: Settings, tool_id: str, input_json: str | bytes | None = None, *,

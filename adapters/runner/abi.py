@@ -9,7 +9,6 @@ and the module is not instantiated (``capability_denied``).
 from __future__ import annotations
 
 import ctypes
-import errno
 import os
 import time
 from typing import Any
@@ -21,6 +20,7 @@ from wasmtime import _ffi as wasmtime_ffi  # stdin bytes: bound in the C API, no
 from skill_ledger.domain.abi import JSON_V1, PALYRA_V1, WASI_COMMAND, AbiPlan, plan  # noqa: F401 (re-exported)
 from skill_ledger.domain.constants import WASM_PAGE_SIZE
 from skill_ledger.domain.errors import CapabilityDenied, ExecutionError, SkillLedgerError
+from skill_ledger.domain.tool_decl import Invocation
 
 from . import storage
 from .engine import deadline_ticks, engine
@@ -32,12 +32,10 @@ _IMPORT_ERRORS = ("unknown import", "incompatible import type", "types incompati
 
 
 class Outcome(msgspec.Struct):
-    output: Any
+    output: Any  # json-v1: the parsed output; palyra-v1: {"exit_code": n}; wasi-command: None (see ctx.stdout)
     exit_code: int
     fuel_consumed: int
     duration_ms: float
-    stderr: str = ""
-
 
 
 # --- running it ------------------------------------------------------------------------------
@@ -96,25 +94,38 @@ def classify(e: BaseException, store: wasmtime.Store, memory: Any, ctx: HostCont
     raise e
 
 
-class _Capture:
-    """A bounded WASI output stream (the callback must never raise: wasmtime-py prints then)."""
+class Capture:
+    """A WASI output stream: the first ``cap`` bytes are kept, the rest discarded (and counted),
+    as a terminal would; the last ``tail_cap`` bytes are kept too (the end of stderr is what an
+    error quotes). The guest's write always succeeds: a full buffer is never its problem. The
+    callback must never raise (wasmtime-py would print and fail the write)."""
 
-    def __init__(self, cap: int) -> None:
+    def __init__(self, cap: int, tail_cap: int = 0) -> None:
         self.cap = cap
+        self.tail_cap = tail_cap
         self.parts: list[bytes] = []
         self.size = 0
-        self.overflow = False
+        self.discarded = 0
+        self.tail = b""
 
-    def write(self, chunk: bytes) -> int | None:
-        if self.size + len(chunk) > self.cap:
-            self.overflow = True
-            return -errno.EFBIG
-        self.parts.append(chunk)
-        self.size += len(chunk)
-        return None
+    def write(self, chunk: bytes) -> None:
+        try:
+            take = max(0, min(len(chunk), self.cap - self.size))
+            if take:
+                self.parts.append(chunk[:take])
+                self.size += take
+            self.discarded += len(chunk) - take
+            if self.tail_cap:
+                self.tail = (self.tail + chunk[-self.tail_cap:])[-self.tail_cap:]
+        except Exception:  # noqa: BLE001, S110 - never let an exception reach wasmtime's callback
+            pass
 
     def data(self) -> bytes:
         return b"".join(self.parts)
+
+    @property
+    def total(self) -> int:
+        return self.size + self.discarded
 
 
 def _stdin_bytes(config: wasmtime.WasiConfig, data: bytes) -> None:
@@ -124,15 +135,19 @@ def _stdin_bytes(config: wasmtime.WasiConfig, data: bytes) -> None:
     wasmtime_ffi.wasi_config_set_stdin_bytes(config.ptr(), ctypes.byref(vec))  # takes ownership of vec
 
 
-def _wasi_config(ctx: HostContext, payload: bytes, opened: list[int]) -> tuple[wasmtime.WasiConfig, _Capture, _Capture]:
-    """Closed by default: argv [skill_id, tool], no environment, stdin = the input, bounded
-    stdout/stderr, and a preopen per declared root (read-only for read roots)."""
+def _wasi_config(ctx: HostContext, invocation: Invocation, opened: list[int]) -> wasmtime.WasiConfig:
+    """Closed by default: argv and environment only as the tool declares them (else
+    [skill_id, tool] and none), stdin as declared, bounded stdout/stderr, and a preopen per
+    declared root (read-only for read roots). No network, no inherited anything."""
     w = wasmtime.WasiConfig()
-    w.argv = [ctx.skill_id, ctx.tool_name]
-    _stdin_bytes(w, payload)
-    out, err = _Capture(ctx.limits.output_max_bytes), _Capture(ctx.limits.log_max_bytes)
-    w.stdout_custom = out.write
-    w.stderr_custom = err.write
+    w.argv = invocation.argv
+    if invocation.env:
+        w.env = invocation.env
+    _stdin_bytes(w, invocation.stdin)
+    ctx.stdout = Capture(ctx.limits.output_max_bytes)
+    ctx.stderr = Capture(ctx.limits.log_max_bytes, ctx.limits.stderr_tail_bytes)
+    w.stdout_custom = ctx.stdout.write
+    w.stderr_custom = ctx.stderr.write
     fs = ctx.manifest.capabilities.filesystem
     roots = {r: False for r in fs.read_roots} | {r: True for r in fs.write_roots}
     for root, mutable in sorted(roots.items()):
@@ -144,55 +159,53 @@ def _wasi_config(ctx: HostContext, payload: bytes, opened: list[int]) -> tuple[w
         # (where /proc is missing, the path just checked by that walk).
         host = f"/proc/self/fd/{fd}" if _PROC_FD else str(ctx.data_dir / ctx.skill_id / root.strip("/"))
         w.preopen_dir(host, "/" + root.strip("/"), fs_mutable=mutable)
-    return w, out, err
+    return w
 
 
-def execute(p: AbiPlan, module: wasmtime.Module, ctx: HostContext, payload: bytes) -> Outcome:
+def execute(p: AbiPlan, module: wasmtime.Module, ctx: HostContext, payload: bytes, *,
+            memory_export: str | None = "memory", invocation: Invocation | None = None,
+            initialize: bool = False) -> Outcome:
+    """Run the plan in a fresh store. json-v1 gets ``payload`` (and ``_initialize`` first when
+    ``initialize``); a WASI command gets ``invocation`` (argv, environment, stdin) and leaves
+    its stdout and stderr in ``ctx.stdout`` / ``ctx.stderr`` and its status in ``exit_code``."""
     eng = engine()
     limits = ctx.limits
     store = wasmtime.Store(eng)
     opened: list[int] = []
     memory: Any = None
-    capture: tuple[_Capture, _Capture] | None = None
     try:
         store.set_fuel(limits.fuel)
         store.set_limits(memory_size=limits.memory_bytes, table_elements=limits.table_elements,
                          instances=limits.instances, tables=limits.tables, memories=limits.memories)
         if p.abi == WASI_COMMAND:
-            config, out, err = _wasi_config(ctx, payload, opened)
-            capture = (out, err)
-            store.set_wasi(config)
+            store.set_wasi(_wasi_config(ctx, invocation or Invocation([ctx.skill_id, ctx.tool_name], [], payload),
+                                        opened))
         with ctx:
             store.set_epoch_deadline(deadline_ticks(ctx.deadline))
             started = time.perf_counter()
             exit_code = 0
+            output: Any = None
             try:
                 instance = linker(p.abi, eng).instantiate(store, module)
                 exports = instance.exports(store)
-                memory = exports.get("memory")
+                memory = exports.get(memory_export) if memory_export else None
                 if p.abi == JSON_V1:
-                    output = _call_json(p, store, exports, memory, ctx, payload)
+                    if initialize:
+                        exports["_initialize"](store)
+                    output = _call_json(p, store, exports, exports.get("memory"), ctx, payload)
                 elif p.abi == PALYRA_V1:
                     exit_code = _i32(exports[p.entry](store))
                     output = {"exit_code": exit_code}
                 else:
-                    try:
-                        exports[p.entry](store)
-                    except wasmtime.ExitTrap as e:
-                        exit_code = e.code
-                    output = None
-            except wasmtime.ExitTrap as e:  # proc_exit from a start function
-                exit_code, output = e.code, None
+                    exports[p.entry](store)
+            except wasmtime.ExitTrap as e:  # proc_exit, from _start or from a start function
+                exit_code = e.code
             except (wasmtime.Trap, wasmtime.WasmtimeError, SkillLedgerError) as e:
-                raise classify(e, store, memory, ctx) from None
+                raise classify(e, store, memory, ctx) from None  # ctx.exit_code stays None: it never exited
+            if p.abi == WASI_COMMAND:
+                ctx.exit_code = exit_code
             duration_ms = (time.perf_counter() - started) * 1000
-        fuel_consumed = limits.fuel - store.get_fuel()
-        stderr = ""
-        if capture is not None:
-            out, err = capture
-            output = _parse_output(out.data(), out.overflow, limits.output_max_bytes, "stdout")
-            stderr = err.data().decode("utf-8", errors="replace") + ("\n[stderr truncated]" if err.overflow else "")
-        return Outcome(output, exit_code, fuel_consumed, round(duration_ms, 3), stderr)
+        return Outcome(output, exit_code, limits.fuel - store.get_fuel(), round(duration_ms, 3))
     finally:
         store.close()  # never leave a WASI store with Python callbacks alive (a panic at exit)
         for fd in opened:
@@ -222,11 +235,12 @@ def _call_json(p: AbiPlan, store: wasmtime.Store, exports: Any, memory: Any, ctx
         raise ExecutionError(f"the output buffer {out_ptr}+{out_len} lies outside guest memory ({size} bytes)",
                              code="invalid_output")
     raw = bytes(memory.read(store, out_ptr, out_ptr + out_len)) if out_len else b""
-    return _parse_output(raw, False, limits.output_max_bytes, "output")
+    return parse_output(raw, limits.output_max_bytes, "output")
 
 
-def _parse_output(raw: bytes, overflow: bool, cap: int, what: str) -> Any:
-    if overflow or len(raw) > cap:
+def parse_output(raw: bytes, cap: int, what: str) -> Any:
+    """JSON output (json-v1's buffer, a WASI command's stdout) decoded, or ``invalid_output``."""
+    if len(raw) > cap:
         raise ExecutionError(f"the {what} is larger than the cap of {cap} bytes", {"cap": cap}, code="invalid_output")
     if not raw.strip():
         raise ExecutionError(f"the module produced no {what}", code="invalid_output")

@@ -49,12 +49,14 @@ from skill_ledger.domain.errors import (
     UsageError,
 )
 
+from .cachekey import seal, unseal
 from .confirm import Confirmed
-from .engine import private_dir_problem, read_private_file
+from .engine import private_dir_problem, read_facts, read_private_file
 
 Notify = Callable[[str], None]
 StatKey = tuple[int, int, int, int, int]
 RECORD_FORMAT = 1
+RECORD_PURPOSE = "skill-ledger/verified-artifact/v1"  # records are sealed under the home's cache key
 
 
 class ToolModule(msgspec.Struct, frozen=True):
@@ -210,6 +212,7 @@ class ArtifactCheck:
         if not self._dir_usable(create=False):
             return None
         raw = read_private_file(self.directory / f"{digest}.json", 1024 * 1024)
+        raw = unseal(self.settings.home, RECORD_PURPOSE, raw) if raw is not None else None  # forged: verify fully
         if raw is None:
             return None
         try:
@@ -223,7 +226,6 @@ class ArtifactCheck:
         return record
 
     def _full(self, c: Confirmed, path: Path, key: StatKey) -> tuple[ArtifactRecord, dict[str, bytes]]:
-        from skill_ledger.adapters.audit.inspector import inspect_modules
         from skill_ledger.domain.artifact import inspect_artifact, is_module_path
         from skill_ledger.domain.audit import resolve_tool_module
         from skill_ledger.domain.manifest import tool_ids
@@ -243,7 +245,7 @@ class ArtifactCheck:
                 f"stored artifact of {skill_id} {version} no longer verifies: {e.message}",
                 {**where, "error_code": e.code}))
         entries = inspected.entries
-        facts = inspect_modules(entries)
+        facts = {p: read_facts(p, d) for p, d in entries.items() if is_module_path(p)}  # validated, not compiled
         m = inspected.manifest
         tools = {}
         for tid, tool in zip(tool_ids(m), m.entrypoints.tools):
@@ -259,8 +261,10 @@ class ArtifactCheck:
             with _records_lock:
                 _records[str(path)] = record
             if self._dir_usable(create=True):
+                sealed = seal(self.settings.home, RECORD_PURPOSE, msgspec.json.encode(record))
                 try:
-                    atomic_write(self.directory / f"{digest}.json", msgspec.json.encode(record), mode=0o600)
+                    if sealed is not None:
+                        atomic_write(self.directory / f"{digest}.json", sealed, mode=0o600)
                 except Exception:  # noqa: BLE001 - the record only saves time
                     pass
         return record, entries

@@ -26,7 +26,7 @@ import msgspec
 import wasmtime
 
 from skill_ledger.adapters.storage.secrets import SecretStore
-from skill_ledger.domain.abi import PALYRA_FUNCTIONS, SKILLS_HOST_FUNCTIONS
+from skill_ledger.domain.abi import ENV_FUNCTIONS, ENV_MODULE, PALYRA_FUNCTIONS, SKILLS_HOST_FUNCTIONS
 from skill_ledger.domain.constants import HOST_CAPABILITIES_MODULE, SKILLS_HOST_MODULE, WASI_PREVIEW1_MODULE
 from skill_ledger.domain.errors import CapabilityDenied, ConfigurationError, ExecutionError
 from skill_ledger.domain.grants import CapabilityGrants
@@ -46,6 +46,8 @@ ALLOC_FAILED = -6
 MAX_NAME_BYTES = 512
 MAX_REQUEST_BYTES = 1 << 20
 REDACTED = "[redacted]"
+ABORT_MAX_UNITS = 1024  # UTF-16 code units read of an abort message (and of its file name)
+_CUT = "_cut"  # a log entry's internal truncation note (never rendered as a key)
 
 _local = threading.local()
 
@@ -77,6 +79,10 @@ class HostContext:
         self.log: list[dict[str, Any]] = []
         self.log_bytes = 0
         self.log_dropped = 0
+        self.notices: list[dict[str, Any]] = []
+        self.stdout: Any = None  # a WASI command's captured streams (abi.Capture) and exit status
+        self.stderr: Any = None
+        self.exit_code: int | None = None
         self.secret_values: set[str] = set()
         self._storage_fd: int | None = None
 
@@ -111,13 +117,19 @@ class HostContext:
         if time.monotonic() >= self.deadline:
             raise timed_out(self)
 
-    def add_log(self, source: str, level: str, message: str, **extra: Any) -> None:
+    def add_log(self, source: str, level: str, message: str, *, cut: str = "", **extra: Any) -> None:
+        """One log entry, while the log has room (entries and bytes); ``cut`` is the note of a
+        message truncated at capture (redaction then trims the cut edge: see :meth:`redact`)."""
         size = len(message)
         if len(self.log) >= self.limits.log_max_entries or self.log_bytes + size > self.limits.log_max_bytes:
             self.log_dropped += 1
             return
         self.log_bytes += size
-        self.log.append({"source": source, "level": level, "message": message, **extra})
+        self.log.append({"source": source, "level": level, "message": message, **extra, _CUT: cut})
+
+    def note(self, message: str, **extra: Any) -> None:
+        """A host notice that is always in the result (truncated output, dropped entries)."""
+        self.notices.append({"source": "host", "level": "warn", "message": message, **extra})
 
     def denied(self, call: str, reason: str, **extra: Any) -> None:
         """A refused capability: the guest gets an error code; the log says why (names only)."""
@@ -127,16 +139,33 @@ class HostContext:
         self.add_log("host", "warn", f"{call} failed: {reason}", call=call, rc=rc, **extra)
 
     def finished_log(self) -> list[dict[str, Any]]:
-        out = [{**e, "message": self.redact(e["message"])} for e in self.log]
+        out = []
+        for e in self.log:
+            entry = {k: v for k, v in e.items() if k != _CUT}
+            entry["message"] = self.redact(e["message"], cut_end=bool(e[_CUT])) + e[_CUT]
+            out.append(entry)
+        out.extend(self.notices)
         if self.log_dropped:
-            out.append({"source": "host", "level": "warn",
-                        "message": f"log truncated: {self.log_dropped} more entries dropped"})
+            out.append({"source": "host", "level": "warn", "code": "log_truncated",
+                        "message": f"log truncated: {self.log_dropped} more entries dropped "
+                                   f"(at most {self.limits.log_max_entries} entries, "
+                                   f"{self.limits.log_max_bytes} bytes)"})
         return out
 
-    def redact(self, text: str) -> str:
+    def redact(self, text: str, *, cut_start: bool = False, cut_end: bool = False) -> str:
+        """``text`` with every secret value fetched by this run replaced, *then* trimmed at an
+        edge where it was cut: a secret cut in two no longer matches, so as many characters as
+        the longest secret are dropped from that edge (nothing when no secret was fetched)."""
+        if not self.secret_values:
+            return text
         for value in sorted(self.secret_values, key=len, reverse=True):
             if value in text:
                 text = text.replace(value, REDACTED)
+        longest = max(len(v) for v in self.secret_values)
+        if cut_end:
+            text = text[:max(0, len(text) - longest)]
+        if cut_start:
+            text = text[longest:]
         return text
 
     def redact_value(self, value: Any) -> Any:
@@ -237,9 +266,8 @@ def host_log(ctx: HostContext, caller: wasmtime.Caller, level: int, ptr: int, le
     _, _, n = _range(caller, ptr, length, "log")
     cap = min(n, ctx.limits.log_message_max_bytes)
     text = read_guest(caller, ptr, cap, "log").decode("utf-8", errors="replace")
-    if cap < n:
-        text += f"... [{n - cap} bytes truncated]"
-    ctx.add_log("guest", LOG_LEVELS[min(max(level, 0), len(LOG_LEVELS) - 1)], text)
+    ctx.add_log("guest", LOG_LEVELS[min(max(level, 0), len(LOG_LEVELS) - 1)], text,
+                cut=f"... [{n - cap} bytes truncated]" if cap < n else "")
 
 
 def _secret_declared(manifest: Manifest, scope: str, key: str) -> bool:
@@ -379,6 +407,35 @@ def storage_write(ctx: HostContext, caller: wasmtime.Caller, req_ptr: int, req_l
     return n
 
 
+# --- env.abort (AssemblyScript's default build) ----------------------------------------------
+
+
+def _as_string(caller: wasmtime.Caller, ptr: int) -> tuple[str, bool]:
+    """An AssemblyScript string: UTF-16LE, its byte length in the u32 at ``ptr - 4``; at most
+    ``ABORT_MAX_UNITS`` code units are read. (text, cut); unreadable gives a placeholder."""
+    p = ptr & 0xFFFFFFFF
+    mem = caller.get("memory")
+    if p < 4 or not isinstance(mem, wasmtime.Memory) or p > mem.data_len(caller):
+        return ("(none)" if p == 0 else "(unreadable)"), False
+    length = struct.unpack("<I", read_guest(caller, p - 4, 4, "abort string header"))[0]
+    available = mem.data_len(caller) - p
+    take = min(length, available, ABORT_MAX_UNITS * 2) & ~1
+    text = read_guest(caller, p, take, "abort string").decode("utf-16-le", errors="replace")
+    return text, take < length
+
+
+def env_abort(ctx: HostContext, caller: wasmtime.Caller, msg_ptr: int, file_ptr: int, line: int, column: int) -> None:
+    """AssemblyScript's ``abort(message, fileName, line, column)``: the run traps with the message."""
+    message, message_cut = _as_string(caller, msg_ptr)
+    file_name, file_cut = _as_string(caller, file_ptr)
+    message = ctx.redact(message, cut_end=message_cut) + ("..." if message_cut else "")
+    file_name = ctx.redact(file_name, cut_end=file_cut) + ("..." if file_cut else "")
+    where = f"{file_name}:{line & 0xFFFFFFFF}:{column & 0xFFFFFFFF}"
+    raise ExecutionError(f"the module aborted: {message} (at {where})",
+                         {"abort": {"message": message, "file": file_name, "line": line & 0xFFFFFFFF,
+                                    "column": column & 0xFFFFFFFF}}, code="trap")
+
+
 # --- a deadline-aware poll_oneoff for WASI ---------------------------------------------------
 
 _SUB = struct.Struct("<QB7xIxxxxQQH6x")  # userdata, tag, clock id | fd, timeout, precision, flags (48 bytes)
@@ -461,6 +518,9 @@ _SKILLS_IMPLS: dict[str, Callable[..., Any]] = {
 }
 
 
+_ENV_IMPLS: dict[str, Callable[..., Any]] = {"abort": env_abort}
+
+
 def _palyra_impls() -> dict[str, Callable[..., Any]]:
     out: dict[str, Callable[..., Any]] = {}
     for cls in HANDLE_BASE:
@@ -495,6 +555,8 @@ def linker(abi: str, eng: wasmtime.Engine) -> wasmtime.Linker:
             for name, impl in _SKILLS_IMPLS.items():
                 lk.define_func(SKILLS_HOST_MODULE, name, _functype(SKILLS_HOST_FUNCTIONS[name]), _wrap(impl),
                                access_caller=True)
+            for name, impl in _ENV_IMPLS.items():
+                lk.define_func(ENV_MODULE, name, _functype(ENV_FUNCTIONS[name]), _wrap(impl), access_caller=True)
         _linkers[abi] = lk
         return lk
 

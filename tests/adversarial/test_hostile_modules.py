@@ -11,6 +11,7 @@ still refuse what its ABIs do not provide, whatever the audit let through.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 import time
@@ -65,6 +66,16 @@ def fails(lab, skill_id, code, input_value=None, **kw) -> SkillLedgerError:
     return info.value
 
 
+def compiled(lab, skill_id: str) -> str:
+    """Compile the skill's module before a timed run: a cold compilation happens in the bounded
+    compile worker, outside the run's deadline (README, "The runner"), so it is not timed here."""
+    try:
+        lab.run(skill_id, timeout_ms=1)
+    except SkillLedgerError:
+        pass
+    return skill_id
+
+
 def denied_in_log(result, call: str) -> dict:
     entries = [e for e in result.log if e.get("code") == "capability_denied" and e.get("call") == call]
     assert entries, result.log
@@ -75,7 +86,8 @@ def denied_in_log(result, call: str) -> dict:
 
 
 def test_infinite_loop_in_the_tool_export_times_out(lab):
-    sid = lab.install(kit.json_module("(loop $l (br $l)) (unreachable)"), fuel=BIG_FUEL, timeout_ms=TIMEOUT_MS)
+    sid = compiled(lab, lab.install(kit.json_module("(loop $l (br $l)) (unreachable)"), fuel=BIG_FUEL,
+                                    timeout_ms=TIMEOUT_MS))
     t0 = time.monotonic()
     err = fails(lab, sid, "execution_timed_out")
     elapsed = time.monotonic() - t0
@@ -84,15 +96,16 @@ def test_infinite_loop_in_the_tool_export_times_out(lab):
 
 
 def test_infinite_loop_in_the_start_function_times_out(lab):
-    sid = lab.install(kit.json_module(kit.ECHO_BODY, extra="(func $spin (loop $l (br $l))) (start $spin)"),
-                      fuel=BIG_FUEL, timeout_ms=TIMEOUT_MS)
+    spin = kit.json_module(kit.ECHO_BODY, extra="(func $spin (loop $l (br $l))) (start $spin)")
+    sid = compiled(lab, lab.install(spin, fuel=BIG_FUEL, timeout_ms=TIMEOUT_MS))
     t0 = time.monotonic()
     fails(lab, sid, "execution_timed_out")
     assert time.monotonic() - t0 < TIMEOUT_MS / 1000 + SLACK_S
 
 
 def test_the_timeout_flag_lowers_the_manifest_wall_clock(lab):
-    sid = lab.install(kit.json_module("(loop $l (br $l)) (unreachable)"), fuel=BIG_FUEL, timeout_ms=60_000)
+    sid = compiled(lab, lab.install(kit.json_module("(loop $l (br $l)) (unreachable)"), fuel=BIG_FUEL,
+                                    timeout_ms=60_000))
     t0 = time.monotonic()
     err = fails(lab, sid, "execution_timed_out", timeout_ms=150)
     assert 0.150 <= time.monotonic() - t0 < 0.150 + SLACK_S
@@ -168,6 +181,114 @@ def test_a_declared_table_beyond_the_element_limit_is_refused_at_instantiation(l
     sid = lab.install(kit.json_module(kit.ECHO_BODY, extra="(table 200000 funcref)"))
     err = fails(lab, sid, "memory_limit_exceeded")
     assert "table" in err.message
+
+
+def test_a_memory_limit_trap_without_a_memory_export_is_memory_limit_exceeded(lab):
+    """The module's memory is not exported at all: the runner still tells the limit from a bug."""
+    sid = lab.install(kit.palyra_module(GROW_UNTIL_REFUSED.replace("(unreachable)", "(unreachable) (i32.const 0)"))
+                      .replace("(module", "(module (memory 1)", 1), memory=1024 * 1024)
+    err = fails(lab, sid, "memory_limit_exceeded")
+    assert err.details["max_memory_bytes"] == 1024 * 1024
+
+
+def test_a_memory_limit_trap_with_memory_exported_under_another_name_is_memory_limit_exceeded(lab):
+    sid = lab.install(kit.palyra_module(GROW_UNTIL_REFUSED.replace("(unreachable)", "(unreachable) (i32.const 0)"))
+                      .replace("(module", '(module (memory (export "heap") 1)', 1), memory=1024 * 1024)
+    fails(lab, sid, "memory_limit_exceeded")
+
+
+def test_an_unreachable_well_below_the_memory_limit_is_still_a_trap(lab):
+    sid = lab.install(kit.palyra_module("(unreachable) (i32.const 0)").replace("(module", "(module (memory 1)", 1),
+                      memory=1024 * 1024)
+    assert fails(lab, sid, "trap").details["trap_code"] == "UNREACHABLE"
+
+
+# --- quotas the host decides (issue 10) ---------------------------------------------------------
+
+
+def test_a_manifest_asking_for_more_than_the_policy_caps_gets_the_caps():
+    from skill_ledger.domain.manifest import Quotas
+    from skill_ledger.domain.policy import PolicyValues
+
+    greedy = Quotas(max_memory_bytes=209_715_200, fuel_budget=10**11, wall_clock_timeout_ms=3_600_000)
+    limits = limits_for(greedy, None, policy=PolicyValues())
+    assert (limits.memory_bytes, limits.fuel, limits.timeout_ms) == (64 * 1024 * 1024, 10_000_000, 30_000)
+    strict = PolicyValues(max_memory_bytes=1 << 20, max_fuel_budget=1000, max_wall_clock_timeout_ms=50,
+                          max_instances=0)
+    tight = limits_for(Quotas(), 20, policy=strict)
+    assert (tight.memory_bytes, tight.fuel, tight.timeout_ms, tight.instances) == (1 << 20, 1000, 20, 1)
+    modest = limits_for(Quotas(max_memory_bytes=1 << 20, fuel_budget=5, wall_clock_timeout_ms=10), None,
+                        policy=PolicyValues())
+    assert (modest.memory_bytes, modest.fuel, modest.timeout_ms) == (1 << 20, 5, 10)  # less than a cap: as asked
+
+
+def test_a_module_cannot_use_the_200_mib_its_manifest_asks_for_past_the_policy_cap(tmp_path):
+    from skill_ledger.domain.policy import PolicyValues
+
+    grow_100_mib = kit.json_module("(call $emit_rc (memory.grow (i32.const 1600)))",
+                                   memory='(memory (export "memory") 1)')
+    result = execute_directly(grow_100_mib, tmp_path, memory=209_715_200, policy=PolicyValues(), expect=None)
+    assert result.output == {"rc": -1}  # refused at 64 MiB, the policy's default cap
+    err = execute_directly(kit.json_module(GROW_UNTIL_REFUSED, memory='(memory (export "memory") 1)'), tmp_path,
+                           memory=209_715_200, policy=PolicyValues())
+    assert err.code == "memory_limit_exceeded" and err.details["max_memory_bytes"] == 64 * 1024 * 1024
+
+
+# --- compile bombs (issue 10) --------------------------------------------------------------------
+
+
+def compile_bomb(ifs: int) -> bytes:
+    """A small module whose one function is ``ifs`` nested-in-sequence ``if`` blocks over a
+    thousand locals: 77 KB at 5,000 ifs, which Cranelift takes seconds and hundreds of MB to
+    compile (its cost grows faster than linearly; 100 KB of it: 21 s and 1.2 GB)."""
+    def leb(n: int) -> bytes:
+        out = bytearray()
+        while True:
+            b, n = n & 0x7F, n >> 7
+            out.append(b | (0x80 if n else 0))
+            if not n:
+                return bytes(out)
+
+    def section(i: int, body: bytes) -> bytes:
+        return bytes([i]) + leb(len(body)) + body
+
+    body = bytearray(b"\x01" + leb(1000) + b"\x7f")
+    for k in range(ifs):
+        a, b, c = (k * 7919) % 1000, (k * 104729) % 1000, (k * 1299709) % 1000
+        body += b"\x20" + leb(a) + b"\x04\x40\x41" + leb(c) + b"\x20" + leb(b) + b"\x6a\x21" + leb(a) + b"\x0b"
+    body += b"\x0b"
+    return (b"\0asm\x01\0\0\0" + section(1, b"\x01\x60\x00\x00") + section(3, b"\x01\x00")
+            + section(5, b"\x01\x00\x01") + section(7, b"\x01\x06_start\x00\x00")
+            + section(10, b"\x01" + leb(len(body)) + bytes(body)))
+
+
+@pytest.mark.parametrize("limit,bounds", [
+    ("memory", {"compile_memory_bytes": 400 * 1024 * 1024, "compile_timeout_ms": 120_000}),
+    ("time", {"compile_memory_bytes": 4 * 1024 * 1024 * 1024, "compile_timeout_ms": 700}),
+])
+def test_a_compile_bomb_fails_with_compile_limits_exceeded(lab, limit, bounds):
+    """The issue's first ``run --timeout-ms 100`` of a bomb took 30 s and 1.9 GB in the host
+    process. Now the compilation runs in a worker with its own limits, fails clearly, and
+    leaves nothing in the cache; the host process never allocates for it."""
+    from skill_ledger.adapters.runner import Runner
+    from skill_ledger.adapters.runner import engine as eng
+    from skill_ledger.adapters.runner.limits import RunLimits
+
+    bomb = compile_bomb(5000)
+    sid = lab.install({"bomb.wasm": bomb})
+    runner = Runner(lab.settings, limits=RunLimits(**bounds))
+    before = kit.rss_kib()
+    try:
+        with pytest.raises(SkillLedgerError) as info:
+            runner.run(f"{kit.PUBLISHER}.tool", "{}", skill_id=sid, timeout_ms=100)
+    finally:
+        runner.close()
+    err = info.value
+    assert err.code == "compile_limits_exceeded", err.to_dict()
+    assert err.details["limit"] == limit and "was not compiled" in err.message
+    assert kit.rss_kib() - before < 100 * 1024
+    cache = eng.ModuleCache(lab.settings.cache_dir)
+    assert not (cache.directory / f"{cache.key(hashlib.sha256(bomb).hexdigest())}.json").exists()
 
 
 # --- host-call floods --------------------------------------------------------------------------
@@ -342,7 +463,7 @@ def test_an_allowlisted_name_resolving_to_a_private_address_is_denied(lab):
 
 
 def test_a_slow_server_cannot_hold_a_run_past_its_deadline(lab):
-    sid = fetcher(lab, ["127.0.0.1"], timeout_ms=TIMEOUT_MS)
+    sid = compiled(lab, fetcher(lab, ["127.0.0.1"], timeout_ms=TIMEOUT_MS))
     t0 = time.monotonic()
     err = fails(lab, sid, "execution_timed_out", {"url": lab.server.url("/slow")})
     elapsed = time.monotonic() - t0
@@ -591,7 +712,7 @@ def test_a_wasi_command_sleeping_past_the_deadline_times_out(lab):
       (drop (call $poll (i32.const 100) (i32.const 200) (i32.const 1) (i32.const 300)))"""
     source = kit.wasi_module(sleep, imports=[
         f'(import "{kit.WASI}" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))'])
-    sid = lab.install(source, timeout_ms=TIMEOUT_MS)
+    sid = compiled(lab, lab.install(source, timeout_ms=TIMEOUT_MS))
     t0 = time.monotonic()
     fails(lab, sid, "execution_timed_out")
     assert TIMEOUT_MS / 1000 <= time.monotonic() - t0 < TIMEOUT_MS / 1000 + SLACK_S
@@ -609,20 +730,23 @@ def test_a_wasi_stdout_flood_is_invalid_output(lab):
 # --- the execution layer on its own (for what the gate never lets through) --------------------
 
 
-def execute_directly(source: str, tmp_path: Path, **manifest_kw) -> SkillLedgerError:
+def execute_directly(source: str, tmp_path: Path, *, policy=None, expect: type | None = SkillLedgerError,
+                     **manifest_kw):
+    """Run a module through the execution layer alone (what the gate never lets through):
+    the error it raises (``expect``), or with ``expect=None`` its outcome."""
     import wasmtime
 
-    from skill_ledger.adapters.audit.inspector import inspect_module
-    from skill_ledger.adapters.runner.engine import engine
+    from skill_ledger.adapters.runner.engine import engine, read_facts
 
     data = kit.wasm(source)
     m = parse_manifest(kit.manifest("acme.direct", [("tool", kit.ANY, kit.ANY)], **manifest_kw))
-    facts = inspect_module("modules/m.wasm", data)
-    plan = abi.plan(facts, "tool", None)
-    limits = limits_for(m.capabilities.quotas, None)
+    plan = abi.plan(read_facts("modules/m.wasm", data), "tool", None)
+    limits = limits_for(m.capabilities.quotas, None, policy=policy)
     ctx = HostContext(skill_id=m.skill_id, tool_name="tool", manifest=m, grants=capability_grants(m), limits=limits,
                       deadline=time.monotonic() + limits.timeout_ms / 1000, data_dir=tmp_path / "data",
                       secrets=SecretStore(tmp_path / "secrets.json"))
-    with pytest.raises(SkillLedgerError) as info:
+    if expect is None:
+        return abi.execute(plan, wasmtime.Module(engine(), data), ctx, b"{}")
+    with pytest.raises(expect) as info:
         abi.execute(plan, wasmtime.Module(engine(), data), ctx, b"{}")
     return info.value

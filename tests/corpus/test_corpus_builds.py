@@ -254,8 +254,6 @@ def test_malloc_heavy_program_on_the_default_fuel_budget_runs_out_of_fuel(lab):
     assert (code, result["error"]["code"]) == (8, "fuel_exhausted")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17: json-v1 never calls _initialize, so a C reactor's "
-                                       "static constructors never run (returns init: false)")
 def test_reactor_static_constructors_run_before_the_first_call(lab):
     code, result = run(lab, "corpus.reactor-ctor", {"x": 1})
     assert code == 0, result
@@ -264,8 +262,6 @@ def test_reactor_static_constructors_run_before_the_first_call(lab):
     assert output["input_bytes"] > 0
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17: a failing WASI command loses its stderr and exit status "
-                                       "(today invalid_output 'the module produced no stdout', empty log)")
 def test_failing_command_reports_its_exit_status_and_stderr(lab):
     code, result = run(lab, "corpus.fail-stderr", {})
     assert code == 8, result
@@ -275,8 +271,6 @@ def test_failing_command_reports_its_exit_status_and_stderr(lab):
     assert "can not read 'config.toml'" in json.dumps(error)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17: a non-zero exit status counts as success "
-                                       "(today exit 0 with exit_code 3 in the result)")
 def test_nonzero_exit_status_is_an_execution_failure(lab):
     code, result = run(lab, "corpus.exit-after-output", {})
     assert code == 8, result
@@ -284,8 +278,6 @@ def test_nonzero_exit_status_is_an_execution_failure(lab):
     assert "1 problem found" in json.dumps(result["error"])
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17: the output caps return -EFBIG to the guest (today 576 of "
-                                       "1,600 stderr writes fail inside the program)")
 def test_stderr_past_the_cap_is_discarded_not_an_error_in_the_guest(lab):
     code, result = run(lab, "corpus.stderr-flood", {})
     assert code == 0, result
@@ -313,7 +305,8 @@ def test_default_assemblyscript_build_passes_the_audit_and_runs(lab):
 
 
 @pytest.mark.xfail(strict=True, reason="issue 17: WASI preview 2 command components are refused "
-                                       "(wasm_module_validation); wasmtime-py 50 can run them")
+                                       "(wasm_module_validation); wasmtime-py 50 can run them, but the runner's "
+                                       "contract cannot be kept for them yet: docs/runtime-abis.md")
 def test_wasi_p2_command_component_passes_the_audit_and_runs(lab):
     code, result = run(lab, "corpus.component-p2", "the quick brown fox")
     assert code == 0, result

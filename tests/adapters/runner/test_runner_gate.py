@@ -339,26 +339,39 @@ def test_validating_the_input_counts_against_the_deadline(lab, monkeypatch):
     assert calls == []
 
 
-def test_the_module_gets_the_wall_clock_less_the_input_validation():
-    from skill_ledger.adapters.runner.limits import RunLimits
+def test_the_module_gets_the_wall_clock_less_the_input_validation(lab, monkeypatch):
+    from skill_ledger.adapters.runner import call
+    from skill_ledger.domain.errors import ExecutionError
 
-    limits = RunLimits(timeout_ms=10)
+    lab.install(kit.ECHO, tools=ECHO_TOOLS)
+    lab.runner.run("acme.echo", '{"text": "x"}')  # compiled and warm
+    original = gate_module.SchemaCheck.timed
+    monkeypatch.setattr(gate_module.SchemaCheck, "timed",  # the input's validation "took" 40 ms
+                        lambda self, value: (original(self, value)[0], 0.040))
+    seen = []
+
+    def execute(plan, module, ctx, payload, **kw):
+        seen.append((ctx.deadline, time.monotonic()))
+        raise ExecutionError("stopped by the test", code="trap")
+
+    monkeypatch.setattr(call.abi, "execute", execute)
     before = time.monotonic()
-    deadline = Runner._deadline(limits, 0.004, {})
-    after = time.monotonic()
-    assert before + 0.006 <= deadline <= after + 0.006
+    assert error(lab.runner.run, "acme.echo", '{"text": "x"}', timeout_ms=100).message == "stopped by the test"
+    [(deadline, at)] = seen
+    assert before + 0.060 <= deadline <= at + 0.060  # 100 ms less the 40 the validation took
 
 
 def test_an_output_validated_past_the_deadline_is_execution_timed_out(lab, monkeypatch):
     lab.install(kit.ECHO, tools=ECHO_TOOLS)
     lab.runner.run("acme.echo", '{"text": "x"}')  # compiled and warm
-    original = gate_module.SchemaCheck.errors
+    from skill_ledger.adapters.runner import call
 
-    def slow_output(self, value):
-        if self.what == "output_schema":
-            time.sleep(0.3)  # stands for an expensive output schema
-        return original(self, value)
+    original = call._schema_problem
 
-    monkeypatch.setattr(gate_module.SchemaCheck, "errors", slow_output)
+    def slow_output(check, value, ctx):
+        time.sleep(0.3)  # stands for an expensive output schema
+        return original(check, value, ctx)
+
+    monkeypatch.setattr(call, "_schema_problem", slow_output)
     err = error(lab.runner.run, "acme.echo", '{"text": "x"}', timeout_ms=200)
     assert err.code == "execution_timed_out" and "validation of its output" in err.message

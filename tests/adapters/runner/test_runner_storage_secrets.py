@@ -181,3 +181,85 @@ def test_wasi_command_sees_its_read_root_read_only(lab):
     assert not (root / "g.txt").exists()  # read-only preopen: creating a file failed
     # stderr: "g", then 48 + the errno of the create attempt: 63 (EPERM) -> "o"
     assert result.log == [{"source": "stderr", "level": "info", "message": "g" + chr(48 + 63)}]
+
+
+# --- redaction runs before anything is cut (issue 10) ---------------------------------------------
+
+SECRET = "S3CRET-value-0123456789-abcdef"
+
+
+def leaked(text: str) -> bool:
+    """Whether any 6 consecutive characters of the secret appear (a cut-off part of it)."""
+    return any(SECRET[i:i + 6] in text for i in range(len(SECRET) - 5))
+
+
+def secret_lab(lab) -> None:
+    SecretStore(lab.settings.secrets_path).set("skill:acme.leak", "token", SECRET)
+
+
+NAME = "skill:acme.leak/token"
+GET_SECRET = (f'(call $secret_get (i32.const 700) (i32.const {len(NAME)}) (i32.const {{at}}) (i32.const 1024))')
+
+
+def test_a_secret_at_the_cut_of_an_output_schema_error_is_redacted_before_the_cut(lab):
+    """The error message is cut to 300 characters; today the secret was redacted after the
+    cut, so its first characters showed. The output is the string ``"aaa...<secret>"``."""
+    filler = 290
+    body = f"""(local $n i32)
+      (local.set $n {GET_SECRET.format(at=2048 + 1 + filler)})
+      (i32.store8 (i32.add (i32.const {2048 + 1 + filler}) (local.get $n)) (i32.const 34))
+      (i64.or (i64.shl (i64.const 2048) (i64.const 32))
+              (i64.extend_i32_u (i32.add (local.get $n) (i32.const {filler + 2}))))"""
+    source = kit.json_module(body, imports=[kit.IMPORT_SECRET],
+                             extra=f'(data (i32.const 700) "{NAME}") (data (i32.const 2048) "\\"{"a" * filler}")')
+    secret_lab(lab)
+    sid = lab.install(source, tools=[("tool", kit.ANY, {"type": "integer"})], secrets={"skill:acme.leak": ["token"]})
+    with pytest.raises(SkillLedgerError) as info:
+        lab.run(sid)
+    err = info.value
+    assert err.code == "invalid_output" and "a" * 200 + "[redac" in err.message  # redacted, then cut
+    assert not leaked(repr(err.to_dict()))
+
+
+def test_a_secret_at_the_cut_of_a_guest_log_message_leaves_no_part_of_it(lab):
+    from skill_ledger.adapters.runner import Runner
+    from skill_ledger.adapters.runner.limits import RunLimits
+
+    body = f"""(local $n i32)
+      (local.set $n {GET_SECRET.format(at=2048 + 60)})
+      (call $log (i32.const 2) (i32.const 2048) (i32.add (local.get $n) (i32.const 60)))
+      (call $emit_rc (local.get $n))"""
+    source = kit.json_module(body, imports=[kit.IMPORT_LOG, kit.IMPORT_SECRET],
+                             extra=f'(data (i32.const 700) "{NAME}") (data (i32.const 2048) "{"l" * 60}")')
+    secret_lab(lab)
+    sid = lab.install(source, secrets={"skill:acme.leak": ["token"]})
+    runner = Runner(lab.settings, limits=RunLimits(log_message_max_bytes=70))  # the secret straddles the cut
+    try:
+        result = runner.run(f"{kit.PUBLISHER}.tool", "{}", skill_id=sid)
+    finally:
+        runner.close()
+    assert result.output == {"rc": len(SECRET)}
+    message = result.log[0]["message"]
+    assert message.startswith("l" * 30) and "bytes truncated" in message
+    assert not leaked(repr(result))
+
+
+def test_a_secret_cut_by_the_stderr_tail_leaves_no_part_of_it_in_the_error(lab):
+    """A failing WASI command's error quotes the end of its stderr; the secret it wrote
+    straddles where that tail begins."""
+    body = f"""(local $n i32)
+      (local.set $n {GET_SECRET.format(at=4096)})
+      (drop (call $write (i32.const 2) (i32.const 4096) (local.get $n)))
+      (memory.fill (i32.const 8192) (i32.const 120) (i32.const 2040))
+      (drop (call $write (i32.const 2) (i32.const 8192) (i32.const 2040)))
+      (call $proc_exit (i32.const 1))"""
+    source = kit.wasi_module(body, imports=[kit.IMPORT_SECRET], extra=f'(data (i32.const 700) "{NAME}")')
+    secret_lab(lab)
+    sid = lab.install(source, secrets={"skill:acme.leak": ["token"]})
+    with pytest.raises(SkillLedgerError) as info:
+        lab.run(sid)
+    err = info.value.to_dict()
+    assert err["code"] == "nonzero_exit_status" and err["details"]["exit_code"] == 1
+    assert err["details"]["stderr"].endswith("x" * 100)
+    assert any(e["source"] == "stderr" and e["message"].startswith("[redacted]") for e in err["details"]["log"])
+    assert not leaked(repr(err))

@@ -23,6 +23,7 @@ EXIT_CODES: dict[str, int] = {
     "invalid_transition": USAGE,
     # artifact rejected
     "manifest_parse": ARTIFACT_REJECTED,
+    "manifest_limits": ARTIFACT_REJECTED,  # over a manifest cap (size, keys, nesting, strings, tools, ids)
     "manifest_validation": ARTIFACT_REJECTED,
     "artifact_too_large": ARTIFACT_REJECTED,
     "artifact_too_many_entries": ARTIFACT_REJECTED,

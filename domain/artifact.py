@@ -53,6 +53,7 @@ from .manifest import (
     with_integrity,
 )
 from .signing import SignatureEnvelope, parse_signature_json, payload_sha256, sign_payload, verify_signature
+from .toml_limits import check_toml_limits
 from .trust import TrustDecision, TrustStore, evaluate_trust
 from .ziparchive import decode_archive, encode_archive
 
@@ -113,9 +114,13 @@ def build_artifact(
     _insert(entries, PROVENANCE_ENTRY, provenance)
     manifest = with_integrity(manifest, [(p, sha256_hex(d)) for p, d in sorted(entries.items())])
     try:
-        manifest_bytes = serialize_manifest(manifest).encode("utf-8")
+        manifest_text = serialize_manifest(manifest)
     except (TypeError, ValueError) as e:
         raise SerializationError(f"manifest serialisation failed: {e}") from None
+    # The written form (integrity list added, tables spelled out) must pass the limits that
+    # inspect applies to it, so nothing is built that every reader would refuse.
+    check_toml_limits(manifest_text)
+    manifest_bytes = manifest_text.encode("utf-8")
     _insert(entries, MANIFEST_ENTRY, manifest_bytes)
     payload = payload_sha256(entries)
     envelope = sign_payload(signing_seed, payload, manifest.publisher, signed_at_unix_ms)

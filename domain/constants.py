@@ -59,3 +59,19 @@ DEFAULT_ALLOWED_IMPORT_MODULES = (HOST_CAPABILITIES_MODULE, SKILLS_HOST_MODULE)
 
 UINT32_MAX = 4_294_967_295
 UINT64_MAX = 9_223_372_036_854_775_807  # the TOML (signed 64-bit) maximum
+
+# Manifest limits (additions to §2): checked on the TOML text before tomllib parses it
+# (domain/toml_limits.py), and on the parsed document; a real manifest is 1-3 KB.
+MAX_MANIFEST_BYTES = 262_144  # the skill.toml entry and any manifest text, UTF-8 bytes
+MAX_MANIFEST_KEYS = 16_384  # key parts in the whole document (each dotted segment and header part counts)
+MAX_MANIFEST_KEY_PARTS = 64  # dotted parts of one key or table header
+MAX_MANIFEST_NESTING = 64  # arrays and inline tables open at once (and containers below the root)
+MAX_MANIFEST_ARRAY_ITEMS = 4_096  # elements of one array; [[...]] headers count as elements of one array
+MAX_MANIFEST_STRING_CHARS = 65_536  # one string or key part, as written (between its quotes)
+MAX_MANIFEST_TOOLS = 256
+MAX_MANIFEST_ID_CHARS = 128  # skill_id, publisher, version, tool ids (stream, file and CLI names)
+
+# Event fields that carry outside text (error messages, reasons, paths, error details).
+MAX_EVENT_TEXT_BYTES = 4_096  # a message, reason or source
+MAX_EVENT_DETAIL_TEXT_BYTES = 1_024  # one string (key or value) inside details
+MAX_EVENT_DETAILS_BYTES = 16_384  # a whole details object, as compact JSON

@@ -8,11 +8,20 @@ table (``cli/errors.py``); nothing else decides exit codes.
 
 Messages never contain secret values: callers pass names and lengths, never
 key material or secret contents.
+
+Messages and details often quote outside text (a manifest value, an entry name, a
+registry's answer), and both are printed and recorded in ``artifact.rejected`` and
+``skill.quarantined`` events. So every error bounds them when it is built: the message
+to ``MAX_EVENT_TEXT_BYTES`` and each string in ``details`` to ``MAX_EVENT_DETAIL_TEXT_BYTES``
+(UTF-8), cut with a visible ``…[truncated N bytes]`` marker (``domain/text.py``).
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from .constants import MAX_EVENT_DETAIL_TEXT_BYTES, MAX_EVENT_TEXT_BYTES
+from .text import bound_strings, bound_text
 
 
 class SkillLedgerError(Exception):
@@ -21,11 +30,12 @@ class SkillLedgerError(Exception):
     code: str = "internal_error"
 
     def __init__(self, message: str, details: dict[str, Any] | None = None, *, code: str | None = None):
+        message = bound_text(message, MAX_EVENT_TEXT_BYTES)
         super().__init__(message)
         if code is not None:
             self.code = code
         self.message = message
-        self.details: dict[str, Any] = dict(details or {})
+        self.details: dict[str, Any] = bound_strings(dict(details or {}), MAX_EVENT_DETAIL_TEXT_BYTES)
 
     def __str__(self) -> str:
         return self.message
@@ -46,7 +56,25 @@ class ManifestParseError(ArtifactError):
 
     def __init__(self, detail: str):
         super().__init__(f"manifest parse failed: {detail}", {"detail": detail})
+        self.detail = self.details["detail"]
+
+
+class ManifestLimitExceeded(ManifestParseError):
+    """A manifest over one of the caps of ``constants.py`` (size, keys, key parts, nesting, array
+    elements, string length, tools, identifier length), found before or right after parsing.
+    ``limit`` names the cap; ``actual`` is the value found (``at_least`` when counting stopped there)."""
+
+    code = "manifest_limits"
+
+    def __init__(self, limit: str, actual: int, maximum: int, where: str, *, at_least: bool = False):
+        found = f"{actual} or more" if at_least else str(actual)
+        detail = f"{limit} {found} > {maximum} ({where})"
+        ArtifactError.__init__(
+            self, f"manifest limit exceeded: {detail}",
+            {"limit": limit, "actual": actual, "maximum": maximum, "where": where, "detail": detail},
+        )
         self.detail = detail
+        self.limit = limit
 
 
 class ManifestValidationError(ArtifactError):
@@ -57,7 +85,7 @@ class ManifestValidationError(ArtifactError):
     def __init__(self, rule: str, detail: str, **extra: Any):
         super().__init__(f"manifest validation failed: {detail}", {"code": rule, "detail": detail, **extra})
         self.rule = rule
-        self.detail = detail
+        self.detail = self.details["detail"]
 
 
 class ArtifactTooLarge(ArtifactError):
@@ -105,7 +133,7 @@ class InvalidArtifactPath(ArtifactError):
 
     def __init__(self, raw: str):
         super().__init__(f"artifact entry path is invalid: {raw!r}", {"raw": raw})
-        self.raw = raw
+        self.raw = self.details["raw"]
 
 
 class InvalidSbom(ArtifactError):

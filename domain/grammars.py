@@ -115,12 +115,56 @@ def semver(value: str, field: str) -> SemVer:
     return (out[0], out[1], out[2])
 
 
+# SemVer 2.0's version core: no sign, no leading zero, no whitespace (semver.org, the official grammar).
+_SEMVER_CORE = re.compile(r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)")
+_SEMVER_COMPONENT = re.compile(r"0|[1-9][0-9]*")
+_CORE_RULE = "SemVer 2.0 MAJOR.MINOR.PATCH: digits without sign, leading zero or whitespace, at most 4294967295"
+
+
+def skill_version(value: str, field: str) -> SemVer:
+    """A skill's own version: SemVer 2.0 strictly, and what §4.7 accepts.
+
+    ``MAJOR.MINOR.PATCH``, each ``0|[1-9][0-9]*`` and at most 2**32-1, as written: no sign,
+    no leading zero, no surrounding whitespace. §4.7 alone accepts ``+1``, ``01`` and
+    trims, so ``01.0.0``, ``+1.0.0``, ``1.0.00`` and ``" 1.0.0"`` were four versions next to
+    ``1.0.0``; SemVer's pre-release and build metadata stay refused, as in §4.7 (the
+    reference would refuse such an artifact). Same error codes as :func:`semver`.
+    """
+    if len(value) <= 32 and _SEMVER_CORE.fullmatch(value) is not None:
+        out = tuple(int(p) for p in value.split("."))
+        if max(out) <= U32_MAX:
+            return (out[0], out[1], out[2])
+    parts = value.split(".")
+    if len(parts) != 3:
+        raise ManifestValidationError(
+            "semver_format_invalid", f"{field} must use semantic version major.minor.patch", field=field
+        )
+    for component, part in zip(("major", "minor", "patch"), parts):
+        if len(part) > 10 or _SEMVER_COMPONENT.fullmatch(part) is None or int(part) > U32_MAX:
+            raise ManifestValidationError(
+                "semver_component_invalid",
+                f"{field} {component} invalid ({_CORE_RULE})",
+                field=field, component=component,
+            )
+    raise AssertionError("unreachable: a version core that matches every component matches the whole")
+
+
 def parse_semver_lenient(value: str) -> SemVer | None:
-    """For sorting already-validated versions; ``None`` when the value is not a semver."""
+    """For sorting and comparing recorded versions, under §4.7's grammar (which journals written
+    before :func:`skill_version` recorded): ``None`` when the value is not a semver."""
     try:
         return semver(value, "version")
     except ManifestValidationError:
         return None
+
+
+def same_version(a: str, b: str) -> bool:
+    """Whether two recorded versions are one version under SemVer precedence (``01.0.0`` and
+    ``1.0.0`` are); values that are no semver at all compare as text."""
+    if a == b:
+        return True
+    ka, kb = parse_semver_lenient(a), parse_semver_lenient(b)
+    return ka is not None and ka == kb
 
 
 def normalize_path(raw: str) -> str:

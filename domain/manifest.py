@@ -3,6 +3,9 @@ compatibility check of §15.
 
 Pure: no file I/O. Parsing is three steps, each with its own error kind:
 
+0. the manifest limits (size, keys, key parts, nesting, array elements, string length:
+   ``domain/toml_limits.py``) on the text before ``tomllib`` sees it, the tool count on the
+   parsed document and the identifier lengths after the schema decode: ``manifest_limits``;
 1. TOML text -> Python values (``tomllib``), plus the checks TOML itself requires but
    ``tomllib`` skips (signed 64-bit integers) and the legacy compat aliases;
 2. schema decode into frozen msgspec Structs (unknown key, missing key, wrong type,
@@ -32,6 +35,9 @@ from .constants import (
     DEFAULT_MAX_MEMORY_BYTES,
     DEFAULT_WALL_CLOCK_TIMEOUT_MS,
     LEGACY_MANIFEST_VERSION,
+    MAX_MANIFEST_ID_CHARS,
+    MAX_MANIFEST_NESTING,
+    MAX_MANIFEST_TOOLS,
     MIN_MAX_MEMORY_BYTES,
     PROTOCOL_MAJOR,
     RUNTIME_VERSION,
@@ -40,6 +46,7 @@ from .constants import (
     UINT64_MAX,
 )
 from .errors import (
+    ManifestLimitExceeded,
     ManifestParseError,
     ManifestValidationError,
     RuntimeVersionAboveSupportedMaximum,
@@ -57,9 +64,11 @@ from .grammars import (
     secret_scope,
     semver,
     skill_id,
+    skill_version,
     wild,
 )
 from .text import ascii_lower, trim
+from .toml_limits import check_manifest_size, check_toml_limits
 
 __all__ = [
     "manifest_from_json",
@@ -111,7 +120,7 @@ U64 = Annotated[int, Meta(ge=0, le=UINT64_MAX)]
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 # Containers below the document root; the reference's TOML parser refuses much deeper inline nesting.
-MAX_NESTING_DEPTH = 64
+MAX_NESTING_DEPTH = MAX_MANIFEST_NESTING
 
 ContractKind = Literal[
     "memory_provider",
@@ -301,6 +310,7 @@ class ManifestWarning(Struct, frozen=True, kw_only=True):
 
 def parse_manifest_bytes(data: bytes) -> Manifest:
     """Strict UTF-8 decode (no BOM sniffing, no replacement), then :func:`parse_manifest`."""
+    check_manifest_size(len(data))
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -312,8 +322,10 @@ def parse_manifest(text: str) -> Manifest:
     """TOML + schema decode + every §5.4/§5.5 rule in order. No compat check, no warnings."""
     doc = _load_toml(text)
     _check_toml_values(doc)
+    _check_tool_count(doc)
     _apply_compat_aliases(doc)
     manifest = _decode(doc)
+    _check_identifier_lengths(manifest)
     validate_manifest(manifest)
     return manifest
 
@@ -321,6 +333,7 @@ def parse_manifest(text: str) -> Manifest:
 def _load_toml(text: str) -> dict[str, Any]:
     if not isinstance(text, str):
         raise ManifestParseError(f"manifest text must be str, not {type(text).__name__}")
+    check_toml_limits(text)  # the size first, then one linear scan: tomllib only sees bounded text
     try:
         # Lone surrogates are not Unicode scalar values, so they cannot be TOML text,
         # and tomllib would otherwise let them through inside strings.
@@ -342,19 +355,46 @@ def _check_toml_values(doc: dict[str, Any]) -> None:
     Integers are signed 64-bit (§1.4). Nesting is capped (stricter than the spec's text,
     within the reference's own parser recursion limit) so every accepted manifest can
     also be written back and re-parsed (§5.7) without hitting Python's recursion limit.
+    A value's path is only spelled out for the error (each node keeps its parent and key),
+    so the walk stays linear however long and deep the keys are.
     """
-    stack: list[tuple[Any, str, int]] = [(doc, "$", 0)]
+    Node = tuple[Any, Any, int]  # (parent node or None, key or index, depth)
+    stack: list[tuple[Any, Node]] = [(doc, (None, "$", 0))]
     while stack:
-        value, path, depth = stack.pop()
+        value, node = stack.pop()
+        depth = node[2]
         if isinstance(value, (dict, list)):
             if depth > MAX_NESTING_DEPTH:
-                raise ManifestParseError(f"value nested deeper than {MAX_NESTING_DEPTH} levels - at `{path}`")
-            if isinstance(value, dict):
-                stack.extend((v, f"{path}.{k}", depth + 1) for k, v in value.items())
-            else:
-                stack.extend((v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value))
+                raise ManifestParseError(f"value nested deeper than {MAX_NESTING_DEPTH} levels - at `{_path(node)}`")
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            stack.extend((v, (node, k, depth + 1)) for k, v in items)
         elif type(value) is int and not INT64_MIN <= value <= INT64_MAX:
-            raise ManifestParseError(f"integer out of the signed 64-bit TOML range - at `{path}`")
+            raise ManifestParseError(f"integer out of the signed 64-bit TOML range - at `{_path(node)}`")
+
+
+def _path(node: Any) -> str:
+    parts: list[str] = []
+    while node is not None:
+        parent, key, _depth = node
+        parts.append(f"[{key}]" if isinstance(key, int) else (key if parent is None else f".{key}"))
+        node = parent
+    return "".join(reversed(parts))
+
+
+def _check_tool_count(doc: dict[str, Any]) -> None:
+    entrypoints = doc.get("entrypoints")
+    tools = entrypoints.get("tools") if isinstance(entrypoints, dict) else None
+    if isinstance(tools, list) and len(tools) > MAX_MANIFEST_TOOLS:
+        raise ManifestLimitExceeded("tools", len(tools), MAX_MANIFEST_TOOLS, "entrypoints.tools")
+
+
+def _check_identifier_lengths(m: Manifest) -> None:
+    """The names a skill is known by become stream names, directory names and CLI arguments."""
+    named = [("skill_id", m.skill_id), ("publisher", m.publisher), ("version", m.version)]
+    named += [("entrypoints.tools[].id", t.id) for t in m.entrypoints.tools]
+    for field_name, value in named:
+        if len(value) > MAX_MANIFEST_ID_CHARS:
+            raise ManifestLimitExceeded("id_chars", len(value), MAX_MANIFEST_ID_CHARS, field_name)
 
 
 def _apply_compat_aliases(doc: dict[str, Any]) -> None:
@@ -459,7 +499,7 @@ def validate_manifest(m: Manifest) -> None:
         raise ManifestValidationError("manifest_version_unsupported", "manifest_version must equal 1 or 2")
     publisher = ident(m.publisher, "publisher")
     skill_id(m.skill_id)
-    semver(m.version, "version")
+    skill_version(m.version, "version")
     _check_compat_versions(m.compat)
     if not trim(m.name):
         raise ManifestValidationError("name_empty", "name cannot be empty")

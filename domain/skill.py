@@ -25,6 +25,7 @@ from .errors import (
     VersionConflict,
 )
 from .events import Actor, LedgerAggregate
+from .grammars import same_version, skill_version
 from .skill_events import (
     ACTIVE,
     ARTIFACT_MISSING,
@@ -49,6 +50,7 @@ from .skill_events import (
     SkillVersion,
     Verified,
 )
+from .text import event_details, event_text
 
 if TYPE_CHECKING:  # the audit module is heavy; the aggregate only reads a report's members
     from .audit import AuditReport
@@ -71,6 +73,20 @@ def quarantine_code_for(error: SkillLedgerError) -> str:
 def jsonable(details: dict[str, Any]) -> dict[str, Any]:
     """Event details as plain JSON values (an error's details may hold paths or non-string keys)."""
     return msgspec.to_builtins(details, str_keys=True)  # type: ignore[no-any-return]
+
+
+def _reason(text: str | None) -> str | None:
+    """A reason (an operator's words or an error's message) as an event records it: bounded."""
+    return None if text is None else event_text(text)
+
+
+def _bounded_check(check: dict[str, Any]) -> dict[str, Any]:
+    out = dict(check)
+    if isinstance(out.get("message"), str):
+        out["message"] = event_text(out["message"])
+    if isinstance(out.get("details"), dict):
+        out["details"] = event_details(out["details"])
+    return out
 
 
 class ArtifactFacts(msgspec.Struct, frozen=True, kw_only=True):
@@ -126,17 +142,23 @@ class Skill(LedgerAggregate):
 
     def admits(self, version: str, payload_sha256: str) -> bool:
         """Whether installing ``payload_sha256`` as ``version`` has anything to record: ``False`` when
-        this very payload is installed already (nothing to do), ``VersionConflict`` when another is."""
+        this very payload is installed already (nothing to do), ``VersionConflict`` when another payload
+        is installed as a version equal to it under SemVer (``1.0.0`` and an ``01.0.0`` an older journal
+        recorded are one version). A new version must be strict SemVer (``grammars.skill_version``);
+        the versions already recorded are only compared, so old journals replay as they are."""
+        skill_version(version, "version")
         existing = self.versions.get(version)
-        if existing is None or not existing.installed:
-            return True
-        if existing.payload_sha256 == payload_sha256:
+        if existing is not None and existing.installed and existing.payload_sha256 == payload_sha256:
             return False
-        raise VersionConflict(
-            f"{self.skill_id} {version} is already installed with a different payload",
-            {"skill_id": self.skill_id, "version": version, "installed_payload_sha256": existing.payload_sha256,
-             "payload_sha256": payload_sha256},
-        )
+        for other in self.installed_versions():
+            if same_version(other.version, version):
+                shown = version if other.version == version else f"{version} (recorded as {other.version!r})"
+                raise VersionConflict(
+                    f"{self.skill_id} {shown} is already installed with a different payload",
+                    {"skill_id": self.skill_id, "version": version, "installed_version": other.version,
+                     "installed_payload_sha256": other.payload_sha256, "payload_sha256": payload_sha256},
+                )
+        return True
 
     def install(self, actor: Actor, artifact: ArtifactFacts, audit: AuditReport, policy_version: int,
                 blob: str) -> bool:
@@ -151,7 +173,7 @@ class Skill(LedgerAggregate):
         version = artifact.version
         if not self.admits(version, artifact.payload_sha256):
             return False
-        self._record(ArtifactVerified, actor, **msgspec.structs.asdict(artifact))
+        self._record(ArtifactVerified, actor, **_bounded_facts(artifact))
         self.record_audit(actor, version, "install", policy_version, audit)
         self._record(Installed, actor, version=version, artifact_sha256=artifact.artifact_sha256,
                      payload_sha256=artifact.payload_sha256, blob=blob)
@@ -164,7 +186,7 @@ class Skill(LedgerAggregate):
             self._record(Activated, actor, version=version)
         else:
             self._record(Quarantined, actor, version=version, reason_code=AUDIT_FAILED,
-                         reason="; ".join(audit.quarantine_reasons) or "audit failed", details={})
+                         reason=_reason("; ".join(audit.quarantine_reasons) or "audit failed"), details={})
         return True
 
     def record_audit(self, actor: Actor, version: str, trigger: str, policy_version: int,
@@ -180,8 +202,9 @@ class Skill(LedgerAggregate):
             policy_version=policy_version,
             passed=report.passed,
             should_quarantine=report.should_quarantine,
-            checks=msgspec.json.decode(msgspec.json.encode(report.checks)),  # as the journal stores them
-            quarantine_reasons=list(report.quarantine_reasons),
+            # as the journal stores them, every message and details object bounded
+            checks=[_bounded_check(c) for c in msgspec.json.decode(msgspec.json.encode(report.checks))],
+            quarantine_reasons=[event_text(r) for r in report.quarantine_reasons],
         )
 
     def manual_audit(self, actor: Actor, version: str, report: AuditReport, policy_version: int, *,
@@ -237,8 +260,8 @@ class Skill(LedgerAggregate):
         v = self.installed(version)
         if v.status == QUARANTINED:
             return False
-        self._record(Quarantined, actor, version=version, reason_code=reason_code, reason=reason,
-                     details=jsonable(details or {}))
+        self._record(Quarantined, actor, version=version, reason_code=reason_code, reason=_reason(reason),
+                     details=event_details(jsonable(details or {})))
         return True
 
     def disable(self, actor: Actor, version: str, reason: str) -> bool:
@@ -250,7 +273,7 @@ class Skill(LedgerAggregate):
                 f"{self.skill_id} {version} is quarantined; enable it first or leave it quarantined",
                 {"skill_id": self.skill_id, "version": version, "status": v.status},
             )
-        self._record(Disabled, actor, version=version, reason=reason)
+        self._record(Disabled, actor, version=version, reason=_reason(reason))
         return True
 
     def record_verified(self, actor: Actor, version: str, payload_sha256: str, trust_decision: str) -> None:
@@ -279,17 +302,18 @@ class Skill(LedgerAggregate):
                  "quarantine_reasons": list(audit.quarantine_reasons)},
             )
         self._record(Enabled, actor, version=version, override=override and not audit.passed,
-                     audit_passed=audit.passed, reason=reason)
+                     audit_passed=audit.passed, reason=_reason(reason))
         return True
 
     def remove(self, actor: Actor, version: str, reason: str | None) -> SkillVersion:
         """Remove a version; if it was current, the highest remaining version becomes current."""
         v = self.installed(version)
-        self._record(Removed, actor, version=version, reason=reason)
+        self._record(Removed, actor, version=version, reason=_reason(reason))
         if self.current == version:
             remaining = self.installed_versions()
             successor = remaining[-1].version if remaining else None
-            self._record(CurrentChanged, actor, from_version=version, to_version=successor, cause="remove", reason=reason)
+            self._record(CurrentChanged, actor, from_version=version, to_version=successor, cause="remove",
+                         reason=_reason(reason))
         return v
 
     def rollback(self, actor: Actor, to_version: str | None, reason: str | None) -> str:
@@ -300,7 +324,8 @@ class Skill(LedgerAggregate):
         self.installed(target)
         if target == self.current:
             raise UsageError(f"{self.skill_id} {target} is already current", {"skill_id": self.skill_id, "version": target})
-        self._record(CurrentChanged, actor, from_version=self.current, to_version=target, cause="rollback", reason=reason)
+        self._record(CurrentChanged, actor, from_version=self.current, to_version=target, cause="rollback",
+                     reason=_reason(reason))
         return target
 
     def _rollback_target(self) -> str:
@@ -315,4 +340,14 @@ class Skill(LedgerAggregate):
         return lower[-1].version
 
     def deny_execution(self, actor: Actor, version: str, tool_id: str, reason_code: str) -> None:
-        self._record(ExecutionDenied, actor, version=version, tool_id=tool_id, reason_code=reason_code)
+        self._record(ExecutionDenied, actor, version=version, tool_id=event_text(tool_id),
+                     reason_code=reason_code)
+
+
+def _bounded_facts(artifact: ArtifactFacts) -> dict[str, Any]:
+    """The members of ``skill.artifact_verified``: the manifest is bounded by the manifest limits
+    already; the source and the warnings' messages are bounded here."""
+    facts = msgspec.structs.asdict(artifact)
+    facts["source"] = event_text(artifact.source)
+    facts["manifest_warnings"] = [_bounded_check(w) for w in artifact.manifest_warnings]
+    return facts

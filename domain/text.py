@@ -14,6 +14,8 @@ import json
 import re
 from typing import Any
 
+from .constants import MAX_EVENT_DETAIL_TEXT_BYTES, MAX_EVENT_DETAILS_BYTES, MAX_EVENT_TEXT_BYTES
+
 # §1.1 WS: U+0009-U+000D, U+0020, U+0085, U+00A0, U+1680, U+2000-U+200A, U+2028,
 # U+2029, U+202F, U+205F, U+3000.
 WS = (
@@ -147,3 +149,78 @@ def dumps_pretty(value: Any) -> str:
 def is_exact_int(v: object) -> bool:
     """An integer that is not a bool (a float, even 1.0, never counts)."""
     return isinstance(v, int) and not isinstance(v, bool)
+
+
+# --- bounded outside text (event fields, error messages) ------------------------------
+
+
+def bound_text(s: str, limit: int) -> str:
+    """``s`` when its UTF-8 form has at most ``limit`` bytes; else its longest prefix that fits
+    with a visible marker, ``…[truncated N bytes]`` (N: the bytes left out), ``limit`` bytes in all.
+
+    A prefix never ends inside a character; ``limit`` must leave room for the marker (>= 64)."""
+    if len(s) * 4 <= limit:  # a character is at most 4 bytes: nothing to measure
+        return s
+    data = s.encode("utf-8", "surrogatepass")
+    if len(data) <= limit:
+        return s
+    room = limit - len(_marker(len(data)).encode("utf-8"))
+    kept = data[:room].decode("utf-8", "ignore")  # drops a character cut in half
+    return kept + _marker(len(data) - len(kept.encode("utf-8", "surrogatepass")))
+
+
+def _marker(removed: int) -> str:
+    return f"…[truncated {removed} bytes]"
+
+
+def bound_strings(value: Any, limit: int, _depth: int = 0) -> Any:
+    """A copy of a JSON-like value whose every string (dict keys included) is bounded by
+    :func:`bound_text`. Containers nested deeper than 32 levels become a marker string."""
+    if isinstance(value, str):
+        return bound_text(value, limit)
+    if isinstance(value, dict):
+        if _depth >= 32:
+            return "…[nested too deeply]"
+        return {(bound_text(k, limit) if isinstance(k, str) else k): bound_strings(v, limit, _depth + 1)
+                for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        if _depth >= 32:
+            return "…[nested too deeply]"
+        items = [bound_strings(v, limit, _depth + 1) for v in value]
+        return tuple(items) if isinstance(value, tuple) else items
+    return value
+
+
+def bound_details(details: dict[str, Any], text_limit: int, total_limit: int) -> dict[str, Any]:
+    """Event or error details with every string bounded (``text_limit`` bytes) and at most
+    ``total_limit`` bytes as compact JSON: members are kept in order while they fit, and the
+    members left out are named by count under the key ``"…"``."""
+    import msgspec  # here, not at the top: errors import this module, and `skills --version` imports errors
+
+    bounded = bound_strings(details, text_limit)
+    size = len(msgspec.json.encode(bounded))
+    if size <= total_limit:
+        return bounded  # type: ignore[no-any-return]
+    out: dict[str, Any] = {}
+    used, room = 2, total_limit - 96  # braces, and room for the marker member
+    for key, value in bounded.items():
+        cost = len(msgspec.json.encode({key: value})) - 1  # one member and its comma
+        if used + cost > room:
+            continue
+        out[key] = value
+        used += cost
+    left = len(bounded) - len(out)
+    out["…"] = f"[truncated: {left} members left out, {size} bytes in all]"
+    return out
+
+
+def event_text(text: str) -> str:
+    """A message, reason, source or other outside text as an event records it (and an error
+    carries it): at most ``MAX_EVENT_TEXT_BYTES``."""
+    return bound_text(text, MAX_EVENT_TEXT_BYTES)
+
+
+def event_details(details: dict[str, Any]) -> dict[str, Any]:
+    """A details object as an event records it: each string at most ``MAX_EVENT_DETAIL_TEXT_BYTES``,
+    the whole at most ``MAX_EVENT_DETAILS_BYTES`` as compact JSON."""
+    return bound_details(details, MAX_EVENT_DETAIL_TEXT_BYTES, MAX_EVENT_DETAILS_BYTES)

@@ -21,7 +21,14 @@ import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from .constants import MAX_ARTIFACT_BYTES, MAX_ENTRIES, MAX_ENTRY_BYTES, MAX_TOTAL_UNCOMPRESSED_BYTES
+from .constants import (
+    MANIFEST_ENTRY,
+    MAX_ARTIFACT_BYTES,
+    MAX_ENTRIES,
+    MAX_ENTRY_BYTES,
+    MAX_MANIFEST_BYTES,
+    MAX_TOTAL_UNCOMPRESSED_BYTES,
+)
 from .errors import (
     ArtifactEntryTooLarge,
     ArtifactTooLarge,
@@ -415,9 +422,10 @@ def _extract_entries(reader: zipfile.ZipFile, records: list[CentralRecord],
         # d
         path = normalize_path(r.name)
         declared = r.usize
-        # e
-        if declared > MAX_ENTRY_BYTES:
-            raise ArtifactEntryTooLarge(path, declared, MAX_ENTRY_BYTES)
+        # e (skill.toml has its own, smaller cap: it is parsed before anything is trusted)
+        cap = MAX_MANIFEST_BYTES if path == MANIFEST_ENTRY else MAX_ENTRY_BYTES
+        if declared > cap:
+            raise ArtifactEntryTooLarge(path, declared, cap)
         # f
         if total >= MAX_TOTAL_UNCOMPRESSED_BYTES:
             raise ArtifactTooLarge(total, MAX_TOTAL_UNCOMPRESSED_BYTES)
@@ -426,14 +434,14 @@ def _extract_entries(reader: zipfile.ZipFile, records: list[CentralRecord],
         if declared > remaining:
             raise ArtifactTooLarge(total + declared, MAX_TOTAL_UNCOMPRESSED_BYTES)
         # h
-        entry_limit = min(remaining, MAX_ENTRY_BYTES)
+        entry_limit = min(remaining, cap)
         content = _read_entry(reader, r, entry_limit + 1)
         read = len(content)
         # i
         if read > entry_limit:
-            if entry_limit < MAX_ENTRY_BYTES:
+            if entry_limit < cap:
                 raise ArtifactTooLarge(total + read, MAX_TOTAL_UNCOMPRESSED_BYTES)
-            raise ArtifactEntryTooLarge(path, read, MAX_ENTRY_BYTES)
+            raise ArtifactEntryTooLarge(path, read, cap)
         # j
         if read != declared:
             raise ZipError(f"entry '{path}' declares {declared} bytes but contains {read}")

@@ -124,11 +124,12 @@ def _result(skill: Skill, v: SkillVersion, report: AuditReport | None, positions
 
 def record_rejection(ledger: Ledger, artifact_sha256: str, source: str, error: SkillLedgerError,
                      manifest: Any = None) -> list[int]:
-    """Record ``artifact.rejected`` in the artifact's intake stream; the positions also go into
-    the error's details."""
+    """Record ``artifact.rejected`` in the artifact's intake stream (bounded, and only once per
+    digest and error: the ``Intake`` decides); the positions written (none for a repeat) also go
+    into the error's details."""
     def attempt() -> list[int]:
         intake = ledger.load(Intake, artifact_sha256)
-        intake.reject(
+        recorded = intake.reject(
             ledger.actor,
             source=source,
             error_code=error.code,
@@ -138,7 +139,7 @@ def record_rejection(ledger: Ledger, artifact_sha256: str, source: str, error: S
             version=getattr(manifest, "version", None),
             publisher=getattr(manifest, "publisher", None),
         )
-        return ledger.save(intake)
+        return ledger.save(intake) if recorded else []
 
     positions = ledger.retrying(attempt)
     error.details.setdefault("positions", positions)

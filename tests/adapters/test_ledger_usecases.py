@@ -250,3 +250,76 @@ def test_reinstalling_the_same_bytes_restores_a_lost_stored_artifact(home, tmp_p
     assert again.already_installed and blob.exists() and led.head() == head
     assert led.skill("acme.echo").versions["1.0.0"].status == "quarantined"  # enable decides
     assert lifecycle.enable(led, "acme.echo", None, "restored").status == "active"
+
+
+# --- identity and bounded rejections (issue 10) ---------------------------------------------
+
+
+def resigned(data: bytes, old: str, new: str, seed: bytes = b.SEED_A) -> bytes:
+    """``data`` with ``old`` replaced by ``new`` in its skill.toml, signed again: what a publisher
+    can ship without going through ``package build``."""
+    from skill_ledger.domain.signing import payload_sha256, sign_payload
+    from skill_ledger.domain.ziparchive import decode_archive, encode_archive
+
+    entries = decode_archive(data)
+    text = entries["skill.toml"].decode()
+    assert old in text
+    entries["skill.toml"] = text.replace(old, new, 1).encode()
+    del entries["signature.json"]
+    entries["signature.json"] = sign_payload(seed, payload_sha256(entries), "acme", 0).to_json_bytes()
+    return encode_archive(entries)
+
+
+@pytest.mark.parametrize("alias", ["01.0.0", "+1.0.0", "1.0.00", " 1.0.0"])
+def test_version_alias_cannot_install_next_to_1_0_0(home, tmp_path, alias):
+    """The attack: these installed next to 1.0.0 with other payloads, and the last became current,
+    displayed as 1.0.0. Now the manifest is refused, recorded once, and 1.0.0 stays current."""
+    led = b.ledger(home)
+    install(led, b.write(tmp_path, "a.skill", b.artifact()), allow_tofu=True)
+    evil = resigned(b.artifact(asset=b"other payload"), 'version = "1.0.0"', f'version = "{alias}"')
+    path = b.write(tmp_path, "evil.skill", evil)
+    for _ in range(2):
+        with pytest.raises(Exception) as refused:
+            install(led, path, allow_tofu=True)
+        assert refused.value.code == "manifest_validation"
+        assert refused.value.details["code"] == "semver_component_invalid"
+    assert kinds(led).count("artifact.rejected") == 1
+    skill = led.skill("acme.echo")
+    assert skill.current == "1.0.0" and [v.version for v in skill.installed_versions()] == ["1.0.0"]
+
+
+def test_repeated_rejection_of_one_artifact_is_recorded_once_per_error(home, tmp_path):
+    led = b.ledger(home)
+    path = b.write(tmp_path, "a.skill", b.artifact())
+    for _ in range(3):
+        with pytest.raises(UntrustedPublisher) as refused:
+            install(led, path)
+    assert kinds(led) == ["artifact.rejected"]
+    assert refused.value.details["positions"] == []  # the repeat wrote nothing
+    head = led.head()
+    trust.revoke(led, "acme", KEY_A, "leaked")
+    for _ in range(2):  # the same artifact, another reason: one more record
+        with pytest.raises(Exception) as refused:
+            install(led, path, allow_tofu=True)
+        assert refused.value.code == "key_revoked"
+    rejected = [e for e in events(led) if e["kind"] == "artifact.rejected"]
+    assert [e["data"]["error_code"] for e in rejected] == ["untrusted_publisher", "key_revoked"]
+    assert led.head() == head + 2  # the revocation and one rejection
+
+
+def test_rejection_event_fields_are_bounded(home, tmp_path):
+    """A 60 KB invalid secret scope (inside the manifest limits) is quoted in the message and the
+    details only up to their bounds, with a visible marker; a long source is bounded too."""
+    led = b.ledger(home)
+    scope = "x" * 60_000
+    evil = resigned(b.artifact(), "secrets = []", f'secrets = [{{ scope = "{scope}", key_names = ["k"] }}]')
+    with pytest.raises(Exception) as refused:
+        install(led, "unused", data=evil, source="registry:" + "s" * 20_000, allow_tofu=True)
+    assert refused.value.code == "manifest_validation"
+    (e,) = [e for e in events(led) if e["kind"] == "artifact.rejected"]
+    data = e["data"]
+    assert len(data["message"].encode()) <= 4_096 and data["message"].endswith("bytes]")
+    assert "…[truncated " in data["message"] and "…[truncated " in data["details"]["detail"]
+    assert len(data["details"]["detail"].encode()) <= 1_024
+    assert len(data["source"].encode()) <= 4_096 and "…[truncated " in data["source"]
+    assert len(json.dumps(e).encode()) < 12_000

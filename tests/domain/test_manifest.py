@@ -350,9 +350,11 @@ def test_huge_integer_literal_is_a_parse_error():
     parse_error(VALID + "[capabilities.quotas]\nfuel_budget = " + "9" * 5000 + "\n")
 
 
-def test_deep_nesting_is_a_parse_error():
+def test_deep_nesting_is_refused_before_parsing():
     text = VALID.replace('input_schema = { type = "object" }', "input_schema = { a = " + "[" * 3000 + "]" * 3000 + " }")
-    parse_error(text)
+    with pytest.raises(ManifestParseError) as info:
+        parse_manifest(text)
+    assert info.value.code == "manifest_limits" and info.value.details["limit"] == "nesting"
 
 
 @pytest.mark.parametrize(("depth", "accepted"), [(60, True), (61, False)])

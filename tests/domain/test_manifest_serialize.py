@@ -54,7 +54,7 @@ MAXIMAL = """\
 manifest_version = 2
 skill_id = "acme.max"
 name = "Max \\"quoted\\" \\u00e9 \\t"
-version = "+1.02.3"
+version = "1.2.3"
 publisher = "acme"
 
 [[entrypoints.tools]]
@@ -247,7 +247,7 @@ def test_maximal_document_shape():
     ]
     assert doc["builder"]["checklist"]["review_notes"] == "ok"
     assert doc["entrypoints"]["tools"][1]["id"] == " acme.two "  # raw value written back
-    assert doc["version"] == "+1.02.3"
+    assert doc["version"] == "1.2.3"
     # the datetime became an object; written as a table that re-parses to the same object
     schema = doc["entrypoints"]["tools"][0]["input_schema"]
     assert schema["properties"]["a"]["default"] == {"$__toml_private_datetime": "1979-05-27T07:32:00Z"}
@@ -333,6 +333,12 @@ def semver_text(draw) -> str:
     return draw(WS) + ".".join(parts) + draw(WS)
 
 
+@st.composite
+def strict_semver_text(draw) -> str:
+    """A skill's own version: SemVer 2.0's version core as written (grammars.skill_version)."""
+    return ".".join(str(draw(st.integers(0, 2**32 - 1) | st.integers(0, 20))) for _ in range(3))
+
+
 JSON_LEAF = (
     st.booleans()
     | I64
@@ -383,6 +389,9 @@ def manifest_docs(draw) -> dict[str, Any]:
     compat["min_runtime_version" if draw(st.booleans()) else "min_palyra_version"] = f"{major}.{minor}.{patch}"
     if draw(st.booleans()):
         compat["max_palyra_version"] = f"{major}.{minor}.{patch + draw(st.integers(0, 5))}"
+    elif draw(st.booleans()):  # §4.7's own forms (sign, leading zeros, whitespace) stay legal here
+        compat.pop("min_runtime_version", None)
+        compat["min_palyra_version"] = draw(semver_text())
     opt = {k: draw(st.booleans()) for k in ("filesystem", "http_egress", "secrets", "device", "node")}
     caps: dict[str, Any] = {
         "filesystem": {
@@ -413,7 +422,7 @@ def manifest_docs(draw) -> dict[str, Any]:
         "manifest_version": version,
         "skill_id": ".".join(draw(st.lists(SEG, min_size=1, max_size=3))),
         "name": draw(st.text(alphabet=string.printable, min_size=1, max_size=10).filter(str.strip)),
-        "version": draw(semver_text()),
+        "version": draw(strict_semver_text()),
         "publisher": publisher,
         "entrypoints": {"tools": tools},
         "capabilities": caps,

@@ -115,9 +115,55 @@ def test_installing_a_different_payload_as_an_installed_version_is_a_version_con
     with pytest.raises(VersionConflict) as e:
         install(s, "1.0.0", payload="other")
     assert e.value.code == "version_conflict"
-    assert e.value.details == {"skill_id": "acme.x", "version": "1.0.0", "installed_payload_sha256": "p",
-                               "payload_sha256": "other"}
+    assert e.value.details == {"skill_id": "acme.x", "version": "1.0.0", "installed_version": "1.0.0",
+                               "installed_payload_sha256": "p", "payload_sha256": "other"}
     assert kinds(s) == [] and s.versions["1.0.0"].payload_sha256 == "p"
+
+
+# --- identity: versions equal under SemVer are one version ---------------------------------
+
+
+def lenient_journal(*versions: str) -> Skill:
+    """A skill stream as an engine before strict versions recorded it: each version installed
+    (artifact_verified + installed), with its own payload, replayed from the events alone."""
+    s = Skill.start("acme.x")
+    for n, version in enumerate(versions):
+        s._record(ArtifactVerified, ACTOR, **msgspec.structs.asdict(facts(version, payload=f"p{n}")))
+        s._record(Installed, ACTOR, version=version, artifact_sha256=f"ap{n}", payload_sha256=f"p{n}", blob="b")
+    return replayed(s)
+
+
+@pytest.mark.parametrize("alias", ["01.0.0", "+1.0.0", "1.0.00", " 1.0.0"])
+def test_version_aliases_of_1_0_0_cannot_be_installed_next_to_it(alias):
+    """The attack: ``01.0.0``, ``+1.0.0``, ``1.0.00`` and ``" 1.0.0"`` installed beside ``1.0.0`` with other
+    payloads. A new version must be strict SemVer; and an alias an older journal recorded is the same version."""
+    s = Skill.start("acme.x")
+    install(s, "1.0.0")
+    with pytest.raises(Exception) as refused:
+        install(s, alias, payload="other")
+    assert refused.value.code == "manifest_validation"
+    assert refused.value.details["code"] in ("semver_component_invalid", "semver_format_invalid")
+    old = lenient_journal(alias)  # recorded by an older engine: it still replays
+    assert old.versions[alias].installed and old.versions[alias].sort_key == (1, 0, 0)
+    with pytest.raises(VersionConflict) as conflict:
+        install(old, "1.0.0", payload="other")
+    assert conflict.value.details["installed_version"] == alias and conflict.value.details["version"] == "1.0.0"
+    assert old.collect_events() == []
+
+
+def test_an_old_journal_with_aliases_installed_side_by_side_still_replays():
+    s = lenient_journal("1.0.0", "01.0.0", " 1.0.0")
+    assert [v.version for v in s.installed_versions()] == ["1.0.0", "01.0.0", " 1.0.0"]
+    assert s.admits("1.0.0", "p0") is False  # this very payload: nothing to do
+    with pytest.raises(VersionConflict):
+        s.admits("1.0.0", "p9")
+    assert s.admits("1.0.1", "p9") is True
+
+
+def test_a_removed_alias_does_not_block_the_version():
+    s = lenient_journal("01.0.0")
+    s.remove(ACTOR, "01.0.0", "alias")
+    assert s.admits("1.0.0", "other") is True
 
 
 def test_a_removed_version_may_be_installed_again_with_another_payload():
@@ -414,3 +460,67 @@ def test_installed_of_another_artifact_than_the_verified_one_is_refused_on_repla
     other = _event(Installed, s, 2, version="1.0.0", artifact_sha256="other", payload_sha256="p", blob="sha256/x")
     with pytest.raises(JournalTampered, match="does not follow"):
         other.mutate(agg)
+
+
+# --- outside text is bounded on every event that carries it -----------------------------------
+
+
+def test_reasons_details_and_check_messages_are_bounded_when_recorded():
+    long = "r" * 50_000
+    s = Skill.start("acme.x")
+    failing = AuditCheck(check_id="wasm_import_allowlist", status="fail", severity="error", message="m" * 9_000,
+                         details={"imports": ["i" * 3_000] * 40})
+    bad = msgspec.structs.replace(report(False), checks=(failing,), quarantine_reasons=("q" * 9_000,))
+    s.install(ACTOR, msgspec.structs.replace(facts("1.0.0"), source="file:" + long,
+                                             manifest_warnings=[{"code": "w", "message": long}]), bad, 0, "b")
+    s.quarantine(ACTOR, "1.0.0", "operator", long)  # already quarantined by the audit: nothing recorded
+    s.enable(ACTOR, "1.0.0", long, trust_decision="allowlisted", audit=report(), policy_version=0)
+    s.disable(ACTOR, "1.0.0", long)
+    s.enable(ACTOR, "1.0.0", long, trust_decision="allowlisted", audit=report(), policy_version=0)
+    s.quarantine(ACTOR, "1.0.0", "operator", long, {"why": long, "many": list(range(10_000))})
+    s.deny_execution(ACTOR, "1.0.0", "t" * 10_000, "not_active")
+    s.remove(ACTOR, "1.0.0", long)
+    events = s.collect_events()
+    for event in events:
+        assert len(msgspec.json.encode(event)) < 40_000, event.KIND
+        for name in ("reason", "source", "tool_id"):
+            value = getattr(event, name, None)
+            if isinstance(value, str) and len(value) > 100:
+                assert len(value.encode()) <= 4_096 and value.endswith("bytes]"), (event.KIND, name)
+    by_kind = {e.KIND: e for e in events}  # the last of each kind
+    verified = by_kind["skill.artifact_verified"]
+    assert verified.manifest_warnings[0]["message"].endswith("bytes]")
+    audited = [e for e in events if e.KIND == "skill.audited"][0]
+    assert audited.checks[0]["message"].endswith("bytes]") and audited.quarantine_reasons[0].endswith("bytes]")
+    assert len(msgspec.json.encode(audited.checks[0]["details"])) <= 16_384
+    quarantined = by_kind["skill.quarantined"]
+    assert quarantined.reason.endswith("bytes]") and quarantined.details["why"].endswith("bytes]")
+    assert "many" not in quarantined.details and quarantined.details["…"].startswith("[truncated: 1 members")
+    assert by_kind["skill.execution_denied"].tool_id.endswith("bytes]")
+    assert {e.KIND for e in events} >= {"skill.disabled", "skill.enabled", "skill.removed", "skill.current_changed"}
+
+
+# --- the Intake aggregate: a rejection is recorded once per artifact and error -----------------
+
+
+def test_intake_records_each_error_once_and_bounds_it():
+    from skill_ledger.domain.intake import ArtifactRejected, Intake
+
+    intake = Intake.start("a" * 64)
+    details = {"detail": "d" * 5_000}
+    assert intake.reject(ACTOR, source="file:x", error_code="manifest_validation", message="m" * 20_000,
+                         details=details) is True
+    assert intake.reject(ACTOR, source="file:elsewhere", error_code="manifest_validation", message="m" * 20_000,
+                         details=details) is False  # same digest, same error, another path: nothing
+    assert intake.reject(ACTOR, source="file:x", error_code="untrusted_publisher", message="m", details={}) is True
+    (first, second) = intake.collect_events()
+    assert len(first.message.encode()) <= 4_096 and len(first.details["detail"].encode()) <= 1_024
+    # replayed (as an old journal with an unbounded message would be), the same error is still known
+    old = Intake.start("a" * 64)
+    old._record(ArtifactRejected, ACTOR, artifact_sha256="a" * 64, source="s", error_code="manifest_validation",
+                message="m" * 20_000, details=details, skill_id=None, version=None, publisher=None)
+    agg = None
+    for e in old.collect_events():
+        agg = e.mutate(agg)
+    assert agg.reject(ACTOR, source="s", error_code="manifest_validation", message="m" * 20_000,
+                      details=details) is False

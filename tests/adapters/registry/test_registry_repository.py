@@ -143,7 +143,8 @@ def test_publish_renew_resigns_targets_with_a_fresh_expiry(tmp_path: Path) -> No
     assert repo.current("targets").signed.expires == T0 + timedelta(days=150)
 
 
-@pytest.mark.parametrize("version", ["1.0.0", "01.0.0"])
+# ("01.0.0" was here too: an alias of 1.0.0 can no longer be built, grammars.skill_version)
+@pytest.mark.parametrize("version", ["1.0.0"])
 def test_republishing_a_version_with_other_bytes_is_version_conflict(tmp_path: Path, version: str) -> None:
     repo = make_repo(tmp_path)
     before = repo.meta("timestamp.json")

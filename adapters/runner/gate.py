@@ -17,7 +17,9 @@ the journal recorded (``runtime.md`` "Before anything runs", issue 11).
 Step 3 is remembered: a verified artifact is recorded (in process and in
 ``<home>/cache/verified/<digest>.json``) with the file's (device, inode, size, mtime_ns,
 ctime_ns); while the file still has exactly that identity it is not read or hashed again.
-Any write to the file (or a replacement, a chmod, a touch) changes its ctime or inode.
+Any write to the file (or a replacement, a chmod, a touch) changes its ctime or inode. The
+records on disk are sealed under the home's cache key (``cachekey.py``), and a record only
+ever stands for the digest, payload hash and key the journal confirmed.
 """
 
 from __future__ import annotations

@@ -30,9 +30,11 @@ def run(tool_id: str, input_json: str | None, input_file: str | None, skill_id: 
         timeout_ms: int | None) -> None:
     """Run a tool of the current (or given) version of the skill that declares it.
 
-    Refused unless the version is active and eligible (exit 7, recorded as
-    skill.execution_denied); a stored artifact that no longer matches its digest is
-    quarantined (exit 5); a trap, timeout, quota or bad output exits 8.
+    The views find the tool; the journal decides: refused unless the version is active and
+    eligible and its key trusted (exit 7, recorded as skill.execution_denied); views that
+    disagree with the journal are rebuilt and the call refused (projection_drift, exit 9); a
+    stored artifact that no longer matches its digest is quarantined (exit 5); a trap,
+    timeout, quota or bad output exits 8.
     """
     from skill_ledger.domain.errors import UsageError
 

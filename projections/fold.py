@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from skill_ledger.domain.eligibility import compat_problem, eligibility
+from skill_ledger.domain.eligibility import compat_problem, eligibility, is_overridden
 from skill_ledger.domain.grammars import parse_semver_lenient
 
 from .records import EventView, ManifestFacts, view_from_dict
@@ -46,11 +46,11 @@ def fixed_time(timestamp: str) -> str:
 
 @functools.lru_cache(maxsize=1024)
 def _eligibility(installed: int, status: str | None, key_revoked: int, last_audit_passed: int | None,
-                 compat: str | None) -> tuple[int, str]:
+                 compat: str | None, status_reason_code: str | None) -> tuple[int, str]:
     """(eligible, reasons as JSON) of a version row; few distinct inputs, so remembered."""
     ok, reasons = eligibility(installed=bool(installed), status=status, key_revoked=bool(key_revoked),
                               last_audit_passed=None if last_audit_passed is None else bool(last_audit_passed),
-                              compat=compat)
+                              compat=compat, overridden=is_overridden(status, status_reason_code))
     return int(ok), jdump(reasons)
 
 
@@ -285,7 +285,8 @@ class Fold:
 
     def _finish(self, key: VersionKey, row: dict[str, Any], position: int) -> None:
         row["eligible"], row["eligibility_reasons"] = _eligibility(
-            row["installed"], row["status"], row["key_revoked"], row["last_audit_passed"], row["compat_problem"])
+            row["installed"], row["status"], row["key_revoked"], row["last_audit_passed"], row["compat_problem"],
+            row["status_reason_code"])
         self._touch(key, row, position)
 
     def _key(self, position: int, v: EventView, kind: str | None, state: str) -> None:

@@ -84,7 +84,10 @@ def info(skill_id: str, version: str | None, as_of: str | None) -> None:
 
     def human(d: dict) -> None:
         kv([("skill_id", d["skill_id"]), ("version", d["version"]), ("name", d["name"]),
-            ("publisher", d["publisher"]), ("status", f"{d['status']}" + (f" ({d['status_reason']})" if d["status_reason"] else "")),
+            ("publisher", d["publisher"]), ("status", f"{d['status']}"
+                                                + (" by --override of a failed audit"
+                                                   if d["status_reason_code"] == "override" else "")
+                                                + (f" ({d['status_reason']})" if d["status_reason"] else "")),
             ("current", "yes" if d["current"] else "no"), ("trust", f"{d['trust_decision']} ({d['key_id']})"),
             ("eligible", "yes" if d["eligibility"]["eligible"] else "no: " + ", ".join(d["eligibility"]["reasons"])),
             ("installed_at", d["installed_at"]), ("artifact_sha256", d["artifact_sha256"])])

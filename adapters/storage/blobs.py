@@ -13,9 +13,7 @@ missing one.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from skill_ledger.domain.constants import MAX_ARTIFACT_BYTES
 from skill_ledger.domain.errors import ArtifactMissing, ArtifactTampered, StorageError
 
 from .files import atomic_write, ensure_private_dir
+from .locks import exclusive_lock
 
 
 class BlobStore:
@@ -86,13 +85,8 @@ class BlobStore:
     def lock(self) -> Iterator[None]:
         """Serialises "write blob, then record" against "record removal, then delete blob"."""
         ensure_private_dir(self.root)
-        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with exclusive_lock(self.root / ".lock"):
             yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
 
 
 def _file_sha256(path: Path) -> str:

@@ -11,8 +11,12 @@ import helpers_ledger as h
 import msgspec
 
 from skill_ledger.domain.manifest import manifest_to_json, parse_manifest
+from skill_ledger.adapters.readmodel.rebuild import rebuild_views
+from skill_ledger.adapters.readmodel.views import discard
+from skill_ledger.adapters.storage.files import swap_into_place
 from skill_ledger.projections.records import decode_view, manifest_facts, view_from_dict
-from skill_ledger.projections.store import ViewStore, discard, swap_into_place
+from skill_ledger.projections.replay import diff
+from skill_ledger.projections.store import ViewStore
 
 
 def manifest_json(**changes: object) -> dict:
@@ -135,13 +139,13 @@ def test_a_sharded_rebuild_over_notifications(tmp_path: Path) -> None:
         ledger.revoke("acme", h.key_hex(h.SEEDS["acme"]), "lost")
         source = NotificationsOnly(ledger.app.recorder)
         one = ViewStore(tmp_path / "one.db")
-        one.rebuild(source)
+        rebuild_views(one, source)
         for count in (2, 3, 16):
             sharded = ViewStore(tmp_path / f"sharded-{count}.db")
             # batches of 2: the notification filter must page on past other shards' events
-            sharded.rebuild(source, shards=h.InProcessShards(source, count, batch=2), min_events=0)
+            rebuild_views(sharded, source, shards=h.InProcessShards(source, count, batch=2), min_events=0)
             try:
-                assert one.diff(sharded) == [] and sharded.positions() == one.positions()
+                assert diff(one, sharded) == [] and sharded.positions() == one.positions()
             finally:
                 discard(sharded)
         discard(one)

@@ -74,8 +74,11 @@ def conform_tables(con: sqlite3.Connection, tables: Iterable[Table]) -> list[str
         for column in table.columns:
             if column.name not in columns:
                 existing.add_column(column.name, column.type)
-        existing.transform(types=table.types, drop=columns - set(table.names),
-                           not_null={c.name: c.not_null for c in table.columns},
+        # NOT NULL as declared; a False only for a column that has it now (sqlite-utils adds
+        # NOT NULL to a column given False that lacks it).
+        not_null = {c.name: True for c in table.columns if c.not_null}
+        not_null |= {c.name: False for c in existing.columns if c.notnull and c.name not in not_null}
+        existing.transform(types=table.types, drop=columns - set(table.names), not_null=not_null,
                            pk=table.pk[0] if len(table.pk) == 1 else table.pk, column_order=list(table.names))
     return created
 

@@ -11,6 +11,7 @@ and only installed versions are found, with their current status.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from typing import Any
 
@@ -158,8 +159,9 @@ def check_query(query: str) -> None:
         probe.execute(f"CREATE VIRTUAL TABLE q USING fts5({', '.join(SEARCH_FTS_COLUMNS)})")
         probe.execute("SELECT rowid FROM q WHERE q MATCH ?", (query,)).fetchall()
     except sqlite3.OperationalError as e:
+        near = re.search(r'syntax error near "(.)"$', str(e))
         hint = ("; quote words with punctuation, for example '\"acme.echo\"'"
-                if "syntax error" in str(e) else "")
+                if near and not near.group(1).isalnum() and near.group(1) != '"' else "")
         raise UsageError(f"invalid search {query!r}: {e}{hint}", {"query": query}) from None
     finally:
         probe.close()

@@ -175,7 +175,7 @@ def test_sharded_rebuild_on_postgres(tmp_path: Path, url: str) -> None:
         for count in (2, 3):
             seen: list[int] = []
             for k in range(count):
-                rows = recorder.select_event_rows(0, 10_000, None, shard=Shard(k, count))
+                rows = recorder.select_event_rows(0, 10_000, None, event_filter=Shard(k, count).event_filter())
                 expected = [p for p, r in everything.items() if in_shard(r.topic, r.originator_id, Shard(k, count))]
                 assert [r[0] for r in rows] == expected
                 seen += [p for p in expected if everything[p].topic.startswith("skill.")]

@@ -151,3 +151,36 @@ def test_a_sharded_rebuild_over_notifications(tmp_path: Path) -> None:
         discard(one)
     finally:
         ledger.close()
+
+
+def test_the_exclusive_lock_makes_a_second_holder_wait(tmp_path: Path) -> None:
+    """``adapters.storage.locks``: the one flock helper (rebuilds, the blob store, secrets)."""
+    import threading
+    import time
+
+    from skill_ledger.adapters.storage.locks import exclusive_lock
+
+    lock = tmp_path / "x.lock"
+    events: list[str] = []
+    with exclusive_lock(lock):
+        waiter = threading.Thread(target=lambda: _take(lock, events))
+        waiter.start()
+        for _ in range(6000):  # until it reports that it waits (it does so before blocking)
+            if events:
+                break
+            time.sleep(0.01)
+        assert waiter.is_alive() and events == ["waiting"]
+        events.append("released")
+    waiter.join(timeout=60)
+    assert events == ["waiting", "released", "acquired"]
+    assert oct(lock.stat().st_mode & 0o777) == "0o600"
+    with exclusive_lock(lock, on_wait=lambda: events.append("unexpected")):
+        pass  # free again: no waiting
+    assert events[-1] == "acquired"
+
+
+def _take(lock: Path, events: list[str]) -> None:
+    from skill_ledger.adapters.storage.locks import exclusive_lock
+
+    with exclusive_lock(lock, on_wait=lambda: events.append("waiting")):
+        events.append("acquired")

@@ -21,7 +21,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from . import migrations
 from .db import connect, create_indexes, create_tables, enable_search, table_names, transaction
 from .schema import (
     BY_NAME,
@@ -165,7 +164,9 @@ class ViewStore:
         if version is None:
             return "has no schema marker"
         if version != str(SCHEMA_VERSION):
-            if self.scratch or not migrations.upgrade(con, version, self.notify, self.path):
+            from .migrations import upgrade
+
+            if self.scratch or not upgrade(con, version, self.notify, self.path):
                 return f"was written by schema version {version} (this is {SCHEMA_VERSION})"
             tables = table_names(con)
         missing = {t.name for t in TABLES} - tables

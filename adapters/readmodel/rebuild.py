@@ -144,7 +144,8 @@ def _rebuild_sharded(store: ViewStore, source: EventSource, head: int, fresh_pat
     workers: list[ShardWorker] = []
     try:
         for k, path in enumerate(paths, start=1):
-            remove_db_files(path)
+            # The worker finds its file made, so it need not import sqlite-utils to make one.
+            _fresh(store, path, Shard(k, count)).close()
             workers.append(shards.start(path, Shard(k, count), head, store.journal_identity))
         fresh = _fresh(store, fresh_path, Shard(0, count))
         try:

@@ -18,6 +18,7 @@ from skill_ledger.adapters.readmodel.views import discard, open_views
 from skill_ledger.cli.commands.search import search as search_command
 from skill_ledger.domain.artifact import build_artifact
 from skill_ledger.domain.errors import UsageError
+from skill_ledger.projections.schema import SEARCH
 from skill_ledger.projections.search import check_query, search, search_row
 
 FIELDS = ("skill_id", "name", "description", "publisher", "tool_ids", "tool_descriptions")
@@ -201,9 +202,11 @@ def test_an_index_out_of_step_with_its_rows_is_reported(tmp_path: Path) -> None:
 
 
 def test_a_manifest_of_another_shape_gives_what_it_can() -> None:
-    row = search_row("acme.x", "1.0.0", "acme", b'{"name": 5, "operator": {"summary": "Sums"}, '
-                                                 b'"entrypoints": {"tools": [{"id": " acme.t ", "description": 7}, 3]}}')
-    assert (row.name, row.description, row.tool_ids, row.tool_descriptions) == (None, "Sums", "acme.t", None)
+    row = dict(zip(SEARCH.names, search_row(
+        "acme.x", "1.0.0", "acme",
+        b'{"name": 5, "operator": {"summary": "Sums"}, "entrypoints": {"tools": [{"id": " acme.t ", "description": 7}, 3]}}')))
+    assert row == {"skill_id": "acme.x", "version": "1.0.0", "publisher": "acme", "name": None, "description": "Sums",
+                   "tool_ids": "acme.t", "tool_descriptions": None}
     for junk in (b"not json", b"[1]", b"null"):
         assert search_row("acme.x", "1.0.0", None, junk)[3:] == (None, None, None, None)
 

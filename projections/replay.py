@@ -43,6 +43,8 @@ def replay(store: ViewStore, fetch: Fetch, until: int | None, batch: int, progre
     position = store.position()
     fold = store.new_fold()
     fold.complete = position == 0
+    # Nothing of the index is in the file yet (until a flush writes some): none to replace.
+    index_in_file = not fold.complete
     done = 0
     while until is None or position < until:
         rows = fetch(position, batch, until)
@@ -52,10 +54,12 @@ def replay(store: ViewStore, fetch: Fetch, until: int | None, batch: int, progre
         position = rows[-1][0]
         flush_index = fold.cached_rows() > MAX_CACHED_ROWS
         with transaction(store.con):
-            store._write(statements(fold, index=flush_index), position, None if flush_index else OTHER_PROJECTIONS)
+            store._write(statements(fold, index=flush_index, replace=index_in_file), position,
+                         None if flush_index else OTHER_PROJECTIONS)
         if flush_index:  # from now on rows are read back from the file, by index
             store.create_read_indexes()
             fold = store.new_fold()
+            index_in_file = True
         done += len(rows)
         if progress is not None:
             progress(len(rows))
@@ -64,7 +68,7 @@ def replay(store: ViewStore, fetch: Fetch, until: int | None, batch: int, progre
         position = max(position, until)
     if fold.dirty_versions or fold.tools or set(store.positions().values()) != {position}:
         with transaction(store.con):
-            store._write(statements(fold, others=False), position)
+            store._write(statements(fold, others=False, replace=index_in_file), position)
     return done
 
 

@@ -15,17 +15,19 @@ Statements = list[tuple[str, list[Any]]]
 _DELETE_BY_VERSION = "DELETE FROM {} WHERE skill_id = ? AND version = ?"
 
 
-def statements(fold: Fold, *, index: bool = True, others: bool = True) -> Statements:
-    """What a batch writes, as plain values: the ``index`` projection's rows and/or the others'."""
+def statements(fold: Fold, *, index: bool = True, others: bool = True, replace: bool = True) -> Statements:
+    """What a batch writes, as plain values: the ``index`` projection's rows and/or the others'.
+    ``replace=False``: the file holds no index rows yet (a replay from scratch), so there are
+    no old tool and search rows to delete first."""
     out: Statements = []
     if index:
-        out += index_statements(fold)
+        out += index_statements(fold, replace=replace)
     if others:
         out += other_statements(fold)
     return out
 
 
-def index_statements(fold: Fold) -> Statements:
+def index_statements(fold: Fold, *, replace: bool = True) -> Statements:
     """Version, tool and search rows. A re-recorded artifact replaces its version's tools and
     search text: they are deleted first (a plain DELETE, so that the full-text index's
     triggers see it; ``OR REPLACE`` would remove the old row without firing them)."""
@@ -35,10 +37,12 @@ def index_statements(fold: Fold) -> Statements:
                     [VERSIONS.values(fold.versions[k]) for k in sorted(fold.dirty_versions)]))  # type: ignore[arg-type]
     if fold.tools:
         changed = sorted(fold.tools)
-        out.append((_DELETE_BY_VERSION.format(TOOLS.name), changed))
+        if replace:
+            out.append((_DELETE_BY_VERSION.format(TOOLS.name), changed))
         out.append((TOOLS.insert_sql(), [TOOLS.row(tool_id=t, skill_id=skill_id, version=version)
                                          for skill_id, version in changed for t in fold.tools[(skill_id, version)]]))
-        out.append((_DELETE_BY_VERSION.format(SEARCH.name), changed))
+        if replace:
+            out.append((_DELETE_BY_VERSION.format(SEARCH.name), changed))
         out.append((SEARCH.insert_sql(), [fold.search[k] for k in changed]))
     return out
 

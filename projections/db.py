@@ -1,19 +1,24 @@
 """The views file as SQLite: connections, the one transaction helper, and the schema made
 by sqlite-utils from the declarations in ``projections.schema``.
 
-sqlite-utils is imported only to create or migrate a file (it costs tens of milliseconds
-to import; an ordinary read never needs it).
+sqlite-utils makes the schema once per process, in a private in-memory database
+(``_schema``); each new file gets a copy of the statements it made. A process that makes
+many files (a rebuild makes one per shard, the tests hundreds) then pays for sqlite-utils'
+own work once, and every file has exactly the same schema. sqlite-utils is imported only
+when a file is made or migrated: an ordinary read never needs it (it costs tens of
+milliseconds to import).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .schema import DATA_TABLES, SEARCH, SEARCH_FTS, SEARCH_FTS_COLUMNS, Table
+from .schema import DATA_TABLES, SEARCH, SEARCH_FTS, SEARCH_FTS_COLUMNS, TABLES, Table
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -56,35 +61,47 @@ def transaction(con: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 
 def utils(con: sqlite3.Connection) -> sqlite_utils.Database:
     """sqlite-utils over this connection, changing none of its settings (no recursive
-    triggers, no plugins), its scripts run inside the caller's transaction."""
+    triggers, no plugins). Inside a transaction its scripts run statement by statement, so
+    that the schema (the full-text index included) is made or changed atomically."""
     import sqlite_utils
 
-    return sqlite_utils.Database(_ScriptsInTransaction(con),  # type: ignore[arg-type]
-                                 recursive_triggers=False, execute_plugins=False)
+    return sqlite_utils.Database(con, recursive_triggers=False, execute_plugins=False)
 
 
-class _ScriptsInTransaction:
-    """The connection as sqlite-utils sees it, except that a script runs statement by
-    statement: ``sqlite3``'s ``executescript`` commits the open transaction first, and the
-    schema (the full-text index included, which sqlite-utils creates with scripts) must be
-    created or migrated in one transaction, under the write lock, so that a crash or a
-    second process never sees half of it."""
+def create_schema(con: sqlite3.Connection, *, for_reads: bool) -> None:
+    """Every declared table in this (empty) file, inside the caller's transaction.
+    ``for_reads``: with the indexes only reads need and the full-text index; a file that is
+    being filled gets them at the end, from ``complete_schema``."""
+    for _name, _kind, sql in _schema(for_reads):
+        con.execute(sql)
 
-    def __init__(self, con: sqlite3.Connection) -> None:
-        self._con = con
 
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._con, name)
+def complete_schema(con: sqlite3.Connection, *, search: bool = True) -> None:
+    """Add what ``create_schema(for_reads=False)`` left out: the read indexes, and (``search``)
+    the full-text index, filled from the rows already there. Cheaper once over all rows than
+    row by row during a replay."""
+    present = {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
+    for name, kind, sql in _schema(True):
+        if name not in present and (search or kind == "index"):
+            con.execute(sql)
+    if search and SEARCH_FTS not in present:
+        con.execute(f"INSERT INTO {SEARCH_FTS} ({SEARCH_FTS}) VALUES ('rebuild')")  # FTS5: index the content table
 
-    def executescript(self, script: str) -> None:
-        statement = ""
-        for line in script.splitlines(keepends=True):
-            statement += line
-            if sqlite3.complete_statement(statement):
-                self._con.execute(statement)
-                statement = ""
-        if statement.strip():
-            self._con.execute(statement)
+
+@functools.lru_cache(maxsize=2)
+def _schema(for_reads: bool) -> tuple[tuple[str, str, str], ...]:
+    """(name, type, CREATE statement) of everything sqlite-utils makes for the declared tables,
+    in the order it made them (the full-text index's own shadow tables come with it)."""
+    con = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        create_tables(con, TABLES, read_indexes=for_reads)
+        if for_reads:
+            enable_search(con)
+        shadow = {r[0] for r in con.execute("SELECT name FROM pragma_table_list WHERE type = 'shadow'")}
+        return tuple((name, kind, sql) for name, kind, sql in con.execute(
+            "SELECT name, type, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY rowid") if name not in shadow)
+    finally:
+        con.close()
 
 
 def create_tables(con: sqlite3.Connection, tables: Iterable[Table], *, read_indexes: bool) -> None:

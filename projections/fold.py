@@ -199,7 +199,7 @@ class Fold:
         old = self._version(key)
         tool_ids = facts.tool_ids
         self.tools[key] = sorted(set(tool_ids))
-        self.search[key] = search_row(key[0], key[1], v.publisher, v.manifest)
+        self.search[key] = search_row(key[0], key[1], v.publisher, facts)
         major, minor, patch = _semver(key[1]) or (0, 0, 0)
         row = VERSIONS.blank()
         row.update(

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from .db import create_indexes, create_tables, enable_search, transaction, utils
 from .schema import SCHEMA_VERSION, SEARCH, TABLES, Table
+from .records import manifest_facts
 from .search import search_row
 
 if TYPE_CHECKING:
@@ -110,7 +111,7 @@ def _v9_to_v10(con: sqlite3.Connection) -> None:
     con.execute(f"DELETE FROM {SEARCH.name}")  # empty unless a table of that name was there before
     rows = con.execute("SELECT v.skill_id, v.version, v.publisher, coalesce(m.manifest, 'null') FROM versions v "
                        "LEFT JOIN manifests m ON m.payload_sha256 = v.payload_sha256").fetchall()
-    con.executemany(SEARCH.insert_sql(), [search_row(s, v, p, m.encode("utf-8")) for s, v, p, m in rows])
+    con.executemany(SEARCH.insert_sql(), [search_row(s, v, p, manifest_facts(m.encode("utf-8"))) for s, v, p, m in rows])
     create_indexes(con)
     enable_search(con)
 

@@ -14,7 +14,7 @@ import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .db import create_indexes, enable_search, transaction
+from .db import complete_schema, transaction
 from .schema import BY_NAME, DATA_TABLES, MANIFESTS, PROJECTIONS, SCHEMA_VERSION
 from .shards import Shard
 from .store import fold_batch
@@ -117,8 +117,7 @@ def finish(store: ViewStore, *, live: bool = False) -> None:
     (cheaper to build once over all rows than row by row); ``live``: then the live file's
     journal mode (it is about to be swapped in)."""
     with transaction(store.con):
-        create_indexes(store.con)
-        enable_search(store.con)
+        complete_schema(store.con)
     if live:
         store.con.execute("PRAGMA locking_mode=NORMAL")
         store.con.execute("PRAGMA journal_mode=WAL")

@@ -18,8 +18,8 @@ from typing import Any
 import msgspec
 
 from skill_ledger.domain.errors import UsageError
-from skill_ledger.domain.text import trim
 
+from .records import ManifestFacts
 from .schema import SEARCH, SEARCH_FTS, SEARCH_FTS_COLUMNS
 
 # bm25 weights, in SEARCH_FTS_COLUMNS order: a hit in an id or a name counts more than one in
@@ -33,71 +33,14 @@ MARK = ("[", "]")
 # --- the rows ------------------------------------------------------------------------------
 
 
-class _Tool(msgspec.Struct, frozen=True):
-    id: str | None = None
-    description: str | None = None
-
-
-class _Entrypoints(msgspec.Struct, frozen=True):
-    tools: tuple[_Tool, ...] = ()
-
-
-class _Operator(msgspec.Struct, frozen=True):
-    summary: str | None = None
-    description: str | None = None
-
-
-class _Text(msgspec.Struct, frozen=True):
-    """The members of a recorded manifest that search reads (every other member is skipped)."""
-
-    name: str | None = None
-    operator: _Operator = _Operator()
-    entrypoints: _Entrypoints = _Entrypoints()
-
-
-_text_decoder = msgspec.json.Decoder(_Text)
-_any_decoder = msgspec.json.Decoder()
-
-
-def search_row(skill_id: str, version: str, publisher: str | None, manifest: bytes | msgspec.Raw) -> tuple[Any, ...]:
-    """The ``search`` row of a version, from its recorded manifest (JSON). Used by the fold and
-    by the migration that adds the table, so both give the same row."""
-    try:
-        text = _text_decoder.decode(manifest)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        text = _lenient(manifest)
-    tools = text.entrypoints.tools
-    return SEARCH.row(
-        skill_id=skill_id, version=version, publisher=publisher, name=text.name,
-        description=_join([text.operator.summary, text.operator.description], "\n"),
-        tool_ids=_join([trim(t.id) if t.id else None for t in tools], " "),
-        tool_descriptions=_join([t.description for t in tools], "\n"),
-    )
-
-
-def _join(values: list[str | None], sep: str) -> str | None:
-    present = [v for v in values if v]
-    return sep.join(present) if present else None
-
-
-def _lenient(manifest: bytes | msgspec.Raw) -> _Text:
-    """A manifest of another shape (written by a newer version, say): every member of the
-    expected type is kept, every other one counts as absent."""
-    try:
-        value = _any_decoder.decode(manifest)
-    except msgspec.DecodeError:
-        return _Text()
-    m = value if isinstance(value, dict) else {}
-    operator = m.get("operator") if isinstance(m.get("operator"), dict) else {}
-    entrypoints = m.get("entrypoints") if isinstance(m.get("entrypoints"), dict) else {}
-    tools = entrypoints.get("tools") if isinstance(entrypoints.get("tools"), list) else []
-    return _Text(_str(m.get("name")), _Operator(_str(operator.get("summary")), _str(operator.get("description"))),
-                 _Entrypoints(tuple(_Tool(_str(t.get("id")), _str(t.get("description")))
-                                    for t in tools if isinstance(t, dict))))
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
+def search_row(skill_id: str, version: str, publisher: str | None, facts: ManifestFacts) -> tuple[Any, ...]:
+    """The ``search`` row of a version, from the facts of its recorded manifest
+    (``records.manifest_facts``). The fold and the migration that adds the table both make
+    it this way, so they give the same row."""
+    return SEARCH.row(skill_id=skill_id, version=version, publisher=publisher,
+                      name=facts.name if isinstance(facts.name, str) else None, description=facts.description,
+                      tool_ids=" ".join(i for i in facts.tool_ids if i) or None,
+                      tool_descriptions=facts.tool_descriptions)
 
 
 # --- the query -----------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .db import connect, create_indexes, create_tables, enable_search, table_names, transaction
+from .db import complete_schema, connect, create_schema, table_names, transaction
 from .schema import (
     BY_NAME,
     META,
@@ -189,9 +189,7 @@ class ViewStore:
     def _create(self, con: sqlite3.Connection) -> None:
         """Every table, the schema marker and the positions, in one transaction."""
         with transaction(con):
-            create_tables(con, TABLES, read_indexes=not self.scratch)
-            if not self.scratch:
-                enable_search(con)
+            create_schema(con, for_reads=not self.scratch)
             meta = [("schema_version", str(SCHEMA_VERSION)), ("journal", self.journal_identity)]
             if self.shard is not None:
                 meta.append(("shard", f"{self.shard.index}/{self.shard.count}"))
@@ -225,7 +223,8 @@ class ViewStore:
         self._create(self.con)
 
     def create_read_indexes(self) -> None:
-        create_indexes(self.con)
+        """The indexes only reads need (a private file about to be read back)."""
+        complete_schema(self.con, search=False)
 
     # --- positions ----------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ def test_manifest_facts_of_a_recorded_manifest() -> None:
     facts = manifest_facts(msgspec.json.encode(manifest_json()))
     assert facts.name == "Test acme.alpha"
     assert facts.tool_ids == ["acme.echo"]
+    assert (facts.description, facts.tool_descriptions) == (None, "Echo")  # the text search reads
     assert facts.compat == {"required_protocol_major": 1, "min_palyra_version": "0.1.0"}  # as recorded
     assert msgspec.json.decode(facts.capability_grants) == {
         "http_hosts": [], "secret_keys": [], "storage_prefixes": [], "channels": []}
@@ -71,7 +72,7 @@ def test_a_manifest_of_another_shape_still_gets_its_facts() -> None:
     assert (facts.name, facts.tool_ids, facts.capability_grants, facts.policy_bindings) == (
         "Test acme.alpha", ["acme.echo"], "null", "null")
     for junk in (b"[1, 2]", b"null", b"{\"entrypoints\": 5}", b"not json"):
-        assert manifest_facts(junk) == (None, None, [], "null", "null")
+        assert manifest_facts(junk) == (None, None, [], "null", "null", None, None)
 
 
 def test_the_typed_view_and_the_general_way_agree() -> None:

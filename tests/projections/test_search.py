@@ -18,6 +18,7 @@ from skill_ledger.adapters.readmodel.views import discard, open_views
 from skill_ledger.cli.commands.search import search as search_command
 from skill_ledger.domain.artifact import build_artifact
 from skill_ledger.domain.errors import UsageError
+from skill_ledger.projections.records import manifest_facts
 from skill_ledger.projections.schema import SEARCH
 from skill_ledger.projections.search import check_query, search, search_row
 
@@ -202,13 +203,19 @@ def test_an_index_out_of_step_with_its_rows_is_reported(tmp_path: Path) -> None:
 
 
 def test_a_manifest_of_another_shape_gives_what_it_can() -> None:
-    row = dict(zip(SEARCH.names, search_row(
-        "acme.x", "1.0.0", "acme",
-        b'{"name": 5, "operator": {"summary": "Sums"}, "entrypoints": {"tools": [{"id": " acme.t ", "description": 7}, 3]}}')))
+    """Search text from a recorded manifest whose members have other types (say, written by a
+    newer version): what is text is kept, the rest counts as absent."""
+    odd = (b'{"skill_id": "acme.x", "name": 5, "operator": {"summary": "Sums", "description": ["x"]}, '
+           b'"entrypoints": {"tools": [{"id": " acme.t ", "description": 7}, {"id": "acme.u", "description": "Us"}]}}')
+    row = dict(zip(SEARCH.names, search_row("acme.x", "1.0.0", "acme", manifest_facts(odd))))
     assert row == {"skill_id": "acme.x", "version": "1.0.0", "publisher": "acme", "name": None, "description": "Sums",
-                   "tool_ids": "acme.t", "tool_descriptions": None}
+                   "tool_ids": "acme.t acme.u", "tool_descriptions": "Us"}
+    # an operator section that is not an object, tools that are not objects
+    odd = b'{"skill_id": "acme.x", "name": "X", "operator": "none", "entrypoints": {"tools": [3, {"id": "acme.t"}]}}'
+    row = dict(zip(SEARCH.names, search_row("acme.x", "1.0.0", None, manifest_facts(odd))))
+    assert (row["name"], row["description"], row["tool_ids"], row["tool_descriptions"]) == ("X", None, "acme.t", None)
     for junk in (b"not json", b"[1]", b"null"):
-        assert search_row("acme.x", "1.0.0", None, junk)[3:] == (None, None, None, None)
+        assert search_row("acme.x", "1.0.0", None, manifest_facts(junk))[3:] == (None, None, None, None)
 
 
 # --- the command ----------------------------------------------------------------------------

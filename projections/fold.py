@@ -92,6 +92,7 @@ class Fold:
         self.rejections: list[tuple[Any, ...]] = []
         self.policy: tuple[Any, ...] | None = None
         self._stream_version = 0  # of the event being folded
+        self._at = ""  # its time in the fixed form (every event uses it, some twice)
         self._handlers: dict[str, Callable[[int, EventView], None]] = {
             "skill.artifact_verified": self._artifact_verified,
             "skill.audited": self._audited,
@@ -135,6 +136,7 @@ class Fold:
 
     def apply(self, position: int, stream_version: int, kind: str, view: EventView) -> None:
         """Fold one journal event (its position, stream version, kind and view)."""
+        self._at = fixed_time(view.timestamp)
         handler = self._handlers.get(kind)
         if handler is not None:
             self._stream_version = stream_version
@@ -214,7 +216,7 @@ class Fold:
 
     def _audited(self, position: int, v: EventView) -> None:
         key = (self._skill_id(v), v.version or "")
-        at = fixed_time(v.timestamp)
+        at = self._at
         # Full checks stay in the journal (at this position); the view keeps what lists show.
         checks = v.checks
         failed = [c.check_id for c in checks if c.status == "fail"]
@@ -241,7 +243,7 @@ class Fold:
         row = self._version(key)
         if row is None:
             return
-        row.update(installed=1, installed_at=fixed_time(v.timestamp), blob=v.blob, status=None,
+        row.update(installed=1, installed_at=self._at, blob=v.blob, status=None,
                    status_reason_code=None, status_reason=None)
         self._finish(key, row, position)
 
@@ -292,7 +294,7 @@ class Fold:
         row = {
             "publisher": publisher, "key_hex": key_hex, "key_id": v.key_id,
             "kind": kind or (old["kind"] if old else "allowlisted"), "state": state,
-            "since": fixed_time(v.timestamp),
+            "since": self._at,
             "first_skill_id": v.first_skill_id or (old["first_skill_id"] if old else None),
             "first_version": v.first_version or (old["first_version"] if old else None),
             "updated_position": position,
@@ -318,11 +320,11 @@ class Fold:
     def _policy_changed(self, position: int, v: EventView) -> None:
         self.policy = POLICY.row(name="audit", policy_version=self._stream_version,
                                  policy=bytes(v.policy).decode("utf-8"), changed=jdump(v.changed),
-                                 updated_at=fixed_time(v.timestamp), updated_by=v.actor.principal)
+                                 updated_at=self._at, updated_by=v.actor.principal)
 
     def _rejected(self, position: int, v: EventView) -> None:
         self.rejections.append(REJECTIONS.row(
-            position=position, recorded_at=fixed_time(v.timestamp), artifact_sha256=v.artifact_sha256,
+            position=position, recorded_at=self._at, artifact_sha256=v.artifact_sha256,
             source=v.source, error_code=v.error_code, message=v.message, skill_id=v.skill_id, version=v.version,
             publisher=v.publisher))
 
@@ -333,7 +335,7 @@ class Fold:
         publisher = key if prefix == "publisher" else v.publisher
         actor = v.actor
         self.timeline.append(TIMELINE.row(
-            position=position, recorded_at=fixed_time(v.timestamp), stream=stream, stream_version=stream_version,
+            position=position, recorded_at=self._at, stream=stream, stream_version=stream_version,
             kind=kind, skill_id=skill_id, version=v.version, publisher=publisher, principal=actor.principal,
             host=actor.host, command=actor.command, reason=v.reason, summary=summarize_view(kind, v)))
 

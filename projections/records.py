@@ -186,8 +186,7 @@ def manifest_facts(raw: bytes | msgspec.Raw) -> ManifestFacts:
 
 def _lines(values: list[Any]) -> str | None:
     """The values that are text and not empty, one per line (None: no such value)."""
-    text = "\n".join(v for v in values if isinstance(v, str) and v)
-    return text or None
+    return "\n".join([v for v in values if type(v) is str and v]) or None
 
 
 def _facts_of_an_odd_manifest(raw: bytes | msgspec.Raw) -> ManifestFacts:

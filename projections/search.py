@@ -39,7 +39,7 @@ def search_row(skill_id: str, version: str, publisher: str | None, facts: Manife
     it this way, so they give the same row."""
     return SEARCH.row(skill_id=skill_id, version=version, publisher=publisher,
                       name=facts.name if isinstance(facts.name, str) else None, description=facts.description,
-                      tool_ids=" ".join(i for i in facts.tool_ids if i) or None,
+                      tool_ids=" ".join([i for i in facts.tool_ids if i]) or None,
                       tool_descriptions=facts.tool_descriptions)
 
 

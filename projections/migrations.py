@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .db import create_indexes, create_tables, enable_search, transaction, utils
-from .schema import SCHEMA_VERSION, SEARCH, TABLES, Table
 from .records import manifest_facts
+from .schema import SCHEMA_VERSION, SEARCH, TABLES, Table
 from .search import search_row
 
 if TYPE_CHECKING:

@@ -28,7 +28,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import ContextManager, Protocol
+from typing import Protocol
 
 import msgspec
 
@@ -73,7 +73,8 @@ class RebuildResult(msgspec.Struct, frozen=True):
 
 
 def rebuild_home(settings: Settings, *, notify: Callable[[str], None] | None = None,
-                 progress: Callable[[int], ContextManager[Progress | None]] | None = None) -> RebuildResult:
+                 progress: Callable[[int], contextlib.AbstractContextManager[Progress | None]] | None = None,
+                 ) -> RebuildResult:
     """``skills index rebuild``: this home's views replayed from its journal. ``progress(total)``
     gives a context manager around the rebuild that yields a callback for the events done."""
     from skill_ledger.adapters.readmodel.views import journal_identity, open_store
@@ -236,8 +237,9 @@ class SubprocessShards:
         env = dict(os.environ)
         env["SKILLS_JOURNAL"] = self.settings.journal_url
         env["PYTHONPATH"] = os.pathsep.join(p for p in (_import_root(), env.get("PYTHONPATH", "")) if p)
-        cmd = [sys.executable, "-m", "skill_ledger.adapters.readmodel.rebuild", "--shard", f"{s.index}/{s.count}", "--until", str(until),
-               "--output", str(path), "--journal-identity", journal_identity, "--parent", str(os.getpid())]
+        cmd = [sys.executable, "-m", "skill_ledger.adapters.readmodel.rebuild", "--shard", f"{s.index}/{s.count}",
+               "--until", str(until), "--output", str(path), "--journal-identity", journal_identity,
+               "--parent", str(os.getpid())]
         try:
             proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                     stderr=subprocess.PIPE, cwd=str(self.settings.home))

@@ -23,8 +23,8 @@ from skill_ledger.adapters.readmodel.rebuild import (
 from skill_ledger.adapters.readmodel.views import discard, journal_identity
 from skill_ledger.domain.errors import ConfigurationError
 from skill_ledger.domain.events import stream_uuid
-from skill_ledger.projections.shards import MAX_SHARDS, Shard, in_shard, shard
 from skill_ledger.projections.replay import diff
+from skill_ledger.projections.shards import MAX_SHARDS, Shard, in_shard, shard
 from skill_ledger.projections.store import ViewStore
 
 # Skills whose streams end in different hex digits (so every shard count below splits them).

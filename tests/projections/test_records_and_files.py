@@ -10,10 +10,10 @@ from pathlib import Path
 import helpers_ledger as h
 import msgspec
 
-from skill_ledger.domain.manifest import manifest_to_json, parse_manifest
 from skill_ledger.adapters.readmodel.rebuild import rebuild_views
 from skill_ledger.adapters.readmodel.views import discard
 from skill_ledger.adapters.storage.files import swap_into_place
+from skill_ledger.domain.manifest import manifest_to_json, parse_manifest
 from skill_ledger.projections.records import decode_view, manifest_facts, view_from_dict
 from skill_ledger.projections.replay import diff
 from skill_ledger.projections.store import ViewStore

@@ -54,7 +54,7 @@ def replay(store: ViewStore, fetch: Fetch, until: int | None, batch: int, progre
         position = rows[-1][0]
         flush_index = fold.cached_rows() > MAX_CACHED_ROWS
         with transaction(store.con):
-            store._write(statements(fold, index=flush_index, replace=index_in_file), position,
+            store.write_batch(statements(fold, index=flush_index, replace=index_in_file), position,
                          None if flush_index else OTHER_PROJECTIONS)
         if flush_index:  # from now on rows are read back from the file, by index
             store.create_read_indexes()
@@ -68,7 +68,7 @@ def replay(store: ViewStore, fetch: Fetch, until: int | None, batch: int, progre
         position = max(position, until)
     if fold.dirty_versions or fold.tools or set(store.positions().values()) != {position}:
         with transaction(store.con):
-            store._write(statements(fold, others=False, replace=index_in_file), position)
+            store.write_batch(statements(fold, others=False, replace=index_in_file), position)
     return done
 
 

@@ -290,13 +290,13 @@ class ViewStore:
                     fold.complete = start == 0
                 fold_batch(fold, rows)
                 expected = rows[-1][0]
-                self._write(statements(fold), expected)
+                self.write_batch(statements(fold), expected)
             done += len(rows)
             if progress is not None:
                 progress(len(rows))
         return done
 
-    def _write(self, statements: Statements, position: int, projections: tuple[str, ...] | None = None) -> None:
+    def write_batch(self, statements: Statements, position: int, projections: tuple[str, ...] | None = None) -> None:
         """A batch's rows and the new position of ``projections`` (all when None), inside the
         caller's transaction."""
         for sql, rows in statements:

@@ -84,7 +84,7 @@ def arm() -> None:
     _around(SQLiteApplicationRecorder, "_insert_events", None, "journal.before_chain")
     _around(ChainedSQLiteRecorder, "_insert_events", None, "journal.before_commit")
     _around(session, "catch_up_after", "views.before_catch_up", "views.after_catch_up")
-    _around(ViewStore, "_write", None, "views.before_commit")  # called inside the batch's transaction
+    _around(ViewStore, "write_batch", None, "views.before_commit")  # called inside the batch's transaction
     _around(ViewStore, "_create", "views.before_create")
     _around(replay, "merge_shard", "views.before_merge", "views.after_merge")
 

@@ -125,7 +125,7 @@ def test_a_failed_batch_leaves_the_views_as_they_were(tmp_path: Path, monkeypatc
         def fail(*_a, **_k):
             raise RuntimeError("disk on fire")
 
-        monkeypatch.setattr(ViewStore, "_write", fail)
+        monkeypatch.setattr(ViewStore, "write_batch", fail)
         with pytest.raises(RuntimeError):
             store.catch_up(ledger.app.recorder)
         monkeypatch.undo()

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import hashlib
 import os
 import stat
@@ -30,6 +29,7 @@ from skill_ledger.domain.constants import MAX_ARTIFACT_BYTES
 from skill_ledger.domain.errors import ArtifactMissing, ArtifactTampered, StorageError
 
 from .files import atomic_write, ensure_private_dir
+from .locks import exclusive_lock
 
 
 class NotRegularFile(OSError):
@@ -152,13 +152,8 @@ class BlobStore:
     def lock(self) -> Iterator[None]:
         """Serialises "write blob, then record" against "record removal, then delete blob"."""
         ensure_private_dir(self.root)
-        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with exclusive_lock(self.root / ".lock"):
             yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
 
 
 def _file_sha256(path: Path) -> str:

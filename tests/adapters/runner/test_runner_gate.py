@@ -237,7 +237,7 @@ def test_a_warm_runner_refuses_a_version_another_process_quarantined(lab):
 
 
 def test_the_policy_recorded_in_the_journal_caps_a_warm_runners_limits(tmp_path):
-    lab = kit.Lab(tmp_path / "home", policy=["max_fuel_budget=100000000000"])
+    lab = kit.Lab(tmp_path / "home", policy=["max_fuel_budget=100000000000", "max_wall_clock_timeout_ms=60000"])
     try:
         lab.install(kit.json_module("(loop $l (br $l)) (unreachable)", name="spin"),
                     tools=[("spin", kit.ANY, kit.ANY)], fuel=10**9, timeout_ms=60_000)

@@ -12,12 +12,16 @@ declaration, keeping their rows; the step then fills what it added.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from skill_ledger.domain.eligibility import OVERRIDE
+
 from .db import create_indexes, create_tables, enable_search, transaction, utils
+from .fold import jdump
 from .records import manifest_facts
 from .schema import SCHEMA_VERSION, SEARCH, TABLES, Table
 from .search import search_row
@@ -116,4 +120,15 @@ def _v9_to_v10(con: sqlite3.Connection) -> None:
     enable_search(con)
 
 
-MIGRATIONS: dict[int, Step] = {9: _v9_to_v10}
+def _v10_to_v11(con: sqlite3.Connection) -> None:
+    """Version 11: a version active by an operator's override of a failed audit is eligible
+    (``domain.eligibility``). Only such rows change: their ``audit_failed`` reason goes."""
+    rows = con.execute("SELECT skill_id, version, eligibility_reasons FROM versions "
+                       "WHERE status = 'active' AND status_reason_code = ?", (OVERRIDE,)).fetchall()
+    for skill_id, version, reasons_json in rows:
+        reasons = [r for r in json.loads(reasons_json) if r != "audit_failed"]
+        con.execute("UPDATE versions SET eligible = ?, eligibility_reasons = ? WHERE skill_id = ? AND version = ?",
+                    (int(not reasons), jdump(reasons), skill_id, version))
+
+
+MIGRATIONS: dict[int, Step] = {9: _v9_to_v10, 10: _v10_to_v11}

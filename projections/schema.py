@@ -21,8 +21,8 @@ import operator
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
-# 10: full-text search (migrated in place from 9); 11: an override of a failed audit keeps the version
-# eligible (eligibility is derived at replay: older files are rebuilt).
+# 10: full-text search; 11: an override of a failed audit keeps the version eligible (both migrated in
+# place, projections/migrations.py).
 SCHEMA_VERSION = 11
 NOT_NULL = True
 

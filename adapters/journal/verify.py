@@ -49,7 +49,8 @@ def verify_settings_journal(settings: Settings) -> VerifyReport:
     """``skills journal verify``: the journal of these settings, looked at exactly as it is
     (opening it normally would re-create a dropped guard), its checkpoints checked against
     this home's checkpoint key and anchor file."""
-    from skill_ledger.adapters.usecases.ledger import Ledger, journal_seed, read_anchor
+    from skill_ledger.adapters.usecases.checkpoints import journal_seed, read_anchor
+    from skill_ledger.adapters.usecases.unit_of_work import Ledger
     from skill_ledger.domain.signing import public_key_from_seed
 
     from .sqlite import open_journal

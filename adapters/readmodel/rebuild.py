@@ -78,7 +78,7 @@ def rebuild_home(settings: Settings, *, notify: Callable[[str], None] | None = N
     """``skills index rebuild``: this home's views replayed from its journal. ``progress(total)``
     gives a context manager around the rebuild that yields a callback for the events done."""
     from skill_ledger.adapters.readmodel.views import journal_identity, open_store
-    from skill_ledger.adapters.usecases.ledger import Ledger
+    from skill_ledger.adapters.usecases.unit_of_work import Ledger
 
     ledger = Ledger(settings)
     try:

@@ -38,7 +38,7 @@ class ViewsVerifyReport(msgspec.Struct, frozen=True):
 def views_status(settings: Settings, *, notify: Notify | None = None) -> ViewsStatus:
     """Each projection's position against the journal head, without catching up."""
     from skill_ledger.adapters.readmodel.views import open_store
-    from skill_ledger.adapters.usecases.ledger import Ledger
+    from skill_ledger.adapters.usecases.unit_of_work import Ledger
 
     ledger = Ledger(settings)
     try:
@@ -58,7 +58,7 @@ def verify_views(settings: Settings, *, notify: Notify | None = None) -> ViewsVe
     file, and compare them table by table; page-level damage to the live file and a
     full-text index that does not match its rows count as differences too."""
     from skill_ledger.adapters.readmodel.views import discard, open_views, scratch
-    from skill_ledger.adapters.usecases.ledger import Ledger
+    from skill_ledger.adapters.usecases.unit_of_work import Ledger
     from skill_ledger.projections.replay import diff
 
     ledger = Ledger(settings)

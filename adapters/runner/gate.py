@@ -140,22 +140,11 @@ def drifted(settings: Settings, c: Confirmed, differences: list[dict[str, Any]],
 
 
 def rebuild_views(settings: Settings, notify: Notify | None) -> bool:
-    """Replay the journal into fresh views and swap them in (as ``skills index rebuild``)."""
-    from skill_ledger.adapters.readmodel.rebuild import shard_workers
-    from skill_ledger.adapters.readmodel.views import journal_identity
-    from skill_ledger.adapters.usecases.unit_of_work import Ledger
-    from skill_ledger.projections.store import ViewStore
+    """Replay the journal into fresh views and swap them in (``skills index rebuild``'s own path)."""
+    from skill_ledger.adapters.readmodel.rebuild import rebuild_home
 
     try:
-        ledger = Ledger(settings)
-        try:
-            store = ViewStore(settings.views_path, journal_identity=journal_identity(ledger), notify=notify)
-            try:
-                store.rebuild(ledger.app.recorder, shards=shard_workers(settings))
-            finally:
-                store.close()
-        finally:
-            ledger.close()
+        rebuild_home(settings, notify=notify)
     except (SkillLedgerError, OSError, sqlite3.Error) as e:
         if notify:
             message = e.message if isinstance(e, SkillLedgerError) else str(e)

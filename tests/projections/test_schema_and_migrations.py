@@ -15,6 +15,7 @@ import pytest
 from skill_ledger.adapters.readmodel.views import discard, open_views
 from skill_ledger.adapters.usecases import lifecycle
 from skill_ledger.adapters.usecases.install import install
+from skill_ledger.adapters.usecases.policy import set_policy
 from skill_ledger.projections.db import connect, create_tables, transaction
 from skill_ledger.projections.migrations import conform_tables
 from skill_ledger.projections.replay import diff
@@ -153,6 +154,9 @@ def make_v9(live: Path, path: Path) -> None:
         if table is not SEARCH:
             columns = ", ".join(table.names)
             con.execute(f"INSERT INTO main.{table.name} ({columns}) SELECT {columns} FROM live.{table.name}")
+    # version 9 (and 10) derived an override of a failed audit as not eligible
+    con.execute("UPDATE main.versions SET eligible = 0, eligibility_reasons = '[\"audit_failed\"]' "
+                "WHERE status = 'active' AND status_reason_code = 'override'")
     con.execute("UPDATE main.meta SET value = '9' WHERE key = 'schema_version'")
     con.execute("COMMIT")
     con.execute("DETACH DATABASE live")
@@ -169,6 +173,11 @@ def v9_home(tmp_path: Path):
             install(ledger, f"/a/{skill_id}-{version}", data=h.build(skill_id, version, publisher), allow_tofu=True)
     lifecycle.quarantine(ledger, "globex.gamma", None, "look")
     lifecycle.remove(ledger, "acme.alpha", "1.0.0", "old")
+    # a version active by an operator's override of a failed audit (version 11 makes it eligible)
+    set_policy(ledger, ["max_exported_functions=0"], "tight")
+    install(ledger, "/a/acme.delta", data=h.build("acme.delta", "1.0.0", "acme"))
+    lifecycle.enable(ledger, "acme.delta", None, "accepted risk", override=True)
+    set_policy(ledger, ["max_exported_functions=128"], "back")
     h.catch_up(ledger)
     views = ledger.settings.views_path
     make_v9(views, tmp_path / "v9.db")
@@ -194,7 +203,10 @@ def test_a_version_9_views_db_is_upgraded_in_place(v9_home, tmp_path: Path) -> N
             SCHEMA_VERSION)
         # kept, not replayed: the rows the file had are still there
         assert [tuple(r) for r in store.con.execute("SELECT * FROM timeline ORDER BY position")] == timeline_before
-        assert [(x.skill_id, x.version) for x in search(store.con, "acme").results] == [("acme.alpha", "2.0.0")]
+        assert sorted((x.skill_id, x.version) for x in search(store.con, "acme").results) == [
+            ("acme.alpha", "2.0.0"), ("acme.delta", "1.0.0")]
+        assert tuple(store.con.execute("SELECT eligible, eligibility_reasons FROM versions WHERE skill_id = 'acme.delta'"
+                                       ).fetchone()) == (1, "[]")  # the override's eligibility, migrated in place
         assert store.integrity_problem() is None
     finally:
         store.close()

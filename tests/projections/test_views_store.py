@@ -74,8 +74,8 @@ def test_damaged_views_db_is_rebuilt_with_a_notice(populated, damage):
         path.write_bytes(b"\x00garbage" * 1000)
     elif damage == "old-schema":
         con = sqlite3.connect(path)
-        # a version with no migration to this one (the previous version has one: see test_migrations)
-        con.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION - 2),))
+        # a version with no migration to this one (versions 9 and 10 have one: see test_schema_and_migrations)
+        con.execute("UPDATE meta SET value=? WHERE key='schema_version'", ("8",))
         con.commit()
         con.close()
     else:

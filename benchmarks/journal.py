@@ -14,8 +14,8 @@ Figures, in one run:
 
 * append throughput: events/s, one command per transaction (``app.save`` of one command's
   aggregates), on a fresh journal; also with the aggregate re-read first, as a use case does;
-* full projection rebuild (``ViewStore.rebuild`` with the worker processes of
-  ``adapters.rebuild``: exactly what ``skills index rebuild`` does, sharded between as many
+* full projection rebuild (``rebuild_views`` with the worker processes of
+  ``adapters.readmodel.rebuild``: exactly what ``skills index rebuild`` does, sharded between as many
   processes as it would use here) into a fresh ``views.db``, for each size; also the same
   rebuild in one process, for comparison. The journals themselves are generated through a
   bulk path (many commands' aggregates saved per transaction, same recorder and hashes);
@@ -64,7 +64,7 @@ if str(ROOT) not in sys.path:
 import msgspec  # noqa: E402
 
 from skill_ledger.adapters.journal.sqlite import LedgerApplication, open_journal  # noqa: E402
-from skill_ledger.adapters.readmodel.rebuild import SubprocessShards, process_count  # noqa: E402
+from skill_ledger.adapters.readmodel.rebuild import SubprocessShards, process_count, rebuild_views  # noqa: E402
 from skill_ledger.adapters.settings import resolve  # noqa: E402
 from skill_ledger.domain.artifact import build_artifact, inspect_artifact  # noqa: E402
 from skill_ledger.domain.audit_policy import POLICY_KEY, AuditPolicy  # noqa: E402
@@ -118,9 +118,10 @@ class Templates:
         from skill_ledger.adapters.usecases.verification import audit
 
         manifest = (ROOT / "examples" / "hello" / "skill.toml").read_text()
-        module = (ROOT / "examples" / "hello" / "modules" / "echo.wasm").read_bytes()
+        modules = [(name, (ROOT / "examples" / "hello" / "modules" / name).read_bytes())
+                   for name in ("echo.wasm", "wordcount.wasm")]  # each tool's module: the audit passes
         asset = (ROOT / "examples" / "hello" / "assets" / "prompt.txt").read_bytes()
-        data = build_artifact(manifest, [("echo.wasm", module)], [("prompt.txt", asset)], SBOM, PROVENANCE,
+        data = build_artifact(manifest, modules, [("prompt.txt", asset)], SBOM, PROVENANCE,
                               bytes([5]) * 32, 1).artifact
         inspected = inspect_artifact(data)
         self.manifest = manifest_to_json(inspected.manifest)
@@ -390,7 +391,7 @@ def warm(path: Path) -> None:
 
 
 def rebuild(home: Path, processes: int, profile: bool = False) -> tuple[float, int, str | None]:
-    """``skills index rebuild``: ``ViewStore.rebuild`` from the journal into a fresh
+    """``skills index rebuild``: ``rebuild_views`` from the journal into a fresh
     ``<home>/views.db``, sharded between ``processes`` processes (1: this one alone)."""
     views = home / "views.db"
     remove_db(views)
@@ -404,7 +405,7 @@ def rebuild(home: Path, processes: int, profile: bool = False) -> tuple[float, i
         t0 = time.perf_counter()
         if profiler:
             profiler.enable()
-        n = store.rebuild(app.recorder, shards=shards)
+        n = rebuild_views(store, app.recorder, shards=shards)
         if profiler:
             profiler.disable()
         elapsed = time.perf_counter() - t0

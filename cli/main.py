@@ -35,7 +35,7 @@ COMMANDS: dict[str, str] = {
     "remove": f"{_COMMANDS}.lifecycle:remove",
     "rollback": f"{_COMMANDS}.lifecycle:rollback",
     "run": f"{_COMMANDS}.run:run",
-    # TODO(merge, issue 9): add "search": f"{_COMMANDS}.search:search", once cli/commands/search.py lands.
+    "search": f"{_COMMANDS}.search:search",
     "secret": f"{_COMMANDS}.run:secret",
     "trust": f"{_COMMANDS}.trust:trust",
     "verify": f"{_COMMANDS}.audit:verify",

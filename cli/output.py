@@ -3,12 +3,17 @@ Diagnostics and progress go to stderr."""
 
 from __future__ import annotations
 
+import functools
+import json
 import sys
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import click
 import msgspec
+
+if TYPE_CHECKING:
+    from skill_ledger.projections.queries import ListRow
 
 _encoder = msgspec.json.Encoder()
 
@@ -39,14 +44,40 @@ def kv(rows: Iterable[tuple[str, Any]]) -> None:
 
 
 def table(headers: list[str], rows: list[list[Any]]) -> None:
-    if not rows:
-        return
-    cells = [list(map(str, r)) for r in rows]
-    widths = [max(map(len, col)) for col in zip(headers, *cells)]
-    template = "  ".join(f"{{:<{w}}}" for w in widths)
-    lines = [template.format(*(h.upper() for h in headers)).rstrip()]
-    lines += [template.format(*r).rstrip() for r in cells]
-    click.echo("\n".join(lines))  # one write: thousands of rows print fast
+    if rows:
+        click.echo("\n".join(table_lines(headers, [[str(c) for c in r] for r in rows])))  # one write
+
+
+def table_lines(headers: Sequence[str], cells: Sequence[Sequence[str]]) -> list[str]:
+    """Left-aligned columns two spaces apart, headers upper-cased, no trailing spaces; no
+    lines without rows. One ``%`` format per line: thousands of rows lay out fast."""
+    if not cells:
+        return []
+    widths = [max(len(h), max(map(len, column))) for h, column in zip(headers, zip(*cells))]
+    template = "  ".join(f"%-{w}s" for w in widths)
+    return [(template % tuple(h.upper() for h in headers)).rstrip(), *[(template % tuple(r)).rstrip() for r in cells]]
+
+
+LIST_HEADERS = ("skill", "version", "current", "status", "eligible", "trust", "last audit", "tools")
+
+
+def list_table(rows: Iterable[ListRow]) -> list[str]:
+    """The lines of the human ``skills list`` table (header first; none without entries)."""
+    return table_lines(LIST_HEADERS, [
+        (r.skill_id, r.version, "*" if r.current else "", r.status or "-", _eligible(r.eligible, r.eligibility_reasons),
+         r.trust_decision or "-", _last_audit(r.last_audit_at, r.last_audit_passed, r.last_audit_trigger),
+         "" if r.tool_count is None else str(r.tool_count))
+        for r in rows])
+
+
+@functools.lru_cache(maxsize=256)
+def _eligible(eligible: int, reasons: str) -> str:
+    """Few distinct (eligible, reasons) pairs across a whole index: each laid out once."""
+    return "yes" if eligible else "no: " + ",".join(json.loads(reasons))
+
+
+def _last_audit(at: str | None, passed: int | None, trigger: str | None) -> str:
+    return "-" if at is None else f"{'passed' if passed else 'FAILED'} ({trigger or ''}, {at[:19]})"
 
 
 def notice(message: str) -> None:

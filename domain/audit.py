@@ -1,20 +1,24 @@
 """The security audit (``artifact-format.md`` §19) over already-extracted facts.
 
 Pure: the caller verifies the artifact (§19.2 step 1), reads the hook environment
-variable and the feed file, and asks the wasmtime inspector (``adapters/inspector``)
-for each module's :class:`ModuleFacts`. This module turns those inputs into the
-§19.3 checks, in table order, plus this project's ``tool_module_resolution`` check
-(``runtime.md``), emitted after the per-module loop and before check 19.
+variable and the feed file, and asks the inspector (``adapters/audit/inspector.py``) for
+each module's :class:`ModuleFacts` and ``adapters/audit/schema_facts.py`` for whether each
+tool schema compiles. This module turns those inputs into the §19.3 checks, in table order,
+plus this project's additions (README, "Audit checks"): ``secret_scope_ownership`` after
+check 8, ``quota_within_policy`` after check 10, the compile-bomb checks after check 18 of
+each module (``audit_limits``), the import allowlist's hints (``audit_imports``) and, per
+tool after the modules, ``tool_module_resolution``, ``tool_module_abi``,
+``tool_schema_references`` and ``tool_schema_compiles`` (``audit_tools``), then 19 and 20.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
-from .constants import WASI_PREVIEW1_MODULE, WASM_BINARY_HEADER, WASM_PAGE_SIZE
+from .constants import WASM_BINARY_HEADER, WASM_PAGE_SIZE
 from .errors import InvalidArtifactPath
 from .grammars import normalize_path
 from .manifest import Manifest, ManifestWarning, Tool
@@ -24,6 +28,7 @@ from .vulnfeed import VulnFeed
 
 if TYPE_CHECKING:  # the artifact codec (and cryptography) is imported only where an audit runs: the
     from .artifact import InspectResult  # runner reads ModuleFacts on every `skills run`
+    from .audit_tools import SchemaFacts
 
 __all__ = [
     "COMPONENT_VERSION_BYTES",
@@ -36,6 +41,7 @@ __all__ = [
     "ToolResolution",
     "audit_artifact",
     "audit_summary",
+    "check",
     "resolve_tool_module",
     "wasm_header_problem",
 ]
@@ -87,6 +93,12 @@ class ModuleFacts(msgspec.Struct, frozen=True, kw_only=True):
     imports: tuple[ImportFact, ...] = ()
     exports: tuple[ExportFact, ...] = ()
     memories: tuple[MemoryFact, ...] = ()
+    # What compiling the module would cost (the compile-bomb checks): the functions the module
+    # defines (the code section's entries; imported functions are not compiled), the largest
+    # function body and the code section's size, in bytes.
+    function_count: int = 0
+    largest_function_bytes: int = 0
+    code_bytes: int = 0
 
     def exported_functions(self) -> list[str]:
         return [e.name for e in self.exports if e.kind == "func"]
@@ -183,7 +195,7 @@ def audit_summary(report: AuditReport) -> dict[str, Any]:
     }
 
 
-def _check(check_id: str, status: Status, message: str, details: dict[str, Any] | None = None) -> AuditCheck:
+def check(check_id: str, status: Status, message: str, details: dict[str, Any] | None = None) -> AuditCheck:
     return AuditCheck(check_id=check_id, status=status, severity=SEVERITY[status], message=message, details=details)
 
 
@@ -244,23 +256,6 @@ def resolve_tool_module(manifest: Manifest, modules: Mapping[str, ModuleFacts], 
     return ToolResolution(tool_id=tool.id, reason=reason)
 
 
-def _tool_check(manifest: Manifest, modules: Mapping[str, ModuleFacts], tool: Tool) -> AuditCheck:
-    r = resolve_tool_module(manifest, modules, tool)
-    if r.module_path is not None:
-        return _check(
-            "tool_module_resolution",
-            "pass",
-            f"tool '{tool.id}' is served by module '{r.module_path}'",
-            {"tool_id": tool.id, "module_path": r.module_path},
-        )
-    return _check(
-        "tool_module_resolution",
-        "fail",
-        f"tool '{tool.id}' cannot be resolved to exactly one module: {r.reason}",
-        {"tool_id": tool.id, "candidates": list(r.candidates)},
-    )
-
-
 # --- the audit ------------------------------------------------------------------------
 
 
@@ -272,14 +267,20 @@ def audit_artifact(
     feed: VulnFeed | None,
     hook_env_value: str | None,
     now_ms: int,
+    *,
+    schemas: Sequence[SchemaFacts],
 ) -> AuditReport:
     """§19.2 steps 2-3 for an artifact the caller has already verified.
 
     ``modules`` must hold facts for every ``modules/*.wasm`` entry, computed from those very
-    bytes; ``feed`` must be the loaded feed whenever the policy configures one. Breaking either
+    bytes; ``schemas`` one fact per tool and schema member (``adapters/audit/schema_facts.py``);
+    ``feed`` must be the loaded feed whenever the policy configures one. Breaking any of these
     is a caller bug (``ValueError``), never a check result.
     """
     from .artifact import sha256_hex
+    from .audit_imports import refused_imports
+    from .audit_limits import quota_check, secret_scope_check
+    from .audit_tools import tool_checks
 
     m = inspected.manifest
     caps = m.capabilities
@@ -287,7 +288,8 @@ def audit_artifact(
     if feed_path is not None and feed is None:
         raise ValueError("the policy configures a vulnerability feed but none was loaded")
     module_paths = inspected.module_paths()
-    digests = {p: sha256_hex(inspected.entries[p]) for p in module_paths}
+    # the digests inspect computed from these very bytes (hashing a large module again costs time)
+    digests = {p: inspected.entry_sha256.get(p) or sha256_hex(inspected.entries[p]) for p in module_paths}
     for p in module_paths:
         facts = modules.get(p)
         if facts is None:
@@ -296,18 +298,18 @@ def audit_artifact(
             raise ValueError(f"module facts for '{p}' were computed from other bytes")
 
     checks: list[AuditCheck] = [
-        _check("signature_validity", "pass", "signature chain and payload hash verified"),
-        _check("sbom_presence", "pass", "sbom.cdx.json is present and valid"),
-        _check("provenance_presence", "pass", "provenance.json is present and valid"),
-        _check("manifest_sanity", "pass", "manifest passed strict schema and wildcard validation"),
+        check("signature_validity", "pass", "signature chain and payload hash verified"),
+        check("sbom_presence", "pass", "sbom.cdx.json is present and valid"),
+        check("provenance_presence", "pass", "provenance.json is present and valid"),
+        check("manifest_sanity", "pass", "manifest passed strict schema and wildcard validation"),
     ]
     for w in inspected.manifest_warnings:
-        checks.append(_check(f"manifest_warning:{w.code}", "warn", w.message, {"code": w.code, "severity": "warning"}))
+        checks.append(check(f"manifest_warning:{w.code}", "warn", w.message, {"code": w.code, "severity": "warning"}))
 
     fs = caps.filesystem
     filesystem_declared = bool(fs.read_roots or fs.write_roots)
     checks.append(
-        _check(
+        check(
             "manifest_filesystem_scopes",
             "pass",
             f"manifest declares {len(fs.read_roots)} filesystem read root(s) and {len(fs.write_roots)} write root(s)",
@@ -316,7 +318,7 @@ def audit_artifact(
     )
     hosts = list(caps.http_egress_allowlist)
     checks.append(
-        _check(
+        check(
             "manifest_http_egress_scopes",
             "pass",
             f"manifest declares {len(hosts)} http egress host(s)",
@@ -325,14 +327,16 @@ def audit_artifact(
     )
     scopes = [s.scope for s in caps.secrets]
     checks.append(
-        _check("manifest_secret_scopes", "pass", f"manifest declares {len(scopes)} secret scope(s)", {"scopes": scopes})
+        check("manifest_secret_scopes", "pass", f"manifest declares {len(scopes)} secret scope(s)", {"scopes": scopes})
     )
+    checks.append(secret_scope_check(m, policy.allow_cross_skill_secrets))
     checks.append(_device_check(list(caps.device_capabilities), policy.allow_device_capabilities))
     checks.append(_wildcard_check(m, policy.allow_wildcard_capabilities))
+    checks.append(quota_check(m, policy))
 
     if module_paths:
         checks.append(
-            _check(
+            check(
                 "wasm_module_presence",
                 "pass",
                 f"artifact includes {len(module_paths)} wasm module(s)",
@@ -340,13 +344,18 @@ def audit_artifact(
             )
         )
     else:  # unreachable after verify (§14 requires a module)
-        checks.append(_check("wasm_module_presence", "fail", "artifact does not contain any modules/*.wasm entries"))
+        checks.append(check("wasm_module_presence", "fail", "artifact does not contain any modules/*.wasm entries"))
     max_memory = caps.quotas.max_memory_bytes
+    usable: dict[str, ModuleFacts] = {}  # modules past checks 12-13, without the imports 17 refused
     for p in module_paths:
-        checks.extend(_module_checks(p, inspected.entries[p], modules[p], policy, filesystem_declared, max_memory))
+        module_checks = _module_checks(p, inspected.entries[p], modules[p], policy, filesystem_declared, max_memory)
+        checks.extend(module_checks)
+        if module_checks[0].status == "pass":  # the size pass comes only after a passed validation
+            refused = refused_imports(modules[p], policy, filesystem_declared)
+            usable[p] = msgspec.structs.replace(
+                modules[p], imports=tuple(i for i in modules[p].imports if i not in refused))
 
-    for tool in m.entrypoints.tools:
-        checks.append(_tool_check(m, modules, tool))
+    checks.extend(tool_checks(m, modules, usable, schemas))
 
     hook_check = _hook_check(policy, hook_env_value)
     checks.append(hook_check)
@@ -373,13 +382,13 @@ def audit_artifact(
 
 def _device_check(device: list[str], allowed: bool) -> AuditCheck:
     if device and not allowed:
-        return _check(
+        return check(
             "forbidden_device_capabilities",
             "fail",
             "manifest declares device capabilities, which are not grantable by the sandboxed plugin runtime",
             {"device_capabilities": device},
         )
-    return _check(
+    return check(
         "forbidden_device_capabilities",
         "pass",
         "manifest does not declare forbidden device capabilities",
@@ -393,13 +402,13 @@ def _wildcard_check(m: Manifest, allowed: bool) -> AuditCheck:
              ("device", o.device), ("node", o.node))  # fmt: skip
     opt_ins = [name for name, on in flags if on]
     if opt_ins and not allowed:
-        return _check(
+        return check(
             "forbidden_wildcard_capabilities",
             "fail",
             "manifest enables wildcard capabilities, which require an explicit audit policy override",
             {"wildcard_opt_ins": opt_ins},
         )
-    return _check(
+    return check(
         "forbidden_wildcard_capabilities",
         "pass",
         "manifest wildcard capability posture is allowed by audit policy",
@@ -410,12 +419,16 @@ def _wildcard_check(m: Manifest, allowed: bool) -> AuditCheck:
 def _module_checks(
     p: str, data: bytes, facts: ModuleFacts, policy: PolicyValues, filesystem_declared: bool, max_memory: int
 ) -> list[AuditCheck]:
-    """Checks 12-18 for one module; a failing 12 or 13 ends the module's checks."""
+    """Checks 12-18 for one module, then the compile-bomb checks; a failing 12 or 13 ends the
+    module's checks."""
+    from .audit_imports import import_allowlist_check
+    from .audit_limits import compile_checks
+
     size, limit = len(data), policy.max_module_bytes
     size_details = {"module_path": p, "module_bytes": size, "max_module_bytes": limit}
     if size > limit:
         return [
-            _check(
+            check(
                 "wasm_module_size_limit",
                 "fail",
                 f"module '{p}' exceeds max_module_bytes ({size} > {limit})",
@@ -427,10 +440,10 @@ def _module_checks(
         reason = facts.error or "the engine rejected the module"
     if reason is not None:
         return [
-            _check("wasm_module_validation", "fail", f"module '{p}' failed validation: {reason}", {"module_path": p})
+            check("wasm_module_validation", "fail", f"module '{p}' failed validation: {reason}", {"module_path": p})
         ]
     out = [
-        _check(
+        check(
             "wasm_module_size_limit",
             "pass",
             f"module '{p}' is within max_module_bytes ({size} <= {limit})",
@@ -442,7 +455,7 @@ def _module_checks(
     fn_details = {"module_path": p, "exported_functions": n, "max_exported_functions": max_fn}
     if n > max_fn:
         out.append(
-            _check(
+            check(
                 "wasm_exported_function_limit",
                 "fail",
                 f"module '{p}' exports too many functions ({n} > {max_fn})",
@@ -451,7 +464,7 @@ def _module_checks(
         )
     else:
         out.append(
-            _check(
+            check(
                 "wasm_exported_function_limit",
                 "pass",
                 f"module '{p}' export function count is within limit ({n} <= {max_fn})",
@@ -463,7 +476,7 @@ def _module_checks(
     wasi_fs = any(ascii_lower(trim(i.module)).startswith("wasi:filesystem") for i in facts.imports)
     if wasi_fs and not filesystem_declared:
         out.append(
-            _check(
+            check(
                 "wasm_wasi_filesystem_imports",
                 "fail",
                 f"module '{p}' imports wasi:filesystem without declared filesystem capability",
@@ -472,7 +485,7 @@ def _module_checks(
         )
     else:
         out.append(
-            _check(
+            check(
                 "wasm_wasi_filesystem_imports",
                 "pass",
                 f"module '{p}' does not violate wasi:filesystem policy",
@@ -480,13 +493,13 @@ def _module_checks(
             )
         )
 
-    out.append(_import_allowlist_check(p, facts, policy, filesystem_declared))
+    out.append(import_allowlist_check(p, facts, policy, filesystem_declared))
 
     declared = facts.declared_min_memory_bytes()
     mem_details = {"module_path": p, "declared_min_memory_bytes": declared, "max_memory_bytes": max_memory}
     if declared > max_memory:
         out.append(
-            _check(
+            check(
                 "wasm_memory_declared_limit",
                 "fail",
                 f"module '{p}' declares {declared} bytes of initial memory, above max_memory_bytes ({max_memory})",
@@ -495,42 +508,15 @@ def _module_checks(
         )
     else:
         out.append(
-            _check(
+            check(
                 "wasm_memory_declared_limit",
                 "pass",
                 f"module '{p}' initial memory is within max_memory_bytes ({declared} <= {max_memory})",
                 mem_details,
             )
         )
+    out.extend(compile_checks(p, facts, policy))
     return out
-
-
-def _import_allowlist_check(p: str, facts: ModuleFacts, policy: PolicyValues, filesystem_declared: bool) -> AuditCheck:
-    allowed = set(policy.allowed_import_modules)
-    command = facts.is_wasi_command()
-    names = facts.import_modules()
-
-    def accepted(name: str) -> bool:
-        if name in allowed:  # byte-for-byte
-            return True
-        return name == WASI_PREVIEW1_MODULE and (filesystem_declared or command)
-
-    disallowed = [n for n in names if not accepted(n)]
-    details = {
-        "module_path": p,
-        "import_modules": names,
-        "disallowed_import_modules": disallowed,
-        "filesystem_declared": filesystem_declared,
-        "wasi_command": command,
-    }
-    if disallowed:
-        return _check(
-            "wasm_import_allowlist",
-            "fail",
-            f"module '{p}' imports from namespaces outside the allowlist: {', '.join(disallowed)}",
-            details,
-        )
-    return _check("wasm_import_allowlist", "pass", f"module '{p}' imports only allowed namespaces", details)
 
 
 def _hook_check(policy: PolicyValues, hook_env_value: str | None) -> AuditCheck:
@@ -538,15 +524,15 @@ def _hook_check(policy: PolicyValues, hook_env_value: str | None) -> AuditCheck:
     if hook is None and hook_env_value is not None:
         hook = trim(hook_env_value) or None
     if hook is None:
-        return _check("vulnerability_feed_hook", "warn", "vulnerability feed hook is not configured")
-    return _check("vulnerability_feed_hook", "pass", "vulnerability feed hook is configured", {"hook": hook})
+        return check("vulnerability_feed_hook", "warn", "vulnerability feed hook is not configured")
+    return check("vulnerability_feed_hook", "pass", "vulnerability feed hook is configured", {"hook": hook})
 
 
 def _feed_check(
     feed_path: str | None, feed: VulnFeed | None, payload_sha256: str, module_digests: Mapping[str, str]
 ) -> AuditCheck:
     if feed_path is None or feed is None:
-        return _check("vulnerability_feed", "skipped", "no vulnerability feed configured")
+        return check("vulnerability_feed", "skipped", "no vulnerability feed configured")
     subjects = [("payload", payload_sha256), *sorted(module_digests.items())]
     matches: list[dict[str, Any]] = []
     for subject, digest in subjects:
@@ -559,13 +545,13 @@ def _feed_check(
             matches.append(match)
     if matches:
         k = len(matches)
-        return _check(
+        return check(
             "vulnerability_feed",
             "fail",
             f"artifact matches {k} vulnerability feed {'entry' if k == 1 else 'entries'}",
             {"feed": feed_path, "matches": matches},
         )
-    return _check(
+    return check(
         "vulnerability_feed",
         "pass",
         "artifact matches no vulnerability feed entry",

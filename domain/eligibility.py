@@ -3,6 +3,11 @@
 Not eligible when it is quarantined, disabled or not (yet) active, when its signing key
 was revoked, when its last audit failed, or when its manifest's compat section does not
 admit this runtime. Each reason is a stable code so scripts can act on it.
+
+An operator's override (``enable --override``, recorded on ``skill.enabled``) is a decision
+about a failed audit: while the version stays active under that override, the failed audit
+is not a reason (Palyra's gate does the same). Anything that moves the version out of that
+state (a quarantine, a disable, a plain re-enable) ends the override.
 """
 
 from __future__ import annotations
@@ -52,8 +57,18 @@ def _compat_problem(compat: dict[str, Any], runtime_version: str, protocol_major
     return None
 
 
+OVERRIDE = "override"  # the status reason code of a version enabled with --override
+
+
+def is_overridden(status: str | None, status_reason_code: str | None) -> bool:
+    """Whether a version is active by an operator's override of a failed audit."""
+    return status == "active" and status_reason_code == OVERRIDE
+
+
 def eligibility(*, installed: bool, status: str | None, key_revoked: bool, last_audit_passed: bool | None,
-                compat: str | None) -> tuple[bool, list[str]]:
+                compat: str | None, overridden: bool = False) -> tuple[bool, list[str]]:
+    """(eligible, reasons). ``overridden``: the version is active by an override of a failed
+    audit (:func:`is_overridden`), so a failed last audit is no reason."""
     reasons: list[str] = []
     if not installed:
         reasons.append("not_installed")
@@ -61,7 +76,7 @@ def eligibility(*, installed: bool, status: str | None, key_revoked: bool, last_
         reasons.append(status or "not_active")
     if key_revoked:
         reasons.append("key_revoked")
-    if last_audit_passed is False:
+    if last_audit_passed is False and not (overridden and status == "active"):
         reasons.append("audit_failed")
     if compat is not None:
         reasons.append("incompatible")

@@ -77,9 +77,10 @@ def policy_requests(m: "Manifest") -> list[PolicyRequest]:
 #
 # A recorded manifest (``skill.artifact_verified``) was validated by the manifest model when
 # it was installed. To derive its grants again (every projection rebuild does, once per
-# artifact) only the members grants depend on are decoded, with the model's defaults; the
-# rest (schemas, descriptions, operator metadata) is skipped. The functions above take
-# these views as they take a ``Manifest``.
+# artifact) only the members grants depend on are decoded, with the model's defaults, plus
+# the text the search view finds a skill by (tool descriptions, the operator section, kept
+# raw); the rest (schemas, other metadata) is skipped. The functions above take these
+# views as they take a ``Manifest``.
 
 
 class _RecordedRisk(msgspec.Struct, frozen=True):
@@ -90,6 +91,7 @@ class _RecordedRisk(msgspec.Struct, frozen=True):
 class _RecordedTool(msgspec.Struct, frozen=True):
     id: str
     risk: _RecordedRisk = _RecordedRisk()
+    description: Any = None  # any JSON value: the search view keeps it when it is text
 
 
 class _RecordedEntrypoints(msgspec.Struct, frozen=True):
@@ -115,13 +117,14 @@ class _RecordedCapabilities(msgspec.Struct, frozen=True):
 
 class RecordedManifest(msgspec.Struct, frozen=True):
     """What the read model derives from a recorded manifest: its name, its compat section
-    (as recorded), its tools and what its grants and policy bindings depend on."""
+    (as recorded), its tools, what its grants and policy bindings depend on, and its text."""
 
     skill_id: str
     name: Any = None
     compat: dict[str, Any] | None = None
     entrypoints: _RecordedEntrypoints = _RecordedEntrypoints()
     capabilities: _RecordedCapabilities = _RecordedCapabilities()
+    operator: msgspec.Raw = msgspec.Raw(b"null")  # as recorded; its summary and description are searched
 
 
 _recorded_decoder = msgspec.json.Decoder(RecordedManifest)

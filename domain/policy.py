@@ -17,6 +17,7 @@ from .constants import (
     AUDIT_DEFAULT_MAX_EXPORTED_FUNCTIONS,
     AUDIT_DEFAULT_MAX_MODULE_BYTES,
     DEFAULT_ALLOWED_IMPORT_MODULES,
+    MIN_MAX_MEMORY_BYTES,
     POLICY_DEFAULT_MAX_CODE_BYTES,
     POLICY_DEFAULT_MAX_FUEL_BUDGET,
     POLICY_DEFAULT_MAX_FUNCTION_BODY_BYTES,
@@ -70,6 +71,9 @@ _UINT_KEYS = ("max_module_bytes", "max_exported_functions", "max_memory_bytes", 
               "max_wall_clock_timeout_ms", "max_instances", "max_functions", "max_function_body_bytes",
               "max_code_bytes")
 _BOOL_KEYS = ("allow_device_capabilities", "allow_wildcard_capabilities", "allow_cross_skill_secrets")
+# A quota cap below the smallest quota a manifest may declare (§5.4 rule: non-zero, memory at
+# least one page) would fail every skill's audit; such a cap is refused, not recorded.
+_CAP_MINIMUMS = {"max_memory_bytes": MIN_MAX_MEMORY_BYTES, "max_fuel_budget": 1, "max_wall_clock_timeout_ms": 1}
 _DECIMAL = re.compile(r"[0-9]{1,19}")  # ASCII digits only; 19 digits covers UINT64_MAX
 
 
@@ -109,8 +113,9 @@ def policy_from_dict(doc: Any) -> PolicyValues:
 
 def _member(key: str, value: Any) -> Any:
     if key in _UINT_KEYS:
-        if not is_exact_int(value) or not 0 <= value <= UINT64_MAX:
-            raise SerializationError(f"audit policy member '{key}' must be an integer in 0..{UINT64_MAX}")
+        low = _CAP_MINIMUMS.get(key, 0)
+        if not is_exact_int(value) or not low <= value <= UINT64_MAX:
+            raise SerializationError(f"audit policy member '{key}' must be an integer in {low}..{UINT64_MAX}")
         return value
     if key in _BOOL_KEYS:
         if not isinstance(value, bool):
@@ -180,9 +185,16 @@ def apply_settings(p: PolicyValues, settings: Iterable[str]) -> PolicyValues:
 def _setting_value(key: str, raw: str) -> Any:
     value = trim(raw)
     if key in _UINT_KEYS:
+        low = _CAP_MINIMUMS.get(key, 0)
         if _DECIMAL.fullmatch(value) is None or int(value) > UINT64_MAX:
             raise UsageError(
-                f"policy key '{key}' needs a decimal integer in 0..{UINT64_MAX}, got '{raw}'",
+                f"policy key '{key}' needs a decimal integer in {low}..{UINT64_MAX}, got '{raw}'",
+                {"key": key, "value": raw},
+            )
+        if int(value) < low:
+            raise UsageError(
+                f"policy key '{key}' needs at least {low} (the smallest quota a manifest may declare; a lower cap "
+                f"would fail every skill's audit), got '{raw}'",
                 {"key": key, "value": raw},
             )
         return int(value)

@@ -223,14 +223,18 @@ class Skill(LedgerAggregate):
         """Record a periodic re-audit, only what changed: the audit when its result, failing checks or
         policy version differ from the last recorded one, and a quarantine when it failed and the
         version is not quarantined yet (``policy_change`` when the policy moved since its last passing
-        audit, else ``audit_failed``). A passing audit never re-activates a version. Returns the
-        reason code of a quarantine recorded now."""
+        audit, else ``audit_failed``), except a version active by an operator's override whose
+        audit fails exactly as the one the override accepted. A passing audit never re-activates a
+        version. Returns the reason code of a quarantine recorded now."""
         v = self.installed(version)
         trigger = v.audit_trigger(trust_decision, policy_version)
-        if not v.audit_unchanged(report, policy_version):
+        unchanged = v.audit_unchanged(report, policy_version)
+        if not unchanged:
             self.record_audit(actor, version, trigger, policy_version, report)
         if report.passed or v.status == QUARANTINED:
             return None
+        if unchanged and v.status == ACTIVE and v.status_reason_code == "override":
+            return None  # the operator's override accepted exactly this failure (same checks, same policy)
         code = POLICY_CHANGE if trigger == "policy_change" else AUDIT_FAILED
         self.quarantine(actor, version, code, "; ".join(report.quarantine_reasons),
                         {"policy_version": policy_version, "trigger": trigger})

@@ -24,7 +24,6 @@ from .errors import (
     UntrustedPublisher,
 )
 from .grammars import ident
-from .signing import key_id
 from .text import StrictJsonError, ascii_lower, dumps_pretty, is_strict_hex, loads_strict, trim
 
 
@@ -67,6 +66,8 @@ class TrustEvaluation(msgspec.Struct, frozen=True):
 def evaluate_trust(store: TrustStore, publisher: str, observed_hex: str, allow_tofu: bool) -> TrustEvaluation:
     """§16.1 in order, after the ledger's revocation rule. ``publisher`` is the raw manifest value."""
     if observed_hex in store.revoked.get(publisher, ()):
+        from .signing import key_id  # here: signing imports cryptography, which reading trust state never needs
+
         raise KeyRevoked(publisher, key_id(bytes.fromhex(observed_hex)))
     if publisher in store.trusted_publishers:
         if observed_hex in store.trusted_publishers[publisher]:

@@ -8,19 +8,20 @@ loaded, so a rebuild and an incremental catch-up produce identical tables.
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
-from skill_ledger.domain.eligibility import compat_problem, eligibility
+from skill_ledger.domain.eligibility import compat_problem, eligibility, is_overridden
 from skill_ledger.domain.grammars import parse_semver_lenient
 
 from .records import EventView, ManifestFacts, view_from_dict
-from .schema import VERSION_COLUMNS
+from .schema import AUDITS, MANIFESTS, POLICY, REJECTIONS, TIMELINE, VERSIONS
+from .search import search_row
 from .shards import SHARED_PREFIX
+from .times import fixed_time
 
 _json = msgspec.json.Encoder()
 
@@ -35,22 +36,13 @@ def jdump(value: Any) -> str:
 _semver = functools.lru_cache(maxsize=4096)(parse_semver_lenient)  # a fleet has few distinct versions
 
 
-def fixed_time(timestamp: str) -> str:
-    """A fixed-width UTC ISO 8601 form (microseconds always present), so text order is time order."""
-    # The journal writes UTC as "YYYY-MM-DDTHH:MM:SS[.ffffff]Z": handle that without a datetime.
-    if timestamp.endswith("Z") and len(timestamp) in (20, 27) and timestamp[10] == "T":
-        return (timestamp[:-1] if len(timestamp) == 27 else timestamp[:-1] + ".000000") + "+00:00"
-    t = dt.datetime.fromisoformat(timestamp.replace("Z", "+00:00")).astimezone(dt.timezone.utc)
-    return t.strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
-
-
 @functools.lru_cache(maxsize=1024)
 def _eligibility(installed: int, status: str | None, key_revoked: int, last_audit_passed: int | None,
-                 compat: str | None) -> tuple[int, str]:
+                 compat: str | None, status_reason_code: str | None) -> tuple[int, str]:
     """(eligible, reasons as JSON) of a version row; few distinct inputs, so remembered."""
     ok, reasons = eligibility(installed=bool(installed), status=status, key_revoked=bool(key_revoked),
                               last_audit_passed=None if last_audit_passed is None else bool(last_audit_passed),
-                              compat=compat)
+                              compat=compat, overridden=is_overridden(status, status_reason_code))
     return int(ok), jdump(reasons)
 
 
@@ -69,9 +61,6 @@ class Loader:
         raise NotImplementedError
 
     def trust_row(self, key: TrustKey) -> dict[str, Any] | None:
-        raise NotImplementedError
-
-    def revoked(self, publisher: str, key_hex: str) -> bool:
         raise NotImplementedError
 
 
@@ -93,14 +82,17 @@ class Fold:
         self.signed_by: dict[TrustKey, set[VersionKey]] = {}
         self.dirty_versions: set[VersionKey] = set()
         self.dirty_trust: set[TrustKey] = set()
+        # Rows to write: each a table's row type (``projections.schema``), or a dict of it.
         self.manifests: dict[str, tuple[Any, ...]] = {}
         self.known_manifests: set[str] = set()
-        self.tools: dict[VersionKey, list[str]] = {}
+        self.tools: dict[VersionKey, list[str]] = {}  # a re-recorded artifact replaces both
+        self.search: dict[VersionKey, tuple[Any, ...]] = {}
         self.audits: list[tuple[Any, ...]] = []
         self.timeline: list[tuple[Any, ...]] = []
         self.rejections: list[tuple[Any, ...]] = []
         self.policy: tuple[Any, ...] | None = None
         self._stream_version = 0  # of the event being folded
+        self._at = ""  # its time in the fixed form (every event uses it, some twice)
         self._handlers: dict[str, Callable[[int, EventView], None]] = {
             "skill.artifact_verified": self._artifact_verified,
             "skill.audited": self._audited,
@@ -137,12 +129,14 @@ class Fold:
     def clear_index_output(self) -> None:
         self.dirty_versions = set()
         self.tools = {}
+        self.search = {}
 
     def cached_rows(self) -> int:
         return len(self.versions) + len(self.trust)
 
     def apply(self, position: int, stream_version: int, kind: str, view: EventView) -> None:
         """Fold one journal event (its position, stream version, kind and view)."""
+        self._at = fixed_time(view.timestamp)
         handler = self._handlers.get(kind)
         if handler is not None:
             self._stream_version = stream_version
@@ -199,15 +193,17 @@ class Fold:
         payload = v.payload_sha256
         facts = self.manifest_facts(v.manifest)
         if payload not in self.known_manifests:
-            self.manifests[payload] = (payload, bytes(v.manifest).decode("utf-8"),
-                                       bytes(v.manifest_warnings).decode("utf-8"), facts.capability_grants,
-                                       facts.policy_bindings)
+            self.manifests[payload] = MANIFESTS.row(
+                payload_sha256=payload, manifest=bytes(v.manifest).decode("utf-8"),
+                manifest_warnings=bytes(v.manifest_warnings).decode("utf-8"),
+                capability_grants=facts.capability_grants, policy_bindings=facts.policy_bindings)
             self.known_manifests.add(payload)
         old = self._version(key)
         tool_ids = facts.tool_ids
         self.tools[key] = sorted(set(tool_ids))
+        self.search[key] = search_row(key[0], key[1], v.publisher, facts)
         major, minor, patch = _semver(key[1]) or (0, 0, 0)
-        row = dict.fromkeys(VERSION_COLUMNS)
+        row = VERSIONS.blank()
         row.update(
             skill_id=key[0], version=key[1], v_major=major, v_minor=minor, v_patch=patch,
             publisher=v.publisher, name=facts.name, installed=0,
@@ -220,16 +216,18 @@ class Fold:
 
     def _audited(self, position: int, v: EventView) -> None:
         key = (self._skill_id(v), v.version or "")
-        at = fixed_time(v.timestamp)
+        at = self._at
         # Full checks stay in the journal (at this position); the view keeps what lists show.
         checks = v.checks
         failed = [c.check_id for c in checks if c.status == "fail"]
         warned = [c.check_id for c in checks if c.status == "warn"]
         failed_json = _id_list(failed)
         passed = int(v.passed)
-        self.audits.append((position, key[0], key[1], at, v.trigger, v.policy_version, passed,
-                            int(v.should_quarantine), failed_json, _id_list(warned),
-                            bytes(v.quarantine_reasons).decode("utf-8")))
+        self.audits.append(AUDITS.row(
+            position=position, skill_id=key[0], version=key[1], at=at, trigger=v.trigger,
+            policy_version=v.policy_version, passed=passed, should_quarantine=int(v.should_quarantine),
+            failed_checks=failed_json, warning_checks=_id_list(warned),
+            quarantine_reasons=bytes(v.quarantine_reasons).decode("utf-8")))
         row = self._version(key)
         if row is None:
             return
@@ -245,7 +243,7 @@ class Fold:
         row = self._version(key)
         if row is None:
             return
-        row.update(installed=1, installed_at=fixed_time(v.timestamp), blob=v.blob, status=None,
+        row.update(installed=1, installed_at=self._at, blob=v.blob, status=None,
                    status_reason_code=None, status_reason=None)
         self._finish(key, row, position)
 
@@ -285,7 +283,8 @@ class Fold:
 
     def _finish(self, key: VersionKey, row: dict[str, Any], position: int) -> None:
         row["eligible"], row["eligibility_reasons"] = _eligibility(
-            row["installed"], row["status"], row["key_revoked"], row["last_audit_passed"], row["compat_problem"])
+            row["installed"], row["status"], row["key_revoked"], row["last_audit_passed"], row["compat_problem"],
+            row["status_reason_code"])
         self._touch(key, row, position)
 
     def _key(self, position: int, v: EventView, kind: str | None, state: str) -> None:
@@ -296,7 +295,7 @@ class Fold:
         row = {
             "publisher": publisher, "key_hex": key_hex, "key_id": v.key_id,
             "kind": kind or (old["kind"] if old else "allowlisted"), "state": state,
-            "since": fixed_time(v.timestamp),
+            "since": self._at,
             "first_skill_id": v.first_skill_id or (old["first_skill_id"] if old else None),
             "first_version": v.first_version or (old["first_version"] if old else None),
             "updated_position": position,
@@ -320,13 +319,15 @@ class Fold:
         return sorted(keys)
 
     def _policy_changed(self, position: int, v: EventView) -> None:
-        self.policy = ("audit", self._stream_version, bytes(v.policy).decode("utf-8"), jdump(v.changed),
-                       fixed_time(v.timestamp), v.actor.principal)
+        self.policy = POLICY.row(name="audit", policy_version=self._stream_version,
+                                 policy=bytes(v.policy).decode("utf-8"), changed=jdump(v.changed),
+                                 updated_at=self._at, updated_by=v.actor.principal)
 
     def _rejected(self, position: int, v: EventView) -> None:
-        self.rejections.append((position, fixed_time(v.timestamp), v.artifact_sha256, v.source, v.error_code,
-                                v.message, v.skill_id, v.version, v.publisher))
-
+        self.rejections.append(REJECTIONS.row(
+            position=position, recorded_at=self._at, artifact_sha256=v.artifact_sha256,
+            source=v.source, error_code=v.error_code, message=v.message, skill_id=v.skill_id, version=v.version,
+            publisher=v.publisher))
 
     def _timeline(self, position: int, stream_version: int, kind: str, v: EventView) -> None:
         stream = v.stream
@@ -334,9 +335,10 @@ class Fold:
         skill_id = key if prefix == "skill" else v.skill_id or v.first_skill_id or None
         publisher = key if prefix == "publisher" else v.publisher
         actor = v.actor
-        self.timeline.append((position, fixed_time(v.timestamp), stream, stream_version, kind, skill_id,
-                              v.version, publisher, actor.principal, actor.host, actor.command, v.reason,
-                              summarize_view(kind, v)))
+        self.timeline.append(TIMELINE.row(
+            position=position, recorded_at=self._at, stream=stream, stream_version=stream_version,
+            kind=kind, skill_id=skill_id, version=v.version, publisher=publisher, principal=actor.principal,
+            host=actor.host, command=actor.command, reason=v.reason, summary=summarize_view(kind, v)))
 
 
 def summarize(kind: str, d: dict[str, Any]) -> str:

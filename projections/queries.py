@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import json
 import sqlite3
-from typing import Any
+from typing import Any, NamedTuple
 
 from skill_ledger.domain.text import trim
 
@@ -60,42 +60,29 @@ LIST_COLUMNS = (
 )
 
 
-# The human ``skills list`` table: its columns, each as the SQL expression of its text.
-LIST_TABLE = (
-    ("skill", "skill_id"),
-    ("version", "version"),
-    ("current", "CASE WHEN current THEN '*' ELSE '' END"),
-    ("status", "coalesce(status, '-')"),
-    ("eligible", "CASE WHEN eligible THEN 'yes' ELSE 'no: ' || "
-                 "(SELECT coalesce(group_concat(value, ','), '') FROM json_each(eligibility_reasons)) END"),
-    ("trust", "coalesce(trust_decision, '-')"),
-    ("last audit", "CASE WHEN last_audit_at IS NULL THEN '-' ELSE "
-                   "(CASE WHEN last_audit_passed THEN 'passed' ELSE 'FAILED' END) || ' (' || "
-                   "coalesce(last_audit_trigger, '') || ', ' || substr(last_audit_at, 1, 19) || ')' END"),
-    ("tools", "coalesce(tool_count, '')"),
-)
+class ListRow(NamedTuple):
+    """What the human ``skills list`` table shows of an entry (laid out by the CLI)."""
+
+    skill_id: str
+    version: str
+    current: int
+    status: str | None
+    eligible: int
+    eligibility_reasons: str  # JSON list: see ``reasons``
+    trust_decision: str | None
+    last_audit_at: str | None
+    last_audit_passed: int | None
+    last_audit_trigger: str | None
+    tool_count: int | None
 
 
-def list_table(con: sqlite3.Connection, **filters: Any) -> list[str]:
-    """The lines of the human ``skills list`` table (header first; none without entries).
-
-    SQLite lays the table out (one pass for the column widths, one for the padded lines),
-    so a list of thousands of versions costs one string per line instead of a Python
-    object per cell."""
-    cells = ", ".join(f"{expr} AS c{i}" for i, (_h, expr) in enumerate(LIST_TABLE))
-    inner, params = _list_query(f"{cells}, {VERSION_ORDER}", order=False, **filters)
+def list_rows(con: sqlite3.Connection, **filters: Any) -> list[ListRow]:
+    """The entries of ``skills list`` as plain rows, in index order (thousands of them cost
+    one tuple each, not a dict per entry)."""
+    sql, params = _list_query(", ".join(ListRow._fields), **filters)
     cursor = con.cursor()
     cursor.row_factory = None
-    widths = cursor.execute(f"SELECT count(*), {', '.join(f'max(length(c{i}))' for i in range(len(LIST_TABLE)))} "
-                            f"FROM ({inner})", params).fetchone()
-    if not widths[0]:
-        return []
-    widths = [max(len(h), w or 0) for (h, _e), w in zip(LIST_TABLE, widths[1:])]
-    template = "  ".join(f"%!-{w}s" for w in widths)
-    header = (template.replace("%!-", "%-") % tuple(h.upper() for h, _e in LIST_TABLE)).rstrip()
-    lines = cursor.execute(f"SELECT rtrim(printf('{template}', {', '.join(f'c{i}' for i in range(len(LIST_TABLE)))})) "
-                           f"FROM ({inner}) ORDER BY {VERSION_ORDER.replace('v.', '')}", params).fetchall()
-    return [header, *(line for (line,) in lines)]
+    return [ListRow._make(r) for r in cursor.execute(sql, params)]
 
 
 def list_entries(con: sqlite3.Connection, **filters: Any) -> list[dict[str, Any]]:
@@ -106,7 +93,7 @@ def list_entries(con: sqlite3.Connection, **filters: Any) -> list[dict[str, Any]
 
 
 def _list_query(columns: str, *, publisher: str | None = None, status: str | None = None,
-                current_only: bool = False, eligible_only: bool = False, order: bool = True) -> tuple[str, list[Any]]:
+                current_only: bool = False, eligible_only: bool = False) -> tuple[str, list[Any]]:
     sql = f"SELECT {columns} FROM versions v WHERE installed = 1"
     params: list[Any] = []
     if publisher:
@@ -119,9 +106,7 @@ def _list_query(columns: str, *, publisher: str | None = None, status: str | Non
         sql += " AND current = 1"
     if eligible_only:
         sql += " AND eligible = 1"
-    if order:
-        sql += f" ORDER BY {VERSION_ORDER}"
-    return sql, params
+    return sql + f" ORDER BY {VERSION_ORDER}", params
 
 
 def _dict_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:

@@ -147,15 +147,25 @@ class ManifestFacts(NamedTuple):
     tool_ids: list[str]
     capability_grants: str  # JSON text ("null" for a manifest of another shape)
     policy_bindings: str
+    description: str | None  # the operator section's summary and description (searched)
+    tool_descriptions: str | None  # one line per tool that has a text description (searched)
 
 
 _object_decoder = msgspec.json.Decoder()
 
 
+class _OperatorText(msgspec.Struct, frozen=True):
+    summary: Any = None
+    description: Any = None
+
+
+_operator_decoder = msgspec.json.Decoder(_OperatorText)
+
+
 def manifest_facts(raw: bytes | msgspec.Raw) -> ManifestFacts:
     """The facts of a manifest recorded in its JSON form, decoded once, only the members they
     need (``domain.grants.recorded_manifest``; imported on first use, reads never need it).
-    A manifest of another shape still gets its name, compat and tools."""
+    A manifest of another shape still gets its name, compat, tools and text."""
     from skill_ledger.domain.grants import capability_grants, policy_bindings, recorded_manifest
     from skill_ledger.domain.text import WS
 
@@ -163,9 +173,20 @@ def manifest_facts(raw: bytes | msgspec.Raw) -> ManifestFacts:
         m = recorded_manifest(raw)
     except (msgspec.DecodeError, msgspec.ValidationError):
         return _facts_of_an_odd_manifest(raw)
-    return ManifestFacts(m.name, m.compat, [t.id.strip(WS) for t in m.entrypoints.tools],
+    tools = m.entrypoints.tools
+    try:
+        operator = _operator_decoder.decode(m.operator)
+    except msgspec.ValidationError:  # not an object (or absent: null)
+        operator = _OperatorText()
+    return ManifestFacts(m.name, m.compat, [t.id.strip(WS) for t in tools],
                          _encoder.encode(capability_grants(m)).decode("utf-8"),
-                         _encoder.encode(policy_bindings(m)).decode("utf-8"))
+                         _encoder.encode(policy_bindings(m)).decode("utf-8"),
+                         _lines([operator.summary, operator.description]), _lines([t.description for t in tools]))
+
+
+def _lines(values: list[Any]) -> str | None:
+    """The values that are text and not empty, one per line (None: no such value)."""
+    return "\n".join([v for v in values if type(v) is str and v]) or None
 
 
 def _facts_of_an_odd_manifest(raw: bytes | msgspec.Raw) -> ManifestFacts:
@@ -178,7 +199,10 @@ def _facts_of_an_odd_manifest(raw: bytes | msgspec.Raw) -> ManifestFacts:
     manifest = value if isinstance(value, dict) else {}
     entrypoints = manifest.get("entrypoints")
     tools = entrypoints.get("tools", []) if isinstance(entrypoints, dict) else []
-    tools = tools if isinstance(tools, list) else []
-    ids = [str(t.get("id", "") if isinstance(t, dict) else "").strip(WS) for t in tools]
+    tools = [t if isinstance(t, dict) else {} for t in tools] if isinstance(tools, list) else []
+    ids = [str(t.get("id", "")).strip(WS) for t in tools]
     compat = manifest.get("compat")
-    return ManifestFacts(manifest.get("name"), compat if isinstance(compat, dict) else None, ids, "null", "null")
+    operator = manifest.get("operator") if isinstance(manifest.get("operator"), dict) else {}
+    return ManifestFacts(manifest.get("name"), compat if isinstance(compat, dict) else None, ids, "null", "null",
+                         _lines([operator.get("summary"), operator.get("description")]),
+                         _lines([t.get("description") for t in tools]))

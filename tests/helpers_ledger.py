@@ -29,14 +29,16 @@ if str(ROOT) not in sys.path:
 
 from skill_ledger.adapters.journal.sqlite import iter_rows  # noqa: E402
 from skill_ledger.adapters.journal.verify import verify_journal  # noqa: E402
-from skill_ledger.adapters.readmodel.views import catch_up_after, journal_identity  # noqa: E402
+from skill_ledger.adapters.readmodel.rebuild import rebuild_views  # noqa: E402
+from skill_ledger.adapters.readmodel.views import catch_up_after, discard, journal_identity  # noqa: E402
 from skill_ledger.adapters.settings import Settings, resolve  # noqa: E402
 from skill_ledger.adapters.usecases.unit_of_work import Ledger  # noqa: E402
 from skill_ledger.domain.artifact import build_artifact  # noqa: E402
 from skill_ledger.domain.codec import kind_of_topic  # noqa: E402
 from skill_ledger.domain.signing import public_key_from_seed  # noqa: E402
+from skill_ledger.projections.replay import diff  # noqa: E402
 from skill_ledger.projections.shards import Shard  # noqa: E402
-from skill_ledger.projections.store import ViewStore, discard  # noqa: E402
+from skill_ledger.projections.store import ViewStore  # noqa: E402
 
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
 if not Path(PYTHON).exists():  # pragma: no cover - running outside the project venv
@@ -187,9 +189,10 @@ def rebuilt_views(ledger: Ledger, directory: Path | str, *, batch: int | None = 
     os.unlink(name)
     store = ViewStore(name, journal_identity=journal_identity(ledger))
     if shards is not None:
-        store.rebuild(ledger.app.recorder, shards=InProcessShards(ledger.app.recorder, shards, batch), min_events=0)
+        rebuild_views(store, ledger.app.recorder, shards=InProcessShards(ledger.app.recorder, shards, batch),
+                      min_events=0)
     elif batch is None:
-        store.rebuild(ledger.app.recorder)
+        rebuild_views(store, ledger.app.recorder)
     else:
         store.rebuild_tables()
         store.catch_up(ledger.app.recorder, batch=batch)
@@ -197,14 +200,17 @@ def rebuilt_views(ledger: Ledger, directory: Path | str, *, batch: int | None = 
 
 
 def raw_dump(path: Path | str) -> dict[str, list[tuple[Any, ...]]]:
-    """Every table of a SQLite file (schema included), rows in primary-key order, as plain tuples."""
+    """Every table of a SQLite file (schema included), rows in primary-key order, as plain tuples.
+    Not the storage of a full-text index (its shadow tables), which depends on the order the
+    rows came in; ``ViewStore.integrity_problem`` checks such an index against its rows."""
     con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         out: dict[str, list[tuple[Any, ...]]] = {}
         out["__schema__"] = sorted(con.execute(
             "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'").fetchall())
-        for (name,) in con.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name").fetchall():
-            if name == "meta":
+        for (name,) in con.execute("SELECT name FROM pragma_table_list WHERE schema = 'main' "
+                                   "AND type IN ('table', 'virtual') ORDER BY name").fetchall():
+            if name == "meta" or name.startswith("sqlite_"):
                 # meta holds the schema version and the journal identity, compared separately
                 continue
             out[name] = sorted(con.execute(f'SELECT * FROM "{name}"').fetchall(), key=repr)
@@ -251,7 +257,7 @@ def projection_mismatches(ledger: Ledger, directory: Path | str, *, batches: Ite
         for how, kwargs in ways:
             rebuilt = rebuilt_views(ledger, directory, **kwargs)
             try:
-                diffs = live.diff(rebuilt)
+                diffs = diff(live, rebuilt)
                 problems += [f"diff ({how}): {d}" for d in diffs]
                 if rebuilt.positions() != live.positions():
                     problems.append(f"positions ({how}): live {live.positions()} rebuilt {rebuilt.positions()}")

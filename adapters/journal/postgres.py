@@ -38,7 +38,7 @@ from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Composable, Identifier, Literal
 
 from skill_ledger.domain.errors import ConfigurationError, JournalUnavailable
-from skill_ledger.projections.shards import SHARED_PREFIX, SKILL_PREFIX, Shard
+from skill_ledger.projections.shards import EventFilter
 
 from .sqlite import (
     APPEND_ONLY_MESSAGE,
@@ -329,24 +329,19 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def select_event_rows(self, start: int, limit: int, stop: int | None = None, *,
-                          shard: Shard | None = None) -> list[tuple[int, int, str, bytes]]:
+                          event_filter: EventFilter | None = None) -> list[tuple[int, int, str, bytes]]:
         """(position, stream_version, topic, state) after ``start``: the projections' fast path.
-        ``shard``: only the events that shard of a sharded replay folds (``in_shard``, in SQL)."""
+        ``event_filter``: only the events it selects (a shard of a sharded replay), in SQL."""
         sql = SQL("SELECT notification_id, originator_version, topic, state FROM {} WHERE notification_id > %s"
                   ).format(self.events)
         params: list[Any] = [start]
         if stop is not None:
             sql += SQL(" AND notification_id <= %s")
             params.append(stop)
-        if shard is not None:
-            skill = SQL("left(topic, {}) = {}").format(len(SKILL_PREFIX), SKILL_PREFIX)
-            mine = SQL("strpos(%s, right(originator_id::text, 1)) > 0")
-            if shard.first:
-                sql += SQL(" AND (NOT {} OR {})").format(skill, mine)
-            else:
-                sql += SQL(" AND (left(topic, {}) = {} OR ({} AND {}))").format(
-                    len(SHARED_PREFIX), SHARED_PREFIX, skill, mine)
-            params.append(shard.digits())
+        if event_filter is not None:
+            clause, filter_params = filter_sql(event_filter)
+            sql += SQL(" AND ") + clause
+            params += filter_params
         sql += SQL(" ORDER BY notification_id LIMIT %s")
         params.append(limit)
         with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
@@ -405,6 +400,17 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
                              "WHERE e.notification_id IS NULL ORDER BY c.position LIMIT %s").format(self.chain, self.events),
                          (limit,))
             return [r["position"] for r in curs.fetchall()]
+
+
+def filter_sql(f: EventFilter) -> tuple[Composable, list[Any]]:
+    """``EventFilter.matches`` as a PostgreSQL expression over ``stored_events`` (and its parameters)."""
+    starts = "left(topic, %s::int) = %s"
+    others = ("true" if f.others is None else
+              "(" + (" OR ".join(starts for _ in f.others) or "false") + ")")
+    params: list[Any] = [len(f.split_prefix), f.split_prefix, f.digits]
+    for prefix in f.others or ():
+        params += [len(prefix), prefix]
+    return SQL(f"(CASE WHEN {starts} THEN strpos(%s, right(originator_id::text, 1)) > 0 ELSE {others} END)"), params
 
 
 def _uuid(value: UUID | str) -> UUID:

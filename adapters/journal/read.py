@@ -8,20 +8,40 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import msgspec
+
 from skill_ledger.adapters.settings import Settings
 from skill_ledger.adapters.usecases.unit_of_work import Ledger
-from skill_ledger.domain.errors import UsageError
+from skill_ledger.domain.errors import NotInstalled, UsageError
 from skill_ledger.domain.events import known_kinds, stream_uuid, topics_for_kinds
 
 from .sqlite import export_row, iter_rows
 
 
-def skill_history(settings: Settings, skill_id: str, publishers: list[str]) -> list[dict[str, Any]]:
+class SkillHistory(msgspec.Struct, frozen=True):
+    skill_id: str
+    events: list[dict[str, Any]]  # exported events (events.md), oldest first
+
+
+def skill_history(settings: Settings, skill_id: str, *, notify: Callable[[str], None] | None = None) -> SkillHistory:
+    """Every event of a skill's stream and of the streams of the publishers that signed any
+    of its versions (their trust decisions), oldest first. A skill the index has never seen
+    is ``NotInstalled``."""
+    from skill_ledger.adapters.readmodel.views import open_views
+    from skill_ledger.projections.queries import publishers_of, skill_known
+
+    store = open_views(settings, notify=notify)
+    try:
+        if not skill_known(store.con, skill_id):
+            raise NotInstalled(f"skill {skill_id} has no history", {"skill_id": skill_id})
+        publishers = publishers_of(store.con, skill_id)
+    finally:
+        store.close()
     streams = [f"skill:{skill_id}", *(f"publisher:{p}" for p in publishers)]
     ledger = Ledger(settings)
     try:
         ids = [stream_uuid(s).hex for s in streams]
-        return [export_row(r) for r in iter_rows(ledger.app, originator_ids=ids)]
+        return SkillHistory(skill_id, [export_row(r) for r in iter_rows(ledger.app, originator_ids=ids)])
     finally:
         ledger.close()
 

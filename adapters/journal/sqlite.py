@@ -32,7 +32,7 @@ from eventsourcing.utils import get_topic
 from skill_ledger.domain.codec import GENESIS_HASH, decode_event, encode_state, event_hash, exported_event
 from skill_ledger.domain.errors import ConfigurationError, JournalUnavailable
 from skill_ledger.domain.events import load_model
-from skill_ledger.projections.shards import SHARED_PREFIX, SKILL_PREFIX, Shard
+from skill_ledger.projections.shards import EventFilter
 
 load_model()  # every event topic must resolve before the first stored event is decoded
 
@@ -123,6 +123,18 @@ def chain_rows(stored_events: Sequence[StoredEvent], positions: Sequence[int],
     return rows
 
 
+def filter_sql(f: EventFilter) -> tuple[str, list[Any]]:
+    """``EventFilter.matches`` as a SQLite expression over ``stored_events`` (and its parameters)."""
+    others = ("1" if f.others is None else
+              "(" + (" OR ".join("substr(topic, 1, ?) = ?" for _ in f.others) or "0") + ")")
+    params: list[Any] = [len(f.split_prefix), f.split_prefix, f.digits]
+    for prefix in f.others or ():
+        params += [len(prefix), prefix]
+    return (f"(CASE WHEN substr(topic, 1, ?) = ? "
+            f"THEN length(originator_id) > 0 AND instr(?, lower(substr(originator_id, -1))) > 0 "
+            f"ELSE {others} END)"), params
+
+
 class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
     """SQLite application recorder that also writes the hash chain, atomically."""
 
@@ -146,24 +158,19 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
         return positions
 
     def select_event_rows(self, start: int, limit: int, stop: int | None = None, *,
-                          shard: Shard | None = None) -> list[tuple[int, int, str, bytes]]:
+                          event_filter: EventFilter | None = None) -> list[tuple[int, int, str, bytes]]:
         """(position, stream_version, topic, state) after ``start``: the projections' fast path
-        (no UUID objects, no Notification objects). ``shard``: only the events that shard of a
-        sharded replay folds (``projections.shards.in_shard``, here in SQL)."""
+        (no UUID objects, no Notification objects). ``event_filter``: only the events it
+        selects (a shard of a sharded replay: ``projections.shards``), evaluated in SQL."""
         sql = "SELECT rowid, originator_version, topic, state FROM stored_events WHERE rowid > ?"
         params: list[Any] = [start]
         if stop is not None:
             sql += " AND rowid <= ?"
             params.append(stop)
-        if shard is not None:
-            skill = f"substr(topic, 1, {len(SKILL_PREFIX)}) = '{SKILL_PREFIX}'"
-            mine = "instr(?, substr(originator_id, -1)) > 0 AND length(originator_id) > 0"
-            if shard.first:
-                sql += f" AND (NOT {skill} OR ({mine}))"
-            else:
-                sql += (f" AND (substr(topic, 1, {len(SHARED_PREFIX)}) = '{SHARED_PREFIX}' "
-                        f"OR ({skill} AND {mine}))")
-            params.append(shard.digits())
+        if event_filter is not None:
+            clause, filter_params = filter_sql(event_filter)
+            sql += f" AND {clause}"
+            params += filter_params
         sql += " ORDER BY rowid LIMIT ?"
         params.append(limit)
         with self.datastore.transaction(commit=False) as c:
@@ -322,6 +329,3 @@ def export_row(row: StoredRow) -> dict[str, Any]:
     out["hash"] = row.hash or ""
     return out
 
-
-def head_position(app: LedgerApplication) -> int:
-    return app.recorder.max_notification_id() or 0

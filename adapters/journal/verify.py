@@ -9,7 +9,7 @@ recorder's business (``guard_present``: SQLite triggers, or enabled PL/pgSQL tri
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -17,6 +17,9 @@ from skill_ledger.domain.checkpoints import checkpoint_message, root_hash
 from skill_ledger.domain.codec import GENESIS_HASH, event_hash, exported_event, kind_of_topic
 
 from .sqlite import LedgerApplication, chained, iter_rows
+
+if TYPE_CHECKING:
+    from skill_ledger.adapters.settings import Settings
 
 _decoder = msgspec.json.Decoder()
 
@@ -36,6 +39,30 @@ class VerifyReport(msgspec.Struct, frozen=True):
     guard: bool
     first_bad_position: int | None
     problems: list[Problem]
+
+    def first_problem(self) -> Problem | None:
+        """The problem at the first bad position (what a one-line error names)."""
+        return next((p for p in self.problems if p.position == self.first_bad_position), None)
+
+
+def verify_settings_journal(settings: Settings) -> VerifyReport:
+    """``skills journal verify``: the journal of these settings, looked at exactly as it is
+    (opening it normally would re-create a dropped guard), its checkpoints checked against
+    this home's checkpoint key and anchor file."""
+    from skill_ledger.adapters.usecases.checkpoints import journal_seed, read_anchor
+    from skill_ledger.adapters.usecases.unit_of_work import Ledger
+    from skill_ledger.domain.signing import public_key_from_seed
+
+    from .sqlite import open_journal
+
+    exists = not settings.journal_is_sqlite or settings.journal_path.exists()
+    ledger = Ledger(settings, app=open_journal(settings.journal_url, create=False) if exists else None)
+    try:
+        seed = journal_seed(settings, create=False)
+        trusted = {public_key_from_seed(seed).hex()} if seed else None
+        return verify_journal(ledger.app, trusted_checkpoint_keys=trusted, anchor=read_anchor(settings))
+    finally:
+        ledger.close()
 
 
 def verify_journal(app: LedgerApplication, *, trusted_checkpoint_keys: set[str] | None = None,

@@ -23,6 +23,11 @@ from skill_ledger.domain.artifact import (
     inspect_artifact,
     verify_inspected,
 )
+from skill_ledger.domain.audit_tools import (
+    describe_compile_problems,
+    describe_references,
+    schema_reference_problems,
+)
 from skill_ledger.domain.constants import (
     ASSET_PREFIX,
     MAX_ARTIFACT_BYTES,
@@ -40,7 +45,7 @@ from skill_ledger.domain.errors import (
     UsageError,
 )
 from skill_ledger.domain.grammars import normalize_path
-from skill_ledger.domain.manifest import check_runtime_compat, parse_manifest
+from skill_ledger.domain.manifest import Manifest, check_runtime_compat, parse_manifest, tool_ids
 from skill_ledger.domain.trust import TrustStore, add_trusted_key
 
 from .sidecars import generate_provenance, generate_sbom
@@ -95,9 +100,11 @@ def build_package(
     signed_at_unix_ms: int,
 ) -> BuildResult:
     manifest_text = read_manifest_text(manifest_path)
-    # §13 order: manifest, compat, SBOM, provenance, then modules and assets.
+    # §13 order: manifest, compat, SBOM, provenance, then modules and assets. The schema and
+    # module-path checks are this project's: what the audit would fail is refused here first.
     manifest = parse_manifest(manifest_text)
     check_runtime_compat(manifest)
+    check_tool_schemas(manifest)
     sbom = _read_sidecar(sbom_path, SBOM_ENTRY) if sbom_path is not None else None
     if sbom is not None:
         validate_sbom(sbom)
@@ -115,8 +122,46 @@ def build_package(
     result = build_artifact(
         manifest_text, module_entries, asset_entries, sbom, provenance, signing_seed, signed_at_unix_ms
     )
+    check_module_paths(manifest, [name for name, _ in module_entries])  # entry names are checked by now
     atomic_write(output, result.artifact, mode=0o644)
     return result
+
+
+def check_tool_schemas(manifest: Manifest) -> None:
+    """Refuse a tool schema the audit would fail: a reference outside the schema document
+    (``tool_schema_references``), or a schema that does not compile for the host
+    (``tool_schema_compiles``: invalid, or a pattern that needs backtracking)."""
+    from skill_ledger.adapters.audit.schema_facts import schema_facts
+
+    for tool_id, tool in zip(tool_ids(manifest), manifest.entrypoints.tools):
+        refs = schema_reference_problems(tool)
+        if refs:
+            raise ManifestValidationError("tool_schema_reference", describe_references(tool_id, refs),
+                                          tool_id=tool_id)
+    problems: dict[str, dict[str, str]] = {}
+    for fact in schema_facts(manifest):
+        if fact.problem is not None:
+            problems.setdefault(fact.tool_id, {})[fact.member] = fact.problem
+    if problems:
+        tool_id, by_member = next(iter(problems.items()))  # the first tool, in manifest order
+        raise ManifestValidationError("tool_schema_invalid", describe_compile_problems(tool_id, by_member),
+                                      tool_id=tool_id)
+
+
+def check_module_paths(manifest: Manifest, module_names: Sequence[str]) -> None:
+    """Refuse a manifest that names a module the build is not given: the artifact would install,
+    and its tools would have no module to run on (``operator.plugin.default_module_path`` is the
+    only module path a manifest names)."""
+    given = sorted(MODULE_PREFIX + normalize_path(name) for name in module_names)
+    default = manifest.operator.plugin.default_module_path
+    if default is not None and normalize_path(default) not in given:
+        raise ManifestValidationError(
+            "default_module_missing",
+            f"operator.plugin.default_module_path '{default}' is not among the modules given with --module "
+            f"({', '.join(given) or 'none'}); add --module for it",
+            default_module_path=default,
+            modules=given,
+        )
 
 
 def _read_sidecar(path: str, entry: str) -> bytes:

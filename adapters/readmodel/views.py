@@ -4,20 +4,28 @@ before any read and after every command.
 Fast path: when the views are already at the journal's head (one indexed query on each
 file), no event-sourcing machinery is imported at all, so ``skills list`` costs little
 more than starting Python.
+
+The views files are this module's to manage: a live ``views.db`` that the store cannot use
+(missing, unreadable, foreign, of a schema version with no migration) is deleted and made
+again from the journal, with a one-line notice; private replays (``--as-of``, ``index
+verify``) live in temporary files beside it.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from skill_ledger.adapters.settings import Settings
-from skill_ledger.projections.store import ViewStore
+from skill_ledger.adapters.storage.files import remove_db_files
+from skill_ledger.projections.store import ViewStore, ViewsUnusable
 
 if TYPE_CHECKING:
     from skill_ledger.adapters.usecases.unit_of_work import Ledger
+    from skill_ledger.projections.store import EventSource
 
 Notify = Callable[[str], None]
 
@@ -46,13 +54,25 @@ def journal_identity(ledger: "Ledger") -> str:
     return chain_hash(ledger.app, 1) or ""
 
 
+def open_store(path: Path, *, journal_identity: str = "", notify: Notify | None = None) -> ViewStore:
+    """The live views file at ``path`` as it is (not caught up); one the store cannot use is
+    replaced by a new, empty one (the catch-up then fills it from the journal)."""
+    try:
+        return ViewStore(path, journal_identity=journal_identity, notify=notify)
+    except ViewsUnusable as e:
+        if notify is not None:
+            notify(f"notice: views database {path} {e}; rebuilding it from the journal")
+    remove_db_files(path)
+    return ViewStore(path, journal_identity=journal_identity, notify=notify)
+
+
 def open_views(settings: Settings, *, notify: Notify | None = None, ledger: "Ledger | None" = None,
                progress: Callable[[int], None] | None = None) -> ViewStore:
     """The views database, caught up with the journal."""
     # A PostgreSQL journal has no file to peek at: the ledger below reads its head and identity.
     head, identity = _journal_probe(settings) if settings.journal_is_sqlite else (-1, "")
     Path(settings.home).mkdir(parents=True, exist_ok=True, mode=0o700)
-    store = ViewStore(settings.views_path, journal_identity=identity, notify=notify)
+    store = open_store(settings.views_path, journal_identity=identity, notify=notify)
     if head >= 0 and store.position() == head:
         return store
     own = ledger is None
@@ -71,7 +91,7 @@ def open_views(settings: Settings, *, notify: Notify | None = None, ledger: "Led
 
 def catch_up_after(ledger: "Ledger", *, notify: Notify | None = None) -> None:
     """Called after every command that appended events (read-your-writes)."""
-    store = ViewStore(ledger.settings.views_path, journal_identity=journal_identity(ledger), notify=notify)
+    store = open_store(ledger.settings.views_path, journal_identity=journal_identity(ledger), notify=notify)
     try:
         store.catch_up(ledger.app.recorder)
     finally:
@@ -83,6 +103,8 @@ def parse_as_of(store: ViewStore, value: str) -> int:
     import datetime as dt
 
     from skill_ledger.domain.errors import UsageError
+    from skill_ledger.projections.queries import position_at
+    from skill_ledger.projections.times import fixed
 
     text = value.strip()
     if text.isdigit():
@@ -91,24 +113,45 @@ def parse_as_of(store: ViewStore, value: str) -> int:
         t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise UsageError(f"--as-of expects a journal position or an ISO-8601 time, got {value!r}") from None
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=dt.timezone.utc)
-    fixed = t.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
-    from skill_ledger.projections.queries import position_at
-
-    return position_at(store.con, fixed)
+    return position_at(store.con, fixed(t))
 
 
 def views_as_of(settings: Settings, position: int, *, notify: Notify | None = None) -> ViewStore:
     """A scratch read model replayed from the journal up to ``position`` (discard it after use)."""
     from skill_ledger.adapters.usecases.unit_of_work import Ledger
-    from skill_ledger.projections.store import scratch
 
     ledger = Ledger(settings)
     try:
         return scratch(ledger.app.recorder, until=position, directory=settings.home, notify=notify)
     finally:
         ledger.close()
+
+
+def scratch(source: EventSource, *, until: int | None, directory: str | Path | None = None,
+            notify: Notify | None = None) -> ViewStore:
+    """A throw-away store replayed from the journal up to ``until`` (for ``--as-of`` and
+    ``index verify``), in a new file in ``directory``; ``discard`` it after use."""
+    import tempfile
+
+    from skill_ledger.projections.replay import finish
+
+    fd, name = tempfile.mkstemp(prefix="views-scratch-", suffix=".db", dir=directory)
+    os.close(fd)
+    os.unlink(name)
+    store = ViewStore(name, notify=notify, scratch=True)
+    try:
+        store.catch_up(source, until=until)
+        finish(store)
+    except BaseException:
+        discard(store)
+        raise
+    return store
+
+
+def discard(store: ViewStore) -> None:
+    """Close a private store and delete its file."""
+    store.close()
+    remove_db_files(store.path)
 
 
 def journal_trust_store(settings: Settings, *, notify: Notify | None = None):

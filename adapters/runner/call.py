@@ -56,6 +56,7 @@ class ToolCall(msgspec.Struct, frozen=True, kw_only=True):
     output_schema: Any  # gate.SchemaCheck
     limits: RunLimits
     where: dict[str, Any]
+    input_validation_s: float = 0.0  # what validating the input took: the module gets the wall clock less that
 
 
 class Done(msgspec.Struct, frozen=True):
@@ -97,9 +98,10 @@ class Calls:
         p = self.plan(loaded.facts, tool, call.manifest)
         invocation = self._invocation(call, p, value, payload, entries)
         limits = call.limits
+        deadline = time.monotonic() + limits.timeout_ms / 1000 - call.input_validation_s
         ctx = HostContext(skill_id=call.skill_id, tool_name=tool.name, manifest=call.manifest, grants=call.grants,
-                          limits=limits, deadline=time.monotonic() + limits.timeout_ms / 1000,
-                          data_dir=self.settings.data_dir, secrets=self.secrets, resolver=resolver)
+                          limits=limits, deadline=deadline, data_dir=self.settings.data_dir, secrets=self.secrets,
+                          resolver=resolver)
         stderr_read = False
         try:
             outcome = abi.execute(p, loaded.module, ctx, payload, memory_export=loaded.memory_export,
@@ -114,6 +116,10 @@ class Calls:
                 if problem is not None:
                     raise ExecutionError(f"the output does not match the tool's output_schema: {problem}",
                                          code="invalid_output")
+                if time.monotonic() > deadline:  # validation runs on the host: it counts against the deadline
+                    raise ExecutionError(f"the run and the validation of its output exceeded the wall-clock limit "
+                                         f"of {limits.timeout_ms} ms", {"timeout_ms": limits.timeout_ms},
+                                         code="execution_timed_out")
         except SkillLedgerError as e:
             if p.abi == WASI_COMMAND:
                 stderr_read = stderr_read or _absorb_stderr(ctx)

@@ -1,26 +1,34 @@
-"""The gate: nothing runs unless the projected state says it may, and the stored bytes are
-the ones the journal recorded (``runtime.md`` "Before anything runs").
+"""The gate: nothing runs unless the journal says it may, and the stored bytes are the ones
+the journal recorded (``runtime.md`` "Before anything runs", issue 11).
 
-1. The tool id resolves to one skill version in the index projection.
-2. That version is ``active`` and eligible; otherwise ``skill.execution_denied`` is recorded
-   and the run refused (``not_active``, exit 7).
-3. The stored artifact's SHA-256 equals the recorded ``artifact_sha256``, and its payload hash,
-   signature and key are verified again; a mismatch quarantines the version
-   (``artifact_tampered`` / ``artifact_missing``, exit 5).
+1. The tool id resolves to one skill version in the index projection (the views find the
+   candidate; they decide nothing).
+2. The journal confirms it (``confirm.py``): the version is current (or the one asked for),
+   ``active`` and eligible, its key trusted; the artifact digest, payload hash, key and
+   manifest come from the journal. Where the views' row disagrees, that is drift: reported,
+   the views rebuilt, the call refused (``projection_drift``, exit 9). A version the journal
+   does not let run is refused with ``skill.execution_denied`` recorded (``not_active``, exit 7).
+3. The stored artifact's SHA-256 equals the journal's ``artifact_sha256``, and its payload
+   hash, signature and key are verified again; a mismatch quarantines the version
+   (``artifact_tampered``; a missing blob, or anything in its place that is not a regular
+   file, ``artifact_missing``; exit 5).
 4. The input validates against the tool's ``input_schema`` (``invalid_input``, exit 2).
 
 Step 3 is remembered: a verified artifact is recorded (in process and in
 ``<home>/cache/verified/<digest>.json``) with the file's (device, inode, size, mtime_ns,
 ctime_ns); while the file still has exactly that identity it is not read or hashed again.
-Any write to the file (or a replacement, a chmod, a touch) changes its ctime or inode.
+Any write to the file (or a replacement, a chmod, a touch) changes its ctime or inode. The
+records on disk are sealed under the home's cache key (``cachekey.py``), and a record only
+ever stands for the digest, payload hash and key the journal confirmed.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
+import stat
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
@@ -37,12 +45,14 @@ from skill_ledger.domain.errors import (
     InvalidInput,
     NotActive,
     NotInstalled,
+    ProjectionDrift,
     SkillLedgerError,
     ToolNotFound,
     UsageError,
 )
 
 from .cachekey import seal, unseal
+from .confirm import Confirmed
 from .engine import private_dir_problem, read_facts, read_private_file
 
 Notify = Callable[[str], None]
@@ -89,36 +99,58 @@ def find_version(con: sqlite3.Connection, tool_id: str, skill_id: str | None, ve
     raise ToolNotFound(f"no installed skill{narrowed} declares a tool {tool_id}", where)
 
 
-# --- 2. may it run ---------------------------------------------------------------------------
+# --- 2. may it run (the journal decides; see confirm.py) ---------------------------------------
 
 
-def refusal(row: sqlite3.Row) -> tuple[str, list[str]] | None:
-    """``None`` when the version is active and eligible, else (reason code, reasons)."""
-    reasons: list[str] = json.loads(row["eligibility_reasons"] or "[]")
-    if not row["installed"]:
-        return "not_installed", reasons or ["not_installed"]
-    if row["status"] != "active":
-        code = row["status"] or "not_active"
-        return code, reasons or [code]
-    if not row["eligible"]:
-        return (reasons[0] if reasons else "not_eligible"), reasons or ["not_eligible"]
-    return None
-
-
-def deny(settings: Settings, row: sqlite3.Row, tool_id: str, code: str, reasons: list[str],
+def deny(settings: Settings, c: Confirmed, tool_id: str, code: str, reasons: list[str],
          notify: Notify | None) -> NoReturn:
     from skill_ledger.adapters.usecases.lifecycle import deny_execution
     from skill_ledger.adapters.usecases.session import ledger_session
 
     with ledger_session(settings, notify=notify) as ledger:
-        positions = deny_execution(ledger, row["skill_id"], row["version"], tool_id, code)
-    status = row["status"] if row["installed"] else "removed"
+        positions = deny_execution(ledger, c.skill_id, c.version or "", tool_id, code)
+    status = c.status if c.installed else "removed"
+    why = f", not eligible ({', '.join(reasons)})" if reasons and c.trust_problem is None else ""
+    if c.trust_problem is not None and code == c.trust_problem[0]:
+        why = f", its signing key is not trusted ({c.trust_problem[1]})"
     raise NotActive(
-        f"{row['skill_id']} {row['version']} may not run: status {status or 'none'}"
-        + (f", not eligible ({', '.join(reasons)})" if reasons else ""),
-        {"skill_id": row["skill_id"], "version": row["version"], "tool_id": tool_id, "status": status,
+        f"{c.skill_id} {c.version} may not run: status {status or 'none'}{why}",
+        {"skill_id": c.skill_id, "version": c.version, "tool_id": tool_id, "status": status,
          "reason_code": code, "reasons": reasons, "positions": positions},
     )
+
+
+def drifted(settings: Settings, c: Confirmed, differences: list[dict[str, Any]], notify: Notify | None, *,
+            rebuild: bool = True) -> NoReturn:
+    """Report views that disagree with the journal, rebuild them, and refuse the call."""
+    version = c.version or "(none)"
+    fields = ", ".join(d["field"] for d in differences)
+    rebuilt = False
+    if rebuild:
+        if notify:
+            notify(f"notice: views.db disagrees with the journal about {c.skill_id} {version} ({fields}); "
+                   "rebuilding the views from the journal")
+        rebuilt = rebuild_views(settings, notify)
+    raise ProjectionDrift(
+        f"the projections disagree with the journal about {c.skill_id} {version} ({fields}); "
+        + ("the views were rebuilt from the journal; " if rebuilt else "")
+        + "nothing was run",
+        {"skill_id": c.skill_id, "version": c.version, "differences": differences, "views_rebuilt": rebuilt,
+         "journal_position": c.head})
+
+
+def rebuild_views(settings: Settings, notify: Notify | None) -> bool:
+    """Replay the journal into fresh views and swap them in (``skills index rebuild``'s own path)."""
+    from skill_ledger.adapters.readmodel.rebuild import rebuild_home
+
+    try:
+        rebuild_home(settings, notify=notify)
+    except (SkillLedgerError, OSError, sqlite3.Error) as e:
+        if notify:
+            message = e.message if isinstance(e, SkillLedgerError) else str(e)
+            notify(f"warning: the views could not be rebuilt ({message}); `skills index rebuild` retries")
+        return False
+    return True
 
 
 # --- 3. the stored artifact ------------------------------------------------------------------
@@ -133,7 +165,8 @@ _records_lock = threading.Lock()
 
 
 class ArtifactCheck:
-    """Verifies stored artifacts, remembering verified files by their stat identity."""
+    """Verifies stored artifacts against the journal's facts (a :class:`Confirmed` version),
+    remembering verified files by their stat identity."""
 
     def __init__(self, settings: Settings, *, notify: Notify | None = None) -> None:
         self.settings = settings
@@ -142,26 +175,25 @@ class ArtifactCheck:
         self.directory = settings.cache_dir / "verified"
         self._dir_ok: bool | None = None
 
-    def verify(self, row: sqlite3.Row) -> tuple[ArtifactRecord, dict[str, bytes] | None]:
-        """The record for the row's artifact; the artifact's entries when it had to be read."""
-        digest = row["artifact_sha256"]
+    def verify(self, c: Confirmed) -> tuple[ArtifactRecord, dict[str, bytes] | None]:
+        """The record for the version's artifact; the artifact's entries when it had to be read."""
+        digest = c.artifact_sha256
         path = self.blobs.path_for(digest)
         try:
-            st = os.stat(path)
+            st = os.lstat(path)  # the entry itself: a link is not a blob (read_verified refuses it)
         except FileNotFoundError:
-            self.quarantine(row, ArtifactMissing(
-                f"stored artifact of {row['skill_id']} {row['version']} is missing: {path}",
-                {"skill_id": row["skill_id"], "version": row["version"], "artifact_sha256": digest,
-                 "path": str(path)}))
+            self.quarantine(c, ArtifactMissing(
+                f"stored artifact of {c.skill_id} {c.version} is missing: {path}",
+                {"skill_id": c.skill_id, "version": c.version, "artifact_sha256": digest, "path": str(path)}))
         key = stat_key(st)
-        record = self._remembered(str(path), digest, key)
-        if record is not None and self._matches(record, row):
+        record = self._remembered(str(path), digest, key) if stat.S_ISREG(st.st_mode) else None
+        if record is not None and self._matches(record, c):
             return record, None
-        return self._full(row, path, key)
+        return self._full(c, path, key)
 
-    def _matches(self, record: ArtifactRecord, row: sqlite3.Row) -> bool:
+    def _matches(self, record: ArtifactRecord, c: Confirmed) -> bool:
         return (record.artifact_sha256, record.payload_sha256, record.key_hex) == (
-            row["artifact_sha256"], row["payload_sha256"], row["key_hex"])
+            c.artifact_sha256, c.payload_sha256, c.key_hex)
 
     def _remembered(self, path: str, digest: str, key: StatKey) -> ArtifactRecord | None:
         with _records_lock:
@@ -184,23 +216,23 @@ class ArtifactCheck:
             _records[path] = record
         return record
 
-    def _full(self, row: sqlite3.Row, path: Path, key: StatKey) -> tuple[ArtifactRecord, dict[str, bytes]]:
+    def _full(self, c: Confirmed, path: Path, key: StatKey) -> tuple[ArtifactRecord, dict[str, bytes]]:
         from skill_ledger.domain.artifact import inspect_artifact, is_module_path
         from skill_ledger.domain.audit import resolve_tool_module
         from skill_ledger.domain.manifest import tool_ids
 
-        skill_id, version, digest = row["skill_id"], row["version"], row["artifact_sha256"]
+        skill_id, version, digest = c.skill_id, c.version or "", c.artifact_sha256
         where = {"skill_id": skill_id, "version": version, "artifact_sha256": digest}
         try:
             data = self.blobs.read_verified(digest, skill_id=skill_id, version=version)
             inspected = inspect_artifact(data)
-            if inspected.payload_sha256 != row["payload_sha256"] or inspected.public_key_hex != row["key_hex"]:
+            if inspected.payload_sha256 != c.payload_sha256 or inspected.public_key_hex != c.key_hex:
                 raise ArtifactTampered(f"stored artifact of {skill_id} {version} has another payload or key than "
                                        "the one recorded at install", where)
         except (ArtifactTampered, ArtifactMissing) as e:
-            self.quarantine(row, e)
+            self.quarantine(c, e)
         except ArtifactError as e:
-            self.quarantine(row, ArtifactTampered(
+            self.quarantine(c, ArtifactTampered(
                 f"stored artifact of {skill_id} {version} no longer verifies: {e.message}",
                 {**where, "error_code": e.code}))
         entries = inspected.entries
@@ -213,7 +245,7 @@ class ArtifactCheck:
         record = ArtifactRecord(RECORD_FORMAT, digest, key, inspected.payload_sha256, inspected.public_key_hex,
                                 {p: facts[p].sha256 for p in entries if is_module_path(p)}, tools)
         try:
-            unchanged = stat_key(os.stat(path)) == key
+            unchanged = stat_key(os.lstat(path)) == key
         except OSError:
             unchanged = False
         if unchanged:  # only remember what was verified while the file kept this identity
@@ -242,12 +274,12 @@ class ArtifactCheck:
             self._dir_ok = ok
         return self._dir_ok
 
-    def quarantine(self, row: sqlite3.Row, error: ArtifactTampered | ArtifactMissing) -> NoReturn:
+    def quarantine(self, c: Confirmed, error: ArtifactTampered | ArtifactMissing) -> NoReturn:
         from skill_ledger.adapters.usecases.lifecycle import quarantine_for
         from skill_ledger.adapters.usecases.session import ledger_session
 
         with ledger_session(self.settings, notify=self.notify) as ledger:
-            result = quarantine_for(ledger, row["skill_id"], row["version"], error.code, error.message,
+            result = quarantine_for(ledger, c.skill_id, c.version or "", error.code, error.message,
                                     {k: v for k, v in error.details.items() if k != "path"})
         error.details["positions"] = result.positions
         error.details["quarantined"] = True
@@ -260,31 +292,53 @@ def forget_verified() -> None:
         _records.clear()
 
 
-# --- 4. the input ----------------------------------------------------------------------------
+# --- 4. the input (and the output): schemas on the host -----------------------------------------
 
 
 class SchemaCheck:
-    """A tool schema compiled for the host (``adapters/schemas.py``: no retrieval, linear-time patterns)."""
+    """A tool schema compiled for the host (``adapters/schemas.py``: no retrieval, linear-time patterns).
+
+    A schema that refers outside its own document is refused before it is compiled (nothing
+    is ever fetched or read for it), and so is one that does not compile: the run is then
+    refused with a clean error (``invalid_input`` for the input, ``invalid_output`` for the
+    output), never a traceback."""
 
     def __init__(self, schema: Any, what: str) -> None:
         from skill_ledger.adapters.schemas import SchemaInvalid, compile_schema
+        from skill_ledger.domain.schemas import non_local_refs
 
         self.what = what
+        self.compiled: Any = None
+        self.problem: str | None = None
+        refs = non_local_refs(schema)
+        if refs:
+            ref = refs[0] if len(refs[0]) <= 120 else refs[0][:117] + "..."
+            self.problem = f"it refers outside the schema document ({ref!r}); references are never retrieved"
+            return
         try:
             self.compiled = compile_schema(schema)
-            self.problem: str | None = None
         except SchemaInvalid as e:
-            self.compiled = None
             self.problem = e.problem
 
     def errors(self, value: Any) -> str | None:
         """``None`` when ``value`` is valid, else one readable reason."""
         if self.compiled is None:
             return f"the tool's {self.what} is not a valid JSON Schema: {self.problem}"
-        return self.compiled.problem(value)
+        try:
+            return self.compiled.problem(value)  # type: ignore[no-any-return]
+        except (ValueError, TypeError, RecursionError) as e:  # a value or schema the validator cannot take
+            return f"the tool's {self.what} cannot be evaluated on this value: {type(e).__name__}"
+
+    def timed(self, value: Any) -> tuple[str | None, float]:
+        """:meth:`errors` and the seconds it took (validation counts against the run's deadline)."""
+        started = time.monotonic()
+        problem = self.errors(value)
+        return problem, time.monotonic() - started
 
 
-def check_input(schema: SchemaCheck, value: Any, where: dict[str, Any]) -> None:
-    problem = schema.errors(value)
+def check_input(schema: SchemaCheck, value: Any, where: dict[str, Any]) -> float:
+    """Validate the input; the seconds validation took."""
+    problem, took = schema.timed(value)
     if problem is not None:
         raise InvalidInput(f"the input does not match the tool's input_schema: {problem}", where)
+    return took

@@ -12,7 +12,6 @@ others may read or write it, the way ssh treats a private key.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import stat
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from skill_ledger.domain.errors import ConfigurationError, UsageError
 from skill_ledger.domain.grammars import ident, secret_scope
 
 from .files import atomic_write, ensure_private_dir
+from .locks import exclusive_lock
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_VALUE_BYTES = 64 * 1024
@@ -92,13 +92,8 @@ class SecretStore:
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         ensure_private_dir(self.path.parent)
-        fd = os.open(self.path.parent / ".secrets.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with exclusive_lock(self.path.parent / ".secrets.lock"):
             yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
 
     def _save(self, doc: _File) -> None:
         atomic_write(self.path, msgspec.json.encode(doc), mode=0o600)

@@ -42,15 +42,19 @@ def audit(ledger: Ledger, inspected: InspectResult, trust_decision: str,
           policy: AuditPolicy | None = None) -> AuditOutcome:
     """The §19 audit of a verified artifact under ``policy`` (default: the journal's current one)."""
     from skill_ledger.adapters.audit.inspector import inspect_modules
+    from skill_ledger.adapters.audit.schema_facts import schema_facts
     from skill_ledger.domain.audit import audit_artifact
     from skill_ledger.domain.constants import AUDIT_VULN_FEED_HOOK_ENV
 
     policy = policy or ledger.policy()
     values = policy.values
     feed = load_feed(values)
+    # Facts only: the modules are validated and read, never compiled (their one compilation
+    # happens in the runner, at the first run); the schemas are compiled as the runner will.
     modules = inspect_modules(inspected.entries, max_bytes=values.max_module_bytes)
     report = audit_artifact(inspected, trust_decision, values, modules, feed,
-                            os.environ.get(AUDIT_VULN_FEED_HOOK_ENV), time.time_ns() // 1_000_000)
+                            os.environ.get(AUDIT_VULN_FEED_HOOK_ENV), time.time_ns() // 1_000_000,
+                            schemas=schema_facts(inspected.manifest))
     return AuditOutcome(report, policy.policy_version)
 
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
+
 import click
 
 from skill_ledger.cli.base import SubGroup, global_options, obj
 from skill_ledger.cli.errors import JOURNAL_INTEGRITY
-from skill_ledger.cli.output import emit, is_tty, kv, notice
+from skill_ledger.cli.output import emit, is_tty, kv, notice, to_jsonable
 
 
 @click.group("index", cls=SubGroup)
@@ -19,76 +23,38 @@ def index() -> None:
 @global_options
 def index_status() -> None:
     """Each projection's position against the journal head (without catching up)."""
-    from skill_ledger.adapters.usecases.unit_of_work import Ledger
-    from skill_ledger.projections.store import ViewStore
+    from skill_ledger.adapters.readmodel.verify import views_status
 
-    settings = obj().settings()
-    ledger = Ledger(settings)
-    try:
-        head = ledger.head()
-    finally:
-        ledger.close()
-    store = ViewStore(settings.views_path, notify=notice)
-    positions = store.positions()
-    store.close()
-    data = {"head": head, "projections": [{"name": n, "position": p, "behind": head - p} for n, p in positions.items()]}
+    data = to_jsonable(views_status(obj().settings(), notify=notice))
     emit(obj().as_json, data, lambda d: kv([("journal head", d["head"])] +
                                            [(p["name"], f"{p['position']} ({p['behind']} behind)") for p in d["projections"]]))
 
 
-def _progress_bar(total: int):
-    import sys
-
-    return click.progressbar(length=total, label="Replaying journal", file=sys.stderr,
-                             hidden=obj().as_json or not is_tty())
+@contextlib.contextmanager
+def _progress_bar(total: int) -> Iterator[Callable[[int], None]]:
+    with click.progressbar(length=total, label="Replaying journal", file=sys.stderr,
+                           hidden=obj().as_json or not is_tty()) as bar:
+        yield bar.update
 
 
 @index.command("rebuild")
 @global_options
 def index_rebuild() -> None:
     """Drop the projections and replay the whole journal into them."""
-    from skill_ledger.adapters.readmodel.rebuild import shard_workers
-    from skill_ledger.adapters.readmodel.views import journal_identity
-    from skill_ledger.adapters.usecases.unit_of_work import Ledger
-    from skill_ledger.projections.store import ViewStore
+    from skill_ledger.adapters.readmodel.rebuild import rebuild_home
 
-    settings = obj().settings()
-    ledger = Ledger(settings)
-    try:
-        store = ViewStore(settings.views_path, journal_identity=journal_identity(ledger), notify=notice)
-        with _progress_bar(ledger.head()) as bar:
-            replayed = store.rebuild(ledger.app.recorder, progress=bar.update, shards=shard_workers(settings))
-        data = {"replayed": replayed, "position": store.position()}
-        store.close()
-    finally:
-        ledger.close()
-    emit(obj().as_json, data, lambda d: click.echo(f"replayed {d['replayed']} events; projections at position {d['position']}"))
+    result = rebuild_home(obj().settings(), notify=notice, progress=_progress_bar)
+    emit(obj().as_json, to_jsonable(result),
+         lambda d: click.echo(f"replayed {d['replayed']} events; projections at position {d['position']}"))
 
 
 @index.command("verify")
 @global_options
 def index_verify() -> int:
     """Replay the journal into a scratch copy and compare it with the live projections (exit 9 on drift)."""
-    from skill_ledger.adapters.readmodel.views import open_views
-    from skill_ledger.adapters.usecases.unit_of_work import Ledger
-    from skill_ledger.projections.store import discard, scratch
+    from skill_ledger.adapters.readmodel.verify import verify_views
 
-    settings = obj().settings()
-    ledger = Ledger(settings)
-    try:
-        live = open_views(settings, notify=notice, ledger=ledger)
-        replayed = scratch(ledger.app.recorder, until=live.position(), directory=settings.home)
-        try:
-            damage = live.integrity_problem()
-            diffs = live.diff(replayed)
-            if damage:
-                diffs.insert(0, {"table": "*", "key": [], "live": f"page-level damage: {damage}", "replayed": None})
-        finally:
-            discard(replayed)
-            live.close()
-    finally:
-        ledger.close()
-    data = {"ok": not diffs, "differences": diffs}
+    report = verify_views(obj().settings(), notify=notice)
 
     def human(d: dict) -> None:
         if d["ok"]:
@@ -96,9 +62,10 @@ def index_verify() -> int:
         for x in d["differences"]:
             click.echo(f"DRIFT in {x['table']} {x['key']}: live={x['live']} replayed={x['replayed']}")
 
-    emit(obj().as_json, data, human)
-    if diffs:
-        notice(f"error[projection_drift]: {len(diffs)} difference(s) between the projections and the journal")
+    emit(obj().as_json, to_jsonable(report), human)
+    if not report.ok:
+        notice(f"error[projection_drift]: {len(report.differences)} difference(s) between the projections "
+               "and the journal")
         return JOURNAL_INTEGRITY
     return 0
 

@@ -6,11 +6,7 @@ import click
 
 from skill_ledger.cli.base import global_options, obj
 from skill_ledger.cli.errors import JOURNAL_INTEGRITY
-from skill_ledger.cli.output import emit, json_text, notice
-
-
-class JournalGroup(click.Group):
-    """``skills journal`` lists events; ``skills journal verify|checkpoint`` are subcommands."""
+from skill_ledger.cli.output import emit, json_text, notice, to_jsonable
 
 
 def _line(e: dict) -> str:
@@ -20,7 +16,7 @@ def _line(e: dict) -> str:
             f"{e['actor']['principal']:<14} {summarize(e['kind'], {**e['data'], 'stream': e['stream']})}")
 
 
-@click.group("journal", cls=JournalGroup, invoke_without_command=True)
+@click.group("journal", invoke_without_command=True)
 @click.option("--skill", "skill", metavar="ID", help="Only events of this skill's stream.")
 @click.option("--kind", "kinds", multiple=True, metavar="KIND", help="Only events of this kind (repeatable).")
 @click.option("--since", type=click.IntRange(min=0), metavar="POSITION", help="Only events after this position.")
@@ -50,8 +46,11 @@ def journal(ctx: click.Context, skill: str | None, kinds: tuple[str, ...], since
             out(e)
             last = e["position"]
         if follow:
+            after = max(last, ledger.head())
+            # Everything appended from here on is printed: a script may start appending now.
+            notice(f"following the journal from position {after}")
             try:
-                follow_journal(ledger, out, skill=skill, kinds=kinds, after=max(last, ledger.head()))
+                follow_journal(ledger, out, skill=skill, kinds=kinds, after=after)
             except KeyboardInterrupt:
                 pass
     finally:
@@ -62,25 +61,9 @@ def journal(ctx: click.Context, skill: str | None, kinds: tuple[str, ...], since
 @global_options
 def journal_verify() -> int:
     """Check hash chains, positions, checkpoints and the append-only guard (exit 9 on damage)."""
-    from skill_ledger.adapters.journal.sqlite import open_journal
-    from skill_ledger.adapters.journal.verify import verify_journal
-    from skill_ledger.adapters.usecases.checkpoints import journal_seed, read_anchor
-    from skill_ledger.adapters.usecases.unit_of_work import Ledger
-    from skill_ledger.domain.signing import public_key_from_seed
+    from skill_ledger.adapters.journal.verify import verify_settings_journal
 
-    settings = obj().settings()
-    # Look at the journal exactly as it is: opening it normally would re-create a dropped guard.
-    exists = not settings.journal_is_sqlite or settings.journal_path.exists()
-    ledger = Ledger(settings, app=open_journal(settings.journal_url, create=False) if exists else None)
-    try:
-        seed = journal_seed(settings, create=False)
-        trusted = {public_key_from_seed(seed).hex()} if seed else None
-        report = verify_journal(ledger.app, trusted_checkpoint_keys=trusted, anchor=read_anchor(settings))
-    finally:
-        ledger.close()
-    from skill_ledger.cli.output import to_jsonable
-
-    data = to_jsonable(report)
+    report = verify_settings_journal(obj().settings())
 
     def human(d: dict) -> None:
         if d["ok"]:
@@ -91,9 +74,9 @@ def journal_verify() -> int:
         for p in d["problems"]:
             click.echo(f"  position {p['position']}: {p['code']}: {p['message']}")
 
-    emit(obj().as_json, data, human)
-    if not report.ok:
-        first = next(p for p in report.problems if p.position == report.first_bad_position)
+    emit(obj().as_json, to_jsonable(report), human)
+    first = report.first_problem()
+    if first is not None:
         notice(f"error[journal_tampered]: journal integrity failure at position {first.position}: {first.message}")
         return JOURNAL_INTEGRITY
     return 0

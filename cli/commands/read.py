@@ -9,14 +9,13 @@ import click
 
 from skill_ledger.cli.base import global_options, obj
 from skill_ledger.cli.errors import AUDIT_FAILED
-from skill_ledger.cli.output import emit, kv, notice
+from skill_ledger.cli.output import emit, kv, notice, to_jsonable
 
 
 @contextlib.contextmanager
 def views(as_of: str | None = None) -> Iterator[tuple[object, dict | None]]:
     """The caught-up read model, or a scratch replay up to ``--as-of``."""
-    from skill_ledger.adapters.readmodel.views import open_views, parse_as_of, views_as_of
-    from skill_ledger.projections.store import discard
+    from skill_ledger.adapters.readmodel.views import discard, open_views, parse_as_of, views_as_of
 
     settings = obj().settings()
     store = open_views(settings, notify=notice)
@@ -49,7 +48,8 @@ AS_OF = click.option("--as-of", "as_of", metavar="POSITION|ISO-8601",
 def list_(publisher: str | None, status: str | None, current_only: bool, eligible_only: bool,
           as_of: str | None) -> None:
     """The installed-skills index: one entry per installed version."""
-    from skill_ledger.projections.queries import list_entries, list_table
+    from skill_ledger.cli.output import list_table
+    from skill_ledger.projections.queries import list_entries, list_rows
 
     filters = {"publisher": publisher, "status": status, "current_only": current_only, "eligible_only": eligible_only}
     with views(as_of) as (store, as_of_info):
@@ -57,7 +57,7 @@ def list_(publisher: str | None, status: str | None, current_only: bool, eligibl
             entries = list_entries(store.con, **filters)
             emit(True, {"count": len(entries), "as_of": as_of_info, "entries": entries}, lambda d: None)
             return
-        lines = list_table(store.con, **filters)  # laid out by SQLite: thousands of rows print fast
+        lines = list_table(list_rows(store.con, **filters))
     if as_of_info:
         click.echo(f"as of journal position {as_of_info['position']}")
     click.echo("\n".join(lines) if lines else "no skills installed")
@@ -84,7 +84,10 @@ def info(skill_id: str, version: str | None, as_of: str | None) -> None:
 
     def human(d: dict) -> None:
         kv([("skill_id", d["skill_id"]), ("version", d["version"]), ("name", d["name"]),
-            ("publisher", d["publisher"]), ("status", f"{d['status']}" + (f" ({d['status_reason']})" if d["status_reason"] else "")),
+            ("publisher", d["publisher"]), ("status", f"{d['status']}"
+                                                + (" by --override of a failed audit"
+                                                   if d["status_reason_code"] == "override" else "")
+                                                + (f" ({d['status_reason']})" if d["status_reason"] else "")),
             ("current", "yes" if d["current"] else "no"), ("trust", f"{d['trust_decision']} ({d['key_id']})"),
             ("eligible", "yes" if d["eligibility"]["eligible"] else "no: " + ", ".join(d["eligibility"]["reasons"])),
             ("installed_at", d["installed_at"]), ("artifact_sha256", d["artifact_sha256"])])
@@ -131,16 +134,7 @@ def history(skill_id: str) -> None:
     """Every event of a skill and of its publisher's trust, oldest first."""
     from skill_ledger.adapters.journal.read import skill_history
 
-    with views() as (store, _):
-        from skill_ledger.projections.queries import publishers_of, skill_known
-
-        if not skill_known(store.con, skill_id):
-            from skill_ledger.domain.errors import NotInstalled
-
-            raise NotInstalled(f"skill {skill_id} has no history", {"skill_id": skill_id})
-        publishers = publishers_of(store.con, skill_id)
-    events = skill_history(obj().settings(), skill_id, publishers)
-    data = {"skill_id": skill_id, "events": events}
+    data = to_jsonable(skill_history(obj().settings(), skill_id, notify=notice))
 
     def human(d: dict) -> None:
         from skill_ledger.projections.fold import summarize

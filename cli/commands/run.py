@@ -30,9 +30,11 @@ def run(tool_id: str, input_json: str | None, input_file: str | None, skill_id: 
         timeout_ms: int | None) -> None:
     """Run a tool of the current (or given) version of the skill that declares it.
 
-    Refused unless the version is active and eligible (exit 7, recorded as
-    skill.execution_denied); a stored artifact that no longer matches its digest is
-    quarantined (exit 5); a trap, timeout, quota or bad output exits 8.
+    The views find the tool; the journal decides: refused unless the version is active and
+    eligible and its key trusted (exit 7, recorded as skill.execution_denied); views that
+    disagree with the journal are rebuilt and the call refused (projection_drift, exit 9); a
+    stored artifact that no longer matches its digest is quarantined (exit 5); a trap,
+    timeout, quota or bad output exits 8.
     """
     from skill_ledger.domain.errors import UsageError
 
@@ -44,12 +46,7 @@ def run(tool_id: str, input_json: str | None, input_file: str | None, skill_id: 
         if len(data) > MAX_INPUT_FILE_BYTES:
             raise UsageError(f"the input on stdin is larger than {MAX_INPUT_FILE_BYTES} bytes")
     elif input_file is not None:
-        from skill_ledger.adapters.storage.files import read_bounded
-
-        def too_large(actual: int, limit: int) -> Exception:
-            return UsageError(f"{input_file} is larger than {limit} bytes")
-
-        data = read_bounded(input_file, MAX_INPUT_FILE_BYTES, too_large=too_large)
+        data = _read_input_file(input_file)
 
     from skill_ledger.adapters.runner import run_tool
 
@@ -68,6 +65,28 @@ def run(tool_id: str, input_json: str | None, input_file: str | None, skill_id: 
             click.echo(f"[{entry['source']} {entry['level']}] {entry['message']}", err=True)
 
     emit(obj().as_json, to_jsonable(result), human)
+
+
+def _read_input_file(path: str) -> bytes:
+    """The input file's bytes. Opened without blocking and refused unless it is a regular file
+    (a FIFO would otherwise hold the command until something writes to it): ``io``, exit 3."""
+    from skill_ledger.adapters.storage.blobs import NotRegularFile, open_regular
+    from skill_ledger.domain.errors import FileNotFound, IoError, UsageError
+
+    try:
+        with open_regular(path, follow_symlinks=True) as f:
+            data = f.read(MAX_INPUT_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise FileNotFound(path) from None
+    except NotRegularFile as e:
+        raise IoError(f"{path} is {e.kind}, not a regular file") from None
+    except PermissionError:
+        raise IoError(f"permission denied: {path}") from None
+    except OSError as e:
+        raise IoError(f"cannot read {path}: {e.strerror or e}") from None
+    if len(data) > MAX_INPUT_FILE_BYTES:
+        raise UsageError(f"{path} is larger than {MAX_INPUT_FILE_BYTES} bytes")
+    return data
 
 
 # --- secrets ---------------------------------------------------------------------------------

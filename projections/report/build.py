@@ -15,7 +15,7 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
-from skill_ledger.domain.eligibility import eligibility
+from skill_ledger.domain.eligibility import eligibility, is_overridden
 from skill_ledger.domain.grammars import parse_semver_lenient
 
 from .fold import ReportFold
@@ -214,7 +214,7 @@ def _posture(fold: ReportFold, s: SkillState, v: VersionState, cite: Any) -> Ver
     revoked = fold.key_revoked(v.publisher, v.key_hex)
     eligible, reasons = eligibility(installed=v.installed, status=v.status, key_revoked=revoked,
                                     last_audit_passed=v.last_audit.passed if v.last_audit else None,
-                                    compat=v.compat_problem)
+                                    compat=v.compat_problem, overridden=is_overridden(v.status, v.status_code))
     refs = [r for r in (v.install_ref, v.last_audit_ref, v.status_ref) if r is not None]
     evidence = {r.position: cite(r) for r in refs}
     return VersionPosture(

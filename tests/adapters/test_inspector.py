@@ -123,7 +123,7 @@ def test_gc_types_and_initialised_tables_and_globals() -> None:
         (wat.GARBAGE, "malformed section id (at offset 0x8)"),
         (
             wat.wasm(wat.TYPE_INVALID),
-            "Invalid input WebAssembly code at offset 34: type mismatch: expected i32 but nothing on stack",
+            "type mismatch: expected i32 but nothing on stack (at offset 0x22)",
         ),
         (wat.wasm("(module (memory 70000))"), "memory size must be at most 0x10000 65536-byte pages (at offset 0xb)"),
     ],
@@ -143,7 +143,7 @@ def test_wat_text_never_reaches_the_engine(monkeypatch: pytest.MonkeyPatch) -> N
 
     monkeypatch.setattr(inspector.wasmtime, "Module", boom)
     assert not inspect_module("modules/x.wasm", wat.ECHO.encode()).valid
-    assert cache_info()["compiles"] == 0
+    assert cache_info()["validations"] == 0
 
 
 def test_hostile_and_truncated_binaries_never_raise() -> None:
@@ -183,20 +183,20 @@ def test_the_reader_never_raises_on_its_own() -> None:
             pass
 
 
-def test_cache_skips_recompiling_unchanged_modules() -> None:
+def test_cache_skips_revalidating_unchanged_modules() -> None:
     clear_cache()
     data = wat.wasm(wat.json_tool("cached_tool"))
     first = inspect_module("modules/a.wasm", data)
-    assert cache_info()["compiles"] == 1
+    assert cache_info()["validations"] == 1
     second = inspect_module("modules/b.wasm", data)  # same bytes at another path
     info = cache_info()
-    assert (info["compiles"], info["hits"], info["misses"], info["size"]) == (1, 1, 1, 1)
+    assert (info["validations"], info["hits"], info["misses"], info["size"]) == (1, 1, 1, 1)
     assert second.path == "modules/b.wasm"
     assert second == msgspec.structs.replace(first, path="modules/b.wasm")
     # invalid modules are cached too
     inspect_module("modules/x.wasm", wat.wasm(wat.TYPE_INVALID))
     inspect_module("modules/x.wasm", wat.wasm(wat.TYPE_INVALID))
-    assert cache_info()["compiles"] == 2
+    assert cache_info()["validations"] == 2
 
 
 def test_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -206,19 +206,19 @@ def test_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     for m in modules:
         inspect_module("modules/m.wasm", m)
     assert cache_info()["size"] == 2
-    inspect_module("modules/m.wasm", modules[0])  # evicted (least recently used): compiled again
-    assert cache_info()["compiles"] == 4
+    inspect_module("modules/m.wasm", modules[0])  # evicted (least recently used): validated again
+    assert cache_info()["validations"] == 4
     inspect_module("modules/m.wasm", modules[2])
-    assert cache_info()["compiles"] == 4
+    assert cache_info()["validations"] == 4
 
 
-def test_max_bytes_skips_compiling_oversized_modules() -> None:
+def test_max_bytes_skips_validating_oversized_modules() -> None:
     clear_cache()
     data = wat.wasm(wat.many_exports(10))
     f = inspect_module("modules/big.wasm", data, max_bytes=len(data) - 1)
     assert not f.valid
     assert f.error == f"not inspected: {len(data)} bytes exceeds the inspection limit of {len(data) - 1}"
-    assert cache_info()["compiles"] == 0 and cache_info()["size"] == 0
+    assert cache_info()["validations"] == 0 and cache_info()["size"] == 0
     assert inspect_module("modules/big.wasm", data, max_bytes=len(data)).valid
 
 
@@ -236,3 +236,117 @@ def test_inspect_modules_takes_only_module_entries() -> None:
 
 def test_one_engine_per_process() -> None:
     assert inspector.engine() is inspector.engine()
+
+
+# --- validation without compiling (issue 17) ----------------------------------------------
+
+
+def test_inspecting_never_compiles(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Validity comes from Module.validate; a compile (what cost the audit 100-500 times more)
+    would call Module's constructor."""
+    clear_cache()
+
+    def no_compile(self: object, *args: object) -> None:
+        raise AssertionError("the inspector compiled a module")
+
+    monkeypatch.setattr(inspector.wasmtime.Module, "__init__", no_compile)
+    for source in (wat.ECHO, wat.ALL_KINDS, wat.WASI_COMMAND, wat.TYPE_INVALID):
+        inspect_module("modules/m.wasm", wat.wasm(source))
+    assert cache_info()["validations"] == 4
+
+
+SOURCES = [wat.ECHO, wat.ALL_KINDS, wat.WASI_COMMAND, wat.WASI_REACTOR, wat.PALYRA_V1, wat.OUTSIDE_ALLOWLIST,
+           wat.WASI_FILESYSTEM, wat.many_exports(30), wat.memories(2, 3, exported=True)]
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=range(len(SOURCES)))
+def test_the_reader_sees_what_wasmtime_sees(source: str) -> None:
+    """The cross-check the inspector no longer pays for at every audit (it needs a compiled
+    module), run here instead: the reader's imports and exports are wasmtime's, name for name."""
+    import wasmtime
+
+    data = wat.wasm(source)
+    facts = inspect_module("modules/m.wasm", data)
+    module = wasmtime.Module(inspector.engine(), data)
+    assert sorted((i.module, i.name, _kind(i.type)) for i in module.imports) == sorted(
+        (i.module, i.name, i.kind) for i in facts.imports)
+    assert [(e.name, _kind(e.type)) for e in module.exports] == [(e.name, e.kind) for e in facts.exports]
+
+
+def _kind(t: object) -> str:
+    import wasmtime
+
+    kinds = {wasmtime.FuncType: "func", wasmtime.MemoryType: "memory", wasmtime.TableType: "table",
+             wasmtime.GlobalType: "global", wasmtime.TagType: "tag"}
+    return next(name for cls, name in kinds.items() if isinstance(t, cls))
+
+
+# --- what compiling would cost: functions, bodies, code size ---------------------------------
+
+
+def _leb(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _section(section_id: int, body: bytes) -> bytes:
+    return bytes([section_id]) + _leb(len(body)) + body
+
+
+def _module_with_bodies(body_sizes: list[int], imported_functions: int = 0) -> bytes:
+    """A module of () -> () functions whose bodies are exactly ``body_sizes`` bytes
+    (no locals, ``nop``s, ``end``), with ``imported_functions`` imports of the same type."""
+    types = _section(1, b"\x01\x60\x00\x00")
+    imports = b"".join(b"\x03env" + bytes([1 + len(str(i))]) + b"f" + str(i).encode() + b"\x00\x00"
+                       for i in range(imported_functions))
+    import_section = _section(2, _leb(imported_functions) + imports) if imported_functions else b""
+    functions = _section(3, _leb(len(body_sizes)) + b"\x00" * len(body_sizes))
+    bodies = b"".join(_leb(n) + b"\x00" + b"\x01" * (n - 2) + b"\x0b" for n in body_sizes)
+    code = _section(10, _leb(len(body_sizes)) + bodies)
+    return wat.EMPTY + types + import_section + functions + code
+
+
+def test_the_reader_counts_defined_functions_and_measures_bodies_and_code() -> None:
+    sizes = [2, 300, 70_000, 5]
+    data = _module_with_bodies(sizes, imported_functions=3)
+    facts = inspect_module("modules/m.wasm", data)
+    assert facts.valid, facts.error
+    # the code section's contents: the count, then each body's size and the body
+    code_contents = _leb(4) + b"".join(_leb(n) + b"\x00" + b"\x01" * (n - 2) + b"\x0b" for n in sizes)
+    assert data.endswith(_section(10, code_contents))
+    assert (facts.function_count, facts.largest_function_bytes) == (4, 70_000)  # imports are not compiled
+    assert facts.code_bytes == len(code_contents) == 1 + sum(len(_leb(n)) + n for n in sizes)
+
+
+def test_a_module_without_code_has_no_code_facts() -> None:
+    facts = inspect_module("modules/m.wasm", wat.wasm('(module (memory (export "memory") 1))'))
+    assert (facts.valid, facts.function_count, facts.largest_function_bytes, facts.code_bytes) == (True, 0, 0, 0)
+
+
+def test_the_reader_refuses_a_section_it_did_not_read_to_its_end() -> None:
+    # the function section declares 1 function but holds 2 bytes more than that: the engine
+    # would refuse it too; the reader must never take such a reading as the module's structure
+    data = wat.EMPTY + _section(1, b"\x01\x60\x00\x00") + _section(3, b"\x01\x00\x00\x00") + \
+        _section(10, b"\x01\x02\x00\x0b")
+    with pytest.raises(inspector._Malformed, match="section 3 was not read to its end"):
+        inspector._Reader(data).module()
+    assert not inspect_module("modules/m.wasm", data).valid
+
+
+def test_the_reader_refuses_a_code_section_that_does_not_match_the_functions() -> None:
+    data = wat.EMPTY + _section(1, b"\x01\x60\x00\x00") + _section(3, b"\x02\x00\x00") + \
+        _section(10, b"\x01\x02\x00\x0b")
+    with pytest.raises(inspector._Malformed, match="does not match the function section"):
+        inspector._Reader(data).module()
+
+
+def test_engine_errors_become_one_bounded_line() -> None:
+    assert inspector._reason("failed to parse\n\nCaused by:\n    0: outer\n    1: inner reason\n") == "inner reason"
+    assert inspector._reason("first line\n  second line") == "first line second line"
+    assert inspector._reason("") == "the engine rejected the module"
+    long = inspector._reason("x" * 1000)
+    assert len(long) == inspector.MAX_ERROR_CHARS and long.endswith("...")

@@ -91,7 +91,7 @@ def build(inputs: Path, output: Path, *, modules=None, assets=None, manifest=Non
           signed_at=1_700_000_000_000):
     return build_package(
         manifest_path=str(manifest or inputs / "skill.toml"),
-        modules=modules if modules is not None else [FileSpec("echo.wasm", str(inputs / "modules" / "echo.wasm"))],
+        modules=modules if modules is not None else example_modules(inputs),
         assets=assets if assets is not None else [FileSpec("prompt.txt", str(inputs / "assets" / "prompt.txt"))],
         sbom_path=sbom,
         provenance_path=provenance,
@@ -99,6 +99,11 @@ def build(inputs: Path, output: Path, *, modules=None, assets=None, manifest=Non
         signing_seed=SEED0D,
         signed_at_unix_ms=signed_at,
     )
+
+
+def example_modules(inputs: Path) -> list[FileSpec]:
+    """Both modules of the example (its manifest's default_module_path names wordcount.wasm)."""
+    return [FileSpec(name, str(inputs / "modules" / name)) for name in ("echo.wasm", "wordcount.wasm")]
 
 
 def zip_entries(path: Path) -> dict[str, bytes]:
@@ -228,6 +233,57 @@ def test_failed_build_keeps_previous_output_intact(tmp_path, inputs):
     assert snapshot(tmp_path) == before
 
 
+# --- what the audit would fail, refused at build (issue 10) --------------------------------------------
+
+
+def test_build_refuses_a_manifest_whose_default_module_is_not_given(tmp_path, inputs):
+    """The README's tour built the example with echo.wasm alone: its manifest's default_module_path
+    names wordcount.wasm, so the wordcount tool had no module to run on, and build, install, audit
+    and check all succeeded."""
+    out = tmp_path / "x.palyra-skill"
+    before = snapshot(tmp_path)
+    with pytest.raises(ManifestValidationError) as e:
+        build(inputs, out, modules=[FileSpec("echo.wasm", str(inputs / "modules" / "echo.wasm"))])
+    assert e.value.rule == "default_module_missing"
+    assert e.value.message == (
+        "manifest validation failed: operator.plugin.default_module_path 'modules/wordcount.wasm' is not among the "
+        "modules given with --module (modules/echo.wasm); add --module for it")
+    assert e.value.details["modules"] == ["modules/echo.wasm"]
+    assert snapshot(tmp_path) == before
+    # the same module under the named path is enough
+    build(inputs, out, modules=[FileSpec("wordcount.wasm", str(inputs / "modules" / "wordcount.wasm"))])
+    assert "modules/wordcount.wasm" in zip_entries(out)
+
+
+def _with_schema(inputs: Path, old: str, new: str) -> Path:
+    text = (inputs / "skill.toml").read_text()
+    assert old in text
+    path = inputs / "changed.toml"
+    path.write_text(text.replace(old, new, 1))
+    return path
+
+
+def test_build_refuses_a_remote_schema_reference(tmp_path, inputs):
+    manifest = _with_schema(inputs, "text = { type = \"string\", maxLength = 4096 }",
+                            'text = { "$ref" = "http://127.0.0.1:8765/probe.json" }')
+    with pytest.raises(ManifestValidationError) as e:
+        build(inputs, tmp_path / "x.palyra-skill", manifest=manifest)
+    assert e.value.rule == "tool_schema_reference"
+    assert e.value.details["tool_id"] == "examples.echo"
+    assert "input_schema references http://127.0.0.1:8765/probe.json" in e.value.message
+    assert not (tmp_path / "x.palyra-skill").exists()
+
+
+def test_build_refuses_a_schema_that_does_not_compile_for_the_host(tmp_path, inputs):
+    manifest = _with_schema(inputs, "words = { type = \"integer\", minimum = 0 }",
+                            'words = { type = "string", pattern = "^(a)\\\\1$" }')
+    with pytest.raises(ManifestValidationError) as e:
+        build(inputs, tmp_path / "x.palyra-skill", manifest=manifest)
+    assert e.value.rule == "tool_schema_invalid"
+    assert e.value.details["tool_id"] == "examples.wordcount"
+    assert "output_schema: " in e.value.message and "back-references" in e.value.message
+
+
 def test_write_failure_leaves_no_partial_or_temporary_file(tmp_path, inputs, monkeypatch):
     out = tmp_path / "out" / "x.palyra-skill"
     out.parent.mkdir()
@@ -282,7 +338,7 @@ def test_sparse_asset_over_limit_is_refused_with_asset_path(tmp_path, inputs):
 def test_module_of_exactly_16_mib_is_accepted(tmp_path, inputs):
     edge = _sparse(tmp_path / "edge.wasm", 16 * MiB)
     out = tmp_path / "x.palyra-skill"
-    build(inputs, out, modules=[FileSpec("edge.wasm", str(edge))])
+    build(inputs, out, modules=[FileSpec("edge.wasm", str(edge)), *example_modules(inputs)[1:]])
     assert len(inspect_package(str(out)).entries["modules/edge.wasm"]) == 16 * MiB
 
 
@@ -359,7 +415,7 @@ def test_reproducible_builds_are_byte_identical_across_input_locations(tmp_path,
     t = signing_time_ms(True, {"SOURCE_DATE_EPOCH": "1700000000"})
     a = build(inputs, tmp_path / "a.palyra-skill", signed_at=t)
     b = build(other, tmp_path / "b.palyra-skill", signed_at=t,
-              modules=[FileSpec("echo.wasm", str(other / "modules" / "echo.wasm"))],
+              modules=example_modules(other),
               assets=[FileSpec("prompt.txt", str(other / "assets" / "prompt.txt"))])
     assert (tmp_path / "a.palyra-skill").read_bytes() == (tmp_path / "b.palyra-skill").read_bytes()
     assert a.artifact_sha256 == b.artifact_sha256
@@ -398,7 +454,7 @@ def test_generated_sbom_is_cyclonedx_1_6_listing_every_module_and_asset(tmp_path
     expected = {
         p: hashlib.sha256(d).hexdigest() for p, d in entries.items() if p.startswith(("modules/", "assets/"))
     }
-    assert len(expected) == 3
+    assert len(expected) == 4  # two modules, two assets
     assert listed == expected
     assert doc["metadata"]["component"]["name"] == "examples.hello"
     assert doc["metadata"]["component"]["version"] == "1.0.0"

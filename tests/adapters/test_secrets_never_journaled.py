@@ -118,12 +118,13 @@ def test_signing_keys_never_reach_the_journal(tmp_path: Path) -> None:
     env = h.cli_env(PUBLISHER_KEY_PEM=pem.decode())
     manifest = h.ROOT / "examples" / "hello" / "skill.toml"
     module = h.ROOT / "examples" / "hello" / "modules" / "echo.wasm"
+    wordcount = h.ROOT / "examples" / "hello" / "modules" / "wordcount.wasm"
     first, second = tmp_path / "hello-1.palyra-skill", tmp_path / "hello-2.palyra-skill"
-    cli(home, "package", "build", "--manifest", str(manifest), "--module", str(module),
+    cli(home, "package", "build", "--manifest", str(manifest), "--module", str(module), "--module", str(wordcount),
         "--signing-key-file", str(key), "--output", str(first))
     manifest2 = tmp_path / "skill.toml"
     manifest2.write_text(manifest.read_text().replace('version = "1.0.0"', 'version = "1.1.0"'))
-    cli(home, "package", "build", "--manifest", str(manifest2), "--module", str(module),
+    cli(home, "package", "build", "--manifest", str(manifest2), "--module", str(module), "--module", str(wordcount),
         "--signing-key-env", "PUBLISHER_KEY_PEM", "--output", str(second), env=env)
     cli(home, "install", "--artifact", str(first), "--allow-tofu", env=env)
     cli(home, "install", "--artifact", str(second), env=env)

@@ -40,7 +40,9 @@ BIG_FUEL = 10**11
 def lab(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("hostile")
     lab = kit.Lab(root / "home", policy=["allowed_import_modules="
-                                         "palyra:plugins/host-capabilities@0.1.0,skills:host/v1,env"])
+                                         "palyra:plugins/host-capabilities@0.1.0,skills:host/v1,env",
+                                         f"max_fuel_budget={BIG_FUEL}",  # the timeouts need fuel to spare
+                                         "max_wall_clock_timeout_ms=60000"])
     lab.healthy = lab.install(kit.ECHO, tools=[("echo", kit.OBJECT, kit.OBJECT)])
     lab.server = kit.LocalServer()
     yield lab
@@ -62,6 +64,24 @@ def fails(lab, skill_id, code, input_value=None, **kw) -> SkillLedgerError:
     with pytest.raises(SkillLedgerError) as info:
         lab.run(skill_id, input_value, **kw)
     assert info.value.code == code, info.value.to_dict()
+    return info.value
+
+
+def refused_by_audit_and_runner(lab, source: str, **kw) -> SkillLedgerError:
+    """A module no runner ABI accepts: the audit fails it at install (tool_module_abi), so it is
+    quarantined and never loaded; and the runner applies the same rule (domain.abi.plan) before it
+    instantiates anything, whatever an override let through. Returns the runner's refusal."""
+    from skill_ledger.adapters.audit.inspector import inspect_module
+
+    sid = lab.install(source, **kw)
+    fails(lab, sid, "not_active")
+    audit = [e["data"] for e in lab.events("skill.audited") if e["stream"] == f"skill:{sid}"][-1]
+    failed = [c for c in audit["checks"] if c["status"] == "fail"]
+    assert [c["check_id"] for c in failed] == ["tool_module_abi"], failed
+    with pytest.raises(SkillLedgerError) as info:
+        abi.plan(inspect_module("modules/m.wasm", kit.wasm(source)), "tool", None)
+    assert info.value.code == "capability_denied"
+    assert info.value.message.split(": ", 1)[1] in failed[0]["message"]  # the audit said the same
     return info.value
 
 
@@ -373,40 +393,38 @@ def test_an_output_pointer_outside_guest_memory(lab):
 
 
 def test_a_forbidden_import_namespace_is_not_instantiated(lab):
-    sid = lab.install(kit.json_module(kit.ECHO_BODY, imports=[kit.IMPORT_LOG, '(import "env" "abort" (func))']))
-    err = fails(lab, sid, "capability_denied")
+    err = refused_by_audit_and_runner(lab, kit.json_module(kit.ECHO_BODY, imports=[
+        kit.IMPORT_LOG, '(import "env" "abort" (func))']))  # not AssemblyScript's (i32, i32, i32, i32) -> ()
     assert "env::abort" in err.message
 
 
 def test_a_known_import_with_the_wrong_signature_is_not_instantiated(lab):
-    sid = lab.install(kit.json_module(kit.ECHO_BODY,
-                                      imports=[f'(import "{kit.HOST}" "log" (func $log (param i32 i32)))']))
-    err = fails(lab, sid, "capability_denied")
+    err = refused_by_audit_and_runner(lab, kit.json_module(
+        kit.ECHO_BODY, imports=[f'(import "{kit.HOST}" "log" (func $log (param i32 i32)))']))
     assert "(i32, i32) -> ()" in err.message
 
 
 def test_an_imported_memory_is_not_instantiated(lab):
-    sid = lab.install(f"""(module (import "{kit.HOST}" "memory" (memory 1))
+    err = refused_by_audit_and_runner(lab, f"""(module (import "{kit.HOST}" "memory" (memory 1))
         (export "memory" (memory 0)) (func (export "alloc") (param i32) (result i32) (i32.const 0))
         (func (export "tool") (param i32 i32) (result i64) (i64.const 0)))""")
-    err = fails(lab, sid, "capability_denied")
     assert "imports a memory" in err.message
 
 
 def test_an_imported_table_is_not_instantiated(lab):
-    sid = lab.install(kit.json_module(kit.ECHO_BODY, imports=[f'(import "{kit.HOST}" "table" (table 1 funcref))']))
-    err = fails(lab, sid, "capability_denied")
+    err = refused_by_audit_and_runner(
+        lab, kit.json_module(kit.ECHO_BODY, imports=[f'(import "{kit.HOST}" "table" (table 1 funcref))']))
     assert "imports a table" in err.message
 
 
 def test_a_palyra_module_importing_another_abis_functions_is_not_instantiated(lab):
-    sid = lab.install(f"""(module {kit.IMPORT_LOG} (func (export "run") (result i32) (i32.const 0)))""")
-    fails(lab, sid, "capability_denied")
+    err = refused_by_audit_and_runner(lab, f"""(module {kit.IMPORT_LOG}
+        (func (export "run") (result i32) (i32.const 0)))""")
+    assert "outside what the palyra-v1 ABI provides" in err.message
 
 
 def test_a_module_with_no_runner_abi_is_refused(lab):
-    sid = lab.install('(module (func (export "tool") (param i32) (result i32) (local.get 0)))')
-    err = fails(lab, sid, "capability_denied")
+    err = refused_by_audit_and_runner(lab, '(module (func (export "tool") (param i32) (result i32) (local.get 0)))')
     assert "no runner ABI" in err.message
 
 
@@ -568,7 +586,7 @@ def secret_module(name: str) -> str:
 
 def test_a_secret_outside_the_declared_scope_is_denied(lab):
     SecretStore(lab.settings.secrets_path).set("global", "other", "do-not-leak-1")
-    sid = lab.install(secret_module("global/other"), secrets={"skill:acme.x": ["token"]})
+    sid = lab.install(secret_module("global/other"), secrets={"skill:acme.x": ["token"]}, skill_id="acme.x")
     result = lab.run(sid)
     assert result.output == {"rc": -1}
     assert denied_in_log(result, "secret_get")["secret"] == "global/other"
@@ -577,7 +595,8 @@ def test_a_secret_outside_the_declared_scope_is_denied(lab):
 
 def test_a_declared_secret_reaches_the_guest_but_never_the_result(lab):
     SecretStore(lab.settings.secrets_path).set("skill:acme.mine", "token", "do-not-leak-2")
-    sid = lab.install(secret_module("skill:acme.mine/token"), secrets={"skill:acme.mine": ["token"]})
+    sid = lab.install(secret_module("skill:acme.mine/token"), secrets={"skill:acme.mine": ["token"]},
+                      skill_id="acme.mine")
     result = lab.run(sid)
     assert result.output == {"v": "[redacted]"}  # the guest got it, echoed it, and it was redacted
     assert result.log[0]["message"] == "[redacted]"
@@ -586,7 +605,8 @@ def test_a_declared_secret_reaches_the_guest_but_never_the_result(lab):
 
 
 def test_a_declared_secret_that_is_not_set(lab):
-    sid = lab.install(secret_module("skill:acme.unset/token"), secrets={"skill:acme.unset": ["token"]})
+    sid = lab.install(secret_module("skill:acme.unset/token"), secrets={"skill:acme.unset": ["token"]},
+                      skill_id="acme.unset")
     assert lab.run(sid).output == {"rc": -2}
 
 

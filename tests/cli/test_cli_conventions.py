@@ -55,7 +55,7 @@ def key(tmp_path) -> Path:
 def artifact(tmp_path, run, key) -> Path:
     out = tmp_path / "hello.palyra-skill"
     r = run("package", "build", "--manifest", EXAMPLE / "skill.toml", "--module", EXAMPLE / "modules" / "echo.wasm",
-            "--output", out, "--signing-key-file", key)
+            "--module", EXAMPLE / "modules" / "wordcount.wasm", "--output", out, "--signing-key-file", key)
     assert r.exit_code == 0, r.stderr
     return out
 
@@ -290,7 +290,7 @@ def test_subprocess_exit_codes(tmp_path, key):
     home = {"SKILLS_HOME": str(tmp_path / "home")}
     out = tmp_path / "a.palyra-skill"
     ok = _skills("package", "build", "--manifest", EXAMPLE / "skill.toml", "--module", EXAMPLE / "modules" / "echo.wasm",
-                 "--output", out, "--signing-key-file", key, env_extra=home)
+                 "--module", EXAMPLE / "modules" / "wordcount.wasm", "--output", out, "--signing-key-file", key, env_extra=home)
     assert ok.returncode == 0, ok.stderr
     bad = tmp_path / "bad.palyra-skill"
     bad.write_bytes(b"PK\x05\x06" + bytes(18))  # an empty archive: no skill.toml

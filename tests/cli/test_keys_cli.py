@@ -183,7 +183,7 @@ def test_generated_key_signs_artifacts_with_the_shown_key_id(run, tmp_path):
     gen = json.loads(run("keys", "generate", "--output", key, "--json").stdout)
     ex = ROOT / "examples" / "hello"
     r = run("package", "build", "--manifest", ex / "skill.toml", "--module", ex / "modules" / "echo.wasm",
-            "--output", tmp_path / "a.palyra-skill", "--signing-key-file", key, "--json")
+            "--module", ex / "modules" / "wordcount.wasm", "--output", tmp_path / "a.palyra-skill", "--signing-key-file", key, "--json")
     assert r.exit_code == 0, r.stderr
     assert json.loads(r.stdout)["key_id"] == gen["key_id"]
 

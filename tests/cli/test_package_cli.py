@@ -26,7 +26,11 @@ SEED0D = bytes([0x0D]) * 32
 PUB0D_HEX = "91a28a0b74381593a4d9469579208926afc8ad82c8839b7644359b9eba9a4b3a"
 KEYID0D = "ed25519:defe6330f78fcc11"
 PUB05_HEX = "6e7a1cdd29b0b78fd13af4c5598feff4ef2a97166e3ca6f2e4fbfccd80505bf1"
-ENTRIES = ["assets/prompt.txt", "modules/echo.wasm", "provenance.json", "sbom.cdx.json", "signature.json", "skill.toml"]
+ENTRIES = ["assets/prompt.txt", "modules/echo.wasm", "modules/wordcount.wasm", "provenance.json", "sbom.cdx.json",
+           "signature.json", "skill.toml"]
+# Both modules of the example: its manifest's default_module_path names wordcount.wasm, and the
+# build refuses a manifest whose module paths are not all given.
+MODULES = ["--module", EXAMPLE / "modules" / "echo.wasm", "--module", EXAMPLE / "modules" / "wordcount.wasm"]
 
 
 class Env:
@@ -43,7 +47,7 @@ class Env:
 
     def build(self, output: Path | None = None, *extra, key: bool = True, env=None):
         output = output or self.tmp / "hello.palyra-skill"
-        args = ["package", "build", "--manifest", EXAMPLE / "skill.toml", "--module", EXAMPLE / "modules" / "echo.wasm",
+        args = ["package", "build", "--manifest", EXAMPLE / "skill.toml", *MODULES,
                 "--asset", EXAMPLE / "assets" / "prompt.txt", "--output", output]
         if key:
             args += ["--signing-key-file", self.key]
@@ -112,13 +116,13 @@ def test_build_names_inside_the_artifact(e):
     out = e.tmp / "named.palyra-skill"
     r = e.run("package", "build", "--manifest", EXAMPLE / "skill.toml",
               "--module", f"lib/echo.wasm={EXAMPLE / 'modules' / 'echo.wasm'}",
-              "--module", EXAMPLE / "modules" / "echo.wasm",
+              *MODULES,
               "--asset", f"templates/prompt.txt={EXAMPLE / 'assets' / 'prompt.txt'}",
               "--output", out, "--signing-key-file", e.key, "--json")
     assert r.exit_code == 0, r.stderr
     assert json.loads(r.stdout)["entries"] == [
-        "assets/templates/prompt.txt", "modules/echo.wasm", "modules/lib/echo.wasm", "provenance.json",
-        "sbom.cdx.json", "signature.json", "skill.toml",
+        "assets/templates/prompt.txt", "modules/echo.wasm", "modules/lib/echo.wasm", "modules/wordcount.wasm",
+        "provenance.json", "sbom.cdx.json", "signature.json", "skill.toml",
     ]
 
 
@@ -140,16 +144,17 @@ def test_build_generates_sidecars(e):
     sbom = json.loads(got["sbom.cdx.json"])
     assert sbom["bomFormat"] == "CycloneDX" and sbom["specVersion"] == "1.6"
     names = {c["name"] for c in sbom["components"]}
-    assert names == {"modules/echo.wasm", "assets/prompt.txt"}
+    assert names == {"modules/echo.wasm", "modules/wordcount.wasm", "assets/prompt.txt"}
     prov = json.loads(got["provenance.json"])
     assert isinstance(prov["builder"], dict)
-    assert {s["name"] for s in prov["subject"]} == {"modules/echo.wasm", "assets/prompt.txt"}
+    assert {s["name"] for s in prov["subject"]} == {"modules/echo.wasm", "modules/wordcount.wasm",
+                                                    "assets/prompt.txt"}
 
 
 def test_build_signing_key_from_stdin(e):
     out = e.tmp / "x.palyra-skill"
     r = e.run(
-        "package", "build", "--manifest", EXAMPLE / "skill.toml", "--module", EXAMPLE / "modules" / "echo.wasm",
+        "package", "build", "--manifest", EXAMPLE / "skill.toml", *MODULES,
         "--output", out, "--signing-key-stdin", "--json", input=base64.b64encode(SEED0D).decode() + "\n")
     assert r.exit_code == 0, r.stderr
     assert json.loads(r.stdout)["key_id"] == KEYID0D
@@ -190,12 +195,42 @@ def test_build_bad_signing_key_writes_nothing(e):
     assert not out.exists()
 
 
+def test_build_of_the_readme_tour_without_the_default_module_is_refused(e):
+    """The README's tour built the example with echo.wasm alone, and the wordcount tool (served by
+    operator.plugin.default_module_path) then had no module; build, install, audit and check all
+    succeeded. Now the build says what is missing."""
+    out = e.tmp / "x.palyra-skill"
+    r = e.run("package", "build", "--manifest", EXAMPLE / "skill.toml", "--module", EXAMPLE / "modules" / "echo.wasm",
+              "--output", out, "--signing-key-file", e.key, "--json")
+    assert r.exit_code == 3
+    err = json.loads(r.stdout)["error"]
+    assert (err["code"], err["details"]["code"]) == ("manifest_validation", "default_module_missing")
+    assert r.stderr == ("error[manifest_validation]: manifest validation failed: operator.plugin.default_module_path "
+                        "'modules/wordcount.wasm' is not among the modules given with --module (modules/echo.wasm); "
+                        "add --module for it\n")
+    assert not out.exists()
+
+
+def test_build_refuses_a_schema_reference_outside_the_manifest(e):
+    manifest = e.tmp / "skill.toml"
+    text = (EXAMPLE / "skill.toml").read_text()
+    manifest.write_text(text.replace('text = { type = "string", maxLength = 4096 }',
+                                     'text = { "$ref" = "file:///etc/passwd" }', 1))
+    r = e.run("package", "build", "--manifest", manifest, *MODULES, "--output", e.tmp / "x.palyra-skill",
+              "--signing-key-file", e.key, "--json")
+    assert r.exit_code == 3
+    err = json.loads(r.stdout)["error"]
+    assert (err["code"], err["details"]["code"], err["details"]["tool_id"]) == (
+        "manifest_validation", "tool_schema_reference", "examples.echo")
+    assert "input_schema references file:///etc/passwd" in err["message"]
+
+
 def test_build_rejected_manifest_exit_3_and_no_output(e):
     manifest = e.tmp / "skill.toml"
     manifest.write_text((EXAMPLE / "skill.toml").read_text().replace('publisher = "examples"', 'publisher = "Examples"'))
     out = e.tmp / "x.palyra-skill"
     before = sorted(p.name for p in e.tmp.iterdir())
-    r = e.run("package", "build", "--manifest", manifest, "--module", EXAMPLE / "modules" / "echo.wasm",
+    r = e.run("package", "build", "--manifest", manifest, *MODULES,
               "--output", out, "--signing-key-file", e.key, "--json")
     assert r.exit_code == 3
     err = json.loads(r.stdout)["error"]
@@ -451,7 +486,7 @@ def test_subprocess_build_inspect_verify(tmp_path):
         return subprocess.run([SKILLS, *map(str, args)], capture_output=True, text=True, env=env, timeout=60)
 
     assert skills("keys", "generate", "--output", key).returncode == 0
-    p = skills("package", "build", "--manifest", EXAMPLE / "skill.toml", "--module", EXAMPLE / "modules" / "echo.wasm",
+    p = skills("package", "build", "--manifest", EXAMPLE / "skill.toml", *MODULES,
                "--asset", EXAMPLE / "assets" / "prompt.txt", "--output", out, "--signing-key-file", key, "--json")
     assert p.returncode == 0, p.stderr
     built = json.loads(p.stdout)

@@ -25,7 +25,7 @@ SPIN = kit.json_module("(loop $l (br $l)) (unreachable)", name="spin")
 
 @pytest.fixture
 def lab(tmp_path):
-    lab = kit.Lab(tmp_path / "home")
+    lab = kit.Lab(tmp_path / "home", policy=["max_fuel_budget=100000000000"])  # the spin needs fuel to spare
     lab.sid = lab.install(kit.ECHO, tools=ECHO_TOOLS)
     lab.spin = lab.install(SPIN, tools=[("spin", kit.ANY, kit.ANY)], fuel=10**11, timeout_ms=5000)
     yield lab
@@ -92,8 +92,7 @@ def test_a_quarantined_skill_is_refused_with_exit_7_and_recorded(skills, lab):
 
 
 def test_a_tampered_artifact_exits_5(skills, lab):
-    row = lab.runner._row("acme.echo", None, None)
-    blob = lab.runner.artifacts.blobs.path_for(row["artifact_sha256"])
+    blob = lab.blob(lab.sid)
     os.chmod(blob, 0o644)
     blob.write_bytes(blob.read_bytes() + b"junk")
     r = skills("run", "acme.echo", "--input", '{"text": "x"}', "--json")
@@ -133,10 +132,12 @@ def test_commands_that_do_not_run_modules_never_import_wasmtime(lab, tmp_path):
     assert out.stdout.strip().splitlines()[-1] == "RESULT 0 False False"
 
 
-def test_a_warm_run_imports_neither_the_journal_library_nor_the_artifact_codec(lab, tmp_path):
-    """A warm ``skills run`` (views at the journal's head, artifact and module caches filled) reads the
-    views and runs the module: it needs neither eventsourcing (the write side), nor cryptography (the
-    signature check was remembered), nor the packaging, SBOM or rebuild libraries."""
+def test_a_warm_run_confirms_from_the_journal_without_the_write_machinery(lab, tmp_path):
+    """A warm ``skills run`` (views at the journal's head, artifact and module caches filled) finds
+    the tool in the views and confirms it from the journal through the domain's aggregates
+    (``eventsourcing.domain``), read-only: it needs neither eventsourcing's application and
+    persistence layers (the write side), nor cryptography (the signature check was remembered),
+    nor the packaging, SBOM or rebuild libraries."""
     code = ("import sys\nfrom skill_ledger.cli.main import cli\n"
             "rc = cli.main(['--home', sys.argv[1], 'run', 'acme.echo', '--input', '{\"text\": \"w\"}', '--json'],"
             " standalone_mode=False)\n"
@@ -149,7 +150,10 @@ def test_a_warm_run_imports_neither_the_journal_library_nor_the_artifact_codec(l
     packages = {m.split(".")[0] for m in modules}
     assert rc == "0"
     assert {"wasmtime", "jsonschema_rs"} <= packages  # the run did happen
-    assert not packages & {"eventsourcing", "cryptography", "cyclonedx", "sqlite_utils", "psycopg"}, packages
+    assert "skill_ledger.domain.skill" in modules  # the decision read the journal's aggregates
+    assert not packages & {"cryptography", "cyclonedx", "sqlite_utils", "psycopg"}, packages
+    assert not [m for m in modules if m.startswith(("eventsourcing.application", "eventsourcing.persistence",
+                                                    "eventsourcing.sqlite"))]
     assert not [m for m in modules if m.startswith(("skill_ledger.adapters.usecases", "skill_ledger.domain.artifact"))]
 
 
@@ -160,3 +164,63 @@ def test_skills_run_as_a_process(lab, tmp_path):
                           "--json"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["output"] == {"text": "proc"}
+
+
+# --- tool schemas on the host (issue 10), as an attacker would meet them -----------------------
+
+
+def _skills_process(lab, *args: str) -> subprocess.CompletedProcess:
+    """``skills ARGS`` as its own process, with a generous bound that only a hang would reach."""
+    skills_bin = Path(sys.executable).with_name("skills")
+    cmd = [str(skills_bin)] if skills_bin.exists() else [sys.executable, "-m", "skill_ledger"]
+    out = subprocess.run([*cmd, "--home", str(lab.home), "--json", *args], capture_output=True, text=True,
+                         timeout=60)
+    assert "Traceback" not in out.stderr, out.stderr
+    return out
+
+
+def _active(skills, lab, skill_id: str) -> str:
+    """The audit may refuse such schemas (a check of its own): the operator overrides, so what is
+    tested is the runner's own defence."""
+    status = {e["skill_id"]: e["status"] for e in js(skills("list", "--json"))["entries"]}[skill_id]
+    if status != "active":
+        assert skills("enable", skill_id, "--override", "--reason", "test the runner").exit_code == 0
+    return skill_id
+
+
+def test_a_remote_ref_server_that_never_answers_does_not_hold_run(skills, lab):
+    server = kit.SilentServer()
+    try:
+        sid = _active(skills, lab, lab.install(kit.json_module(kit.ECHO_BODY, name="probe"), tools=[
+            ("probe", {"$ref": f"http://127.0.0.1:{server.port}/probe.json"}, kit.ANY)]))
+        out = _skills_process(lab, "run", "acme.probe", "--skill", sid, "--timeout-ms", "100", "--input", "{}")
+        assert out.returncode == 2, out.stderr
+        assert json.loads(out.stdout)["error"]["code"] == "invalid_input"
+        assert out.stderr.count("\n") == 1 and out.stderr.startswith("error[invalid_input]")
+        assert server.accepted == 0
+    finally:
+        server.close()
+
+
+def test_a_backtracking_pattern_is_answered_at_once(skills, lab):
+    """``^(a+)+$`` on 26 a's and a "!": 9.9 s on a backtracking engine, doubling per character; 10,000
+    a's would never end there. The linear-time engine answers both."""
+    sid = _active(skills, lab, lab.install(kit.json_module(kit.ECHO_BODY, name="redos"), tools=[
+        ("redos", {"type": "object", "properties": {"text": {"type": "string", "pattern": "^(a+)+$"}}}, kit.ANY)]))
+    for n in (26, 10_000):
+        out = _skills_process(lab, "run", "acme.redos", "--skill", sid, "--timeout-ms", "100",
+                              "--input", json.dumps({"text": "a" * n + "!"}))
+        assert out.returncode == 2 and json.loads(out.stdout)["error"]["code"] == "invalid_input", out.stderr
+
+
+def test_a_file_ref_reads_nothing(skills, lab, tmp_path):
+    secret = tmp_path / "secret.json"
+    secret.write_text('{"const": "host-file-contents-7f3a"}')
+    fifo = tmp_path / "blocks.json"
+    os.mkfifo(fifo)  # reading it would hang the command
+    for target in (secret, fifo):
+        sid = _active(skills, lab, lab.install(kit.json_module(kit.ECHO_BODY, name="fileref"), tools=[
+            ("fileref", {"$ref": f"file://{target}"}, kit.ANY)]))
+        out = _skills_process(lab, "run", "acme.fileref", "--skill", sid, "--input", "{}")
+        assert out.returncode == 2 and json.loads(out.stdout)["error"]["code"] == "invalid_input", out.stderr
+        assert "host-file-contents" not in out.stdout + out.stderr

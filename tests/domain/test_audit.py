@@ -14,6 +14,7 @@ import msgspec
 import pytest
 
 from skill_ledger.adapters.audit.inspector import inspect_module, inspect_modules
+from skill_ledger.adapters.audit.schema_facts import schema_facts
 from skill_ledger.domain.artifact import InspectResult, build_artifact, inspect_artifact, sha256_hex
 from skill_ledger.domain.audit import (
     AuditCheck,
@@ -24,6 +25,7 @@ from skill_ledger.domain.audit import (
     resolve_tool_module,
     wasm_header_problem,
 )
+from skill_ledger.domain.audit_imports import ASSEMBLYSCRIPT, WASI_REACTOR
 from skill_ledger.domain.policy import POLICY_KEYS, PolicyValues
 from skill_ledger.domain.trust import TrustDecision
 from skill_ledger.domain.vulnfeed import VulnFeed, parse_feed
@@ -73,7 +75,8 @@ def audit(
 ) -> AuditReport:
     policy = policy or PolicyValues()
     facts = inspect_modules(inspected.entries)
-    return audit_artifact(inspected, TrustDecision.TOFU_NEWLY_PINNED, policy, facts, feed, hook, NOW)
+    return audit_artifact(inspected, TrustDecision.TOFU_NEWLY_PINNED, policy, facts, feed, hook, NOW,
+                          schemas=schema_facts(inspected.manifest))
 
 
 def found(report: AuditReport, check_id: str, module: str | None = None) -> list[AuditCheck]:
@@ -348,6 +351,9 @@ def test_size_pass_comes_after_validation() -> None:
         "wasm_wasi_filesystem_imports",
         "wasm_import_allowlist",
         "wasm_memory_declared_limit",
+        "wasm_function_count_limit",
+        "wasm_function_body_size_limit",
+        "wasm_code_size_limit",
     ]
 
 
@@ -363,7 +369,7 @@ def test_size_pass_comes_after_validation() -> None:
         (wat.COMPONENT_HEADER, "a WebAssembly component-model binary is not a core module"),
         (
             wat.wasm(wat.TYPE_INVALID),
-            "Invalid input WebAssembly code at offset 34: type mismatch: expected i32 but nothing on stack",
+            "type mismatch: expected i32 but nothing on stack (at offset 0x22)",
         ),
     ],
     ids=["wat-text", "garbage", "garbage-after-header", "component", "type-invalid"],
@@ -387,7 +393,8 @@ def test_validation_checks_the_header_itself_whatever_the_facts_say() -> None:
     inspected = build({"m.wasm": b"(module)"})
     path = "modules/m.wasm"
     forged = ModuleFacts(path=path, size=8, sha256=sha256_hex(b"(module)"), valid=True)
-    report = audit_artifact(inspected, "allowlisted", PolicyValues(), {path: forged}, None, None, NOW)
+    report = audit_artifact(inspected, "allowlisted", PolicyValues(), {path: forged}, None, None, NOW,
+                            schemas=schema_facts(inspected.manifest))
     assert one(report, "wasm_module_validation").status == "fail"
     assert wasm_header_problem(b"\x00asm\x01\x00\x00\x00") is None
     assert wasm_header_problem(b"\x00asm\x02\x00\x00\x00") == (
@@ -462,13 +469,16 @@ def test_wasm_import_allowlist_refuses_outside_namespaces() -> None:
         one(report, "wasm_import_allowlist"),
         "fail",
         "error",
-        f"module '{p}' imports from namespaces outside the allowlist: Env, env",
+        f"module '{p}' imports from namespaces outside the allowlist: Env (x); env (abort). {ASSEMBLYSCRIPT}",
         {
             "module_path": p,
             "import_modules": ["Env", "env", "skills:host/v1"],
             "disallowed_import_modules": ["Env", "env"],
+            "disallowed_imports": ["Env::x", "env::abort"],  # env.abort only as (i32, i32, i32, i32) -> ()
+            "disallowed_import_count": 2,
             "filesystem_declared": False,
             "wasi_command": False,
+            "hints": [ASSEMBLYSCRIPT],
         },
     )
 
@@ -484,8 +494,11 @@ def test_wasm_import_allowlist_passes_allowed_and_import_free_modules() -> None:
             "module_path": "modules/a.wasm",
             "import_modules": ["palyra:plugins/host-capabilities@0.1.0"],
             "disallowed_import_modules": [],
+            "disallowed_imports": [],
+            "disallowed_import_count": 0,
             "filesystem_declared": False,
             "wasi_command": False,
+            "hints": [],
         },
     )
     assert one(report, "wasm_import_allowlist", "modules/b.wasm").details["import_modules"] == []  # type: ignore[index]
@@ -517,8 +530,11 @@ def test_wasi_preview1_allowed_for_a_command() -> None:
             "module_path": p,
             "import_modules": ["wasi_snapshot_preview1"],
             "disallowed_import_modules": [],
+            "disallowed_imports": [],
+            "disallowed_import_count": 0,
             "filesystem_declared": False,
             "wasi_command": True,
+            "hints": [],
         },
     )
 
@@ -532,9 +548,15 @@ def test_wasi_preview1_allowed_when_filesystem_declared() -> None:
         "module_path": "modules/r.wasm",
         "import_modules": ["wasi_snapshot_preview1"],
         "disallowed_import_modules": [],
+        "disallowed_imports": [],
+        "disallowed_import_count": 0,
         "filesystem_declared": True,
         "wasi_command": False,
+        "hints": [],
     }
+    # accepted by the allowlist (§19.3); whether the tool can run is tool_module_abi's question
+    # (test_audit_additions: a json-v1 reactor importing WASI cannot)
+    assert one(report, "tool_module_abi").status == "fail"
 
 
 def test_wasi_preview1_refused_otherwise() -> None:
@@ -543,13 +565,17 @@ def test_wasi_preview1_refused_otherwise() -> None:
         one(report, "wasm_import_allowlist"),
         "fail",
         "error",
-        "module 'modules/r.wasm' imports from namespaces outside the allowlist: wasi_snapshot_preview1",
+        "module 'modules/r.wasm' imports from namespaces outside the allowlist: wasi_snapshot_preview1 (fd_write). "
+        + WASI_REACTOR,
         {
             "module_path": "modules/r.wasm",
             "import_modules": ["wasi_snapshot_preview1"],
             "disallowed_import_modules": ["wasi_snapshot_preview1"],
+            "disallowed_imports": ["wasi_snapshot_preview1::fd_write"],
+            "disallowed_import_count": 1,
             "filesystem_declared": False,
             "wasi_command": False,
+            "hints": [WASI_REACTOR],
         },
     )
 
@@ -604,20 +630,21 @@ def test_tool_module_resolution_by_export() -> None:
         checks[0],
         "pass",
         "info",
-        "tool 'acme.echo' is served by module 'modules/a.wasm'",
+        "tool 'acme.echo' resolves to module 'modules/a.wasm' (it exports the tool's name)",
         {"tool_id": "acme.echo", "module_path": "modules/a.wasm"},
     )
     expect(
         checks[1],
         "pass",
         "info",
-        "tool 'acme.shout' is served by module 'modules/b.wasm'",
+        "tool 'acme.shout' resolves to module 'modules/b.wasm' (it exports the tool's name)",
         {"tool_id": "acme.shout", "module_path": "modules/b.wasm"},
     )
     ids = [c.check_id for c in report.checks]
     last_module_check = max(i for i, c in enumerate(report.checks) if c.check_id.startswith("wasm_"))
-    assert ids[last_module_check + 1 : last_module_check + 3] == ["tool_module_resolution"] * 2
-    assert ids[last_module_check + 3] == "vulnerability_feed_hook"
+    per_tool = ["tool_module_resolution", "tool_module_abi", "tool_schema_references", "tool_schema_compiles"]
+    assert ids[last_module_check + 1 : last_module_check + 9] == per_tool * 2
+    assert ids[last_module_check + 9] == "vulnerability_feed_hook"
 
 
 def test_tool_module_resolution_only_module() -> None:
@@ -842,15 +869,23 @@ def test_check_order_follows_the_table(plain: AuditReport) -> None:
         "manifest_filesystem_scopes",
         "manifest_http_egress_scopes",
         "manifest_secret_scopes",
+        "secret_scope_ownership",
         "forbidden_device_capabilities",
         "forbidden_wildcard_capabilities",
+        "quota_within_policy",
         "wasm_module_presence",
         "wasm_module_size_limit",
         "wasm_exported_function_limit",
         "wasm_wasi_filesystem_imports",
         "wasm_import_allowlist",
         "wasm_memory_declared_limit",
+        "wasm_function_count_limit",
+        "wasm_function_body_size_limit",
+        "wasm_code_size_limit",
         "tool_module_resolution",
+        "tool_module_abi",
+        "tool_schema_references",
+        "tool_schema_compiles",
         "vulnerability_feed_hook",
         "vulnerability_feed",
     ]
@@ -867,6 +902,7 @@ def test_quarantine_reasons_are_fail_messages_in_order() -> None:
         "forbidden_wildcard_capabilities",
         "wasm_module_validation",
         "wasm_import_allowlist",
+        "tool_module_abi",  # b.wasm, the only module exporting "echo", has no memory and no alloc
     ]
     assert all(c.severity == "error" for c in fails)
     assert report.failed_checks() == [c.check_id for c in fails]
@@ -886,7 +922,9 @@ def test_failed_check_ids_are_listed_once() -> None:
 def test_facts_must_match_the_entries() -> None:
     inspected = build()
     with pytest.raises(ValueError, match="no module facts"):
-        audit_artifact(inspected, "allowlisted", PolicyValues(), {}, None, None, NOW)
+        audit_artifact(inspected, "allowlisted", PolicyValues(), {}, None, None, NOW,
+                       schemas=schema_facts(inspected.manifest))
     stale = inspect_module(ECHO, wat.wasm(wat.PALYRA_V1))
     with pytest.raises(ValueError, match="other bytes"):
-        audit_artifact(inspected, "allowlisted", PolicyValues(), {ECHO: stale}, None, None, NOW)
+        audit_artifact(inspected, "allowlisted", PolicyValues(), {ECHO: stale}, None, None, NOW,
+                       schemas=schema_facts(inspected.manifest))

@@ -31,8 +31,8 @@ DEFAULTS = {
     "max_fuel_budget": 10000000,
     "max_wall_clock_timeout_ms": 30000,
     "max_instances": 16,
-    "max_functions": 100000,
-    "max_function_body_bytes": 1048576,
+    "max_functions": 50000,
+    "max_function_body_bytes": 524288,
     "max_code_bytes": 8388608,
     "allow_cross_skill_secrets": False,
 }
@@ -90,6 +90,24 @@ def test_reference_policy_with_four_members() -> None:
 def test_rejected_documents(doc: bytes) -> None:
     with pytest.raises(SerializationError):
         parse_policy_json(doc)
+
+
+@pytest.mark.parametrize(("key", "low"), [("max_memory_bytes", 65536), ("max_fuel_budget", 1),
+                                          ("max_wall_clock_timeout_ms", 1)])
+def test_a_quota_cap_below_any_manifests_quota_is_refused(key: str, low: int) -> None:
+    """Below the smallest quota a manifest may declare, every skill would fail quota_within_policy."""
+    assert getattr(apply_settings(PolicyValues(), [f"{key}={low}"]), key) == low
+    with pytest.raises(UsageError, match=f"policy key '{key}' needs at least {low}") as e:
+        apply_settings(PolicyValues(), [f"{key}={low - 1}"])
+    assert e.value.details == {"key": key, "value": str(low - 1)}
+    with pytest.raises(SerializationError, match=f"'{key}' must be an integer in {low}.."):
+        parse_policy_json(f'{{"{key}": {low - 1}}}'.encode())
+    assert getattr(parse_policy_json(f'{{"{key}": {low}}}'.encode()), key) == low
+
+
+def test_the_compile_caps_may_be_anything() -> None:
+    p = apply_settings(PolicyValues(), ["max_functions=0", "max_function_body_bytes=0", "max_code_bytes=0"])
+    assert (p.max_functions, p.max_function_body_bytes, p.max_code_bytes) == (0, 0, 0)
 
 
 def test_policy_from_dict_uses_the_same_rules() -> None:

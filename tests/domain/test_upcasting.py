@@ -62,7 +62,8 @@ def journal_before_bump(tmp_path: Path) -> Path:
     key.write_text((bytes([7]) * 32).hex())
     artifact = tmp_path / "hello.palyra-skill"
     code, out = skills(home, "package", "build", "--manifest", EXAMPLE / "skill.toml",
-                       "--module", EXAMPLE / "modules" / "echo.wasm", "--output", artifact, "--signing-key-file", key)
+                       "--module", EXAMPLE / "modules" / "echo.wasm", "--module", EXAMPLE / "modules" / "wordcount.wasm",
+                       "--output", artifact, "--signing-key-file", key)
     assert code == 0, out
     code, out = skills(home, "install", "--artifact", artifact, "--allow-tofu")
     assert code == 0, out

@@ -73,6 +73,7 @@ def arm() -> None:
     from skill_ledger.adapters.journal.sqlite import ChainedSQLiteRecorder
     from skill_ledger.adapters.storage.blobs import BlobStore
     from skill_ledger.adapters.usecases.unit_of_work import Ledger
+    from skill_ledger.projections import replay
     from skill_ledger.projections.store import ViewStore
 
     _around(BlobStore, "put", "blob.before_put", "blob.after_put")
@@ -83,9 +84,9 @@ def arm() -> None:
     _around(SQLiteApplicationRecorder, "_insert_events", None, "journal.before_chain")
     _around(ChainedSQLiteRecorder, "_insert_events", None, "journal.before_commit")
     _around(session, "catch_up_after", "views.before_catch_up", "views.after_catch_up")
-    _around(ViewStore, "_execute", None, "views.before_commit")
+    _around(ViewStore, "write_batch", None, "views.before_commit")  # called inside the batch's transaction
     _around(ViewStore, "_create", "views.before_create")
-    _around(ViewStore, "_merge_shard", "views.before_merge", "views.after_merge")
+    _around(replay, "merge_shard", "views.before_merge", "views.after_merge")
 
     # between two batches: catch_up reports progress after each batch's COMMIT
     original = ViewStore.catch_up
@@ -108,9 +109,9 @@ def arm() -> None:
     # sharded rebuilds of the small test journals (the workers are real processes)
     min_events = os.environ.get("SKILLS_TEST_SHARD_MIN_EVENTS")
     if min_events:
-        import skill_ledger.projections.store
+        import skill_ledger.adapters.readmodel.rebuild as rebuild
 
-        skill_ledger.projections.store.SHARDED_MIN_EVENTS = int(min_events)
+        rebuild.SHARDED_MIN_EVENTS = int(min_events)
 
 
 def run_cli(args: list[str]) -> None:
@@ -170,15 +171,14 @@ def rebuild_forever(home: str) -> None:
     arm()
     import helpers_ledger as h
 
-    from skill_ledger.adapters.readmodel.views import journal_identity
-    from skill_ledger.projections.store import ViewStore
+    from skill_ledger.adapters.readmodel.views import journal_identity, open_store
 
     ledger = h.ledger_for(home, command="rebuild")
     batch = int(os.environ.get("SKILLS_TEST_BATCH") or "50")
     print("ready", flush=True)
     n = 0
     while True:
-        store = ViewStore(ledger.settings.views_path, journal_identity=journal_identity(ledger))
+        store = open_store(ledger.settings.views_path, journal_identity=journal_identity(ledger))
         store.rebuild_tables()
         store.catch_up(ledger.app.recorder, batch=batch)
         store.close()

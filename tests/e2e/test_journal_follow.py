@@ -1,10 +1,10 @@
 """`skills journal --follow`: new events appear as they are appended; Ctrl-C ends it cleanly."""
 
 import json
+import select
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -15,6 +15,13 @@ from skill_ledger.adapters.usecases.install import install  # noqa: E402
 SKILLS = str(Path(sys.executable).with_name("skills"))
 
 
+def first_line(stream, timeout_s: float = 60) -> str:
+    """The next line of a subprocess's pipe (a hung subprocess fails the test, not hangs it)."""
+    ready, _, _ = select.select([stream], [], [], timeout_s)
+    assert ready, f"no line within {timeout_s} s"
+    return stream.readline()
+
+
 def test_follow_prints_events_appended_by_another_process(tmp_path):
     home = tmp_path / "home"
     led = b.ledger(home)
@@ -23,11 +30,13 @@ def test_follow_prints_events_appended_by_another_process(tmp_path):
     follower = subprocess.Popen([SKILLS, "--home", str(home), "journal", "--follow", "--json", "--kind",
                                  "skill.quarantined"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(1.0)  # let it print the (empty) backlog and start polling
+        # It has printed the (empty) backlog; what is appended from now on is followed.
+        ready = first_line(follower.stderr)
+        assert ready.startswith("following the journal from position 6"), ready
         q = subprocess.run([SKILLS, "--home", str(home), "quarantine", "acme.echo", "--reason", "followed"],
                            capture_output=True, text=True, timeout=60)
         assert q.returncode == 0, q.stderr
-        line = follower.stdout.readline()
+        line = first_line(follower.stdout)
         event = json.loads(line)
         assert event["kind"] == "skill.quarantined" and event["data"]["reason"] == "followed"
         assert event["position"] == 7

@@ -393,7 +393,7 @@ def _skills_build(tmp_path: Path, *extra: str) -> tuple[Path, dict]:
     out = tmp_path / "hello.palyra-skill"
     r = CliRunner().invoke(cli, [
         "package", "build", "--manifest", str(EXAMPLE / "skill.toml"),
-        "--module", str(EXAMPLE / "modules" / "echo.wasm"),
+        "--module", str(EXAMPLE / "modules" / "echo.wasm"), "--module", str(EXAMPLE / "modules" / "wordcount.wasm"),
         "--asset", f"templates/prompt.txt={EXAMPLE / 'assets' / 'prompt.txt'}",
         "--output", str(out), "--signing-key-file", str(key), "--json", *extra,
     ], env={"SKILLS_HOME": str(tmp_path / "home")})
@@ -470,7 +470,7 @@ def test_non_ascii_names_round_trip_both_ways(tmp_path):
     out = tmp_path / "x.palyra-skill"
     r = CliRunner().invoke(cli, [
         "package", "build", "--manifest", str(EXAMPLE / "skill.toml"), "--module", str(EXAMPLE / "modules" / "echo.wasm"),
-        "--asset", str(asset), "--output", str(out), "--signing-key-file", str(key), "--json",
+        "--module", str(EXAMPLE / "modules" / "wordcount.wasm"), "--asset", str(asset), "--output", str(out), "--signing-key-file", str(key), "--json",
     ], env={"SKILLS_HOME": str(tmp_path / "home")})
     assert r.exit_code == 0, r.stderr
     checked = independent_verify(out.read_bytes())

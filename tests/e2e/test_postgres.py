@@ -177,22 +177,24 @@ def test_sharded_rebuild_on_postgres(tmp_path: Path, url: str) -> None:
         for count in (2, 3):
             seen: list[int] = []
             for k in range(count):
-                rows = recorder.select_event_rows(0, 10_000, None, shard=Shard(k, count))
+                rows = recorder.select_event_rows(0, 10_000, None, event_filter=Shard(k, count).event_filter())
                 expected = [p for p, r in everything.items() if in_shard(r.topic, r.originator_id, Shard(k, count))]
                 assert [r[0] for r in rows] == expected
                 seen += [p for p in expected if everything[p].topic.startswith("skill.")]
             assert sorted(seen) == sorted(p for p, r in everything.items() if r.topic.startswith("skill."))
         h.catch_up(ledger)
         one = h.rebuilt_views(ledger, tmp_path)
-        from skill_ledger.adapters.readmodel.views import journal_identity
-        from skill_ledger.projections.store import ViewStore, discard
+        from skill_ledger.adapters.readmodel.rebuild import rebuild_views
+        from skill_ledger.adapters.readmodel.views import discard, journal_identity
+        from skill_ledger.projections.replay import diff
+        from skill_ledger.projections.store import ViewStore
 
         notes: list[str] = []
         sharded = ViewStore(tmp_path / "sharded.db", journal_identity=journal_identity(ledger), notify=notes.append)
-        sharded.rebuild(recorder, shards=SubprocessShards(settings_for(home, url), 3), min_events=0)
+        rebuild_views(sharded, recorder, shards=SubprocessShards(settings_for(home, url), 3), min_events=0)
         try:
             assert notes == []
-            assert one.diff(sharded) == [] and sharded.positions() == one.positions()
+            assert diff(one, sharded) == [] and sharded.positions() == one.positions()
         finally:
             discard(one)
             discard(sharded)
@@ -202,7 +204,7 @@ def test_sharded_rebuild_on_postgres(tmp_path: Path, url: str) -> None:
         bad = f"{scheme}://{credentials.split(':', 1)[0]}:wrong-password@{where}"
         assert bad != url
         fallback = ViewStore(tmp_path / "fallback.db", journal_identity=journal_identity(ledger), notify=notes.append)
-        fallback.rebuild(recorder, shards=SubprocessShards(settings_for(home, bad), 2), min_events=0)
+        rebuild_views(fallback, recorder, shards=SubprocessShards(settings_for(home, bad), 2), min_events=0)
         try:
             assert len(notes) == 1 and "rebuilding in one process" in notes[0], notes
             assert "wrong-password" not in notes[0] and pg_server.APP_PASSWORD not in notes[0]

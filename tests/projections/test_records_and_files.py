@@ -10,11 +10,15 @@ from pathlib import Path
 import helpers_ledger as h
 import msgspec
 
+from skill_ledger.adapters.readmodel.rebuild import rebuild_views
+from skill_ledger.adapters.readmodel.views import discard
+from skill_ledger.adapters.storage.files import swap_into_place
 from skill_ledger.adapters.usecases import lifecycle, trust
 from skill_ledger.adapters.usecases.install import install
 from skill_ledger.domain.manifest import manifest_to_json, parse_manifest
 from skill_ledger.projections.records import decode_view, manifest_facts, view_from_dict
-from skill_ledger.projections.store import ViewStore, discard, swap_into_place
+from skill_ledger.projections.replay import diff
+from skill_ledger.projections.store import ViewStore
 
 
 def manifest_json(**changes: object) -> dict:
@@ -27,6 +31,7 @@ def test_manifest_facts_of_a_recorded_manifest() -> None:
     facts = manifest_facts(msgspec.json.encode(manifest_json()))
     assert facts.name == "Test acme.alpha"
     assert facts.tool_ids == ["acme.echo"]
+    assert (facts.description, facts.tool_descriptions) == (None, "Echo")  # the text search reads
     assert facts.compat == {"required_protocol_major": 1, "min_palyra_version": "0.1.0"}  # as recorded
     assert msgspec.json.decode(facts.capability_grants) == {
         "http_hosts": [], "secret_keys": [], "storage_prefixes": [], "channels": []}
@@ -69,7 +74,7 @@ def test_a_manifest_of_another_shape_still_gets_its_facts() -> None:
     assert (facts.name, facts.tool_ids, facts.capability_grants, facts.policy_bindings) == (
         "Test acme.alpha", ["acme.echo"], "null", "null")
     for junk in (b"[1, 2]", b"null", b"{\"entrypoints\": 5}", b"not json"):
-        assert manifest_facts(junk) == (None, None, [], "null", "null")
+        assert manifest_facts(junk) == (None, None, [], "null", "null", None, None)
 
 
 def test_the_typed_view_and_the_general_way_agree() -> None:
@@ -137,15 +142,48 @@ def test_a_sharded_rebuild_over_notifications(tmp_path: Path) -> None:
         trust.revoke(ledger, "acme", h.key_hex(h.SEEDS["acme"]), "lost")
         source = NotificationsOnly(ledger.app.recorder)
         one = ViewStore(tmp_path / "one.db")
-        one.rebuild(source)
+        rebuild_views(one, source)
         for count in (2, 3, 16):
             sharded = ViewStore(tmp_path / f"sharded-{count}.db")
             # batches of 2: the notification filter must page on past other shards' events
-            sharded.rebuild(source, shards=h.InProcessShards(source, count, batch=2), min_events=0)
+            rebuild_views(sharded, source, shards=h.InProcessShards(source, count, batch=2), min_events=0)
             try:
-                assert one.diff(sharded) == [] and sharded.positions() == one.positions()
+                assert diff(one, sharded) == [] and sharded.positions() == one.positions()
             finally:
                 discard(sharded)
         discard(one)
     finally:
         ledger.close()
+
+
+def test_the_exclusive_lock_makes_a_second_holder_wait(tmp_path: Path) -> None:
+    """``adapters.storage.locks``: the one flock helper (rebuilds, the blob store, secrets)."""
+    import threading
+    import time
+
+    from skill_ledger.adapters.storage.locks import exclusive_lock
+
+    lock = tmp_path / "x.lock"
+    events: list[str] = []
+    with exclusive_lock(lock):
+        waiter = threading.Thread(target=lambda: _take(lock, events))
+        waiter.start()
+        for _ in range(6000):  # until it reports that it waits (it does so before blocking)
+            if events:
+                break
+            time.sleep(0.01)
+        assert waiter.is_alive() and events == ["waiting"]
+        events.append("released")
+    waiter.join(timeout=60)
+    assert events == ["waiting", "released", "acquired"]
+    assert oct(lock.stat().st_mode & 0o777) == "0o600"
+    with exclusive_lock(lock, on_wait=lambda: events.append("unexpected")):
+        pass  # free again: no waiting
+    assert events[-1] == "acquired"
+
+
+def _take(lock: Path, events: list[str]) -> None:
+    from skill_ledger.adapters.storage.locks import exclusive_lock
+
+    with exclusive_lock(lock, on_wait=lambda: events.append("waiting")):
+        events.append("acquired")

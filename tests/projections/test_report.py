@@ -339,8 +339,10 @@ def test_posture_at_the_end_of_the_journal(scenario: Scenario) -> None:
     assert (removed.installed, removed.status, removed.current, removed.eligibility_reasons) == (
         False, "removed", False, ["not_installed"])
     bad = rows[("acme.bad", "1.0.0")]
-    assert (bad.status, bad.status_reason_code, bad.eligible) == ("active", "override", False)
-    assert bad.eligibility_reasons == ["audit_failed"] and bad.last_audit is not None
+    # An override is the operator's recorded decision: the version is eligible (issue 10), and the
+    # failed audit stays on record (the finding above, the last audit below).
+    assert (bad.status, bad.status_reason_code, bad.eligible) == ("active", "override", True)
+    assert bad.eligibility_reasons == [] and bad.last_audit is not None
     assert (bad.last_audit.trigger, bad.last_audit.passed) == ("enable", False)
     alpha = rows[("initech.alpha", "1.0.0")]
     assert (alpha.status, alpha.status_reason_code, alpha.key_revoked) == ("quarantined", "trust_revoked", True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import http.server
 import json
+import socket
 import sys
 import threading
 import time
@@ -146,8 +147,15 @@ def wasi_module(body: str, *, imports: Sequence[str] = (), extra: str = "", memo
 
 def _toml(value: Any) -> str:
     if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
+        return "{ " + ", ".join(f"{_key(k)} = {_toml(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
     return json.dumps(value)
+
+
+def _key(name: str) -> str:
+    """A bare TOML key where it may be one, else a quoted one (``"$ref"``)."""
+    return name if name and all(c.isascii() and (c.isalnum() or c in "_-") for c in name) else json.dumps(name)
 
 
 def manifest(skill_id: str, tools: Sequence[tuple[str, dict, dict]], *, version: str = "1.0.0",
@@ -222,6 +230,17 @@ class Lab:
     def run(self, skill_id: str, input_value: Any = None, *, tool: str = "tool", **kw: Any) -> Any:
         text = None if input_value is None else json.dumps(input_value)
         return self.runner.run(f"{PUBLISHER}.{tool}", text, skill_id=skill_id, **kw)
+
+    def blob(self, skill_id: str, version: str = "1.0.0") -> Path:
+        """The stored artifact of a version (its digest as the journal recorded it)."""
+        from skill_ledger.domain.skill import Skill
+
+        ledger = self.ledger()
+        try:
+            digest = ledger.load(Skill, skill_id).versions[version].artifact_sha256
+            return ledger.blobs.path_for(digest)
+        finally:
+            ledger.close()
 
     def events(self, kind: str) -> list[dict[str, Any]]:
         from skill_ledger.adapters.journal.read import journal_events
@@ -298,6 +317,34 @@ class LocalServer:
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+class SilentServer:
+    """A TCP server that accepts connections and never answers (counts them)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.accepted = 0
+        self._held: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            self._held.append(conn)  # held open, never read or written
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self._held:
+            conn.close()
 
 
 def rss_kib() -> int:

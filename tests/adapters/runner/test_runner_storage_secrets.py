@@ -213,7 +213,8 @@ def test_a_secret_at_the_cut_of_an_output_schema_error_is_redacted_before_the_cu
     source = kit.json_module(body, imports=[kit.IMPORT_SECRET],
                              extra=f'(data (i32.const 700) "{NAME}") (data (i32.const 2048) "\\"{"a" * filler}")')
     secret_lab(lab)
-    sid = lab.install(source, tools=[("tool", kit.ANY, {"type": "integer"})], secrets={"skill:acme.leak": ["token"]})
+    sid = lab.install(source, tools=[("tool", kit.ANY, {"type": "integer"})], secrets={"skill:acme.leak": ["token"]},
+                      skill_id="acme.leak")
     with pytest.raises(SkillLedgerError) as info:
         lab.run(sid)
     err = info.value
@@ -232,7 +233,8 @@ def test_a_secret_at_the_cut_of_a_guest_log_message_leaves_no_part_of_it(lab):
     source = kit.json_module(body, imports=[kit.IMPORT_LOG, kit.IMPORT_SECRET],
                              extra=f'(data (i32.const 700) "{NAME}") (data (i32.const 2048) "{"l" * 60}")')
     secret_lab(lab)
-    sid = lab.install(source, secrets={"skill:acme.leak": ["token"]})
+    sid = lab.install(source, secrets={"skill:acme.leak": ["token"]},
+                      skill_id="acme.leak")
     runner = Runner(lab.settings, limits=RunLimits(log_message_max_bytes=70))  # the secret straddles the cut
     try:
         result = runner.run(f"{kit.PUBLISHER}.tool", "{}", skill_id=sid)
@@ -255,7 +257,8 @@ def test_a_secret_cut_by_the_stderr_tail_leaves_no_part_of_it_in_the_error(lab):
       (call $proc_exit (i32.const 1))"""
     source = kit.wasi_module(body, imports=[kit.IMPORT_SECRET], extra=f'(data (i32.const 700) "{NAME}")')
     secret_lab(lab)
-    sid = lab.install(source, secrets={"skill:acme.leak": ["token"]})
+    sid = lab.install(source, secrets={"skill:acme.leak": ["token"]},
+                      skill_id="acme.leak")
     with pytest.raises(SkillLedgerError) as info:
         lab.run(sid)
     err = info.value.to_dict()

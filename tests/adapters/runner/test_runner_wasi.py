@@ -75,7 +75,7 @@ def programs(tmp_path_factory) -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    lab = kit.Lab(tmp_path_factory.mktemp("wasi") / "home", policy=[ENV_POLICY])
+    lab = kit.Lab(tmp_path_factory.mktemp("wasi") / "home", policy=[ENV_POLICY, "max_fuel_budget=100000000"])
     yield lab
     lab.close()
 

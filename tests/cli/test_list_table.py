@@ -1,5 +1,5 @@
-"""The human ``skills list`` table, laid out by SQLite (``queries.list_table``), equals the
-same table rendered cell by cell in Python from the JSON entries, for every filter."""
+"""The human ``skills list`` table (``cli.output.list_table`` over ``queries.list_rows``)
+equals the same table rendered cell by cell from the JSON entries, for every filter."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pytest
 from skill_ledger.adapters.readmodel.views import open_views
 from skill_ledger.adapters.usecases import lifecycle, trust
 from skill_ledger.adapters.usecases.install import install
-from skill_ledger.cli.output import table
-from skill_ledger.projections.queries import list_entries, list_table
+from skill_ledger.cli.output import list_table, table
+from skill_ledger.projections.queries import list_entries, list_rows
 
 
 def reference(entries: list[dict]) -> list[str]:
@@ -55,9 +55,9 @@ def fleet(tmp_path_factory: pytest.TempPathFactory):
 ])
 def test_list_table_equals_the_cell_by_cell_rendering(fleet, filters: dict) -> None:
     entries = list_entries(fleet.con, **filters)
-    assert list_table(fleet.con, **filters) == reference(entries)
+    assert list_table(list_rows(fleet.con, **filters)) == reference(entries)
     if filters == {}:
-        lines = list_table(fleet.con)
+        lines = list_table(list_rows(fleet.con))
         assert len(lines) == 7 and lines[0].startswith("SKILL")
         assert any("no: quarantined,key_revoked" in line for line in lines)
         # semantic version order, not text order
@@ -68,7 +68,7 @@ def test_no_entries_no_lines(tmp_path: Path) -> None:
     ledger = h.ledger_for(tmp_path / "home")
     try:
         store = open_views(ledger.settings)
-        assert list_table(store.con) == []
+        assert list_table(list_rows(store.con)) == []
         store.close()
     finally:
         ledger.close()

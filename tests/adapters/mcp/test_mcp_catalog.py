@@ -26,6 +26,11 @@ def change(home: kit.Home, action: str, skill_id: str, *args) -> None:
         getattr(lifecycle, action)(ledger, skill_id, *args)
 
 
+def echo_as(export: str) -> str:
+    """A json-v1 echo whose export serves the tool ``export`` (the audit checks each tool has one)."""
+    return rk.json_module(rk.ECHO_BODY, name=export)
+
+
 def catalog(home: kit.Home, **kw) -> Catalog:
     c = Catalog(home.settings, **kw)
     c.refresh()
@@ -93,14 +98,15 @@ def test_a_name_no_longer_listed_still_resolves_so_the_gate_can_refuse_it(home):
 def test_after_an_upgrade_a_stale_name_runs_the_current_version(home):
     home.install(rk.ECHO, tools=[("echo", rk.OBJECT, rk.OBJECT)], skill_id="acme.one")
     c = catalog(home)
-    home.install(rk.ECHO, tools=[("other", rk.OBJECT, rk.OBJECT)], skill_id="acme.one", version="2.0.0")
+    home.install(echo_as("other"), tools=[("other", rk.OBJECT, rk.OBJECT)], skill_id="acme.one", version="2.0.0")
     assert c.refresh() is True
     assert "acme_echo" not in names(c) and "acme_other" in names(c)
     assert c.target("acme_echo").version == "2.0.0"  # which declares no such tool: the runner says so
 
 
 def test_a_tool_whose_input_cannot_be_an_object_is_not_served(home, caplog):
-    home.install(rk.ECHO, tools=[("text", {"type": "string"}, rk.ANY), ("any", rk.ANY, rk.ANY)], skill_id="acme.two")
+    home.install({"text.wasm": echo_as("text"), "any.wasm": echo_as("any")},
+                 tools=[("text", {"type": "string"}, rk.ANY), ("any", rk.ANY, rk.ANY)], skill_id="acme.two")
     with caplog.at_level(logging.WARNING, logger="skill_ledger.mcp"):
         c = catalog(home, skills=frozenset({"acme.two"}))
     assert names(c) == ["acme_any"]

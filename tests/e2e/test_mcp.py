@@ -359,10 +359,13 @@ def test_http_a_runaway_call_does_not_block_other_clients_and_a_client_leaving_m
     order: list[str] = []
 
     async def leaver():
-        async with kit.http_session(http_server.url, token=TOKEN) as s:
-            with anyio.move_on_after(0.3):  # gives up (and disconnects) while the spin still runs
-                await s.call_tool("acme_spin", {})
-            order.append("left")
+        try:
+            async with kit.http_session(http_server.url, token=TOKEN) as s:
+                with anyio.move_on_after(0.3):  # gives up (and disconnects) while the spin still runs
+                    await s.call_tool("acme_spin", {})
+        except* (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            pass  # the SDK's client, torn down while its abandoned request is answered: the client's side
+        order.append("left")
 
     async def spinner(results):
         async with kit.http_session(http_server.url, token=TOKEN) as s:

@@ -179,14 +179,24 @@ def clip(text: str, width: int) -> str:
     return "".join(out) + ELLIPSIS
 
 
-def fit_widths(headers: Sequence[str], natural: Sequence[int], width: int | None) -> list[int]:
-    """Column widths that fit ``width`` (two spaces between columns): the widest columns give way
-    first, none below its floor. Without ``width``, or when the table fits, the natural ones."""
+def fit_widths(headers: Sequence[str], natural: Sequence[int], width: int | None,
+               shrink: Sequence[int] | None = None) -> list[int]:
+    """Column widths that fit ``width`` (two spaces between columns), none below its floor. The
+    ``shrink`` columns (free text: a description, a summary) give way first, in that order, each
+    down to its floor before the next; then, if that is not enough, the widest of the others.
+    Without ``width``, or when the table fits, the natural widths."""
     widths = list(natural)
     if width is None:
         return widths
     floors = [min(n, max(len(h), MIN_CELL)) for h, n in zip(headers, natural)]
     over = sum(widths) + 2 * (len(widths) - 1) - width
+    for i in shrink or ():
+        if over <= 0:
+            break
+        if i < len(widths):
+            step = min(over, widths[i] - floors[i])
+            widths[i] -= step
+            over -= step
     while over > 0:
         candidates = [i for i, w in enumerate(widths) if w > floors[i]]
         if not candidates:
@@ -203,19 +213,20 @@ def table(headers: list[str], rows: list[list[Any]], **layout: Any) -> None:
 
 
 def table_lines(headers: Sequence[str], cells: Sequence[Sequence[str]], *, width: int | None = None,
-                styles: Mapping[int, Callable[[str], str | None]] | None = None) -> list[str]:
+                styles: Mapping[int, Callable[[str], str | None]] | None = None,
+                shrink: Sequence[int] | None = None) -> list[str]:
     """Left-aligned columns two spaces apart, headers upper-cased, no trailing spaces; no lines
     without rows. Every cell is outside text and goes through :func:`safe`. With ``width``, long
-    cells are cut with an ellipsis so each line fits; ``styles`` colours a column's cells (on a
-    terminal). Plain ASCII tables that fit take one ``%`` format per line: thousands of rows lay
-    out fast."""
+    cells are cut with an ellipsis so each line fits (the ``shrink`` columns first, see
+    :func:`fit_widths`); ``styles`` colours a column's cells (on a terminal). Plain ASCII tables
+    that fit take one ``%`` format per line: thousands of rows lay out fast."""
     if not cells:
         return []
     cells = [[safe(c) for c in row] for row in cells]
     plain = all(c.isascii() for row in cells for c in row)
     measure = len if plain else display_width
     natural = [max(len(h), max(map(measure, column))) for h, column in zip(headers, zip(*cells))]
-    widths = fit_widths(headers, natural, width)
+    widths = fit_widths(headers, natural, width, shrink)
     colour = styles if styles and use_color() else None
     heads = [h.upper() for h in headers]
     if plain and widths == natural and not colour:
@@ -246,7 +257,7 @@ def list_table(rows: Iterable[ListRow], *, width: int | None = None) -> list[str
          _eligible(r.eligible, r.eligibility_reasons), r.trust_decision or "-",
          _last_audit(r.last_audit_at, r.last_audit_passed, r.last_audit_trigger),
          "" if r.tool_count is None else str(r.tool_count))
-        for r in rows], width=width, styles={3: status_color, 4: status_color})
+        for r in rows], width=width, styles={3: status_color, 4: status_color}, shrink=(6, 4, 5, 0))
 
 
 @functools.lru_cache(maxsize=256)
@@ -319,10 +330,12 @@ def progress_bar(total: int, label: str, *, hidden: bool = False, at_least: int 
 CATCH_UP_BAR_FROM = 5_000  # a catch-up over fewer events is quick enough to need no bar
 
 
-def views_progress(label: str = "Catching up with the journal", at_least: int = CATCH_UP_BAR_FROM
+def views_progress(label: str = "Catching up with the journal", at_least: int | None = None
                    ) -> Callable[[int], contextlib.AbstractContextManager[Callable[[int], None] | None]]:
-    """``progress_for`` for ``open_views``: a bar over a catch-up of at least ``at_least`` events."""
+    """``progress_for`` for ``open_views``: a bar over a catch-up of at least ``at_least`` events
+    (default ``CATCH_UP_BAR_FROM``)."""
     from .base import obj
 
     hidden = obj().as_json
-    return lambda total: progress_bar(total, label, hidden=hidden, at_least=at_least)
+    floor = CATCH_UP_BAR_FROM if at_least is None else at_least
+    return lambda total: progress_bar(total, label, hidden=hidden, at_least=floor)

@@ -334,7 +334,8 @@ class Skill(SecretNames, LedgerAggregate):
         if target == self.current:
             raise UsageError(f"{self.skill_id} {target} is already current", {"skill_id": self.skill_id, "version": target})
         if v.status != ACTIVE:
-            runnable = [x.version for x in self.installed_versions() if x.status == ACTIVE and x.version != self.current]
+            runnable = [x.version for x in self.installed_versions()
+                        if x.status == ACTIVE and x.version != self.current]
             others = f"; active versions to roll back to: {', '.join(runnable)}" if runnable else ""
             raise InvalidTransition(
                 f"{self.skill_id} {target} is {v.status} and could not run as the current version; enable it first "

@@ -47,7 +47,8 @@ def check_name(scope: str, key: str) -> tuple[str, str]:
         normal_scope = secret_scope(scope)
     except ManifestValidationError as e:
         raise UsageError(f"invalid secret scope '{scope}': {e.details.get('detail', e.message)}; a scope is "
-                         f"{SCOPE_FORMS} (a skill's own secrets: skill:<its id>)", {"scope": scope, "key": key}) from None
+                         f"{SCOPE_FORMS} (a skill's own secrets: skill:<its id>)",
+                         {"scope": scope, "key": key}) from None
     try:
         return normal_scope, ident(key, "secret key")
     except ManifestValidationError as e:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import msgspec
 
 from skill_ledger.adapters.storage.secrets import SecretStore, check_name
-from skill_ledger.domain.secrets import Secrets, SecretNames, skill_of_scope
+from skill_ledger.domain.secrets import SecretNames, Secrets, skill_of_scope
 from skill_ledger.domain.skill import Skill
 
 from .unit_of_work import Ledger

@@ -7,11 +7,11 @@ from __future__ import annotations
 import msgspec
 
 from skill_ledger.adapters.journal.sqlite import iter_rows
+from skill_ledger.domain.errors import ManifestValidationError, UsageError
 from skill_ledger.domain.events import topics_for_kinds
 from skill_ledger.domain.publisher import PinImport, Publisher
 from skill_ledger.domain.signing import key_id as compute_key_id
 from skill_ledger.domain.skill import TRUST_REVOKED, Skill
-from skill_ledger.domain.errors import ManifestValidationError, UsageError
 from skill_ledger.domain.text import trim
 from skill_ledger.domain.trust import (
     KEY_FORMS,

@@ -79,9 +79,8 @@ def index_export(fmt: str, output: str | None) -> None:
     from skill_ledger.domain.text import dumps_pretty
     from skill_ledger.projections.exports import palyra_installed_index
 
-    from .trust import write_document
-
     from .read import caught_up
+    from .trust import write_document
 
     settings = obj().settings()
     store = open_views(settings, notify=notice, **caught_up())

@@ -165,7 +165,7 @@ def _render_info(d: dict, width: int | None) -> None:
     rows = [[t["id"], t["abi"] or "NONE", t["module_path"] or "-",
              t["abi_problem"] if t["abi_problem"] else (t["description"] or "")] for t in d["tools"]]
     table(["  tool", "abi", "module", "description"], [["  " + r[0], *r[1:]] for r in rows], width=width,
-          styles={1: lambda s: "red" if s == "NONE" else None})
+          styles={1: lambda s: "red" if s == "NONE" else None}, shrink=(3, 2, 0))
     click.echo("modules:" + (f" not readable: {safe(d['modules_problem'])}" if d["modules_problem"] else ""))
     for m in d["modules"]:
         if not m["valid"]:
@@ -240,7 +240,8 @@ def history(skill_id: str, fmt: str, wide: bool) -> None:
             if reason and reason not in line:
                 line += f"  [reason: {reason}]"
             rows.append([f"#{e['position']}", e["recorded_at"][:19], e["actor"]["principal"], line])
-        table(["position", "recorded at", "actor", "event"], rows, width=None if wide else terminal_width())
+        table(["position", "recorded at", "actor", "event"], rows, width=None if wide else terminal_width(),
+              shrink=(3, 2))
 
     emit(obj().as_json, data, human)
 

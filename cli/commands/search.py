@@ -39,7 +39,8 @@ def search(text: tuple[str, ...], wide: bool) -> None:
         rows = [(r["skill_id"], r["version"], "*" if r["current"] else "", r["status"] or "-",
                  ",".join(r["matched"]), " ".join(r["snippet"].split())) for r in d["results"]]
         click.echo("\n".join(table_lines(("skill", "version", "current", "status", "matched", "snippet"), rows,
-                                          width=None if wide else terminal_width(), styles={3: status_color})))
+                                          width=None if wide else terminal_width(), styles={3: status_color},
+                                          shrink=(5, 4, 0))))
 
     emit(obj().as_json, to_jsonable(result), human)
 

@@ -42,7 +42,7 @@ def trust_list(wide: bool) -> None:
         if not rows:
             click.echo("no publisher keys recorded")
         table(["publisher", "key_id", "kind", "state", "since"], rows, width=None if wide else terminal_width(),
-              styles={3: lambda s: {"active": "green", "revoked": "red"}.get(s)})
+              styles={3: lambda s: {"active": "green", "revoked": "red"}.get(s)}, shrink=(4, 0))
 
     emit(obj().as_json, data, human)
 

@@ -353,7 +353,8 @@ def test_verify_without_trust_is_untrusted_exit_4(e):
         "code": "untrusted_publisher", "message": f"untrusted publisher 'examples' (signed with key {kid})",
         "details": {"publisher": "examples", "presented_key_id": kid, "presented_key_hex": PUB0D_HEX},
         "hint": hint}
-    assert r.stderr == f"error[untrusted_publisher]: untrusted publisher 'examples' (signed with key {kid}); hint: {hint}\n"
+    assert r.stderr == (f"error[untrusted_publisher]: untrusted publisher 'examples' (signed with key {kid}); "
+                        f"hint: {hint}\n")
 
 
 def test_verify_allow_tofu_is_read_only(e):

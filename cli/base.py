@@ -182,9 +182,10 @@ class SkillsGroup(SuggestingGroup):
              standalone_mode: bool = True, **extra: Any) -> Any:  # type: ignore[override]
         argv = list(sys.argv[1:] if args is None else args)
         wants_json = "--json" in argv[: argv.index("--")] if "--" in argv else "--json" in argv
-        context = CliContext()
+        context = extra.setdefault("obj", CliContext())
+        if not isinstance(context, CliContext):  # a caller's own object: the CLI keeps its state apart
+            context = CliContext()
         context.as_json = wants_json
-        extra.setdefault("obj", context)
         try:
             try:
                 rv = super().main(args=argv, prog_name=prog_name or "skills", complete_var=complete_var,

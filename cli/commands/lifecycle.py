@@ -56,7 +56,8 @@ def install(artifact: str, allow_tofu: bool, trusted: tuple[str, ...]) -> int:
 
     def human(d: dict) -> None:
         if d["already_installed"]:
-            click.echo(f"{d['skill_id']} {d['version']} is already installed with this payload; nothing to do")
+            click.echo(f"{safe(d['skill_id'])} {safe(d['version'])} is already installed with this payload; "
+                       "nothing to do")
             return
         kv([("skill_id", d["skill_id"]), ("version", d["version"]), ("publisher", d["publisher"]),
             ("trust_decision", d["trust_decision"]), ("status", d["status"]), ("current", "yes" if d["current"] else "no"),

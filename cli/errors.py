@@ -109,3 +109,28 @@ def exit_code_for(code: str, details: dict | None = None) -> int:
         if c == code and details and details.get(key) == value:
             return exit_code
     return EXIT_CODES.get(code, INTERNAL)
+
+
+# --- hints: what to do next, added to the error line by the CLI (never recorded) ----------------
+
+_TRUSTING_COMMANDS = ("install", "package verify", "audit")
+
+
+def hint_for(error: object, command: str) -> str | None:
+    """A next step for an error, where the command line has one: the flags and commands belong to
+    the CLI, so the hint is added here rather than in the error's message (which events record)."""
+    code = getattr(error, "code", "")
+    details: dict = getattr(error, "details", None) or {}
+    publisher = details.get("publisher")
+    presented = details.get("presented_key_hex") or details.get("key_hex")
+    if code == "untrusted_publisher" and command in _TRUSTING_COMMANDS and publisher:
+        allow = f"skills trust allow {publisher} {presented or 'KEY'} --reason TEXT"
+        return f"pass --allow-tofu to pin its key on first use, or allowlist the key first: {allow}"
+    if code == "tofu_key_mismatch" and publisher and presented:
+        pinned = details.get("pinned_key_id", "PINNED_KEY")
+        return (f"if {publisher} rotated its key on purpose, revoke the pinned one and allowlist the new one: "
+                f"skills trust revoke {publisher} {pinned} --reason TEXT; "
+                f"skills trust allow {publisher} {presented} --reason TEXT")
+    if code == "trusted_publisher_key_mismatch" and publisher and presented:
+        return f"if this key is genuinely {publisher}'s: skills trust allow {publisher} {presented} --reason TEXT"
+    return None

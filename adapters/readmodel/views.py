@@ -13,6 +13,7 @@ verify``) live in temporary files beside it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 from collections.abc import Callable
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
     from skill_ledger.projections.store import EventSource
 
 Notify = Callable[[str], None]
+# (events to replay) -> a context manager yielding a progress callback, or None for no progress
+ProgressFor = Callable[[int], contextlib.AbstractContextManager[Callable[[int], None] | None]]
 
 
 def _journal_probe(settings: Settings) -> tuple[int, str]:
@@ -67,8 +70,9 @@ def open_store(path: Path, *, journal_identity: str = "", notify: Notify | None 
 
 
 def open_views(settings: Settings, *, notify: Notify | None = None, ledger: "Ledger | None" = None,
-               progress: Callable[[int], None] | None = None) -> ViewStore:
-    """The views database, caught up with the journal."""
+               progress: Callable[[int], None] | None = None, progress_for: ProgressFor | None = None) -> ViewStore:
+    """The views database, caught up with the journal. ``progress_for(events behind)`` gives a
+    context manager around the catch-up that yields a callback for the events done (or None)."""
     # A PostgreSQL journal has no file to peek at: the ledger below reads its head and identity.
     head, identity = _journal_probe(settings) if settings.journal_is_sqlite else (-1, "")
     Path(settings.home).mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -82,7 +86,9 @@ def open_views(settings: Settings, *, notify: Notify | None = None, ledger: "Led
         ledger = Ledger(settings)
     try:
         store.bind_identity(journal_identity(ledger))
-        store.catch_up(ledger.app.recorder, progress=progress)
+        behind = max(0, (head if head >= 0 else ledger.head()) - store.position())
+        with (progress_for(behind) if progress_for is not None else contextlib.nullcontext()) as update:
+            store.catch_up(ledger.app.recorder, progress=update or progress)
     finally:
         if own:
             ledger.close()
@@ -128,7 +134,7 @@ def views_as_of(settings: Settings, position: int, *, notify: Notify | None = No
 
 
 def scratch(source: EventSource, *, until: int | None, directory: str | Path | None = None,
-            notify: Notify | None = None) -> ViewStore:
+            notify: Notify | None = None, progress: Callable[[int], None] | None = None) -> ViewStore:
     """A throw-away store replayed from the journal up to ``until`` (for ``--as-of`` and
     ``index verify``), in a new file in ``directory``; ``discard`` it after use."""
     import tempfile
@@ -140,7 +146,7 @@ def scratch(source: EventSource, *, until: int | None, directory: str | Path | N
     os.unlink(name)
     store = ViewStore(name, notify=notify, scratch=True)
     try:
-        store.catch_up(source, until=until)
+        store.catch_up(source, until=until, progress=progress)
         finish(store)
     except BaseException:
         discard(store)

@@ -23,6 +23,7 @@ event's own time.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from typing import Any, ClassVar
 
@@ -56,6 +57,7 @@ def _versions(metadata: dict[str, int]) -> dict[str, int]:
     return {r: int(metadata[r]) for r in ROLES}
 
 
+@functools.lru_cache(maxsize=4096)  # an update compares every skill's floor: few distinct versions
 def _semver_key(version: str) -> tuple[int, int, int]:
     return parse_semver_lenient(version) or (0, 0, 0)
 
@@ -211,13 +213,17 @@ class Registry(LedgerAggregate):
         self.require_active()
         self._record(RegistryRemoved, actor, name=self.name, reason=_optional(reason))
 
+    def trusts(self, metadata: dict[str, int], role_keys: dict[str, str]) -> bool:
+        """Whether these are the metadata versions and role keys recorded last."""
+        return _versions(metadata) == self.trusted and role_keys == self.role_keys
+
     def observe(self, actor: Actor, metadata: dict[str, int], role_keys: dict[str, str]) -> bool:
         """Record the metadata versions a refresh trusted, only when they differ from the last
         record (so an idle refresh appends nothing)."""
         self.require_active()
-        versions = _versions(metadata)
-        if versions == self.trusted and role_keys == self.role_keys:
+        if self.trusts(metadata, role_keys):
             return False
+        versions = _versions(metadata)
         self._record(MetadataTrusted, actor, name=self.name, metadata=versions, role_keys=dict(role_keys))
         return True
 

@@ -35,9 +35,10 @@ from .install import AlsoRecord, install
 from .registry import (
     Access,
     Refreshed,
-    active_names,
+    active_registries,
     active_registry,
     error_doc,
+    load_registry,
     metadata_of,
     open_client,
     record_refusal,
@@ -134,7 +135,7 @@ def install_from_registry(ledger: Ledger, name: str, skill_id: str, version: str
     with refusals.phase("listing"):
         target = client.target(sid, version)
         refusals.version = target.version
-        ledger.load(Registry, name).plan(sid, target.version, target.payload_sha256, explicit=version is not None)
+        load_registry(ledger, name).plan(sid, target.version, target.payload_sha256, explicit=version is not None)
         skill = ledger.load(Skill, sid)
         installed = _installed_as(skill, target)
         if installed is not None:
@@ -173,7 +174,7 @@ def _record_target(name: str, download: Download, *, explicit: bool, allow_downg
     t = download.target
 
     def also(ledger: Ledger, _skill: Skill) -> list[Registry]:
-        registry = ledger.load(Registry, name)
+        registry = load_registry(ledger, name)
         registry.require_active()
         floor = registry.installed.get(t.skill_id)
         decision = registry.plan(t.skill_id, t.version, t.payload_sha256, explicit=explicit,
@@ -203,11 +204,14 @@ def update(ledger: Ledger, skill_ids: Sequence[str] = (), *, all_skills: bool = 
         raise UsageError("--allow-downgrade needs --reason TEXT (recorded with the downgrade)")
     if reason is not None and not allow_downgrade:
         raise UsageError("--reason is recorded only with --allow-downgrade")
-    wanted = _by_registry(ledger, skill_ids) if skill_ids else {n: None for n in active_names(ledger)}
+    if skill_ids:
+        wanted = [(active_registry(ledger, name), skills) for name, skills in _by_registry(ledger, skill_ids).items()]
+    else:
+        wanted = [(registry, None) for registry in active_registries(ledger)]
     results: list[SkillUpdate] = []
     refreshed: list[Refreshed] = []
-    for name, skills in wanted.items():
-        done, state = _update_registry(ledger, name, skills, allow_downgrade, reason, access)
+    for registry, skills in wanted:
+        done, state = _update_registry(ledger, registry, skills, allow_downgrade, reason, access)
         results += done
         refreshed.append(state)
     return UpdateResult(results, refreshed)
@@ -215,7 +219,8 @@ def update(ledger: Ledger, skill_ids: Sequence[str] = (), *, all_skills: bool = 
 
 def _by_registry(ledger: Ledger, skill_ids: Sequence[str]) -> dict[str, list[str]]:
     """The registry each named skill's current version came from; an operator's mistake (a skill
-    not installed, not from a registry, or from a removed one) is refused before anything runs."""
+    not installed or not from a registry) is refused before anything runs (and so is a removed
+    registry, by the caller)."""
     out: dict[str, list[str]] = {}
     for given in dict.fromkeys(skill_ids):
         skill = ledger.skill(given)
@@ -225,14 +230,13 @@ def _by_registry(ledger: Ledger, skill_ids: Sequence[str]) -> dict[str, list[str
             raise UsageError(f"{skill.skill_id} {current.version} was not installed from a registry "
                              f"(source {current.source}); use skills install --registry",
                              {"skill_id": skill.skill_id, "source": current.source})
-        active_registry(ledger, name)
         out.setdefault(name, []).append(skill.skill_id)
     return out
 
 
-def _update_registry(ledger: Ledger, name: str, skills: list[str] | None, allow_downgrade: bool,
+def _update_registry(ledger: Ledger, registry: Registry, skills: list[str] | None, allow_downgrade: bool,
                      reason: str | None, access: Access) -> tuple[list[SkillUpdate], Refreshed]:
-    registry = ledger.load(Registry, name)
+    name = registry.name
     try:
         client = open_client(ledger, registry, access)
         versions = client.refresh()
@@ -245,9 +249,9 @@ def _update_registry(ledger: Ledger, name: str, skills: list[str] | None, allow_
         doc = error_doc(e)
         return ([SkillUpdate(sid, name, "refused", error=doc, positions=list(doc["details"].get("positions", [])))
                  for sid in named], Refreshed(name, None, False, [], doc))
-    positions = trust(ledger, name, versions)
+    positions = trust(ledger, name, versions, registry)
     if positions:
-        registry = ledger.load(Registry, name)
+        registry = load_registry(ledger, name)
     done = [_update_skill(ledger, client, registry, sid, allow_downgrade, reason)
             for sid in (skills if skills is not None else sorted(registry.installed))]
     return done, Refreshed(name, metadata_of(versions), bool(positions), positions)
@@ -307,7 +311,7 @@ def _downgrade_to_installed(ledger: Ledger, name: str, target: TargetInfo, clien
 
     def attempt() -> list[int]:
         skill = ledger.load(Skill, target.skill_id)
-        registry = ledger.load(Registry, name)
+        registry = load_registry(ledger, name)
         registry.plan(target.skill_id, target.version, target.payload_sha256, allow_downgrade=True)
         installed = _installed_as(skill, target)
         if installed is None:  # removed meanwhile

@@ -224,7 +224,8 @@ def measure_cli(settings, repeat: int) -> float:
     runs = []
     for _ in range(repeat):
         t0 = time.perf_counter()
-        p = subprocess.run([*command, "update", "--all", "--json"], env=env, capture_output=True, text=True, timeout=600)
+        p = subprocess.run([*command, "update", "--all", "--json"], env=env, capture_output=True, text=True,
+                           timeout=600)
         runs.append(time.perf_counter() - t0)
         assert p.returncode == 0, p.stderr
     return median(runs)
@@ -264,9 +265,11 @@ def table(r: dict) -> str:
         f"bare Updater.refresh() (floor)             {fl['bare_updater_refresh_s'] * 1000:8.1f} ms",
         f"ratio                                      {r['ratios']['idle_update_all_over_bare_refresh']:8.2f}x  "
         f"(target <= {TARGET_RATIO}: {'OK' if r['met']['ratio'] else 'MISSED'})",
-        f"requests of one idle update               {', '.join(f'{p} x{n}' for p, n in sorted(f['idle_requests'].items()))}",
+        "requests of one idle update               "
+        + ", ".join(f"{p} x{n}" for p, n in sorted(f["idle_requests"].items())),
         f"events appended by an idle update         {f['idle_events_appended']}",
-        f"skills update --all as a process          {f['cli_update_all_process_s'] * 1000:8.0f} ms  (start-up included)",
+        f"skills update --all as a process          {f['cli_update_all_process_s'] * 1000:8.0f} ms"
+        "  (start-up included)",
         "",
         f"{f['new_versions']['updated']} new versions: update --all {f['new_versions']['update_all_s']:.2f} s, "
         f"{f['new_versions']['target_downloads']} target downloads "

@@ -83,7 +83,8 @@ def role_specs(new_keys: tuple[str, ...], key_files: tuple[str, ...], thresholds
         files.setdefault(role, []).append(Path(path))
     both = set(counts) & set(files)
     if both:
-        raise UsageError(f"give a role new keys (--keys) or key files (--key-file), not both: {', '.join(sorted(both))}")
+        raise UsageError("give a role new keys (--keys) or key files (--key-file), not both: "
+                         + ", ".join(sorted(both)))
     limits = {r: _count(v, "--threshold") for r, v in _pairs(thresholds, "--threshold")}
     stray = set(limits) - set(counts) - set(files)
     if stray:

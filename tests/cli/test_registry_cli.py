@@ -55,7 +55,8 @@ def test_publisher_commands_json(tmp_path: Path) -> None:
     reg = tmp_path / "reg"
     d = skills.ok("registry", "init", reg)
     assert d["versions"] == {"root": 1, "targets": 1, "snapshot": 1, "timestamp": 1}
-    assert d["keys_dir"] == str(tmp_path / "reg.keys") and set(d["keys"]) == {"root", "targets", "snapshot", "timestamp"}
+    assert d["keys_dir"] == str(tmp_path / "reg.keys")
+    assert set(d["keys"]) == {"root", "targets", "snapshot", "timestamp"}
     assert len({tuple(v) for v in d["keys"].values()}) == 1  # one shared key
     assert Path(d["root_path"]).read_bytes()  # metadata/1.root.json, for operators
     a1, a2 = tmp_path / "a1.palyra-skill", tmp_path / "a2.palyra-skill"

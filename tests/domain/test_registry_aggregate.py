@@ -78,7 +78,8 @@ def test_plan_against_the_skill_level_floor() -> None:
     assert e.value.details["installed_payload_sha256"] == "p2"
     with pytest.raises(DowngradeRefused) as e:
         r.plan("acme.x", "1.0.0", "p1")
-    assert e.value.details == {"registry": "main", "skill_id": "acme.x", "version": "1.0.0", "installed_version": "2.0.0"}
+    assert e.value.details == {"registry": "main", "skill_id": "acme.x", "version": "1.0.0",
+                               "installed_version": "2.0.0"}
     assert r.plan("acme.x", "1.0.0", "p1", allow_downgrade=True) == DOWNGRADE
     assert r.plan("acme.x", "1.0.0", "p1", explicit=True) == INSTALL  # an operator named the version
     assert r.plan("acme.other", "0.0.1", "q") == INSTALL

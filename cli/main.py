@@ -32,12 +32,14 @@ COMMANDS: dict[str, str] = {
     "policy": f"{_COMMANDS}.trust:policy",
     "quarantine": f"{_COMMANDS}.lifecycle:quarantine",
     "reaudit": f"{_COMMANDS}.audit:reaudit",
+    "registry": f"{_COMMANDS}.registry:registry",
     "remove": f"{_COMMANDS}.lifecycle:remove",
     "rollback": f"{_COMMANDS}.lifecycle:rollback",
     "run": f"{_COMMANDS}.run:run",
     "search": f"{_COMMANDS}.search:search",
     "secret": f"{_COMMANDS}.run:secret",
     "trust": f"{_COMMANDS}.trust:trust",
+    "update": f"{_COMMANDS}.registry:update",
     "verify": f"{_COMMANDS}.audit:verify",
 }
 

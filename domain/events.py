@@ -101,7 +101,7 @@ def load_model() -> None:
     """Import every aggregate module so all event kinds and stream prefixes are registered."""
     global _MODEL_LOADED
     if not _MODEL_LOADED:
-        from . import audit_policy, checkpoints, intake, publisher, skill  # noqa: F401
+        from . import audit_policy, checkpoints, intake, publisher, registry, skill  # noqa: F401
 
         _MODEL_LOADED = True
 

@@ -244,3 +244,22 @@ def tool_versions(con: sqlite3.Connection, tool_id: str, *, skill_id: str | None
         sql += " AND v.skill_id = ?"
         params.append(skill_id)
     return list(con.execute(sql + f" ORDER BY {VERSION_ORDER}", params))
+
+
+def registries(con: sqlite3.Connection) -> list[dict[str, Any]]:
+    """The registries the journal knows (``skills registry list``), added or removed, by name."""
+    return [
+        {"name": r["name"], "url": r["url"], "status": r["status"], "root_sha256": r["root_sha256"],
+         "root_version": r["root_version"], "added_at": r["added_at"], "removed_at": r["removed_at"],
+         "removed_reason": r["removed_reason"], "trusted": _loads(r["trusted"]), "trusted_at": r["trusted_at"],
+         "installs": r["installs"], "refusals": r["refusals"],
+         "last_refusal": None if r["last_refusal_at"] is None else {"at": r["last_refusal_at"],
+                                                                    "code": r["last_refusal_code"]}}
+        for r in con.execute("SELECT * FROM registries ORDER BY name")
+    ]
+
+
+def registry_names(con: sqlite3.Connection) -> list[str]:
+    """Every registry the journal knows, added or removed (their streams hold the installs and
+    refusals that ``skills history`` shows with a skill's own events)."""
+    return [r[0] for r in con.execute("SELECT name FROM registries ORDER BY name")]

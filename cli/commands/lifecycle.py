@@ -33,17 +33,31 @@ def _render_change(verb: str):
 
 
 @click.command("install")
-@click.option("--artifact", type=click.Path(dir_okay=False), required=True, help="A .palyra-skill file.")
+@click.option("--artifact", type=click.Path(dir_okay=False), help="A .palyra-skill file.")
+@click.option("--registry", "registry", metavar="NAME",
+              help="Install from this registry (skills registry add) instead; needs --skill-id.")
+@click.option("--skill-id", "skill_id", metavar="ID", help="With --registry: the skill to install.")
+@click.option("--version", "version", metavar="V",
+              help="With --registry: this version (default: the highest the registry vouches for).")
 @click.option("--allow-tofu", is_flag=True, help="Pin an unknown publisher's key on first use.")
 @click.option("--trusted-publisher", "trusted", multiple=True, metavar="PUB=HEXKEY",
               help="Allowlist this publisher key first (recorded as publisher.key_allowlisted).")
 @global_options
-def install(artifact: str, allow_tofu: bool, trusted: tuple[str, ...]) -> int:
-    """Verify, audit, store and install an artifact; make it current.
+def install(artifact: str | None, registry: str | None, skill_id: str | None, version: str | None, allow_tofu: bool,
+            trusted: tuple[str, ...]) -> int:
+    """Verify, audit, store and install an artifact (--artifact FILE, or --registry NAME
+    --skill-id ID [--version V]: downloaded and verified with TUF first); make it current.
 
     Exit 0 when the version is active, 5 when its audit failed and it was installed
-    quarantined, 3 when the artifact was rejected, 4 when its publisher is not trusted.
+    quarantined, 3 when the artifact (or the registry's metadata) was rejected, 4 when its
+    publisher is not trusted.
     """
+    if registry is not None or skill_id is not None or version is not None:
+        from skill_ledger.cli.commands.registry import install_from_registry
+
+        return install_from_registry(registry, skill_id, version, artifact, allow_tofu, trusted)
+    if artifact is None:
+        raise click.UsageError("give --artifact FILE or --registry NAME --skill-id ID")
     from skill_ledger.adapters.packaging.package import parse_trusted_publisher
     from skill_ledger.adapters.usecases.install import install as install_artifact
 

@@ -1,0 +1,574 @@
+"""``skills doctor``: the health of one home, one line per check, each with the fix.
+
+What it looks at, in order: the home directory, the files that must stay private, the
+journal (PostgreSQL reachability when configured, then ``journal verify``), the views
+against the journal head, the stored artifacts every installed version references, the
+runner's cache, the newest checkpoint's age with its anchor file and signing key, and the
+versions of Python and the libraries.
+
+Each check ends ``ok``, ``warn`` or ``fail`` and names the *area* a failure is about:
+``files`` (the home, permissions, artifacts, the cache: ``skills doctor`` exits 5) or
+``journal`` (integrity, drift, reachability: exit 9, which wins over 5). A warning never
+changes the exit status. A check that cannot run (an unreadable file, a journal that does
+not decode) is itself a failure of its area, never a traceback: the operator gets every
+line even on a broken home.
+
+The doctor decides nothing and records nothing. It reads the journal as it is (opened
+without creating tables or guards), reads the installed versions from the journal (the
+``Skill`` aggregates), not from the views, and never deletes a cache entry or a views file
+it finds wrong: it says what to run. (Opening the views and the journal goes through the
+same code as every command, which creates a missing ``views.db`` and tightens a home
+that group or others may enter; the doctor reports what it found before that.)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import inspect
+import os
+import shlex
+import stat
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from skill_ledger.adapters.settings import Settings
+
+OK, WARN, FAIL = "ok", "warn", "fail"
+FILES, JOURNAL = "files", "journal"  # what a failure is about: exit 5 / exit 9
+DEFAULT_MAX_CHECKPOINT_AGE_S = 7 * 86400
+MAX_LISTED = 5  # problems named in one line; the rest are counted
+
+# Files of the home that hold secrets (a group/other bit fails) or state (group/other may not
+# write; reading is a warning: the home itself is 0700).
+SECRET_FILES = ("journal-signing-key.pem", "secrets.json", "cache.key")
+STATE_FILES = ("journal.db", "views.db", "journal-anchor.json")
+SQLITE_SIDE_FILES = ("-wal", "-shm")
+
+
+class Check(msgspec.Struct, frozen=True):
+    id: str
+    status: str
+    message: str
+    fix: str | None = None
+    area: str = FILES
+
+
+class Summary(msgspec.Struct, frozen=True):
+    ok: int
+    warn: int
+    fail: int
+    failing_area: str | None  # "journal" when any journal check failed, else "files" when any failed
+
+
+class DoctorReport(msgspec.Struct, frozen=True):
+    home: str
+    journal: str  # the journal URL without its password
+    thorough: bool
+    checks: list[Check]
+    summary: Summary
+
+
+def q(path: Path | str) -> str:
+    return shlex.quote(str(path))
+
+
+def diagnose(settings: Settings, *, raw_home: Path, thorough: bool = False,
+             max_checkpoint_age_s: int = DEFAULT_MAX_CHECKPOINT_AGE_S,
+             now: dt.datetime | None = None) -> DoctorReport:
+    """Every check of one home. ``raw_home`` is the home as given (before symlinks are resolved)."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    checks: list[Check] = []
+    home_check = _guarded("home", FILES, lambda: _home(raw_home, settings.home))
+    checks.append(home_check)
+    if home_check.status != FAIL or not _home_unusable(settings.home):
+        checks += _file_checks(settings.home)
+        journal_ready = _journal_reachable(settings, checks)
+        if journal_ready:
+            checks.append(_guarded("journal.verify", JOURNAL, lambda: _journal_verify(settings, thorough)))
+            checks.append(_guarded("views", JOURNAL, lambda: _views(settings, thorough)))
+            checks += _with_ledger(settings, lambda ledger: [
+                _guarded("blobs", FILES, lambda: _blobs(ledger, thorough)),
+                *_checkpoints(ledger, now, max_checkpoint_age_s),
+            ])
+        checks.append(_guarded("cache", FILES, lambda: _cache(settings.home)))
+    checks.append(_guarded("versions", FILES, lambda: _versions(settings)))
+    return DoctorReport(str(raw_home), redacted_url(settings.journal_url), thorough, checks, _summary(checks))
+
+
+def _summary(checks: list[Check]) -> Summary:
+    failing = [c.area for c in checks if c.status == FAIL]
+    area = JOURNAL if JOURNAL in failing else (FILES if failing else None)
+    return Summary(sum(c.status == OK for c in checks), sum(c.status == WARN for c in checks), len(failing), area)
+
+
+def _guarded(check_id: str, area: str, run: Callable[[], Check]) -> Check:
+    """The check's result, or a failure that says why it could not run (never a traceback)."""
+    try:
+        return run()
+    except Exception as e:  # noqa: BLE001 - a broken home must give a line, not a traceback
+        message = getattr(e, "message", None) or str(e) or type(e).__name__
+        return Check(check_id, FAIL, f"could not be checked: {type(e).__name__}: {message}",
+                     "run the command this check is about on its own (see docs/cli.md) for the full error", area)
+
+
+def redacted_url(url: str) -> str:
+    """A journal URL without its password (``postgresql://user:***@host/db``)."""
+    from urllib.parse import urlsplit
+
+    if not url.startswith(("postgresql://", "postgres://")):
+        return url
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = parts.username or ""
+    return url.replace(parts.netloc, f"{user}:***@{netloc[-1]}", 1)
+
+
+# --- the home and its files -------------------------------------------------------------------
+
+
+def _home_unusable(home: Path) -> bool:
+    try:
+        return not stat.S_ISDIR(os.stat(home).st_mode) or not os.access(home, os.R_OK | os.X_OK)
+    except OSError:
+        return True
+
+
+def _home(raw: Path, home: Path) -> Check:
+    create = f"mkdir -m 700 {q(raw)} (or let the first command that writes create it, e.g. skills install)"
+    try:
+        link = stat.S_ISLNK(os.lstat(raw).st_mode)
+        st = os.stat(raw)
+    except FileNotFoundError:
+        return Check("home", FAIL, f"{raw} does not exist (nothing was installed with this home)", create)
+    except NotADirectoryError:
+        return Check("home", FAIL, f"{raw} lies below a file, not a directory",
+                     "point --home (SKILLS_HOME) at a directory")
+    except OSError as e:
+        return Check("home", FAIL, f"{raw} cannot be examined: {e.strerror or e}",
+                     f"give this user access to {q(raw)} and its parents")
+    if not stat.S_ISDIR(st.st_mode):
+        return Check("home", FAIL, f"{raw} is a file, not a directory",
+                     f"move it away (mv {q(raw)} {q(str(raw) + '.bak')}) or point --home at a directory")
+    mode = stat.S_IMODE(st.st_mode)
+    if st.st_uid != os.getuid():
+        return Check("home", FAIL, f"{home} is owned by uid {st.st_uid}, not by this user (uid {os.getuid()})",
+                     f"run as its owner, or chown -R \"$(id -u)\" {q(home)}")
+    if not os.access(home, os.R_OK | os.X_OK):
+        return Check("home", FAIL, f"{home} cannot be read by this user (mode {mode:04o})", f"chmod 700 {q(home)}")
+    if mode & 0o077:
+        return Check("home", FAIL, f"{home} may be entered by group or others (mode {mode:04o})", f"chmod 700 {q(home)}")
+    if link:
+        return Check("home", WARN, f"{raw} is a symbolic link to {home}: whoever can change the link can swap the "
+                     "home", f"use the real directory: --home {q(home)}")
+    if mode & 0o700 != 0o700 or not os.access(home, os.W_OK):
+        return Check("home", WARN, f"{home} is read-only (mode {mode:04o}): reads work, commands that write fail",
+                     f"chmod 700 {q(home)} if this is not an evidence copy")
+    return Check("home", OK, f"{home} (mode 0700, owned by this user)")
+
+
+def _file_checks(home: Path) -> list[Check]:
+    """One line per private file present; a database's line covers its -wal and -shm files."""
+    out = []
+    for name in (*STATE_FILES[:2], *SECRET_FILES, STATE_FILES[2]):
+        names = [name, *(name + s for s in SQLITE_SIDE_FILES)] if name.endswith(".db") else [name]
+        found = [each for each in names if os.path.lexists(home / each)]
+        if not found:
+            continue
+        secret = name in SECRET_FILES
+        results = [_guarded(f"file:{name}", FILES, lambda each=each: _file(home / each, secret)) for each in found]
+        worst = max(results, key=lambda c: _SEVERITY[c.status])
+        if worst.status != OK and len(found) > 1 and (worst.fix or "").startswith("chmod 600 "):
+            worst = msgspec.structs.replace(worst, fix=f"chmod 600 {q(home / name)}*")  # the side files too
+        out.append(msgspec.structs.replace(worst, id=f"file:{name}"))
+    return out
+
+
+_SEVERITY = {OK: 0, WARN: 1, FAIL: 2}
+
+
+def _file(path: Path, secret: bool) -> Check:
+    cid = f"file:{path.name}"
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode):
+        return Check(cid, FAIL, f"{path} is a symbolic link (to {os.readlink(path)}); state files must be regular files",
+                     f"cp --remove-destination \"$(readlink -f {q(path)})\" {q(path)} && chmod 600 {q(path)}")
+    if not stat.S_ISREG(st.st_mode):
+        from skill_ledger.adapters.storage.blobs import file_kind
+
+        return Check(cid, FAIL, f"{path} is {file_kind(st.st_mode)}, not a regular file",
+                     f"move it away (mv {q(path)} {q(str(path) + '.bak')}) and restore the file from a backup")
+    mode = stat.S_IMODE(st.st_mode)
+    if st.st_uid != os.getuid():
+        return Check(cid, FAIL, f"{path} is owned by uid {st.st_uid}, not by this user", f"chown \"$(id -u)\" {q(path)}")
+    if not os.access(path, os.R_OK):
+        return Check(cid, FAIL, f"{path} cannot be read by this user (mode {mode:04o})", f"chmod 600 {q(path)}")
+    if mode & (0o077 if secret else 0o022):
+        what = "holds a secret and" if secret else "is"
+        return Check(cid, FAIL, f"{path} {what} accessible to group or others (mode {mode:04o})", f"chmod 600 {q(path)}")
+    if mode & 0o077:
+        return Check(cid, WARN, f"{path} is readable by group or others (mode {mode:04o}; the home is private)",
+                     f"chmod 600 {q(path)}")
+    return Check(cid, OK, f"{path.name} (mode {mode:04o}, owned by this user)")
+
+
+# --- the journal ------------------------------------------------------------------------------
+
+
+def _journal_reachable(settings: Settings, checks: list[Check]) -> bool:
+    """Appends the journal's presence or reachability check; whether the journal checks can run."""
+    if settings.journal_is_sqlite:
+        path = settings.journal_path
+        if not os.path.lexists(path):
+            checks.append(Check("journal", OK, f"no journal yet at {path} (nothing recorded)", None, JOURNAL))
+            return False
+        return True
+    check = _guarded("postgresql", JOURNAL, lambda: _postgres(settings))
+    checks.append(check)
+    return check.status == OK
+
+
+def _postgres(settings: Settings) -> Check:
+    from skill_ledger.adapters.journal.sqlite import open_journal
+    from skill_ledger.domain.errors import SkillLedgerError
+
+    url = settings.journal_url
+    shown = redacted_url(url)
+    if "connect_timeout=" not in url:  # an unreachable host answers within 5 s, not libpq's default
+        url += ("&" if "?" in url else "?") + "connect_timeout=5"
+    try:
+        app = open_journal(url, create=False)
+    except SkillLedgerError as e:
+        return Check("postgresql", FAIL, f"{shown} is not reachable: {_scrub(e.message, settings.journal_url)}",
+                     "check that the server runs and accepts this user (pg_isready -h HOST -p PORT), and the URL's "
+                     "database, user and password (or PGPASSWORD / ~/.pgpass)", JOURNAL)
+    try:
+        head = app.recorder.max_notification_id() or 0
+    finally:
+        app.close()
+    return Check("postgresql", OK, f"{shown} is reachable (journal head {head})", None, JOURNAL)
+
+
+def _scrub(text: str, url: str) -> str:
+    from urllib.parse import unquote, urlsplit
+
+    password = urlsplit(url).password
+    for secret in {password, unquote(password or "")} - {None, ""}:
+        text = text.replace(secret, "***")  # type: ignore[arg-type]
+    return text
+
+
+def verify_journal_for_doctor(settings: Settings, *, thorough: bool) -> tuple[Any, str]:
+    """The one call of the journal verifier: (report, mode). A fast mode (only what follows the
+    newest checkpoint) is used when the verifier offers it and ``thorough`` is not asked for."""
+    from skill_ledger.adapters.journal import verify
+
+    fn = verify.verify_settings_journal
+    if not thorough and "since_checkpoint" in inspect.signature(fn).parameters:
+        return fn(settings, since_checkpoint=True), "since the newest checkpoint"
+    return fn(settings), "every event"
+
+
+def _journal_verify(settings: Settings, thorough: bool) -> Check:
+    report, mode = verify_journal_for_doctor(settings, thorough=thorough)
+    if report.ok:
+        return Check("journal.verify", OK, f"{report.events} events in {report.streams} streams verified ({mode}), "
+                     f"{report.checkpoints} checkpoint(s), append-only guard present", None, JOURNAL)
+    first = report.first_problem() or report.problems[0]
+    more = len(report.problems) - 1
+    return Check("journal.verify", FAIL,
+                 f"journal damaged: first bad position {report.first_bad_position}: {first.code}: {first.message}"
+                 + (f" (and {more} more problem(s))" if more else ""),
+                 "skills journal verify (lists every problem); keep this journal for inspection and restore "
+                 "journal.db from a backup taken before that position", JOURNAL)
+
+
+def _views(settings: Settings, thorough: bool) -> Check:
+    from skill_ledger.adapters.readmodel.verify import verify_views, views_status
+
+    path = settings.views_path
+    if not os.path.lexists(path):
+        return Check("views", WARN, f"{path.name} is missing; it is rebuilt from the journal on the next read",
+                     "skills index rebuild", JOURNAL)
+    notices: list[str] = []
+    status = views_status(settings, notify=notices.append)
+    ahead = [p for p in status.projections if p.behind < 0]
+    if ahead:
+        p = ahead[0]
+        return Check("views", FAIL, f"{path.name} is ahead of the journal ({p.name} at position {p.position}, "
+                     f"journal head {status.head}): events were cut off the journal's end, or the views belong to "
+                     "another journal", f"skills journal verify; keep {q(path)} for inspection and restore journal.db "
+                     "from a backup", JOURNAL)
+    if notices:
+        return Check("views", WARN, f"{path.name} was unusable and has been replaced by an empty one: {notices[0]}",
+                     "skills index rebuild", JOURNAL)
+    behind = max((p.behind for p in status.projections), default=0)
+    lag = f"{behind} event(s) behind the journal head {status.head} (caught up on the next read)" if behind \
+        else f"at the journal head {status.head}"
+    if not thorough:
+        return Check("views", OK, f"{len(status.projections)} projections {lag}", None, JOURNAL)
+    report = verify_views(settings, notify=notices.append)
+    if report.ok:
+        return Check("views", OK, f"{len(status.projections)} projections equal a fresh replay of the journal",
+                     None, JOURNAL)
+    d = report.differences[0]
+    return Check("views", FAIL, f"the views differ from a replay of the journal ({len(report.differences)} "
+                 f"difference(s); first in table {d.table} at {d.key})", "skills index rebuild", JOURNAL)
+
+
+def _with_ledger(settings: Settings, run: Callable[[Any], list[Check]]) -> list[Check]:
+    from skill_ledger.adapters.journal.sqlite import open_journal
+    from skill_ledger.adapters.usecases.unit_of_work import Ledger
+
+    try:
+        ledger = Ledger(settings, app=open_journal(settings.journal_url, create=False))
+    except Exception as e:  # noqa: BLE001
+        return [_guarded("journal", JOURNAL, lambda: _raise(e))]
+    try:
+        return run(ledger)
+    finally:
+        ledger.close()
+
+
+def _raise(e: Exception) -> Check:
+    raise e
+
+
+# --- stored artifacts -------------------------------------------------------------------------
+
+
+def _blobs(ledger: Any, thorough: bool) -> Check:
+    from skill_ledger.domain.skill import Skill
+
+    referenced: dict[str, list[str]] = {}  # digest -> ["skill version", ...]
+    for skill_id in ledger.skill_ids():
+        for v in ledger.load(Skill, skill_id).installed_versions():
+            referenced.setdefault(v.artifact_sha256, []).append(f"{skill_id} {v.version}")
+    blobs = ledger.blobs
+    directory_problem = _private_dir(blobs.root) if os.path.lexists(blobs.root) else None
+    if directory_problem:
+        return Check("blobs", FAIL, f"{blobs.root} {directory_problem}", f"chmod 700 {q(blobs.root)}")
+    problems = [(who, problem) for digest, who in sorted(referenced.items())
+                if (problem := _blob_problem(ledger.settings.home, blobs.path_for(digest), digest, thorough))]
+    unreferenced = len(set(blobs.digests()) - set(referenced))
+    extra = f"; {unreferenced} unreferenced (harmless: left by a crash or a removal)" if unreferenced else ""
+    how = "digests recomputed" if thorough else "present, regular, readable, plausible size"
+    if not problems:
+        return Check("blobs", OK, f"{len(referenced)} stored artifact(s) of the installed versions: {how}{extra}")
+    named = "; ".join(f"{who[0]}: {problem}" for who, problem in problems[:MAX_LISTED])
+    first = problems[0][0][0].split(" ")
+    more = f" (and {len(problems) - MAX_LISTED} more)" if len(problems) > MAX_LISTED else ""
+    return Check("blobs", FAIL, f"{len(problems)} of {len(referenced)} stored artifact(s) unusable: {named}{more}",
+                 f"skills verify {first[0]} --version {first[1]} (records the quarantine); then reinstall it from its "
+                 f".palyra-skill, or skills remove {first[0]} --version {first[1]} --reason 'artifact lost'")
+
+
+def _blob_problem(home: Path, path: Path, digest: str, thorough: bool) -> str | None:
+    from skill_ledger.adapters.storage.blobs import NotRegularFile, open_regular
+    from skill_ledger.domain.constants import MAX_ARTIFACT_BYTES
+
+    try:
+        with open_regular(path) as f:
+            size = os.fstat(f.fileno()).st_size
+            if not 0 < size <= MAX_ARTIFACT_BYTES:
+                return f"size {size} is outside 1..{MAX_ARTIFACT_BYTES} bytes"
+            recorded = _verified_size(home, digest)
+            if recorded is not None and recorded != size:
+                return f"size {size} differs from the {recorded} bytes recorded when it was last verified"
+            if thorough:
+                h = hashlib.sha256()
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+                if h.hexdigest() != digest:
+                    return "content does not match the digest recorded at install (tampered)"
+    except FileNotFoundError:
+        return f"missing ({path})"
+    except NotRegularFile as e:
+        return f"{path} is {e.kind}, not a regular file"
+    except OSError as e:
+        return f"cannot be read ({e.strerror or e})"
+    return None
+
+
+def _verified_size(home: Path, digest: str) -> int | None:
+    """The file size the runner's sealed record of its last full verification names, if any."""
+    from skill_ledger.adapters.runner.cachekey import unseal
+    from skill_ledger.adapters.runner.engine import read_private_file
+    from skill_ledger.adapters.runner.gate import RECORD_PURPOSE, ArtifactRecord
+
+    raw = read_private_file(home / "cache" / "verified" / f"{digest}.json", 1024 * 1024)
+    body = unseal(home, RECORD_PURPOSE, raw) if raw is not None else None
+    if body is None:
+        return None
+    try:
+        record = msgspec.json.decode(body, type=ArtifactRecord)
+    except msgspec.MsgspecError:
+        return None
+    return record.stat[2] if record.artifact_sha256 == digest else None
+
+
+def _private_dir(path: Path) -> str | None:
+    from skill_ledger.adapters.runner.engine import private_dir_problem
+
+    return private_dir_problem(path)
+
+
+# --- the runner's cache -----------------------------------------------------------------------
+
+
+def _cache(home: Path) -> Check:
+    from skill_ledger.adapters.runner import declarations, engine, gate
+    from skill_ledger.adapters.runner.cachekey import KEY_NAME, CacheKey, KeyUnavailable
+
+    cache = home / "cache"
+    if not os.path.lexists(cache):
+        return Check("cache", OK, "no cache yet (made by the first run)")
+    problem = _private_dir(cache)
+    if problem:
+        return Check("cache", FAIL, f"{cache} {problem}; the runner will not use it",
+                     f"rm -rf {q(cache)} (the runner makes it again, 0700)")
+    kinds = {"modules": engine.MAC_PURPOSE, "verified": gate.RECORD_PURPOSE, "tools": declarations.MAC_PURPOSE}
+    try:
+        key: CacheKey | None = CacheKey.for_home(home, create=False)
+    except KeyUnavailable as e:
+        if os.path.lexists(home / KEY_NAME):
+            return Check("cache", FAIL, f"{home / KEY_NAME} is unusable ({e.reason}): the cache is not used",
+                         f"rm {q(home / KEY_NAME)} && rm -rf {q(cache)} (both are made again on the next run)")
+        key = None
+    counts = {"entries": 0, "unauthenticated": 0, "stale": 0}
+    for sub, purpose in kinds.items():
+        directory = cache / sub
+        if not os.path.lexists(directory):
+            continue
+        problem = _private_dir(directory)
+        if problem:
+            return Check("cache", FAIL, f"{directory} {problem}; the runner will not use it", f"rm -rf {q(directory)}")
+        _count_entries(directory, purpose, key, sub == "modules", counts)
+    summary = f"{counts['entries']} entries"
+    fix = f"rm -rf {q(cache)} (safe: the runner rebuilds its cache)"
+    if counts["unauthenticated"]:
+        return Check("cache", WARN, f"{summary}, {counts['unauthenticated']} not written with this home's key "
+                     "(copied from elsewhere or injected; never loaded)", fix)
+    if counts["stale"]:
+        return Check("cache", WARN, f"{summary}, {counts['stale']} stale (another wasmtime version or engine "
+                     "settings, or compiled code without its record): they only take space", fix)
+    return Check("cache", OK, f"{summary}, all authenticated and current" if counts["entries"] else "empty")
+
+
+def _count_entries(directory: Path, purpose: str, key: Any, modules: bool, counts: dict[str, int]) -> None:
+    from skill_ledger.adapters.runner import engine
+
+    names = os.listdir(directory)
+    records = {n[: -len(".json")] for n in names if n.endswith(".json")}
+    for stem in sorted(records):
+        counts["entries"] += 1
+        raw = engine.read_private_file(directory / f"{stem}.json", engine.MAX_META_BYTES)
+        body = key.open(purpose, raw) if key is not None and raw is not None else None
+        if body is None:
+            counts["unauthenticated"] += 1
+        elif modules and _stale_module(body):
+            counts["stale"] += 1
+    if modules:
+        counts["stale"] += sum(1 for n in names if n.endswith(".cwasm") and n[: -len(".cwasm")] not in records)
+
+
+def _stale_module(body: bytes) -> bool:
+    from skill_ledger.adapters.runner import engine
+
+    try:
+        meta = msgspec.json.decode(body)
+    except msgspec.MsgspecError:
+        return True
+    return not isinstance(meta, dict) or (meta.get("format"), meta.get("settings")) != (
+        engine.CACHE_FORMAT, engine.settings_fingerprint())
+
+
+# --- checkpoints ------------------------------------------------------------------------------
+
+
+def _checkpoints(ledger: Any, now: dt.datetime, max_age_s: int) -> list[Check]:
+    return [_guarded("checkpoint.age", JOURNAL, lambda: _checkpoint_age(ledger, now, max_age_s)),
+            _guarded("checkpoint.anchor", JOURNAL, lambda: _checkpoint_anchor(ledger))]
+
+
+def _newest_checkpoint(ledger: Any) -> tuple[int, Any]:
+    """(number of checkpoint events, the newest one's stored row or None)."""
+    from skill_ledger.adapters.journal.sqlite import iter_rows
+    from skill_ledger.domain.events import topics_for_kinds
+
+    count, newest = 0, None
+    for row in iter_rows(ledger.app, topics=topics_for_kinds(["journal.checkpoint"])):
+        count, newest = count + 1, row
+    return count, newest
+
+
+def _checkpoint_age(ledger: Any, now: dt.datetime, max_age_s: int) -> Check:
+    from skill_ledger.domain.codec import recorded_at
+
+    head = ledger.head()
+    count, newest = _newest_checkpoint(ledger)
+    record = "skills journal checkpoint (daily, e.g. from a systemd timer)"
+    if newest is None:
+        if head == 0:
+            return Check("checkpoint.age", OK, "the journal is empty: nothing to checkpoint", None, JOURNAL)
+        return Check("checkpoint.age", WARN, f"no checkpoint over the {head} events: events cut off the journal's end "
+                     "would go unnoticed", record, JOURNAL)
+    at = dt.datetime.fromisoformat(recorded_at(msgspec.json.decode(newest.state)["timestamp"]))
+    age = (now - at).total_seconds()
+    since = head - newest.position
+    text = f"newest of {count} checkpoint(s) at position {newest.position}, {_duration(age)} old, {since} event(s) since"
+    if age > max_age_s:
+        return Check("checkpoint.age", WARN, f"{text}: older than {_duration(max_age_s)}", record, JOURNAL)
+    return Check("checkpoint.age", OK, text, None, JOURNAL)
+
+
+def _checkpoint_anchor(ledger: Any) -> Check:
+    from skill_ledger.adapters.usecases.checkpoints import JOURNAL_ANCHOR_FILE, JOURNAL_KEY_FILE
+
+    home = ledger.settings.home
+    count, _newest = _newest_checkpoint(ledger)
+    if not count:
+        return Check("checkpoint.anchor", OK, "no checkpoints yet, so no anchor file is needed", None, JOURNAL)
+    missing = [name for name in (JOURNAL_ANCHOR_FILE, JOURNAL_KEY_FILE) if not os.path.lexists(home / name)]
+    if not missing:
+        return Check("checkpoint.anchor", OK, f"{JOURNAL_ANCHOR_FILE} and {JOURNAL_KEY_FILE} are present", None, JOURNAL)
+    why = {JOURNAL_ANCHOR_FILE: "events cut off after the newest checkpoint cannot be detected",
+           JOURNAL_KEY_FILE: "a checkpoint re-signed with another key cannot be told from this home's own"}
+    return Check("checkpoint.anchor", FAIL,
+                 f"the journal has {count} checkpoint(s) but {' and '.join(missing)} "
+                 f"{'is' if len(missing) == 1 else 'are'} missing: " + "; ".join(why[m] for m in missing),
+                 f"restore {' and '.join(q(home / m) for m in missing)} from a backup; only if the journal is known to "
+                 "be intact, skills journal checkpoint starts a new anchor (and key)", JOURNAL)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+# --- versions ---------------------------------------------------------------------------------
+
+
+def _versions(settings: Settings) -> Check:
+    from skill_ledger.versions import distribution_version, version_info
+
+    info = version_info()
+    libraries = dict(info["libraries"])
+    if not settings.journal_is_sqlite:
+        libraries["psycopg"] = distribution_version("psycopg")
+    parts = [f"skill-ledger {info['engine_version']}", f"Python {info['python']}",
+             *(f"{name} {version or 'NOT INSTALLED'}" for name, version in libraries.items())]
+    missing = [name for name, version in libraries.items() if version is None]
+    if missing:
+        return Check("versions", WARN, ", ".join(parts),
+                     f"reinstall skill-ledger in this environment (pip install 'skill-ledger[postgres]' for "
+                     f"a PostgreSQL journal); missing: {', '.join(missing)}")
+    return Check("versions", OK, ", ".join(parts))

@@ -28,6 +28,7 @@ import hashlib
 import inspect
 import os
 import shlex
+import sqlite3
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -110,9 +111,17 @@ def _guarded(check_id: str, area: str, run: Callable[[], Check]) -> Check:
     try:
         return run()
     except Exception as e:  # noqa: BLE001 - a broken home must give a line, not a traceback
+        code = getattr(e, "code", None) if isinstance(getattr(e, "code", None), str) else type(e).__name__
         message = getattr(e, "message", None) or str(e) or type(e).__name__
-        return Check(check_id, FAIL, f"could not be checked: {type(e).__name__}: {message}",
-                     "run the command this check is about on its own (see docs/cli.md) for the full error", area)
+        if isinstance(e, sqlite3.Error) or type(e).__module__.startswith("eventsourcing"):
+            code, message = "journal_unavailable", f"a state database failed: {message}"  # as the CLI says it
+        return Check(check_id, FAIL, f"could not be checked: [{code}] {message}", _CANNOT_RUN[area], area)
+
+
+_CANNOT_RUN = {
+    JOURNAL: "skills journal verify shows the full error; restore journal.db from a backup if it cannot be opened",
+    FILES: "check the owner and permissions of the path named above (ls -la), then run skills doctor again",
+}
 
 
 def redacted_url(url: str) -> str:
@@ -162,7 +171,8 @@ def _home(raw: Path, home: Path) -> Check:
     if not os.access(home, os.R_OK | os.X_OK):
         return Check("home", FAIL, f"{home} cannot be read by this user (mode {mode:04o})", f"chmod 700 {q(home)}")
     if mode & 0o077:
-        return Check("home", FAIL, f"{home} may be entered by group or others (mode {mode:04o})", f"chmod 700 {q(home)}")
+        return Check("home", FAIL, f"{home} may be entered by group or others (mode {mode:04o})",
+                     f"chmod 700 {q(home)}")
     if link:
         return Check("home", WARN, f"{raw} is a symbolic link to {home}: whoever can change the link can swap the "
                      "home", f"use the real directory: --home {q(home)}")
@@ -196,7 +206,7 @@ def _file(path: Path, secret: bool) -> Check:
     cid = f"file:{path.name}"
     st = os.lstat(path)
     if stat.S_ISLNK(st.st_mode):
-        return Check(cid, FAIL, f"{path} is a symbolic link (to {os.readlink(path)}); state files must be regular files",
+        return Check(cid, FAIL, f"{path} is a symbolic link (to {os.readlink(path)}); it must be a regular file",
                      f"cp --remove-destination \"$(readlink -f {q(path)})\" {q(path)} && chmod 600 {q(path)}")
     if not stat.S_ISREG(st.st_mode):
         from skill_ledger.adapters.storage.blobs import file_kind
@@ -205,12 +215,14 @@ def _file(path: Path, secret: bool) -> Check:
                      f"move it away (mv {q(path)} {q(str(path) + '.bak')}) and restore the file from a backup")
     mode = stat.S_IMODE(st.st_mode)
     if st.st_uid != os.getuid():
-        return Check(cid, FAIL, f"{path} is owned by uid {st.st_uid}, not by this user", f"chown \"$(id -u)\" {q(path)}")
+        return Check(cid, FAIL, f"{path} is owned by uid {st.st_uid}, not by this user",
+                     f"chown \"$(id -u)\" {q(path)}")
     if not os.access(path, os.R_OK):
         return Check(cid, FAIL, f"{path} cannot be read by this user (mode {mode:04o})", f"chmod 600 {q(path)}")
     if mode & (0o077 if secret else 0o022):
         what = "holds a secret and" if secret else "is"
-        return Check(cid, FAIL, f"{path} {what} accessible to group or others (mode {mode:04o})", f"chmod 600 {q(path)}")
+        return Check(cid, FAIL, f"{path} {what} accessible to group or others (mode {mode:04o})",
+                     f"chmod 600 {q(path)}")
     if mode & 0o077:
         return Check(cid, WARN, f"{path} is readable by group or others (mode {mode:04o}; the home is private)",
                      f"chmod 600 {q(path)}")
@@ -328,7 +340,8 @@ def _with_ledger(settings: Settings, run: Callable[[Any], list[Check]]) -> list[
     try:
         ledger = Ledger(settings, app=open_journal(settings.journal_url, create=False))
     except Exception as e:  # noqa: BLE001
-        return [_guarded("journal", JOURNAL, lambda: _raise(e))]
+        failed = e
+        return [_guarded("journal", JOURNAL, lambda: _raise(failed))]
     try:
         return run(ledger)
     finally:
@@ -521,7 +534,8 @@ def _checkpoint_age(ledger: Any, now: dt.datetime, max_age_s: int) -> Check:
     at = dt.datetime.fromisoformat(recorded_at(msgspec.json.decode(newest.state)["timestamp"]))
     age = (now - at).total_seconds()
     since = head - newest.position
-    text = f"newest of {count} checkpoint(s) at position {newest.position}, {_duration(age)} old, {since} event(s) since"
+    text = (f"newest of {count} checkpoint(s) at position {newest.position}, {_duration(age)} old, "
+            f"{since} event(s) since")
     if age > max_age_s:
         return Check("checkpoint.age", WARN, f"{text}: older than {_duration(max_age_s)}", record, JOURNAL)
     return Check("checkpoint.age", OK, text, None, JOURNAL)
@@ -536,7 +550,8 @@ def _checkpoint_anchor(ledger: Any) -> Check:
         return Check("checkpoint.anchor", OK, "no checkpoints yet, so no anchor file is needed", None, JOURNAL)
     missing = [name for name in (JOURNAL_ANCHOR_FILE, JOURNAL_KEY_FILE) if not os.path.lexists(home / name)]
     if not missing:
-        return Check("checkpoint.anchor", OK, f"{JOURNAL_ANCHOR_FILE} and {JOURNAL_KEY_FILE} are present", None, JOURNAL)
+        return Check("checkpoint.anchor", OK, f"{JOURNAL_ANCHOR_FILE} and {JOURNAL_KEY_FILE} are present",
+                     None, JOURNAL)
     why = {JOURNAL_ANCHOR_FILE: "events cut off after the newest checkpoint cannot be detected",
            JOURNAL_KEY_FILE: "a checkpoint re-signed with another key cannot be told from this home's own"}
     return Check("checkpoint.anchor", FAIL,

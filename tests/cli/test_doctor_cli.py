@@ -259,7 +259,11 @@ def test_a_journal_that_is_not_a_database_fails_cleanly(healthy):
     os.chmod(healthy.home / "journal.db", 0o600)
     code, doc = doctor(healthy)
     assert code == 9
-    assert by_id(doc)["journal.verify"]["status"] == "fail"
+    for cid in ("journal.verify", "journal"):
+        check = by_id(doc)[cid]
+        assert check["status"] == "fail" and "[journal_unavailable]" in check["message"]
+        assert "not a database" in check["message"]
+        assert "restore journal.db" in check["fix"]
 
 
 def test_drifted_views_are_found_by_thorough(healthy):

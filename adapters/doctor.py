@@ -233,37 +233,38 @@ def _file(path: Path, secret: bool) -> Check:
 
 
 def _journal_reachable(settings: Settings, checks: list[Check]) -> bool:
-    """Appends the journal's presence or reachability check; whether the journal checks can run."""
-    if settings.journal_is_sqlite:
-        path = settings.journal_path
-        if not os.path.lexists(path):
-            checks.append(Check("journal", OK, f"no journal yet at {path} (nothing recorded)", None, JOURNAL))
-            return False
-        return True
-    check = _guarded("postgresql", JOURNAL, lambda: _postgres(settings))
+    """Appends whether the journal can be opened and read; whether the journal checks can run."""
+    if settings.journal_is_sqlite and not os.path.lexists(settings.journal_path):
+        checks.append(Check("journal", OK, f"no journal yet at {settings.journal_path} (nothing recorded)", None,
+                            JOURNAL))
+        return False
+    check = _guarded("journal", JOURNAL, lambda: _open_journal(settings))
     checks.append(check)
     return check.status == OK
 
 
-def _postgres(settings: Settings) -> Check:
+def _open_journal(settings: Settings) -> Check:
     from skill_ledger.adapters.journal.sqlite import open_journal
     from skill_ledger.domain.errors import SkillLedgerError
 
-    url = settings.journal_url
-    shown = redacted_url(url)
-    if "connect_timeout=" not in url:  # an unreachable host answers within 5 s, not libpq's default
+    url, shown = settings.journal_url, redacted_url(settings.journal_url)
+    postgres = not settings.journal_is_sqlite
+    if postgres and "connect_timeout=" not in url:  # an unreachable host answers within 5 s
         url += ("&" if "?" in url else "?") + "connect_timeout=5"
     try:
         app = open_journal(url, create=False)
     except SkillLedgerError as e:
-        return Check("postgresql", FAIL, f"{shown} is not reachable: {_scrub(e.message, settings.journal_url)}",
+        if not postgres:
+            raise
+        return Check("journal", FAIL, f"{shown} is not reachable: {_scrub(e.message, settings.journal_url)}",
                      "check that the server runs and accepts this user (pg_isready -h HOST -p PORT), and the URL's "
                      "database, user and password (or PGPASSWORD / ~/.pgpass)", JOURNAL)
     try:
         head = app.recorder.max_notification_id() or 0
     finally:
         app.close()
-    return Check("postgresql", OK, f"{shown} is reachable (journal head {head})", None, JOURNAL)
+    return Check("journal", OK, f"{shown} {'is reachable' if postgres else 'opens'}, head at position {head}",
+                 None, JOURNAL)
 
 
 def _scrub(text: str, url: str) -> str:

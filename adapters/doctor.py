@@ -37,6 +37,7 @@ from typing import Any
 import msgspec
 
 from skill_ledger.adapters.settings import Settings
+from skill_ledger.domain.errors import SkillLedgerError
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 FILES, JOURNAL = "files", "journal"  # what a failure is about: exit 5 / exit 9
@@ -56,6 +57,7 @@ class Check(msgspec.Struct, frozen=True):
     message: str
     fix: str | None = None
     area: str = FILES
+    code: str | None = None  # a failure's error code, when the check's id does not say it (FAILURE_CODES)
 
 
 class Summary(msgspec.Struct, frozen=True):
@@ -100,6 +102,24 @@ def diagnose(settings: Settings, *, raw_home: Path, thorough: bool = False,
     return DoctorReport(str(raw_home), redacted_url(settings.journal_url), thorough, checks, _summary(checks))
 
 
+# The error code a failing check stands for (its exit status follows from cli/errors.py: 5 or 9).
+FAILURE_CODES = {"journal": "journal_unavailable", "journal.verify": "journal_tampered", "views": "projection_drift",
+                 "checkpoint.age": "journal_tampered", "checkpoint.anchor": "journal_tampered"}
+HOME_CHECK_FAILED = "home_check_failed"  # the home, a file's permissions, the cache
+
+
+def failure(report: DoctorReport) -> SkillLedgerError | None:
+    """The error a failing report ends the command with (its details are the whole report): the
+    first failing check of the area that decides the exit status; ``None`` when nothing failed."""
+    area = report.summary.failing_area
+    if area is None:
+        return None
+    first = next(c for c in report.checks if c.status == FAIL and c.area == area)
+    code = first.code or FAILURE_CODES.get(first.id, HOME_CHECK_FAILED)
+    return SkillLedgerError(f"{report.summary.fail} check(s) failed; first {first.id}: {first.message}",
+                            msgspec.to_builtins(report), code=code)
+
+
 def _summary(checks: list[Check]) -> Summary:
     failing = [c.area for c in checks if c.status == FAIL]
     area = JOURNAL if JOURNAL in failing else (FILES if failing else None)
@@ -115,7 +135,8 @@ def _guarded(check_id: str, area: str, run: Callable[[], Check]) -> Check:
         message = getattr(e, "message", None) or str(e) or type(e).__name__
         if isinstance(e, sqlite3.Error) or type(e).__module__.startswith("eventsourcing"):
             code, message = "journal_unavailable", f"a state database failed: {message}"  # as the CLI says it
-        return Check(check_id, FAIL, f"could not be checked: [{code}] {message}", _CANNOT_RUN[area], area)
+        return Check(check_id, FAIL, f"could not be checked: [{code}] {message}", _CANNOT_RUN[area], area,
+                     "journal_unavailable" if area == JOURNAL else HOME_CHECK_FAILED)
 
 
 _CANNOT_RUN = {
@@ -377,9 +398,13 @@ def _blobs(ledger: Any, thorough: bool) -> Check:
     named = "; ".join(f"{who[0]}: {problem}" for who, problem in problems[:MAX_LISTED])
     first = problems[0][0][0].split(" ")
     more = f" (and {len(problems) - MAX_LISTED} more)" if len(problems) > MAX_LISTED else ""
+    code = "artifact_tampered" if any(p.startswith(TAMPERED) for _, p in problems) else "artifact_missing"
     return Check("blobs", FAIL, f"{len(problems)} of {len(referenced)} stored artifact(s) unusable: {named}{more}",
                  f"skills verify {first[0]} --version {first[1]} (records the quarantine); then reinstall it from its "
-                 f".palyra-skill, or skills remove {first[0]} --version {first[1]} --reason 'artifact lost'")
+                 f".palyra-skill, or skills remove {first[0]} --version {first[1]} --reason 'artifact lost'", FILES, code)
+
+
+TAMPERED = "content does not match the digest recorded at install (tampered)"
 
 
 def _blob_problem(home: Path, path: Path, digest: str, thorough: bool) -> str | None:
@@ -399,7 +424,7 @@ def _blob_problem(home: Path, path: Path, digest: str, thorough: bool) -> str | 
                 for chunk in iter(lambda: f.read(1 << 20), b""):
                     h.update(chunk)
                 if h.hexdigest() != digest:
-                    return "content does not match the digest recorded at install (tampered)"
+                    return TAMPERED
     except FileNotFoundError:
         return f"missing ({path})"
     except NotRegularFile as e:

@@ -7,21 +7,19 @@ from pathlib import Path
 import click
 
 from skill_ledger.cli.base import global_options, obj
-from skill_ledger.cli.errors import AUDIT_FAILED, JOURNAL_INTEGRITY
 from skill_ledger.cli.output import emit, to_jsonable
 
-# What a failing check is about -> the exit status (docs/cli.md, "skills doctor").
-EXIT_BY_AREA = {"journal": JOURNAL_INTEGRITY, "files": AUDIT_FAILED}
 
-
-def _human(d: dict) -> None:
+def _human(d: dict, *, err: bool = False) -> None:
     width = max((len(c["id"]) for c in d["checks"]), default=0)
+    lines = []
     for c in d["checks"]:
-        click.echo(f"{c['status']:<4}  {c['id']:<{width}}  {c['message']}")
+        lines.append(f"{c['status']:<4}  {c['id']:<{width}}  {c['message']}")
         if c["fix"] and c["status"] != "ok":
-            click.echo(f"      {'':<{width}}  fix: {c['fix']}")
+            lines.append(f"      {'':<{width}}  fix: {c['fix']}")
     s = d["summary"]
-    click.echo(f"{s['ok']} ok, {s['warn']} warn, {s['fail']} fail")
+    lines.append(f"{s['ok']} ok, {s['warn']} warn, {s['fail']} fail")
+    click.echo("\n".join(lines), err=err)
 
 
 @click.command("doctor")
@@ -31,13 +29,14 @@ def _human(d: dict) -> None:
 @click.option("--max-checkpoint-age", default="7d", show_default=True, metavar="DURATION",
               help="Warn when the newest journal checkpoint is older than this: 30s, 15m, 6h, 7d.")
 @global_options
-def doctor(thorough: bool, max_checkpoint_age: str) -> int:
+def doctor(thorough: bool, max_checkpoint_age: str) -> None:
     """Check a home: permissions, journal integrity, views drift, stored artifacts, cache,
     PostgreSQL reachability, checkpoint age, versions. Each line is ok, warn or fail with
     the command that fixes it. Exit 0 when nothing fails (warnings included), 5 when a
     check about files, permissions, artifacts or the cache fails, 9 when a journal check
-    (integrity, drift, reachability, checkpoint anchor) fails."""
-    from skill_ledger.adapters.doctor import diagnose
+    (integrity, drift, reachability, checkpoint anchor) fails. A failing report goes to
+    stderr (with --json: the error document's details)."""
+    from skill_ledger.adapters.doctor import diagnose, failure
     from skill_ledger.adapters.settings import default_home
     from skill_ledger.domain.schedule import parse_duration
 
@@ -45,9 +44,13 @@ def doctor(thorough: bool, max_checkpoint_age: str) -> int:
     context = obj()
     raw_home = Path(context.home).expanduser() if context.home else default_home()
     report = diagnose(context.settings(), raw_home=raw_home, thorough=thorough, max_checkpoint_age_s=max_age)
-    emit(context.as_json, to_jsonable(report), _human)
-    area = report.summary.failing_area
-    return EXIT_BY_AREA[area] if area else 0
+    error = failure(report)
+    if error is None:
+        emit(context.as_json, to_jsonable(report), _human)
+        return
+    if not context.as_json:
+        _human(to_jsonable(report), err=True)
+    raise error
 
 
 COMMANDS = [doctor]

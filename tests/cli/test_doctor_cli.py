@@ -18,9 +18,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import builders as b  # noqa: E402
 
 from skill_ledger.adapters.journal.sqlite import GUARDED_TABLES, guard_statements  # noqa: E402
+from skill_ledger.cli.errors import exit_code_for  # noqa: E402
 from skill_ledger.cli.main import cli  # noqa: E402
 
-CHECK_KEYS = {"id", "status", "message", "fix", "area"}
+CHECK_KEYS = {"id", "status", "message", "fix", "area", "code"}
 
 
 @pytest.fixture
@@ -51,9 +52,23 @@ def healthy(run):
     return run
 
 
+CODES: dict[int, str | None] = {}  # the error code of the last failing run, by exit status (for asserts)
+
+
 def doctor(run, *args: str, home_dir: Path | str | None = None) -> tuple[int, dict]:
+    """(exit status, report): the report is the document itself on success, and the error
+    document's details on failure (whose code must give that exit status)."""
     result = run("doctor", "--json", *args, home_dir=home_dir)
-    return result.exit_code, json.loads(result.stdout)
+    doc = json.loads(result.stdout)
+    if result.exit_code == 0:
+        assert "error" not in doc and result.stderr == ""
+        return 0, doc
+    assert set(doc) == {"error"}, doc
+    error = doc["error"]
+    assert exit_code_for(error["code"]) == result.exit_code, error["code"]
+    assert result.stderr.splitlines() == [f"error[{error['code']}]: {error['message']}"]
+    CODES[result.exit_code] = error["code"]
+    return result.exit_code, error["details"]
 
 
 def by_id(doc: dict) -> dict[str, dict]:
@@ -102,12 +117,22 @@ def test_human_output_is_one_line_per_check_with_the_fix_under_it(healthy):
     assert result.exit_code == 0
 
 
+def test_a_failing_report_goes_to_stderr_with_one_error_line(healthy):
+    blob_path(healthy.home).unlink()
+    result = healthy("doctor")
+    assert result.exit_code == 5 and result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert [line for line in lines if line.startswith("error[")] == [lines[-1]]
+    assert lines[-1].startswith("error[artifact_missing]: 1 check(s) failed; first blobs: ")
+    assert any(line.startswith("fail  blobs") for line in lines) and lines[-2].endswith("1 fail")
+
+
 # --- broken homes: the home itself --------------------------------------------------------------
 
 
 def test_a_missing_home_is_a_fail_line(run):
     code, doc = doctor(run)
-    assert code == 5
+    assert code == 5 and CODES[5] == "home_check_failed"
     home = by_id(doc)["home"]
     assert home["status"] == "fail" and "does not exist" in home["message"] and "mkdir -m 700" in home["fix"]
     assert [c["id"] for c in doc["checks"]] == ["home", "versions"]
@@ -196,7 +221,7 @@ def test_a_missing_blob_fails_naming_the_version_and_the_verify_command(healthy)
     code, doc = doctor(healthy)
     blobs = by_id(doc)["blobs"]
     assert code == 5 and blobs["status"] == "fail" and blobs["area"] == "files"
-    assert "acme.echo 1.0.0: missing" in blobs["message"]
+    assert CODES[5] == "artifact_missing" and "acme.echo 1.0.0: missing" in blobs["message"]
     assert blobs["fix"].startswith("skills verify acme.echo --version 1.0.0")
 
 
@@ -217,7 +242,7 @@ def test_a_tampered_blob_of_the_same_size_is_found_by_thorough(healthy):
     code, doc = doctor(healthy)
     assert code == 0, doc  # the cheap checks cannot see a same-size edit
     code, doc = doctor(healthy, "--thorough")
-    assert code == 5 and "tampered" in by_id(doc)["blobs"]["message"]
+    assert code == 5 and "tampered" in by_id(doc)["blobs"]["message"] and CODES[5] == "artifact_tampered"
 
 
 # --- broken homes: the journal and the views ----------------------------------------------------
@@ -240,6 +265,7 @@ def test_a_tampered_journal_fails_with_exit_9_naming_the_position(healthy):
     code, doc = doctor(healthy)
     check = by_id(doc)["journal.verify"]
     assert code == 9 and check["status"] == "fail" and check["area"] == "journal"
+    assert CODES[9] == "journal_tampered"
     assert "first bad position 2" in check["message"] and "skills journal verify" in check["fix"]
 
 
@@ -247,7 +273,7 @@ def test_journal_failures_win_over_file_failures(healthy):
     _tamper_journal(healthy.home)
     blob_path(healthy.home).unlink()
     code, doc = doctor(healthy)
-    assert code == 9 and doc["summary"]["failing_area"] == "journal"
+    assert code == 9 and doc["summary"]["failing_area"] == "journal" and CODES[9] == "journal_tampered"
     assert by_id(doc)["blobs"]["status"] == "fail"
 
 
@@ -258,7 +284,7 @@ def test_a_journal_that_is_not_a_database_fails_cleanly(healthy):
     (healthy.home / "journal.db").write_bytes(b"not a database" * 100)
     os.chmod(healthy.home / "journal.db", 0o600)
     code, doc = doctor(healthy)
-    assert code == 9
+    assert code == 9 and CODES[9] == "journal_unavailable"
     check = by_id(doc)["journal"]
     assert check["status"] == "fail" and "[journal_unavailable]" in check["message"]
     assert "not a database" in check["message"] and "restore journal.db" in check["fix"]
@@ -275,6 +301,7 @@ def test_drifted_views_are_found_by_thorough(healthy):
     code, doc = doctor(healthy, "--thorough")
     views = by_id(doc)["views"]
     assert code == 9 and views["status"] == "fail" and views["fix"] == "skills index rebuild"
+    assert CODES[9] == "projection_drift"
     assert "table versions" in views["message"]
 
 
@@ -286,6 +313,7 @@ def test_views_ahead_of_the_journal_fail_with_exit_9(healthy):
     code, doc = doctor(healthy)
     views = by_id(doc)["views"]
     assert code == 9 and views["status"] == "fail" and "ahead of the journal" in views["message"]
+    assert CODES[9] == "projection_drift"
 
 
 def test_missing_views_are_a_warning(healthy):
@@ -322,7 +350,7 @@ def test_a_missing_anchor_or_key_with_checkpoints_fails(healthy, name):
     code, doc = doctor(healthy)
     check = by_id(doc)["checkpoint.anchor"]
     assert code == 9 and check["status"] == "fail" and name in check["message"]
-    assert "restore" in check["fix"]
+    assert "restore" in check["fix"] and CODES[9] == "journal_tampered"
 
 
 def test_a_bad_max_checkpoint_age_is_a_usage_error(healthy):
@@ -354,6 +382,7 @@ def test_a_cache_directory_writable_by_others_fails(healthy):
     code, doc = doctor(healthy)
     cache = by_id(doc)["cache"]
     assert code == 5 and cache["status"] == "fail" and cache["fix"].startswith("rm -rf")
+    assert CODES[5] == "home_check_failed"
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------------
@@ -368,9 +397,11 @@ def _closed_port() -> int:
 def test_an_unreachable_postgresql_journal_fails_without_showing_the_password(healthy):
     url = f"postgresql://ledger:hunter2-secret@127.0.0.1:{_closed_port()}/skills"
     result = healthy("--journal", url, "doctor", "--json")
-    doc = json.loads(result.stdout)
+    error = json.loads(result.stdout)["error"]
+    doc = error["details"]
     check = by_id(doc)["journal"]
-    assert result.exit_code == 9 and check["status"] == "fail" and check["area"] == "journal"
+    assert result.exit_code == 9 and error["code"] == "journal_unavailable"
+    assert check["status"] == "fail" and check["area"] == "journal"
     assert "not reachable" in check["message"] and "pg_isready" in check["fix"]
     assert "hunter2" not in result.output and doc["journal"].startswith("postgresql://ledger:***@127.0.0.1:")
     assert "journal.verify" not in by_id(doc)  # nothing else of the journal could be looked at

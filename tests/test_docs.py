@@ -115,7 +115,8 @@ def test_every_relative_link_resolves(path: Path):
 
 
 @pytest.mark.parametrize("path", [ROOT / "README.md", *(DOCS / f"{n}.md" for n in (
-    "README", "artifact-format", "journal", "cli", "runtime", "threat-model"))], ids=lambda p: p.name)
+    "README", "artifact-format", "journal", "cli", "runtime", "threat-model"))],
+    ids=lambda p: str(p.relative_to(ROOT)))
 def test_no_reference_points_outside_the_repository(path: Path):
     """Not even as text: a user of the repository has no `../shared/spec`."""
     assert "../shared" not in path.read_text(), path
@@ -127,3 +128,33 @@ def test_the_link_checker_sees_links_and_skips_examples(tmp_path: Path):
                     "[e]: defs.md\n`[f](code.md)`\n```\n[g](fenced.md)\n```\n[h](https://example.org/y.md)\n")
     assert relative_links(page) == ["other.md#x", "#a-title-here", "img.png", "defs.md"]
     assert anchors(page) == {"a-title-here"}
+
+
+CITED_TEST = re.compile(r"`([\w/]*\.py)?::(test_\w+)`|`(test_\w+)`")
+
+
+def _defined_tests() -> dict[str, set[str]]:
+    """test file (relative to tests/) -> the test functions it defines."""
+    return {p.relative_to(ROOT / "tests").as_posix(): set(re.findall(r"^(?:async )?def (test_\w+)", p.read_text(), re.M))
+            for p in (ROOT / "tests").rglob("test_*.py")}
+
+
+@pytest.mark.parametrize("name", ["threat-model.md", "journal.md"])
+def test_every_test_the_docs_cite_exists(name: str):
+    """A row that says "prevented" or "detected" names the test that shows it: `file.py::test`,
+    `::test` (the file named last), or a bare `test` (anywhere in tests/). It must exist."""
+    defined = _defined_tests()
+    everywhere = set().union(*defined.values())
+    missing, current, cited = [], "", 0
+    for m in CITED_TEST.finditer((DOCS / name).read_text()):
+        path, test, bare = m.groups()
+        cited += 1
+        if bare:
+            if bare not in everywhere:
+                missing.append(bare)
+            continue
+        current = path or current
+        if test not in defined.get(current, set()):
+            missing.append(f"{current}::{test}")
+    assert cited >= 10, cited
+    assert not missing, f"docs/{name} cites tests that do not exist: {missing}"

@@ -135,7 +135,8 @@ CITED_TEST = re.compile(r"`([\w/]*\.py)?::(test_\w+)`|`(test_\w+)`")
 
 def _defined_tests() -> dict[str, set[str]]:
     """test file (relative to tests/) -> the test functions it defines."""
-    return {p.relative_to(ROOT / "tests").as_posix(): set(re.findall(r"^(?:async )?def (test_\w+)", p.read_text(), re.M))
+    defines = re.compile(r"^(?:async )?def (test_\w+)", re.M)
+    return {p.relative_to(ROOT / "tests").as_posix(): set(defines.findall(p.read_text()))
             for p in (ROOT / "tests").rglob("test_*.py")}
 
 

@@ -91,9 +91,13 @@ def diagnose(settings: Settings, *, raw_home: Path, thorough: bool = False,
         checks += _file_checks(settings.home)
         journal_ready = _journal_reachable(settings, checks)
         if journal_ready:
-            checks.append(_guarded("journal.verify", JOURNAL, lambda: _journal_verify(settings, thorough)))
-            checks.append(_guarded("views", JOURNAL, lambda: _views(settings, thorough)))
+            verified = _guarded("journal.verify", JOURNAL, lambda: _journal_verify(settings, thorough))
+            checks.append(verified)
+            # A replay of the views opens the journal as every command does (re-creating a dropped
+            # guard, for one): only over a journal that verified, which also makes it meaningful.
+            replay = thorough and verified.status == OK
             checks += _with_ledger(settings, lambda ledger: [
+                _guarded("views", JOURNAL, lambda: _views(ledger, replay)),
                 _guarded("blobs", FILES, lambda: _blobs(ledger, thorough)),
                 *_checkpoints(ledger, now, max_checkpoint_age_s),
             ])
@@ -322,33 +326,43 @@ def _journal_verify(settings: Settings, thorough: bool) -> Check:
                  "journal.db from a backup taken before that position", JOURNAL)
 
 
-def _views(settings: Settings, thorough: bool) -> Check:
-    from skill_ledger.adapters.readmodel.verify import verify_views, views_status
+def _views(ledger: Any, replay: bool) -> Check:
+    """Positions against the head (what ``views_status`` reports, read here through the doctor's
+    own ledger: the journal opened as it is, never re-creating tables or guards); with
+    ``replay``, ``verify_views`` (which opens the journal as ``index verify`` does)."""
+    from skill_ledger.adapters.readmodel.verify import ProjectionPosition, verify_views
+    from skill_ledger.adapters.readmodel.views import open_store
 
+    settings = ledger.settings
     path = settings.views_path
     if not os.path.lexists(path):
         return Check("views", WARN, f"{path.name} is missing; it is rebuilt from the journal on the next read",
                      "skills index rebuild", JOURNAL)
     notices: list[str] = []
-    status = views_status(settings, notify=notices.append)
-    ahead = [p for p in status.projections if p.behind < 0]
+    head = ledger.head()
+    store = open_store(path, notify=notices.append)
+    try:
+        projections = [ProjectionPosition(n, p, head - p) for n, p in store.positions().items()]
+    finally:
+        store.close()
+    ahead = [p for p in projections if p.behind < 0]
     if ahead:
         p = ahead[0]
         return Check("views", FAIL, f"{path.name} is ahead of the journal ({p.name} at position {p.position}, "
-                     f"journal head {status.head}): events were cut off the journal's end, or the views belong to "
+                     f"journal head {head}): events were cut off the journal's end, or the views belong to "
                      "another journal", f"skills journal verify; keep {q(path)} for inspection and restore journal.db "
                      "from a backup", JOURNAL)
     if notices:
         return Check("views", WARN, f"{path.name} was unusable and has been replaced by an empty one: {notices[0]}",
                      "skills index rebuild", JOURNAL)
-    behind = max((p.behind for p in status.projections), default=0)
-    lag = f"{behind} event(s) behind the journal head {status.head} (caught up on the next read)" if behind \
-        else f"at the journal head {status.head}"
-    if not thorough:
-        return Check("views", OK, f"{len(status.projections)} projections {lag}", None, JOURNAL)
+    behind = max((p.behind for p in projections), default=0)
+    lag = f"{behind} event(s) behind the journal head {head} (caught up on the next read)" if behind \
+        else f"at the journal head {head}"
+    if not replay:
+        return Check("views", OK, f"{len(projections)} projections {lag}", None, JOURNAL)
     report = verify_views(settings, notify=notices.append)
     if report.ok:
-        return Check("views", OK, f"{len(status.projections)} projections equal a fresh replay of the journal",
+        return Check("views", OK, f"{len(projections)} projections equal a fresh replay of the journal",
                      None, JOURNAL)
     d = report.differences[0]
     return Check("views", FAIL, f"the views differ from a replay of the journal ({len(report.differences)} "
@@ -401,7 +415,8 @@ def _blobs(ledger: Any, thorough: bool) -> Check:
     code = "artifact_tampered" if any(p.startswith(TAMPERED) for _, p in problems) else "artifact_missing"
     return Check("blobs", FAIL, f"{len(problems)} of {len(referenced)} stored artifact(s) unusable: {named}{more}",
                  f"skills verify {first[0]} --version {first[1]} (records the quarantine); then reinstall it from its "
-                 f".palyra-skill, or skills remove {first[0]} --version {first[1]} --reason 'artifact lost'", FILES, code)
+                 f".palyra-skill, or skills remove {first[0]} --version {first[1]} --reason 'artifact lost'",
+                 FILES, code)
 
 
 TAMPERED = "content does not match the digest recorded at install (tampered)"

@@ -269,6 +269,17 @@ def test_a_tampered_journal_fails_with_exit_9_naming_the_position(healthy):
     assert "first bad position 2" in check["message"] and "skills journal verify" in check["fix"]
 
 
+def test_the_doctor_does_not_put_back_a_dropped_guard(healthy):
+    """It reads the journal as it is: a second run still sees the missing append-only triggers."""
+    con = sqlite3.connect(str(healthy.home / "journal.db"), isolation_level=None)
+    con.execute(f"DROP TRIGGER {GUARDED_TABLES[0]}_no_delete")
+    con.close()
+    for _ in range(2):
+        code, doc = doctor(healthy, "--thorough")
+        check = by_id(doc)["journal.verify"]
+        assert code == 9 and "guard_missing" in check["message"], check
+
+
 def test_journal_failures_win_over_file_failures(healthy):
     _tamper_journal(healthy.home)
     blob_path(healthy.home).unlink()

@@ -65,8 +65,10 @@ def default_actor() -> str:
 def normalise_journal_url(value: str) -> str:
     """A bare path, ``sqlite:///path`` or ``postgresql://...`` (``postgres://`` is an alias)."""
     if value.startswith("postgresql://"):
+        require_postgres_support()
         return value
     if value.startswith("postgres://"):
+        require_postgres_support()
         return "postgresql://" + value[len("postgres://") :]
     if value.startswith("sqlite:///"):
         return "sqlite://" + str(Path(value[len("sqlite://") :]).resolve())
@@ -75,6 +77,19 @@ def normalise_journal_url(value: str) -> str:
             f"unsupported journal URL scheme in {value.split('://', 1)[0]!r}: use a path, sqlite:///PATH or postgresql://...",
         )
     return "sqlite://" + str(Path(value).expanduser().resolve())
+
+
+def require_postgres_support() -> None:
+    """A PostgreSQL journal needs psycopg and its pool: the ``postgres`` extra. Without them, say
+    which extra to install instead of failing later with an ImportError."""
+    try:
+        import psycopg  # noqa: F401
+        import psycopg_pool  # noqa: F401
+    except ImportError as e:
+        raise ConfigurationError(
+            "a postgresql:// journal needs the PostgreSQL support of skill-ledger, which is not installed: "
+            "pip install 'skill-ledger[postgres]'", {"extra": "postgres", "missing": e.name or str(e)},
+        ) from None
 
 
 def resolve(

@@ -63,6 +63,7 @@ EXIT_CODES: dict[str, int] = {
     "audit_failed": AUDIT_FAILED,
     "artifact_tampered": AUDIT_FAILED,
     "artifact_missing": AUDIT_FAILED,
+    "home_check_failed": AUDIT_FAILED,  # skills doctor: the home, a file's permissions or the cache
     # not found
     "not_found": NOT_FOUND,
     "file_not_found": NOT_FOUND,

@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "check": f"{_COMMANDS}.read:check",
     "demo": f"{_COMMANDS}.demo:demo",
     "disable": f"{_COMMANDS}.lifecycle:disable",
+    "doctor": f"{_COMMANDS}.doctor:doctor",
     "enable": f"{_COMMANDS}.lifecycle:enable",
     "history": f"{_COMMANDS}.read:history",
     "index": f"{_COMMANDS}.index:index",

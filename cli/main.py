@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "journal": f"{_COMMANDS}.journal:journal",
     "keys": f"{_COMMANDS}.keys:keys",
     "list": f"{_COMMANDS}.read:list_",
+    "mcp": f"{_COMMANDS}.mcp:mcp",
     "package": f"{_COMMANDS}.package:package",
     "policy": f"{_COMMANDS}.trust:policy",
     "quarantine": f"{_COMMANDS}.lifecycle:quarantine",

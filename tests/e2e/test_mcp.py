@@ -129,7 +129,7 @@ def test_stdio_removed_elsewhere_is_refused_as_not_installed(home):
     async def go():
         async with kit.stdio_session(home.home, notes=notes) as s:
             await s.list_tools()
-            home.skills("remove", "acme.palyra")
+            home.skills("remove", "acme.palyra", "--reason", "retired")
             await notes.wait_list_changed()
             return await s.call_tool("acme_pal", {})
 

@@ -30,7 +30,7 @@ from skill_ledger.adapters.usecases.checkpoints import record_checkpoint
 from skill_ledger.adapters.usecases.install import install
 from skill_ledger.adapters.usecases.unit_of_work import Ledger
 from skill_ledger.domain.checkpoints import Checkpoints, checkpoint_message, root_hash
-from skill_ledger.domain.codec import GENESIS_HASH, event_hash, exported_event
+from skill_ledger.domain.codec import GENESIS_HASH, event_hash, exported_event, originator_text
 from skill_ledger.domain.publisher import Publisher
 from skill_ledger.domain.signing import key_id
 from skill_ledger.domain.skill import Skill
@@ -117,8 +117,9 @@ def rechain(con: sqlite3.Connection, events: list[tuple[str, int, str, bytes]]) 
         con.execute("INSERT INTO stored_events (rowid, originator_id, originator_version, topic, state) "
                     "VALUES (?,?,?,?,?)", (position, oid, version, topic, state))
         prev = heads.get(oid, GENESIS_HASH)
-        digest = event_hash(exported_event(position, version, topic, msgspec.json.decode(state), prev))
-        con.execute("INSERT INTO event_chain VALUES (?,?,?,?,?)", (position, oid, version, prev, digest))
+        digest = event_hash(exported_event(position, version, topic, msgspec.json.decode(state), prev,
+                                           chain=2, originator_id=originator_text(oid)))
+        con.execute("INSERT INTO event_chain VALUES (?,?,?,?,?,2)", (position, oid, version, prev, digest))
         heads[oid] = digest
     con.execute("COMMIT")
     for statement in guard_statements():
@@ -269,7 +270,7 @@ def test_a_forged_event_with_a_wrong_chain_entry_is_detected(journal: Path, home
     # a chain entry copied from the real last event of the stream
     prev, digest = con.execute("SELECT prev_hash, hash FROM event_chain WHERE originator_id = ? "
                                "ORDER BY originator_version DESC LIMIT 1", (oid,)).fetchone()
-    con.execute("INSERT INTO event_chain VALUES (17, ?, ?, ?, ?)", (oid, version + 1, prev, digest))
+    con.execute("INSERT INTO event_chain VALUES (17, ?, ?, ?, ?, 2)", (oid, version + 1, prev, digest))
     con.execute("COMMIT")
     con.close()
     assert_detected(home, 17)

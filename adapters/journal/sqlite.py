@@ -165,6 +165,7 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
     # journal yet), and whether it was opened read-only (nothing may be appended then).
     schema_version: str | None = None
     read_only = False
+    read_only_reason = ""
 
     @property
     def where(self) -> str:
@@ -219,8 +220,9 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
 
     def _insert_events(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         if self.read_only or self.schema_version != JOURNAL_SCHEMA_VERSION:
-            raise StorageError(f"the journal at {self.where} was opened read-only (it cannot be written here): "
-                               "nothing was recorded", {"journal": self.where})
+            why = self.read_only_reason or "it was opened read-only"
+            raise StorageError(f"the journal at {self.where} cannot be written here ({why}): nothing was recorded",
+                               {"journal": self.where})
         positions = super()._insert_events(c, stored_events, **kwargs)
         assert positions is not None
         rows = chain_rows(stored_events, positions, lambda oid, version: self._stream_head(c, oid, version))
@@ -362,10 +364,11 @@ def open_journal(journal_url: str, *, create: bool = True) -> LedgerApplication:
 
         return open_postgres_journal(journal_url, create=create)
     where = journal_url.split("@")[-1]  # never echo credentials of a URL
-    location = locate(journal_url[len("sqlite://"):], create=create) if journal_url.startswith("sqlite://") else None
+    path = journal_url[len("sqlite://"):] if journal_url.startswith("sqlite://") else None
+    location = locate(path, create=create) if path is not None else None
     for attempt in range(50):
         try:
-            app = LedgerApplication(env=journal_env(journal_url, create=create, location=location))
+            return _opened(journal_url, create, location)
         except (PersistenceError, sqlite3.Error) as e:
             # Processes creating the same new journal at once race for the switch to WAL mode,
             # which SQLite answers with an immediate "locked" (no busy wait): try again.
@@ -374,6 +377,11 @@ def open_journal(journal_url: str, *, create: bool = True) -> LedgerApplication:
                 continue
             if location is not None:
                 remove_copy(location)
+            if path is not None and location is not None and not location.read_only and is_storage_failure(e):
+                # A full disk (say) keeps SQLite from making the files it writes with: the journal
+                # can still be read. An append then fails with this reason, as storage_error.
+                location = locate(path, create=False, unwritable=f"{e}")
+                continue
             if is_storage_failure(e):
                 raise StorageError(f"cannot open the journal at {where}: {e}", {"journal": where}) from None
             raise JournalUnavailable(f"cannot open the journal at {where}: {e}", {"journal": where}) from None
@@ -381,17 +389,24 @@ def open_journal(journal_url: str, *, create: bool = True) -> LedgerApplication:
             if location is not None:
                 remove_copy(location)
             raise
-        app.location = location
-        recorder = app.recorder
-        recorder.read_only = bool(location and location.read_only)
-        if recorder.schema_version is None:  # not created here: check what is there
-            try:
-                recorder.check_meta()
-            except BaseException:
-                app.close()
-                raise
-        return app
     raise AssertionError("unreachable")
+
+
+def _opened(journal_url: str, create: bool, location: SQLiteLocation | None) -> LedgerApplication:
+    """The application over the journal, its ``journal_meta`` checked (when it was not created
+    here, by reading it now: the first statement, so it is also what finds an unopenable file)."""
+    app = LedgerApplication(env=journal_env(journal_url, create=create, location=location))
+    app.location = location
+    recorder = app.recorder
+    recorder.read_only = bool(location and location.read_only)
+    recorder.read_only_reason = location.reason if location else ""
+    if recorder.schema_version is None:
+        try:
+            recorder.check_meta()
+        except BaseException:
+            app.close()
+            raise
+    return app
 
 
 def is_storage_failure(e: BaseException) -> bool:
@@ -400,10 +415,10 @@ def is_storage_failure(e: BaseException) -> bool:
     seen: BaseException | None = e
     while seen is not None:
         name = getattr(seen, "sqlite_errorname", "") or ""
-        if name.startswith(("SQLITE_FULL", "SQLITE_READONLY")):
+        if name.startswith(("SQLITE_FULL", "SQLITE_READONLY", "SQLITE_IOERR")):
             return True
         text = str(seen).lower()
-        if "disk is full" in text or "no space left" in text or "readonly database" in text:
+        if any(t in text for t in ("disk is full", "no space left", "readonly database", "disk i/o error")):
             return True
         seen = seen.__cause__ or seen.__context__
     return False

@@ -31,24 +31,38 @@ class SQLiteLocation(msgspec.Struct, frozen=True):
     db_name: str  # what SQLite opens: a path, or a file: URI
     read_only: bool
     temp_dir: str | None = None  # a private copy to delete on close
+    reason: str = ""  # why it is read-only (for the error an append gets)
 
 
-def locate(path: str | os.PathLike[str], *, create: bool) -> SQLiteLocation:
+def locate(path: str | os.PathLike[str], *, create: bool, unwritable: str = "") -> SQLiteLocation:
+    """How to open the journal at ``path``. ``unwritable``: opening it to write just failed for
+    this reason (a full disk): open it read-only, so that reading still works."""
     p = Path(path)
     if not p.exists():
         if create:
             create_private_file(p)
         return SQLiteLocation(str(p), False)
-    if writable(p):
+    if not unwritable and writable(p):
         tighten(p)
         return SQLiteLocation(str(p), False)
+    reason = unwritable or "the file or its directory is read-only"
     readonly = _uri(p, "mode=ro")
     if _readable(readonly):
-        return SQLiteLocation(readonly, True)
+        return SQLiteLocation(readonly, True, reason=reason)
     wal = Path(f"{p}-wal")
     if not wal.exists() or wal.stat().st_size == 0:
-        return SQLiteLocation(_uri(p, "immutable=1"), True)
-    return _private_copy(p, wal)
+        return SQLiteLocation(_uri(p, "immutable=1"), True, reason=reason)
+    return _private_copy(p, wal, reason)
+
+
+def read_only_location(path: str | os.PathLike[str]) -> SQLiteLocation:
+    """How to open the existing database at ``path`` for reading only (for a reader with its own
+    connection): ``mode=ro``, or what :func:`locate` falls back to when the file cannot be
+    written. ``remove_copy`` it when done."""
+    p = Path(path)
+    if writable(p):
+        return SQLiteLocation(_uri(p, "mode=ro"), True)
+    return locate(p, create=False)
 
 
 def writable(p: Path) -> bool:
@@ -85,7 +99,7 @@ def _readable(uri: str) -> bool:
     return True
 
 
-def _private_copy(p: Path, wal: Path) -> SQLiteLocation:
+def _private_copy(p: Path, wal: Path, reason: str) -> SQLiteLocation:
     directory = tempfile.mkdtemp(prefix="skills-journal-copy-")  # mode 0700
     try:
         copy = Path(directory) / "journal.db"
@@ -96,7 +110,7 @@ def _private_copy(p: Path, wal: Path) -> SQLiteLocation:
     except OSError:
         shutil.rmtree(directory, ignore_errors=True)
         raise
-    return SQLiteLocation(_uri(copy, "mode=rw"), True, directory)
+    return SQLiteLocation(_uri(copy, "mode=rw"), True, directory, reason)
 
 
 def remove_copy(location: SQLiteLocation) -> None:

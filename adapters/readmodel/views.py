@@ -44,19 +44,27 @@ Notify = Callable[[str], None]
 
 
 def _journal_probe(settings: Settings) -> tuple[int, str]:
-    """(head position, identity) of a SQLite journal, read-only; (0, "") when there is none."""
+    """(head position, identity) of a SQLite journal, read-only; (0, "") when there is none.
+    Its ``journal_meta`` is checked here too: a journal this version must not read is refused
+    even when the views are at its head (``journal_unsupported``)."""
+    from skill_ledger.adapters.journal.meta import checked_schema
+    from skill_ledger.adapters.journal.sqlite_files import tighten
+
     path = settings.journal_path
     if not path.exists():
         return 0, ""
+    tighten(path)  # a journal file another version made readable to others
     try:
         con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
         try:
             head = con.execute("SELECT max(rowid) FROM stored_events").fetchone()[0] or 0
             first = con.execute("SELECT hash FROM event_chain WHERE position = 1").fetchone()
+            meta = dict(con.execute("SELECT key, value FROM journal_meta").fetchall())
         finally:
             con.close()
     except sqlite3.Error:
         return -1, ""  # unreadable here; the ledger will report it properly
+    checked_schema(meta, has_chain=True, where=str(path))
     return head, first[0] if first else ""
 
 
@@ -103,14 +111,27 @@ def _environment_failure(path: Path, e: BaseException) -> Exception | None:
     if code.startswith(_LOCKED):
         return ConcurrencyConflict(f"the views database {path} stayed locked by another process: {e}")
     if code.startswith(_ENVIRONMENT) or isinstance(e, OSError):
-        return ViewsUnwritable(f"the views database {path} cannot be used here: {e}", {"path": str(path)})
+        reason = _sqlite_text(e) or str(e)
+        return ViewsUnwritable(f"the views database {path} cannot be written here ({reason})", {"path": str(path)})
     return None
 
 
-def open_store(path: Path, *, journal_identity: str = "", notify: Notify | None = None) -> ViewStore:
+def _sqlite_text(e: BaseException) -> str:
+    """SQLite's own message behind ``e`` ("" when there is none)."""
+    seen: BaseException | None = e
+    while seen is not None:
+        if isinstance(seen, sqlite3.Error):
+            return str(seen)
+        seen = seen.__cause__ or seen.__context__
+    return ""
+
+
+def open_store(path: Path, *, journal_identity: str = "", notify: Notify | None = None,
+               for_reading: bool = False) -> ViewStore:
     """The live views file at ``path`` as it is (not caught up); one the store cannot use is
     replaced by a new, empty one (the catch-up then fills it from the journal). One that cannot
-    be opened where it is (read-only, disk full) is ``ViewsUnwritable`` and left alone."""
+    be opened where it is (read-only, disk full) is left alone: ``ViewsUnwritable``, or, when
+    the caller only reads (``for_reading``), a temporary copy of it."""
     from skill_ledger.adapters.journal.sqlite_files import tighten
 
     create_private_file(path)
@@ -119,6 +140,8 @@ def open_store(path: Path, *, journal_identity: str = "", notify: Notify | None 
         return ViewStore(path, journal_identity=journal_identity, notify=notify)
     except ViewsUnusable as e:
         failure = _environment_failure(path, e)
+        if isinstance(failure, ViewsUnwritable) and for_reading:
+            return _temporary_copy(path, journal_identity, notify, failure)
         if failure is not None:
             raise failure from None
         if notify is not None:

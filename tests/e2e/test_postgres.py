@@ -55,6 +55,7 @@ if __name__ == "__main__":
 
 import helpers_ledger as h  # noqa: E402
 import pg_server  # noqa: E402
+import msgspec  # noqa: E402
 import psycopg  # noqa: E402
 import pytest  # noqa: E402
 
@@ -281,9 +282,10 @@ def test_the_guard_refuses_updates_deletes_and_truncates(tmp_path: Path, pg: pg_
 def test_a_losing_insert_leaves_no_trace_and_no_gap(tmp_path: Path, url: str) -> None:
     """A stale writer's insert fails as a whole (no event, no chain row) and consumes no
     position: the next event gets the next number (events.md: positions are gapless)."""
-    from uuid import uuid4
-
     from eventsourcing.persistence import IntegrityError, StoredEvent
+
+    from skill_ledger.domain.codec import canonical_state
+    from skill_ledger.domain.events import stream_uuid
 
     install(tmp_path, tmp_path / "home", url)
     app = open_journal(url)
@@ -297,7 +299,11 @@ def test_a_losing_insert_leaves_no_trace_and_no_gap(tmp_path: Path, url: str) ->
             recorder.insert_events(stale)
         assert recorder.max_notification_id() == 6
         assert [r.position for r in iter_rows(app)] == [1, 2, 3, 4, 5, 6]
-        fresh = StoredEvent(originator_id=uuid4(), originator_version=1, topic=existing.topic, state=existing.state)
+        # A new stream: its id is the name-based UUID of its name (journal verify checks that).
+        state = msgspec.json.decode(existing.state)
+        state["stream"] = "skill:acme.fresh"
+        fresh = StoredEvent(originator_id=stream_uuid(state["stream"]), originator_version=1, topic=existing.topic,
+                            state=canonical_state(msgspec.json.encode(state)))
         assert list(recorder.insert_events([fresh])) == [7]
         report = verify_journal(app)
         assert report.ok and report.events == 7 and report.head == 7, report

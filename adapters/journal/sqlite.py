@@ -27,7 +27,7 @@ from __future__ import annotations
 import random
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -50,7 +50,8 @@ from skill_ledger.domain.events import load_model
 from skill_ledger.projections.shards import EventFilter
 
 from .meta import ENCODING, JOURNAL_SCHEMA_VERSION, checked_schema
-from .sqlite_files import SQLiteLocation, locate, remove_copy
+from .rows import StoredRow, chain_hash, chained, export_row, iter_rows
+from .sqlite_files import SQLiteLocation, is_storage_failure, locate, remove_copy
 
 load_model()  # every event topic must resolve before the first stored event is decoded
 
@@ -60,7 +61,9 @@ _raw_decoder = msgspec.json.Decoder()
 
 APPEND_ONLY_MESSAGE = "journal is append-only"
 GUARDED_TABLES = ("stored_events", "event_chain")
-__all__ = ["ENCODING", "JOURNAL_SCHEMA_VERSION"]  # re-exported for the PostgreSQL recorder
+# Re-exported: the journal's readers import them from here.
+__all__ = ["ENCODING", "JOURNAL_SCHEMA_VERSION", "StoredRow", "chain_hash", "chained", "export_row",
+           "is_storage_failure", "iter_rows"]
 
 
 class NullTranscoder(Transcoder):
@@ -407,80 +410,3 @@ def _opened(journal_url: str, create: bool, location: SQLiteLocation | None) -> 
             app.close()
             raise
     return app
-
-
-def is_storage_failure(e: BaseException) -> bool:
-    """A database error that comes from the environment (a full disk, a read-only file or file
-    system), not from the journal itself: ``storage_error``, not ``journal_unavailable``."""
-    seen: BaseException | None = e
-    while seen is not None:
-        name = getattr(seen, "sqlite_errorname", "") or ""
-        if name.startswith(("SQLITE_FULL", "SQLITE_READONLY", "SQLITE_IOERR")):
-            return True
-        text = str(seen).lower()
-        if any(t in text for t in ("disk is full", "no space left", "readonly database", "disk i/o error")):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
-
-
-class StoredRow(msgspec.Struct, frozen=True):
-    """A stored event joined with its chain row (chain members None when it has none)."""
-
-    position: int
-    originator_id: str  # hex, as stored
-    originator_version: int
-    topic: str
-    state: bytes
-    prev_hash: str | None
-    hash: str | None
-    chain_format: int = CURRENT_CHAIN_FORMAT
-    chain_originator_id: str | None = None  # the chain row's own copy (hex)
-    chain_originator_version: int | None = None
-    db_session_user: str | None = None  # PostgreSQL: stamped by the server on the chain row
-    db_current_user: str | None = None
-
-    @property
-    def db_role(self) -> dict[str, str] | None:
-        if self.db_session_user is None and self.db_current_user is None:
-            return None
-        return {"session_user": self.db_session_user or "", "current_user": self.db_current_user or ""}
-
-
-def chained(app: LedgerApplication) -> Any:
-    """The journal's recorder (SQLite or PostgreSQL), with the chained-journal reads."""
-    recorder = app.recorder
-    assert hasattr(recorder, "select_rows"), f"not a chained journal recorder: {type(recorder).__name__}"
-    return recorder
-
-
-def chain_hash(app: LedgerApplication, position: int) -> str | None:
-    """The chain hash of the event at ``position`` (None when there is none)."""
-    return chained(app).chain_hash(position)
-
-
-def iter_rows(app: LedgerApplication, *, after: int = 0, until: int | None = None, topics: Sequence[str] = (),
-              originator_ids: Sequence[str] = (), batch: int = 2000) -> Iterator[StoredRow]:
-    """Stored events joined with their chain rows, in position order (raw, for export and verify).
-    ``originator_ids`` are UUID hex strings."""
-    recorder = chained(app)
-    while True:
-        rows = recorder.select_rows(after, until, topics, originator_ids, batch)
-        if not rows:
-            return
-        yield from rows
-        after = rows[-1].position
-
-
-def export_row(row: StoredRow) -> dict[str, Any]:
-    """The exported event shape (``events.md``) of a stored row, exactly what the hash covers."""
-    state = _raw_decoder.decode(row.state)
-    try:
-        oid = originator_text(row.originator_id)
-    except ValueError:
-        oid = str(row.originator_id)  # not a UUID at all: shown as stored (verify reports it)
-    out = exported_event(row.position, row.originator_version, row.topic, state, row.prev_hash or "",
-                         chain=row.chain_format, originator_id=oid, db_role=row.db_role)
-    out["hash"] = row.hash or ""
-    return out
-

@@ -116,3 +116,18 @@ def _private_copy(p: Path, wal: Path, reason: str) -> SQLiteLocation:
 def remove_copy(location: SQLiteLocation) -> None:
     if location.temp_dir:
         shutil.rmtree(location.temp_dir, ignore_errors=True)
+
+
+def is_storage_failure(e: BaseException) -> bool:
+    """A database error that comes from the environment (a full disk, a read-only file or file
+    system), not from the journal itself: ``storage_error``, not ``journal_unavailable``."""
+    seen: BaseException | None = e
+    while seen is not None:
+        name = getattr(seen, "sqlite_errorname", "") or ""
+        if name.startswith(("SQLITE_FULL", "SQLITE_READONLY", "SQLITE_IOERR")):
+            return True
+        text = str(seen).lower()
+        if any(t in text for t in ("disk is full", "no space left", "readonly database", "disk i/o error")):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

@@ -14,6 +14,8 @@
 from __future__ import annotations
 
 import json
+import os
+import pwd
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -486,8 +488,11 @@ def test_every_event_records_its_actor_and_the_operators_reason(journal: Path, h
         events = h.journal_events(ledger)
     finally:
         ledger.close()
+    me = pwd.getpwuid(os.geteuid())
     for e in events:
         assert e["state"]["actor"]["principal"] == "user:test"
         assert e["state"]["actor"]["host"] and e["state"]["actor"]["command"] == "test"
+        # beside the declared principal, the account the process ran as (from the uid, not $USER)
+        assert (e["state"]["actor"]["os_user"], e["state"]["actor"]["os_uid"]) == (me.pw_name, me.pw_uid)
     reasons = {e["kind"]: e["state"].get("reason") for e in events if e["kind"] in ("skill.quarantined", "skill.enabled")}
     assert reasons == {"skill.quarantined": "test quarantine", "skill.enabled": "test enable"}

@@ -379,8 +379,10 @@ def test_views_ahead_of_a_truncated_journal_are_reported_and_kept(new_home: Path
 
 def test_every_event_records_the_os_account_beside_the_declared_principal(new_home: Path, tmp_path: Path) -> None:
     artifact = h.write(tmp_path, "beta.palyra-skill", h.build("acme.beta", "1.0.0", "acme"))
-    rc, _out, err = cli(new_home, "--actor", "user:someone-else", "install", "--artifact", artifact, "--allow-tofu")
-    assert rc == 0, err
+    # The login name comes from the uid, not from variables anyone can set.
+    proc = h.run_cli("--actor", "user:someone-else", "install", "--artifact", artifact, "--allow-tofu", home=new_home,
+                     env=h.cli_env(USER="mallory", LOGNAME="mallory"))
+    assert proc.returncode == 0, proc.stderr
     me = pwd.getpwuid(__import__("os").geteuid())
     events = export(new_home)
     assert {(e["actor"]["os_user"], e["actor"]["os_uid"]) for e in events} == {(me.pw_name, me.pw_uid)}

@@ -157,7 +157,7 @@ _renameat2: Any = None
 
 def swap_into_place(fresh: Path, path: Path) -> None:
     """Put the database ``fresh`` at ``path`` atomically (a reader opens either the old file
-    or the new one) and delete the old one.
+    or the new one) and delete the old one; ``fresh`` (and its WAL files) become 0600 first.
 
     On Linux the two names are exchanged (``renameat2(RENAME_EXCHANGE)``) and the old file is
     then deleted under the fresh name: renaming a new file *over* an existing one makes ext4
@@ -165,6 +165,11 @@ def swap_into_place(fresh: Path, path: Path) -> None:
     gigabyte that a rebuild does not need to wait for. Elsewhere, or where the filesystem
     cannot exchange names, ``os.replace``."""
     global _renameat2
+    for suffix in ("", "-wal", "-shm"):  # private from the moment it is the live file
+        try:
+            os.chmod(f"{fresh}{suffix}", 0o600)
+        except FileNotFoundError:
+            pass
     if _renameat2 is None:
         try:
             import ctypes

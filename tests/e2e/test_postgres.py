@@ -538,3 +538,21 @@ def test_a_journal_from_a_newer_version_is_refused_on_postgres(tmp_path: Path, p
     with pg.superuser(dbname) as con:
         assert con.execute("SELECT count(*) FROM stored_events").fetchone() == (6,)
         assert con.execute("SELECT count(*) FROM pg_constraint WHERE conname = 'event_chain_stamped'").fetchone() == (0,)
+
+
+def test_views_ahead_of_a_truncated_journal_are_reported_on_postgres(tmp_path: Path, pg: pg_server.PgServer,
+                                                                      url: str) -> None:
+    """The journal loses its last events (a superuser skipping the guard); the home's views still
+    hold them: reported (exit 9), and the views are left as they are."""
+    home = tmp_path / "home"
+    install(tmp_path, home, url)
+    ok_json(home, url, "quarantine", "acme.alpha", "--reason", "to be cut off")  # position 7
+    views = (home / "views.db").read_bytes()
+    with pg.superuser(url.rsplit("/", 1)[1]) as con:
+        con.execute("SET session_replication_role = replica")
+        con.execute("DELETE FROM event_chain WHERE position = 7")
+        con.execute("DELETE FROM stored_events WHERE notification_id = 7")
+    proc = skills(home, url, "list")
+    assert proc.returncode == 9, proc.stderr
+    assert "error[journal_truncated]" in proc.stderr and "position 7" in proc.stderr and "position 6" in proc.stderr
+    assert (home / "views.db").read_bytes() == views

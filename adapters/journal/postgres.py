@@ -58,7 +58,7 @@ CHAIN_TABLE = "event_chain"
 META_TABLE = "journal_meta"
 GUARD_FUNCTION = "journal_append_only"
 STAMP_CONSTRAINT = "event_chain_stamped"
-# Schema 2's event_chain columns after the first five (added by the 1 -> 2 migration).
+# Schema 2's event_chain columns after the first five.
 _CHAIN_V2_COLUMNS = ("format smallint NOT NULL DEFAULT 1", "db_session_user text DEFAULT session_user",
                      "db_current_user text DEFAULT current_user")
 _STAMP_CHECK = (f"CHECK (format = {CURRENT_CHAIN_FORMAT} AND db_session_user = session_user "
@@ -215,8 +215,13 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
     def _migrate_from_1(self, curs: Any) -> None:
         """Schema 1 -> 2: the chain format and the stamped roles. Existing rows keep format 1 and
         no roles; the constraint is NOT VALID, so it is enforced on every new row only."""
-        curs.execute(SQL("ALTER TABLE {} " + ", ".join(f"ADD COLUMN IF NOT EXISTS {c}" for c in _CHAIN_V2_COLUMNS)
+        # The roles' defaults are set after the columns exist: a default given with ADD COLUMN
+        # would be evaluated now and shown for every old row, as if this session had written it.
+        curs.execute(SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS format smallint NOT NULL DEFAULT 1, "
+                         "ADD COLUMN IF NOT EXISTS db_session_user text, ADD COLUMN IF NOT EXISTS db_current_user text"
                          ).format(self.chain), prepare=False)
+        curs.execute(SQL("ALTER TABLE {} ALTER COLUMN db_session_user SET DEFAULT session_user, "
+                         "ALTER COLUMN db_current_user SET DEFAULT current_user").format(self.chain), prepare=False)
         if not self._stamp_constraint(curs):
             curs.execute(SQL("ALTER TABLE {} ADD CONSTRAINT {} " + _STAMP_CHECK + " NOT VALID").format(
                 self.chain, Identifier(STAMP_CONSTRAINT)), prepare=False)

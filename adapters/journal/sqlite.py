@@ -24,6 +24,7 @@ nothing outside the two recorders writes SQL against the journal.
 
 from __future__ import annotations
 
+import os
 import random
 import sqlite3
 import time
@@ -380,7 +381,8 @@ def open_journal(journal_url: str, *, create: bool = True) -> LedgerApplication:
                 continue
             if location is not None:
                 remove_copy(location)
-            if path is not None and location is not None and not location.read_only and is_storage_failure(e):
+            if (path is not None and location is not None and not location.read_only and is_storage_failure(e)
+                    and os.path.isfile(path)):
                 # A full disk (say) keeps SQLite from making the files it writes with: the journal
                 # can still be read. An append then fails with this reason, as storage_error.
                 location = locate(path, create=False, unwritable=f"{e}")

@@ -163,7 +163,7 @@ def open_views(settings: Settings, *, notify: Notify | None = None, ledger: "Led
     except (ViewsUnwritable, OSError) as e:
         store = _temporary_copy(settings.views_path, identity, notify, e)
     if head >= 0:
-        _refuse_ahead(store, head, settings.journal_url)
+        _refuse_ahead(store, head, settings)
         if store.position() == head:
             return store
     own = ledger is None
@@ -172,7 +172,7 @@ def open_views(settings: Settings, *, notify: Notify | None = None, ledger: "Led
 
         ledger = Ledger(settings)
     try:
-        _refuse_ahead(store, ledger.head(), settings.journal_url)
+        _refuse_ahead(store, ledger.head(), settings)
         store.bind_identity(journal_identity(ledger))
         try:
             store.catch_up(ledger.app.recorder, progress=progress)
@@ -192,15 +192,15 @@ def open_views(settings: Settings, *, notify: Notify | None = None, ledger: "Led
     return store
 
 
-def _refuse_ahead(store: ViewStore, head: int, journal_url: str) -> None:
+def _refuse_ahead(store: ViewStore, head: int, settings: Settings) -> None:
     """Views that have projected more events than the journal holds: evidence of truncation.
     Reported (exit 9), never rebuilt: the views are what shows what the journal lost."""
     position = store.position()
     if position <= head:
         return
-    path = store.path
+    path = settings.views_path  # (also when ``store`` is a temporary copy of it)
     store.close()
-    where = journal_url.split("@")[-1]
+    where = settings.journal_url.split("@")[-1]
     raise JournalTruncated(
         f"the views database {path} has projected the journal up to position {position}, but the journal at "
         f"{where} ends at position {head}: the journal was truncated or replaced by an older copy. The views were "
@@ -245,7 +245,7 @@ def catch_up_after(ledger: "Ledger", *, notify: Notify | None = None) -> None:
     journal are ``journal_truncated`` and left alone (the next read reports it too)."""
     store = open_store(ledger.settings.views_path, journal_identity=journal_identity(ledger), notify=notify)
     try:
-        _refuse_ahead(store, ledger.head(), ledger.settings.journal_url)
+        _refuse_ahead(store, ledger.head(), ledger.settings)
         store.catch_up(ledger.app.recorder)
     finally:
         store.close()

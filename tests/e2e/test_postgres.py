@@ -521,6 +521,9 @@ def test_a_schema_1_journal_verifies_and_migrates_on_postgres(tmp_path: Path, pg
         assert con.execute("SELECT convalidated FROM pg_constraint WHERE conname = 'event_chain_stamped'"
                            ).fetchone() == (False,)
         assert con.execute("SELECT count(*) FROM event_chain WHERE format = 1").fetchone() == (18,)
+        # The old rows do not claim a role: nobody recorded who wrote them.
+        assert con.execute("SELECT count(*) FROM event_chain WHERE db_session_user IS NULL "
+                           "AND db_current_user IS NULL").fetchone() == (18,)
 
 
 def test_a_journal_from_a_newer_version_is_refused_on_postgres(tmp_path: Path, pg: pg_server.PgServer,

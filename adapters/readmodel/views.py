@@ -29,7 +29,7 @@ import shutil
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from skill_ledger.adapters.settings import Settings
 from skill_ledger.adapters.storage.files import create_private_file, remove_db_files
@@ -80,12 +80,18 @@ class ViewsUnwritable(StorageError):
 
 
 class TemporaryViews(ViewStore):
-    """Views in a private temporary directory (a read-only home's copy, a scratch replay);
-    closing them deletes the directory."""
+    """Views in a private temporary directory (a read-only home's copy); closing them deletes the
+    directory, and so does the end of the process for a reader that never closes its store."""
+
+    def __init__(self, path: Path, **kwargs: Any) -> None:
+        import weakref
+
+        self._remove = weakref.finalize(self, shutil.rmtree, str(Path(path).parent), ignore_errors=True)
+        super().__init__(path, **kwargs)
 
     def close(self) -> None:
         super().close()
-        shutil.rmtree(self.path.parent, ignore_errors=True)
+        self._remove()
 
 
 # SQLite result codes that say something about the file's surroundings, not its contents:

@@ -5,6 +5,7 @@ case or query, and render."""
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import sys
@@ -122,18 +123,34 @@ def _usage_line(e: click.UsageError, as_json: bool) -> int:
     return USAGE
 
 
+_FULL_OR_READ_ONLY = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+
+
 def _storage_error(e: Exception) -> SkillLedgerError | None:
     """A database failure (SQLite or the event store) as a clean error, or None for anything else."""
     import sqlite3
 
     from skill_ledger.domain.errors import ConcurrencyConflict, JournalUnavailable
 
+    if isinstance(e, OSError) and e.errno in _FULL_OR_READ_ONLY:
+        from skill_ledger.domain.errors import StorageError
+
+        where = f" ({e.filename})" if e.filename else ""
+        return StorageError(f"our state could not be written{where}: {e.strerror or e} (free disk space, or make "
+                            "the home writable, and try again)")
     is_storage = isinstance(e, sqlite3.Error) or type(e).__module__.startswith("eventsourcing")
     if not is_storage:
         return None
     text = str(e) or type(e).__name__
     if "locked" in text.lower() or "busy" in text.lower():
         return ConcurrencyConflict(f"the database stayed locked by another writer: {text}")
+    from skill_ledger.adapters.journal.sqlite import is_storage_failure
+
+    if is_storage_failure(e):  # a full disk or a read-only file: the environment, not the journal
+        from skill_ledger.domain.errors import StorageError
+
+        return StorageError(f"a state database could not be written: {text} (free disk space, or make the home "
+                            "writable, and try again)")
     return JournalUnavailable(f"a state database failed: {text}")
 
 

@@ -84,6 +84,8 @@ EXIT_CODES: dict[str, int] = {
     "compile_limits_exceeded": EXECUTION_FAILED,  # compiling the module hit the worker's time or memory limit
     # journal
     "journal_tampered": JOURNAL_INTEGRITY,
+    "journal_truncated": JOURNAL_INTEGRITY,  # the views are ahead of the journal (left for inspection)
+    "journal_unsupported": JOURNAL_INTEGRITY,  # a newer journal schema or an unknown event encoding
     "concurrency_conflict": JOURNAL_INTEGRITY,
     "projection_drift": JOURNAL_INTEGRITY,
     "journal_unavailable": JOURNAL_INTEGRITY,

@@ -366,6 +366,20 @@ class JournalTampered(SkillLedgerError):
     code = "journal_tampered"
 
 
+class JournalTruncated(JournalTampered):
+    """The views have projected events the journal no longer has: the journal was truncated or
+    replaced by an older copy. The views are left as they are, for inspection."""
+
+    code = "journal_truncated"
+
+
+class JournalUnsupported(SkillLedgerError):
+    """The journal was written by a newer version (journal schema) or in an event encoding this
+    version cannot read; refused before anything is read or written."""
+
+    code = "journal_unsupported"
+
+
 class ProofError(SkillLedgerError):
     """A Merkle inclusion or consistency proof (RFC 9162) that does not verify, or whose
     inputs are malformed (hash lengths, sizes, indexes). ``details["reason"]`` names the

@@ -1,6 +1,10 @@
 """Reading the journal itself (not a projection): ``skills journal`` and ``skills history``
 print events in the exported shape of ``events.md``, hashes included, so an auditor can
-recompute every chain link from the output alone."""
+recompute every chain link from the output alone: ``hash = SHA-256(canonical JSON of the
+event without "hash")`` for every event. Events of hash-chain format 2 also carry
+``originator_id`` (the name-based UUID of ``stream``), ``topic`` (``<kind>.v<N>``), ``chain: 2``
+and, on PostgreSQL, ``db_role``; events of format 1 (written before journal schema 2) are
+printed exactly as they were hashed (``domain.codec``, ``adapters.journal.rows``)."""
 
 from __future__ import annotations
 

@@ -46,7 +46,7 @@ def views_status(settings: Settings, *, notify: Notify | None = None) -> ViewsSt
         head = ledger.head()
     finally:
         ledger.close()
-    store = open_store(settings.views_path, notify=notify)
+    store = open_store(settings.views_path, notify=notify, for_reading=True)
     try:
         positions = store.positions()
     finally:

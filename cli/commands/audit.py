@@ -93,8 +93,11 @@ def audit(skill_id: str | None, version: str | None, artifact: str | None, trust
 @click.option("--interval", default="6h", show_default=True, metavar="DURATION",
               help="Time between passes with --watch: 30s, 15m, 6h, 1d; 0 disables repetition.")
 @click.option("--max-runs", type=click.IntRange(min=1), metavar="N", help="Stop after N passes.")
+@click.option("--verify-interval", default="24h", show_default=True, metavar="DURATION",
+              help="With --watch: also compare the views with the journal (index verify) in the first pass and "
+                   "then at most this often; drift is logged and recorded in the pass; 0 disables.")
 @global_options
-def reaudit(watch: bool, interval: str, max_runs: int | None) -> int:
+def reaudit(watch: bool, interval: str, max_runs: int | None, verify_interval: str) -> int:
     """Verify and audit every installed version; quarantine failures. A passing audit never
     re-activates a quarantined version. Writes nothing for a version whose result is unchanged."""
     import datetime as dt
@@ -104,6 +107,7 @@ def reaudit(watch: bool, interval: str, max_runs: int | None) -> int:
     from skill_ledger.domain.schedule import parse_duration
 
     seconds = parse_duration(interval)
+    verify_seconds = parse_duration(verify_interval)
     as_json = obj().as_json
 
     def data_of(result) -> dict:
@@ -130,7 +134,14 @@ def reaudit(watch: bool, interval: str, max_runs: int | None) -> int:
 
     def on_pass(n: int, result) -> None:
         d = data_of(result)
+        views = result.views_verify
+        if views is not None:  # one log line for the comparison with the journal
+            notice(f"reaudit: pass {n}: views match the journal" if views.ok else
+                   f"reaudit: pass {n}: VIEWS DRIFT: the views differ from the journal ({views.differences} "
+                   f"difference(s); first: {views.first}); `skills index verify` shows them, "
+                   "`skills index rebuild` rebuilds the views")
         if as_json:
+            d["views_verify"] = to_jsonable(views) if views is not None else None
             click.echo(json_text({"pass": n, **d}, pretty=False))
         else:
             now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -144,7 +155,7 @@ def reaudit(watch: bool, interval: str, max_runs: int | None) -> int:
 
     with session() as ledger:
         runs = watch_loop(ledger, interval_s=seconds, max_runs=max_runs, on_pass=on_pass, stop=stop,
-                          on_wait=on_wait)
+                          on_wait=on_wait, verify_interval_s=verify_seconds)
     notice(f"reaudit: stopped after {runs} pass(es)")
     return 0
 

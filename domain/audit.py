@@ -277,86 +277,18 @@ def audit_artifact(
     ``feed`` must be the loaded feed whenever the policy configures one. Breaking any of these
     is a caller bug (``ValueError``), never a check result.
     """
-    from .artifact import sha256_hex
-    from .audit_imports import refused_imports
-    from .audit_limits import quota_check, secret_scope_check
     from .audit_tools import tool_checks
 
     m = inspected.manifest
-    caps = m.capabilities
     feed_path = effective_feed_path(policy)
     if feed_path is not None and feed is None:
         raise ValueError("the policy configures a vulnerability feed but none was loaded")
-    module_paths = inspected.module_paths()
-    # the digests inspect computed from these very bytes (hashing a large module again costs time)
-    digests = {p: inspected.entry_sha256.get(p) or sha256_hex(inspected.entries[p]) for p in module_paths}
-    for p in module_paths:
-        facts = modules.get(p)
-        if facts is None:
-            raise ValueError(f"no module facts for '{p}'")
-        if facts.sha256 != digests[p]:
-            raise ValueError(f"module facts for '{p}' were computed from other bytes")
+    digests = _module_digests(inspected, modules)
 
-    checks: list[AuditCheck] = [
-        check("signature_validity", "pass", "signature chain and payload hash verified"),
-        check("sbom_presence", "pass", "sbom.cdx.json is present and valid"),
-        check("provenance_presence", "pass", "provenance.json is present and valid"),
-        check("manifest_sanity", "pass", "manifest passed strict schema and wildcard validation"),
-    ]
-    for w in inspected.manifest_warnings:
-        checks.append(check(f"manifest_warning:{w.code}", "warn", w.message, {"code": w.code, "severity": "warning"}))
-
-    fs = caps.filesystem
-    filesystem_declared = bool(fs.read_roots or fs.write_roots)
-    checks.append(
-        check(
-            "manifest_filesystem_scopes",
-            "pass",
-            f"manifest declares {len(fs.read_roots)} filesystem read root(s) and {len(fs.write_roots)} write root(s)",
-            {"read_roots": list(fs.read_roots), "write_roots": list(fs.write_roots)},
-        )
-    )
-    hosts = list(caps.http_egress_allowlist)
-    checks.append(
-        check(
-            "manifest_http_egress_scopes",
-            "pass",
-            f"manifest declares {len(hosts)} http egress host(s)",
-            {"hosts": hosts},
-        )
-    )
-    scopes = [s.scope for s in caps.secrets]
-    checks.append(
-        check("manifest_secret_scopes", "pass", f"manifest declares {len(scopes)} secret scope(s)", {"scopes": scopes})
-    )
-    checks.append(secret_scope_check(m, policy.allow_cross_skill_secrets))
-    checks.append(_device_check(list(caps.device_capabilities), policy.allow_device_capabilities))
-    checks.append(_wildcard_check(m, policy.allow_wildcard_capabilities))
-    checks.append(quota_check(m, policy))
-
-    if module_paths:
-        checks.append(
-            check(
-                "wasm_module_presence",
-                "pass",
-                f"artifact includes {len(module_paths)} wasm module(s)",
-                {"modules": list(module_paths)},
-            )
-        )
-    else:  # unreachable after verify (§14 requires a module)
-        checks.append(check("wasm_module_presence", "fail", "artifact does not contain any modules/*.wasm entries"))
-    max_memory = caps.quotas.max_memory_bytes
-    usable: dict[str, ModuleFacts] = {}  # modules past checks 12-13, without the imports 17 refused
-    for p in module_paths:
-        module_checks = _module_checks(p, inspected.entries[p], modules[p], policy, filesystem_declared, max_memory)
-        checks.extend(module_checks)
-        if module_checks[0].status == "pass":  # the size pass comes only after a passed validation
-            refused = refused_imports(modules[p], policy, filesystem_declared)
-            usable[p] = msgspec.structs.replace(
-                modules[p], imports=tuple(i for i in modules[p].imports if i not in refused))
-
+    checks = _manifest_checks(inspected, policy)
+    module_checks, usable = _wasm_checks(inspected, policy, modules)
+    checks.extend(module_checks)
     checks.extend(tool_checks(m, modules, usable, schemas))
-
     hook_check = _hook_check(policy, hook_env_value)
     checks.append(hook_check)
     checks.append(_feed_check(feed_path, feed, inspected.payload_sha256, digests))
@@ -378,6 +310,85 @@ def audit_artifact(
         quarantine_reasons=tuple(c.message for c in checks if c.status == "fail"),
         vulnerability_scan=hook_check,
     )
+
+
+def _module_digests(inspected: InspectResult, modules: Mapping[str, ModuleFacts]) -> dict[str, str]:
+    """Each module's SHA-256 (the digests inspect computed from these very bytes: hashing a
+    large module again costs time), after checking that ``modules`` describes those bytes."""
+    from .artifact import sha256_hex
+
+    module_paths = inspected.module_paths()
+    digests = {p: inspected.entry_sha256.get(p) or sha256_hex(inspected.entries[p]) for p in module_paths}
+    for p in module_paths:
+        facts = modules.get(p)
+        if facts is None:
+            raise ValueError(f"no module facts for '{p}'")
+        if facts.sha256 != digests[p]:
+            raise ValueError(f"module facts for '{p}' were computed from other bytes")
+    return digests
+
+
+def _manifest_checks(inspected: InspectResult, policy: PolicyValues) -> list[AuditCheck]:
+    """The checks before the modules, in the audit table's order: what verification established,
+    then the manifest's capabilities and quotas against the policy."""
+    from .audit_limits import quota_check, secret_scope_check
+
+    m = inspected.manifest
+    caps = m.capabilities
+    checks: list[AuditCheck] = [
+        check("signature_validity", "pass", "signature chain and payload hash verified"),
+        check("sbom_presence", "pass", "sbom.cdx.json is present and valid"),
+        check("provenance_presence", "pass", "provenance.json is present and valid"),
+        check("manifest_sanity", "pass", "manifest passed strict schema and wildcard validation"),
+    ]
+    for w in inspected.manifest_warnings:
+        checks.append(check(f"manifest_warning:{w.code}", "warn", w.message, {"code": w.code, "severity": "warning"}))
+    fs = caps.filesystem
+    checks.append(check(
+        "manifest_filesystem_scopes", "pass",
+        f"manifest declares {len(fs.read_roots)} filesystem read root(s) and {len(fs.write_roots)} write root(s)",
+        {"read_roots": list(fs.read_roots), "write_roots": list(fs.write_roots)},
+    ))
+    hosts = list(caps.http_egress_allowlist)
+    checks.append(check("manifest_http_egress_scopes", "pass", f"manifest declares {len(hosts)} http egress host(s)",
+                        {"hosts": hosts}))
+    scopes = [s.scope for s in caps.secrets]
+    checks.append(
+        check("manifest_secret_scopes", "pass", f"manifest declares {len(scopes)} secret scope(s)", {"scopes": scopes})
+    )
+    checks.append(secret_scope_check(m, policy.allow_cross_skill_secrets))
+    checks.append(_device_check(list(caps.device_capabilities), policy.allow_device_capabilities))
+    checks.append(_wildcard_check(m, policy.allow_wildcard_capabilities))
+    checks.append(quota_check(m, policy))
+    return checks
+
+
+def _wasm_checks(
+    inspected: InspectResult, policy: PolicyValues, modules: Mapping[str, ModuleFacts]
+) -> tuple[list[AuditCheck], dict[str, ModuleFacts]]:
+    """``wasm_module_presence`` and each module's checks; and the modules the tool checks may use:
+    those past validation and size, without the imports the allowlist refused."""
+    from .audit_imports import refused_imports
+
+    caps = inspected.manifest.capabilities
+    filesystem_declared = bool(caps.filesystem.read_roots or caps.filesystem.write_roots)
+    module_paths = inspected.module_paths()
+    checks: list[AuditCheck] = []
+    if module_paths:
+        checks.append(check("wasm_module_presence", "pass", f"artifact includes {len(module_paths)} wasm module(s)",
+                            {"modules": list(module_paths)}))
+    else:  # unreachable after verify (§14 requires a module)
+        checks.append(check("wasm_module_presence", "fail", "artifact does not contain any modules/*.wasm entries"))
+    max_memory = caps.quotas.max_memory_bytes
+    usable: dict[str, ModuleFacts] = {}
+    for p in module_paths:
+        module_checks = _module_checks(p, inspected.entries[p], modules[p], policy, filesystem_declared, max_memory)
+        checks.extend(module_checks)
+        if module_checks[0].status == "pass":  # the size pass comes only after a passed validation
+            refused = refused_imports(modules[p], policy, filesystem_declared)
+            usable[p] = msgspec.structs.replace(
+                modules[p], imports=tuple(i for i in modules[p].imports if i not in refused))
+    return checks, usable
 
 
 def _device_check(device: list[str], allowed: bool) -> AuditCheck:

@@ -438,14 +438,8 @@ def _module_checks(
     size, limit = len(data), policy.max_module_bytes
     size_details = {"module_path": p, "module_bytes": size, "max_module_bytes": limit}
     if size > limit:
-        return [
-            check(
-                "wasm_module_size_limit",
-                "fail",
-                f"module '{p}' exceeds max_module_bytes ({size} > {limit})",
-                size_details,
-            )
-        ]
+        return [check("wasm_module_size_limit", "fail", f"module '{p}' exceeds max_module_bytes ({size} > {limit})",
+                      size_details)]
     reason = wasm_header_problem(data)
     if reason is None and not facts.valid:
         reason = facts.error or "the engine rejected the module"
@@ -453,81 +447,38 @@ def _module_checks(
         return [
             check("wasm_module_validation", "fail", f"module '{p}' failed validation: {reason}", {"module_path": p})
         ]
-    out = [
-        check(
-            "wasm_module_size_limit",
-            "pass",
-            f"module '{p}' is within max_module_bytes ({size} <= {limit})",
-            size_details,
-        )
-    ]
+    out = [check("wasm_module_size_limit", "pass", f"module '{p}' is within max_module_bytes ({size} <= {limit})",
+                 size_details)]
 
     n, max_fn = len(facts.exported_functions()), policy.max_exported_functions
-    fn_details = {"module_path": p, "exported_functions": n, "max_exported_functions": max_fn}
-    if n > max_fn:
-        out.append(
-            check(
-                "wasm_exported_function_limit",
-                "fail",
-                f"module '{p}' exports too many functions ({n} > {max_fn})",
-                fn_details,
-            )
-        )
-    else:
-        out.append(
-            check(
-                "wasm_exported_function_limit",
-                "pass",
-                f"module '{p}' export function count is within limit ({n} <= {max_fn})",
-                fn_details,
-            )
-        )
-
-    fs_details = {"module_path": p, "filesystem_declared": filesystem_declared}
+    out.append(_verdict(
+        "wasm_exported_function_limit", n <= max_fn,
+        f"module '{p}' export function count is within limit ({n} <= {max_fn})",
+        f"module '{p}' exports too many functions ({n} > {max_fn})",
+        {"module_path": p, "exported_functions": n, "max_exported_functions": max_fn},
+    ))
     wasi_fs = any(ascii_lower(trim(i.module)).startswith("wasi:filesystem") for i in facts.imports)
-    if wasi_fs and not filesystem_declared:
-        out.append(
-            check(
-                "wasm_wasi_filesystem_imports",
-                "fail",
-                f"module '{p}' imports wasi:filesystem without declared filesystem capability",
-                fs_details,
-            )
-        )
-    else:
-        out.append(
-            check(
-                "wasm_wasi_filesystem_imports",
-                "pass",
-                f"module '{p}' does not violate wasi:filesystem policy",
-                fs_details,
-            )
-        )
-
+    out.append(_verdict(
+        "wasm_wasi_filesystem_imports", filesystem_declared or not wasi_fs,
+        f"module '{p}' does not violate wasi:filesystem policy",
+        f"module '{p}' imports wasi:filesystem without declared filesystem capability",
+        {"module_path": p, "filesystem_declared": filesystem_declared},
+    ))
     out.append(import_allowlist_check(p, facts, policy, filesystem_declared))
-
     declared = facts.declared_min_memory_bytes()
-    mem_details = {"module_path": p, "declared_min_memory_bytes": declared, "max_memory_bytes": max_memory}
-    if declared > max_memory:
-        out.append(
-            check(
-                "wasm_memory_declared_limit",
-                "fail",
-                f"module '{p}' declares {declared} bytes of initial memory, above max_memory_bytes ({max_memory})",
-                mem_details,
-            )
-        )
-    else:
-        out.append(
-            check(
-                "wasm_memory_declared_limit",
-                "pass",
-                f"module '{p}' initial memory is within max_memory_bytes ({declared} <= {max_memory})",
-                mem_details,
-            )
-        )
+    out.append(_verdict(
+        "wasm_memory_declared_limit", declared <= max_memory,
+        f"module '{p}' initial memory is within max_memory_bytes ({declared} <= {max_memory})",
+        f"module '{p}' declares {declared} bytes of initial memory, above max_memory_bytes ({max_memory})",
+        {"module_path": p, "declared_min_memory_bytes": declared, "max_memory_bytes": max_memory},
+    ))
     out.extend(compile_checks(p, facts, policy))
     return out
+
+
+def _verdict(check_id: str, ok: bool, passed: str, failed: str, details: dict[str, Any]) -> AuditCheck:
+    """A check that passes or fails on one condition, with a message for each outcome."""
+    return check(check_id, "pass" if ok else "fail", passed if ok else failed, details)
 
 
 def _hook_check(policy: PolicyValues, hook_env_value: str | None) -> AuditCheck:

@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "quarantine": f"{_COMMANDS}.lifecycle:quarantine",
     "reaudit": f"{_COMMANDS}.audit:reaudit",
     "remove": f"{_COMMANDS}.lifecycle:remove",
+    "report": f"{_COMMANDS}.report:report",
     "rollback": f"{_COMMANDS}.lifecycle:rollback",
     "run": f"{_COMMANDS}.run:run",
     "search": f"{_COMMANDS}.search:search",

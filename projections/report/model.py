@@ -7,7 +7,12 @@ the tests check the two never drift apart. Members are plain JSON: times are the
 chain hashes of the exported event shape (``events.md``).
 
 A claim that rests on the journal carries ``evidence``: the (position, hash) of each event it
-rests on. Every position cited anywhere in the report is listed in ``cited_events``.
+rests on. Every event is shown once: the events inside the window are the entries of the
+timelines, ``trust.events``, ``rejections`` and ``other_events`` (each with its position, hash,
+time, stream and actor), and ``cited_events`` (the appendix) lists every other cited event, so a
+citation always resolves to an entry or an appendix row. A citation could later also carry an
+inclusion proof against the covering checkpoint (``skills journal prove``): see the "Inclusion
+proofs" section of ``docs/compliance-report.md``; ``Evidence`` is where it would go.
 """
 
 from __future__ import annotations
@@ -74,14 +79,17 @@ class Actor(_Doc):
 
 
 class Evidence(_Doc):
-    """One event a claim rests on; check it with ``skills journal --since POSITION-1 --until POSITION``."""
+    """One event a claim rests on; check it with ``skills journal --since POSITION-1 --until POSITION``.
+
+    (Hook for inclusion proofs: a later ``report_version`` may add an optional ``proof`` member
+    here, the RFC 9162 inclusion proof of the event in the covering checkpoint's tree.)"""
 
     position: Position
     hash: str
 
 
 class CitedEvent(_Doc):
-    """An event cited somewhere in the report (the appendix)."""
+    """An event cited somewhere in the report and not shown as an entry (the appendix)."""
 
     position: Position
     hash: str
@@ -222,6 +230,7 @@ class TimelineEntry(_Doc):
     position: int
     hash: str
     recorded_at: str
+    stream: str
     actor: Actor
     kind: str
     version: str | None

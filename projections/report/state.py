@@ -1,8 +1,10 @@
-"""The report fold's state: what the journal says, up to the event being folded, about each
-version, skill and publisher key, and each revocation inside the window (``fold.py``).
+"""The report folds' state: what the journal says, up to the event being folded, about each
+version of the skill being folded (``skills.py``), each publisher key and each revocation
+inside the window (``fold.py``).
 
 Each holds plain facts and references to the few events the report cites about it (a
-``CitedEvent`` each), never whole events: memory grows with versions and keys, not events.
+``CitedEvent`` each), never whole events. Versions are held for one skill at a time; keys
+and revocations for the whole journal (they grow with publishers and revocations).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from .model import CitedEvent, LastAudit, TimelineEntry
+from .model import CitedEvent, LastAudit
 
 _SCALARS = (str, int, float, bool, type(None))
 
@@ -76,17 +78,6 @@ class VersionState:
         self.last_audit_ref: CitedEvent | None = None
 
 
-class SkillState:
-    __slots__ = ("skill_id", "versions", "current", "timeline")
-
-    def __init__(self, skill_id: str) -> None:
-        self.skill_id = skill_id
-        self.versions: dict[str, VersionState] = {}
-        self.current: str | None = None
-        # (publisher of the entry's version or None, entry): the publisher filter reads it
-        self.timeline: list[tuple[str | None, TimelineEntry]] = []
-
-
 class KeyState:
     __slots__ = ("publisher", "key_hex", "key_id", "kind", "state", "allowlisted", "pinned", "revoked")
 
@@ -100,10 +91,9 @@ class KeyState:
 
 
 class RevocationState:
-    """A revocation inside the window and the quarantines linked to it so far."""
+    """A revocation inside the window (the quarantines linked to it are spooled: ``spool.py``)."""
 
-    __slots__ = ("publisher", "key_hex", "key_id", "ref", "reason", "quarantined")
+    __slots__ = ("publisher", "key_hex", "key_id", "ref", "reason")
 
     def __init__(self, publisher: str, key_hex: str, key_id: str, ref: CitedEvent, reason: str | None) -> None:
         self.publisher, self.key_hex, self.key_id, self.ref, self.reason = publisher, key_hex, key_id, ref, reason
-        self.quarantined: list[tuple[str, str, CitedEvent, float]] = []

@@ -290,6 +290,9 @@ class _Run:
                 self._cite(CitedEvent(position=pv.position, hash=pv.hash, kind="policy.changed",
                                       recorded_at=pv.recorded_at or "", stream="policy:audit", actor=pv.actor))
         coverage = self._coverage(end)
+        if head.position:  # the head is cited too: the scope names it by position and hash
+            for row in self.source.rows(after=head.position - 1, until=head.position):
+                self._cite(self.ctx.ref(decode(row)))
         spool.seal()
         groups, total = self._finding_groups()
         scope = Scope(journal_head=head, window=self._window(), filters=self._filters(),

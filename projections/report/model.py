@@ -227,7 +227,7 @@ class TimelineEntry(_Doc):
     """One event inside the window. ``details`` holds the kind's facts (audit trigger and
     result, override flag, from/to versions, tool id, ...); an unknown kind has none."""
 
-    position: int
+    position: Position
     hash: str
     recorded_at: str
     stream: str
@@ -313,7 +313,7 @@ class Trust(_Doc):
 class Rejection(_Doc):
     """An ``artifact.rejected`` event inside the window (the intake streams)."""
 
-    position: int
+    position: Position
     hash: str
     recorded_at: str
     actor: Actor

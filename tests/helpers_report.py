@@ -42,12 +42,12 @@ from skill_ledger.projections.report import JournalVerification, Report, build_r
 class Driver:
     """Runs use cases against a home as a given actor and reads the journal back."""
 
-    def __init__(self, home: Path) -> None:
-        self.home = home
+    def __init__(self, home: Path, journal: str | None = None) -> None:
+        self.home, self.journal = home, journal  # journal: None for <home>/journal.db, or a postgresql:// URL
 
     @contextlib.contextmanager
     def ledger(self, actor: str = "user:alice", command: str = "test") -> Iterator[Ledger]:
-        lg = Ledger(resolve(home=str(self.home), journal=None, actor=actor, command=command))
+        lg = Ledger(resolve(home=str(self.home), journal=self.journal, actor=actor, command=command))
         try:
             yield lg
         finally:
@@ -115,17 +115,19 @@ def artifact(skill_id: str, version: str, publisher: str, seed: bytes, *, descri
 # --- the scenario -------------------------------------------------------------------------------
 
 SEED_ACME, SEED_GLOBEX, SEED_INITECH, SEED_STRANGER = (bytes([n]) * 32 for n in (0x51, 0x52, 0x53, 0x54))
-HOSTILE = ('<script>alert(1)</script> <img src=x onerror=alert(2)> [click](https://evil.example/x) '
-           '![pixel](https://evil.example/p.png) # heading | cell')
+# A manifest description that would run script if it were not escaped: the script would retitle
+# the page, the image's error handler would mark the body (the browser test looks for both).
+HOSTILE = ('<script>document.title="pwned"</script> <img src=x onerror="document.body.dataset.pwned=1"> '
+           '[click](https://evil.example/x) ![pixel](https://evil.example/p.png) # heading | cell')
 GENERATED_AT = "2026-12-01T00:00:00+00:00"
 
 
 class Scenario:
     """Run it once per module (``Scenario(home).run()``); ``events`` is the journal as exported."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, journal: str | None = None) -> None:
         self.home = home
-        self.d = Driver(home)
+        self.d = Driver(home, journal)
         self.events: list[dict[str, Any]] = []
         self.checkpoint_at = 0  # head right after the checkpoint
 

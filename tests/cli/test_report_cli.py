@@ -1,0 +1,243 @@
+"""``skills report compliance`` through the command line, over the report scenario's journal
+(``tests/helpers_report.py``: installs, a failed audit and its override, a lifted quarantine, a
+revocation quarantining two versions, a tamper detection, a policy loosening, rejections,
+denials, a checkpoint): the findings and their citations (each checked with ``skills journal
+--since N-1 --until N``), the window by position and by time, the filters, in all three
+formats; stdout and ``--json``; determinism; an edited chain (exit 9, said at the top); usage
+errors."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import sqlite3
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+TESTS = Path(__file__).resolve().parents[1]
+if str(TESTS) not in sys.path:
+    sys.path.insert(0, str(TESTS))
+
+from helpers_report import HOSTILE, Scenario  # noqa: E402
+
+from skill_ledger.cli.main import cli  # noqa: E402
+
+FORMATS = ("json", "markdown", "html")
+AT = "2026-12-01T00:00:00+00:00"
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
+    return Scenario(tmp_path_factory.mktemp("report-cli") / "home").run()
+
+
+def skills(home: Path, *args: str) -> Any:
+    return CliRunner().invoke(cli, ["--home", str(home), "--actor", "user:auditor", *args])
+
+
+def report(home: Path, tmp: Path, fmt: str, *args: str, expect: int = 0) -> bytes:
+    out = tmp / f"report-{fmt}-{abs(hash(args))}.{fmt}"
+    r = skills(home, "report", "compliance", "--format", fmt, "--output", str(out), "--generated-at", AT, *args)
+    assert r.exit_code == expect, (r.exit_code, r.stderr, r.stdout)
+    return out.read_bytes()
+
+
+def doc(home: Path, tmp: Path, *args: str, expect: int = 0) -> dict[str, Any]:
+    return json.loads(report(home, tmp, "json", *args, expect=expect))
+
+
+def journal_event(home: Path, position: int) -> dict[str, Any]:
+    r = skills(home, "--json", "journal", "--since", str(position - 1), "--until", str(position))
+    assert r.exit_code == 0, r.stderr
+    [line] = r.stdout.splitlines()
+    return json.loads(line)
+
+
+def pairs(x: Any) -> list[tuple[int, str]]:
+    """Every (position, hash) pair in a JSON report."""
+    if isinstance(x, dict):
+        here = [(x["position"], x["hash"])] if isinstance(x.get("position"), int) and isinstance(
+            x.get("hash"), str) else []
+        return here + [p for v in x.values() for p in pairs(v)]
+    if isinstance(x, list):
+        return [p for v in x for p in pairs(v)]
+    return []
+
+
+def timeline_positions(d: dict[str, Any]) -> set[int]:
+    return {e["position"] for t in d["timelines"] for e in t["entries"]}
+
+
+# --- findings and citations --------------------------------------------------------------------
+
+
+def test_every_exception_is_a_finding_in_every_format(scenario: Scenario, tmp_path: Path) -> None:
+    s, home = scenario, scenario.home
+    d = doc(home, tmp_path, "--max-audit-age", "0s")
+    kinds = {f["kind"]: f for f in d["findings"]}
+    assert set(kinds) == {"enable_override_after_failed_audit", "artifact_tampered_or_missing", "quarantine_lifted",
+                          "policy_loosened", "stale_audit", "tofu_only_publisher", "checkpoint_missing",
+                          "artifact_rejected", "execution_denied"}
+    override = s.one("skill.enabled", "skill:acme.bad", override=True)
+    assert kinds["enable_override_after_failed_audit"]["id"] == f"F-OVERRIDE-{override['position']:06d}"
+    tamper = s.one("skill.quarantined", "skill:acme.tamper", reason_code="artifact_tampered")
+    assert kinds["artifact_tampered_or_missing"]["id"] == f"F-TAMPER-{tamper['position']:06d}"
+    denied = [f for f in d["findings"] if f["kind"] == "execution_denied"]
+    assert [(f["count"], len(f["evidence"])) for f in denied] == [(2, 2)]
+    assert len([f for f in d["findings"] if f["kind"] == "artifact_rejected"]) == 2
+    [revocation] = d["trust"]["revocations"]
+    assert [q["skill_id"] for q in revocation["quarantined"]] == ["initech.alpha", "initech.beta"]
+    assert d["summary"]["verdict"] == "findings" and d["scope"]["journal_verification"]["ok"] is True
+    page = report(home, tmp_path, "html", "--max-audit-age", "0s").decode()
+    md = report(home, tmp_path, "markdown", "--max-audit-age", "0s").decode()
+    for f in d["findings"]:
+        assert f'id="{f["id"]}"' in page and f"`{f['id']}`" in md
+        for e in f["evidence"]:
+            assert f'href="#ev-{e["position"]}"' in page and f"](#ev-{e['position']})" in md
+            assert f'id="ev-{e["position"]}"' in page and f'<a id="ev-{e["position"]}"></a>' in md
+    assert HOSTILE not in page  # escaped
+    assert page.index("<h1>Compliance report</h1>") < page.index('id="summary"') < page.index('id="findings"') \
+        < page.index('id="posture"') < page.index('id="timelines"') < page.index('id="appendix"')
+
+
+def test_every_citation_checks_out_with_skills_journal(scenario: Scenario, tmp_path: Path) -> None:
+    """Each (position, hash) the report cites is the event ``skills journal --since N-1 --until N``
+    prints, whose hash a reviewer can recompute from the printed event alone."""
+    home = scenario.home
+    for args in ((), ("--since", "30", "--until", "50")):
+        d = doc(home, tmp_path, *args)
+        cited = dict(pairs(d))
+        assert len(cited) > 20
+        for position, hash_ in sorted(cited.items()):
+            e = journal_event(home, position)
+            assert e["hash"] == hash_, position
+            body = {k: v for k, v in e.items() if k != "hash"}
+            canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+            assert hashlib.sha256(canonical).hexdigest() == hash_, position
+
+
+# --- the window and the filters ------------------------------------------------------------------
+
+
+def test_window_by_position_and_by_time_give_the_same_report(scenario: Scenario, tmp_path: Path) -> None:
+    s, home = scenario, scenario.home
+    since = s.one("skill.enabled", "skill:acme.bad", override=True)["position"] - 1
+    until = s.one("publisher.key_revoked")["position"] + 2
+    by_position = doc(home, tmp_path, "--since", str(since), "--until", str(until))
+    w = by_position["scope"]["window"]
+    assert (w["since_position"], w["until_position"], w["first_position"], w["last_position"], w["event_count"]) == (
+        since, until, since + 1, until, until - since)
+    assert timeline_positions(by_position) == {e["position"] for e in s.events if since < e["position"] <= until
+                                               and e["stream"].startswith("skill:")}
+    assert {f["kind"] for f in by_position["findings"]} == {"enable_override_after_failed_audit", "quarantine_lifted",
+                                                           "tofu_only_publisher", "checkpoint_missing"}
+    # the same window given as times: from the first event's time, up to the last one's
+    first, last = s.events[since]["recorded_at"], s.events[until - 1]["recorded_at"]
+    by_time = doc(home, tmp_path, "--since", first, "--until", last)
+    wt = by_time["scope"]["window"]
+    assert (wt["since_position"], wt["until_position"], wt["since_requested"], wt["until_requested"]) == (
+        since, until, first, last)
+    assert wt["end_time"] == last
+    for key in ("findings", "posture", "timelines", "trust", "rejections", "other_events", "cited_events"):
+        assert by_time[key] == by_position[key], key
+    for fmt, start, end in (("markdown", "## What happened in the window", "## Rejected artifacts"),
+                            ("html", '<section id="timelines">', '<section id="rejections">')):
+        text = report(home, tmp_path, fmt, "--since", first, "--until", last).decode()
+        timelines = text[text.index(start):text.index(end)]
+        assert {int(p) for p in re.findall(r'id="ev-(\d+)"', timelines)} == timeline_positions(by_position), fmt
+
+
+def test_filters_by_skill_and_publisher(scenario: Scenario, tmp_path: Path) -> None:
+    home = scenario.home
+    d = doc(home, tmp_path, "--skill", "acme.echo")
+    assert {p["skill_id"] for p in d["posture"]} == {"acme.echo"} and [t["skill_id"] for t in d["timelines"]] == [
+        "acme.echo"]
+    assert d["scope"]["filters"]["skills"] == ["acme.echo"]
+    d = doc(home, tmp_path, "--publisher", "initech", "--publisher", "globex")
+    assert {p["publisher"] for p in d["posture"]} == {"initech", "globex"}
+    assert [r["publisher"] for r in d["trust"]["revocations"]] == ["initech"]
+    assert d["scope"]["filters"]["publishers"] == ["globex", "initech"]
+
+
+# --- output, determinism ---------------------------------------------------------------------------
+
+
+def test_stdout_json_result_and_determinism(scenario: Scenario, tmp_path: Path) -> None:
+    home = scenario.home
+    r = skills(home, "report", "compliance", "--format", "json", "--generated-at", AT)
+    assert r.exit_code == 0 and json.loads(r.stdout)["scope"]["generated_at"] == AT
+    assert "compliance report (json," in r.stderr and "written to stdout" in r.stderr
+    for fmt in FORMATS:  # byte-identical twice, and what stdout carries is what --output writes
+        first, second = report(home, tmp_path, fmt), report(home, tmp_path, fmt)
+        assert first == second, fmt
+        out = skills(home, "report", "compliance", "--format", fmt, "--generated-at", AT)
+        assert out.stdout_bytes == first, fmt
+    target = tmp_path / "r.html"
+    r = skills(home, "--json", "report", "compliance", "--output", str(target), "--generated-at", AT)
+    assert r.exit_code == 0, r.stderr
+    result = json.loads(r.stdout)
+    assert set(result) == {"output", "format", "bytes", "journal_head", "window", "summary", "journal_verification"}
+    assert (result["output"], result["format"], result["bytes"]) == (str(target), "html", target.stat().st_size)
+    assert result["journal_head"]["position"] == scenario.events[-1]["position"]
+    assert result["journal_head"]["hash"] == scenario.events[-1]["hash"]
+    assert result["summary"]["findings"] == {"high": 2, "medium": 4, "low": 3}
+    assert target.read_bytes().startswith(b"<!DOCTYPE html>")
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".r.html.")], "no temporary file left"
+
+
+def test_usage_errors_exit_2_before_reading(scenario: Scenario, tmp_path: Path) -> None:
+    home = scenario.home
+    cases = [
+        (["--json"], "--json prints the command's result"),
+        (["--since", "yesterday"], "--since expects a journal position or an ISO-8601 time"),
+        (["--until", "2026-13-45"], "--until expects"),
+        (["--since", "9", "--until", "3"], "is after --until"),
+        (["--max-audit-age", "3 weeks"], "invalid duration"),
+        (["--skill", "Not A Skill"], "invalid skill id"),
+        (["--generated-at", "soon"], "--generated-at expects"),
+        (["--format", "pdf"], "Invalid value for '--format'"),
+    ]
+    for args, message in cases:
+        prefix = ["--json"] if args == ["--json"] else []
+        rest = [] if args == ["--json"] else args
+        r = skills(home, *prefix, "report", "compliance", *rest)
+        assert r.exit_code == 2, (args, r.exit_code, r.stderr)
+        assert message in r.stderr, (args, r.stderr)
+
+
+# --- a journal that does not verify ------------------------------------------------------------------
+
+
+def test_an_edited_chain_is_reported_at_the_top_and_exits_9(scenario: Scenario, tmp_path: Path) -> None:
+    home = tmp_path / "edited"
+    shutil.copytree(scenario.home, home)
+    target = scenario.one("skill.quarantined", "skill:acme.echo", reason="suspicious traffic")
+    con = sqlite3.connect(home / "journal.db")
+    con.execute("DROP TRIGGER stored_events_no_update")  # what an attacker with the file can do
+    con.execute("UPDATE stored_events SET state = CAST(replace(CAST(state AS TEXT), 'suspicious traffic', "
+                "'routine check') AS BLOB) WHERE rowid = ?", (target["position"],))
+    con.commit()
+    con.close()
+    position = target["position"]
+    d = doc(home, tmp_path, expect=9)
+    assert d["summary"]["verdict"] == "journal_verification_failed"
+    v = d["scope"]["journal_verification"]
+    assert (v["ok"], v["first_bad_position"]) == (False, position) and "hash_mismatch" in v["message"]
+    assert (d["findings"][0]["kind"], d["findings"][0]["id"]) == ("journal_verification_failed",
+                                                                  f"F-JOURNAL-{position:06d}")
+    page = report(home, tmp_path, "html", expect=9).decode()
+    assert page.index('class="banner fail"') < page.index('id="summary"') < page.index('id="findings"')
+    assert "JOURNAL VERIFICATION FAILED at position" in page
+    md = report(home, tmp_path, "markdown", expect=9).decode()
+    assert md.index("JOURNAL VERIFICATION FAILED") < md.index("## Summary")
+    r = skills(home, "report", "compliance", "--format", "markdown")
+    assert r.exit_code == 9 and r.stdout.startswith("# Compliance report\n\n> **🛑 JOURNAL VERIFICATION FAILED**")
+    assert f"error[journal_tampered]: the journal does not verify at position {position}" in r.stderr
+    r = skills(home, "--json", "report", "compliance", "--output", str(tmp_path / "x.json"))
+    assert r.exit_code == 9 and json.loads(r.stdout)["journal_verification"]["ok"] is False

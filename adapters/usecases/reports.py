@@ -10,7 +10,8 @@ The report is built from the journal alone (SQLite or PostgreSQL, through the re
    journal: times need not grow with positions).
 4. The report is written (``projections.report.write_report``) to the output file, through a
    temporary file beside it that replaces it only once complete, or to standard output. Its
-   spool lives in a private temporary directory (``$TMPDIR``), about as big as the report.
+   spool lives in a private temporary directory (``$TMPDIR``), about as big as the report. On
+   a big journal, ranges of skills are folded in worker processes (``report_workers``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import contextlib
 import datetime as dt
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -43,6 +44,8 @@ from skill_ledger.projections.report import (
     write_report,
 )
 from skill_ledger.projections.report.model import JournalHead, Summary, Window
+
+from .report_workers import report_workers
 
 _BATCH = 2000  # rows per query (the recorders' pages)
 
@@ -97,10 +100,11 @@ class JournalSource:
             after = rows[-1].position
 
 
-def compliance_report(settings: Settings, options: ReportOptions, *, output: str | None,
-                      stdout: BinaryIO) -> ReportWritten:
+def compliance_report(settings: Settings, options: ReportOptions, *, output: str | None, stdout: BinaryIO,
+                      notify: Callable[[str], None] | None = None) -> ReportWritten:
     """Verify the journal and write the report to ``output`` (a path) or ``stdout``. The result's
-    ``journal_verification.ok`` is False when the journal does not verify (the report says so)."""
+    ``journal_verification.ok`` is False when the journal does not verify (the report says so).
+    On a big journal the second pass runs in several processes (``report_workers``)."""
     from skill_ledger import __version__
 
     request = _replace(_request(options), generated_by=settings.actor, project_version=__version__)
@@ -110,7 +114,9 @@ def compliance_report(settings: Settings, options: ReportOptions, *, output: str
         source: ReportSource = JournalSource(app, head) if app is not None else EventsSource([])
         request = _replace(_resolve_window(source, options, request, head), journal_verification=verification)
         with tempfile.TemporaryDirectory(prefix="skills-report-") as workdir, _output(output, stdout) as out:
-            outcome = write_report(source, out, options.format, request, workdir=Path(workdir))
+            workers = report_workers(settings) if app is not None else None
+            outcome = write_report(source, out, options.format, request, workdir=Path(workdir), workers=workers,
+                                   notify=notify)
             written = out.count
     return ReportWritten(output=str(output) if output else None, format=outcome.format, bytes=written,
                          journal_head=outcome.journal_head, window=outcome.window, summary=outcome.summary,

@@ -54,7 +54,8 @@ def compliance(fmt: str, output: str | None, since: str | None, until: str | Non
         raise UsageError("--json prints the command's result, not the report: give --output FILE")
     options = ReportOptions(format=fmt, since=since, until=until, skills=skills, publishers=publishers,
                             max_audit_age=max_audit_age, generated_at=generated_at)
-    result = compliance_report(obj().settings(), options, output=output, stdout=sys.stdout.buffer)
+    result = compliance_report(obj().settings(), options, output=output, stdout=sys.stdout.buffer,
+                               notify=notice)
     data = to_jsonable(result)
     if output is None:
         notice(_line(data))  # stdout is the report itself

@@ -4,10 +4,13 @@
    appended meanwhile.
 2. First pass (``fold.py``): every row up to the window end in position order, then the
    checkpoints after it. Skill streams are only registered.
-3. Second pass (``skills.py``): each selected skill stream, by skill id, read on its own up to
-   the window end; its posture and timeline are rendered into the spool's files at once.
+3. Second pass (``skills.py``, ``skillpass.py``): each selected skill stream, by skill id, read
+   on its own up to the window end; its posture and timeline are rendered into the spool's
+   files at once. With workers, contiguous ranges of skill ids (about as many events each) are
+   folded side by side in other processes, each into a spool of its own, appended in order.
 4. The findings about the whole journal (a failed verification, TOFU-only publishers, a
-   missing checkpoint), then the document, written in order from the spool (``writers.py``).
+   missing checkpoint), then the document, written in order from the spool (``document.py``,
+   ``writers.py``).
 
 Memory holds one skill's versions, the publisher keys, the revocations and the audit policy
 versions in force; everything that grows with the window (entries, findings, citations) is in
@@ -21,8 +24,9 @@ list has a defined order, times come from the journal; ``generated_at`` is the o
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+import shutil
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
@@ -30,35 +34,17 @@ import msgspec
 
 from skill_ledger.domain.events import topics_for_kinds
 
+from .document import DocumentParts
 from .events import Row, decode, timestamp_of
-from .fold import KIND_INDEX, Context, GlobalFold, Selection
-from .model import (
-    FINDING_KINDS,
-    FINDING_RULES,
-    REPORT_VERSION,
-    SEVERITIES,
-    CheckpointCoverage,
-    CitedEvent,
-    Filters,
-    JournalHead,
-    JournalVerification,
-    KeyTrust,
-    Revocation,
-    Scope,
-    SeverityCounts,
-    Summary,
-    TimelineEntry,
-    TrustAct,
-    VersionPosture,
-    Window,
-)
-from .rules import FindingDraft, checkpoint_missing, journal_failed, tofu_only
-from .skills import SkillFold
+from .fold import Context, GlobalFold, Selection
+from .model import REPORT_VERSION, JournalHead, JournalVerification, Summary, Window
+from .skillpass import SHOWN_FILE, Shown, SkillJob, SkillWorkers, Totals, fold_skills, read_job_result, run_skill_job
 from .spool import Spool
-from .state import parse_time
-from .writers import Document, StreamedFinding, Writer, writer_for
+from .state import JournalFacts, parse_time
+from .writers import Writer, writer_for
 
-_CHUNK = 256  # timeline entries rendered at a time
+# Below this many skill events, a second process costs more than it saves.
+SHARDED_MIN_EVENTS = 20_000
 
 
 class ReportSource(Protocol):
@@ -126,21 +112,26 @@ def position_at_time(source: ReportSource, t: dt.datetime, *, inclusive: bool, h
     return found
 
 
-def write_report(source: ReportSource, out: BinaryIO, fmt: str, request: ReportRequest, *,
-                 workdir: Path) -> ReportOutcome:
-    """Write the report over ``source`` in ``fmt`` to ``out``; ``workdir`` is an empty private
-    directory for the spool (about as big as the report)."""
+def write_report(source: ReportSource, out: BinaryIO, fmt: str, request: ReportRequest, *, workdir: Path,
+                 workers: SkillWorkers | None = None, notify: Callable[[str], None] | None = None,
+                 sharded_min_events: int = SHARDED_MIN_EVENTS) -> ReportOutcome:
+    """Write the report over ``source`` in ``fmt`` to ``out``. ``workdir``: an empty private
+    directory for the spool (about as big as the report). ``workers``: fold ranges of skills in
+    other processes when the skill streams hold ``sharded_min_events`` events or more (the
+    document is the same). ``notify``: one-line notices (a failed worker)."""
     writer = writer_for(fmt)
     head, head_hash = source.head()
     until = head if request.until is None else min(request.until, head)
-    selection = Selection(set(request.skills), set(request.publishers))
-    spool = Spool(workdir)
+    (workdir / "main").mkdir()
+    spool = Spool(workdir / "main")
     try:
-        run = _Run(source, writer, spool, request, Context(since=request.since, until=until, selection=selection,
-                                                           spool=spool), head)
+        ctx = Context(since=request.since, until=until, selection=Selection(set(request.skills),
+                                                                            set(request.publishers)), spool=spool)
+        run = _Run(source, writer, request, ctx, head, workdir, notify)
         run.first_pass()
-        run.second_pass()
-        doc = run.document(JournalHead(position=head, hash=head_hash))
+        run.second_pass(workers if workers is not None and ctx.spool.skill_events() >= sharded_min_events else None)
+        parts = DocumentParts(ctx, run.journal, run.totals, run.shown, request, run.end_time, source)
+        doc = parts.document(JournalHead(position=head, hash=head_hash))
         writer.document(doc, out)
         return ReportOutcome(format=fmt, journal_head=doc.scope.journal_head, window=doc.scope.window,
                              summary=doc.summary, journal_verification=request.journal_verification)
@@ -148,69 +139,17 @@ def write_report(source: ReportSource, out: BinaryIO, fmt: str, request: ReportR
         spool.close()
 
 
-@dataclass
-class _Totals:
-    skills: int = 0
-    versions: int = 0
-    statuses: dict[str, int] = field(default_factory=lambda: {"active": 0, "quarantined": 0, "disabled": 0})
-    timeline_entries: int = 0
-    trust_publishers: set[str] = field(default_factory=set)
-
-
-class _Sink:
-    """A skill's output: posture rows and timeline entries, rendered into the spool's files
-    (the timeline opens with the skill's first entry that passes the filters)."""
-
-    def __init__(self, writer: Writer, spool: Spool, shown: bytearray, totals: _Totals) -> None:
-        self.writer, self.spool, self.shown, self.totals = writer, spool, shown, totals
-        self.skill_id = ""
-        self.open = False
-        self.pending: list[TimelineEntry] = []
-
-    def start(self, skill_id: str) -> None:
-        self.skill_id, self.open = skill_id, False
-
-    def entry(self, entry: TimelineEntry) -> None:
-        self.pending.append(entry)
-        if len(self.pending) >= _CHUNK:
-            self._flush()
-
-    def _flush(self) -> None:
-        if not self.pending:
-            return
-        if not self.open:
-            self.spool.timelines.write(self.writer.timeline_open(self.skill_id))
-            self.open = True
-        self.spool.timelines.write(self.writer.timeline_entries(self.pending))
-        for e in self.pending:
-            self.shown[e.position >> 3] |= 1 << (e.position & 7)
-        self.totals.timeline_entries += len(self.pending)
-        self.pending.clear()
-
-    def posture(self, rows: list[VersionPosture]) -> None:
-        self.spool.posture.write(self.writer.posture(rows))
-        self.totals.skills += 1
-        self.totals.versions += len(rows)
-        for p in rows:
-            if p.installed and p.status in self.totals.statuses:
-                self.totals.statuses[p.status] += 1
-
-    def end(self) -> None:
-        self._flush()
-        if self.open:
-            self.spool.timelines.write(self.writer.timeline_close())
-
-
 class _Run:
-    """One report being made (the steps of the module docstring)."""
+    """The two passes of one report (the steps of the module docstring)."""
 
-    def __init__(self, source: ReportSource, writer: Writer, spool: Spool, request: ReportRequest, ctx: Context,
-                 head: int) -> None:
-        self.source, self.writer, self.spool, self.request, self.ctx = source, writer, spool, request, ctx
-        self.head = head
+    def __init__(self, source: ReportSource, writer: Writer, request: ReportRequest, ctx: Context, head: int,
+                 workdir: Path, notify: Callable[[str], None] | None) -> None:
+        self.source, self.writer, self.request, self.ctx = source, writer, request, ctx
+        self.spool = ctx.spool
+        self.head, self.workdir, self.notify = head, workdir, notify
         self.journal = GlobalFold(ctx, watch_position=request.journal_verification.first_bad_position)
-        self.shown = bytearray((ctx.until >> 3) + 1)  # one bit per position shown as an entry
-        self.totals = _Totals()
+        self.shown = Shown(ctx.until)
+        self.totals = Totals()
         self.end_time: dt.datetime | None = None
 
     def first_pass(self) -> None:
@@ -220,6 +159,7 @@ class _Run:
             checkpoints = topics_for_kinds(["journal.checkpoint"])
             for row in self.source.rows(after=self.ctx.until, until=self.head, topics=checkpoints):
                 self.journal.feed_checkpoint(row)
+        self.journal.finish()
         end = self.request.window_end_time
         if end is None and self.journal.last_row is not None:
             end = parse_time(decode(self.journal.last_row).recorded_at)
@@ -227,214 +167,55 @@ class _Run:
             end = end.replace(tzinfo=dt.UTC)
         self.end_time = end
 
-    def second_pass(self) -> None:
-        selection = self.ctx.selection
-        sink = _Sink(self.writer, self.spool, self.shown, self.totals)
-        verified = topics_for_kinds(["skill.artifact_verified"])
-        for skill_id, oid in self.spool.skills():
-            if not selection.skill_wanted(skill_id):
-                continue
-            if selection.publishers and not self._signs_for(oid, verified):
-                continue
-            fold = SkillFold(self.ctx, self.journal, skill_id, sink, max_audit_age=self.request.max_audit_age,
-                             end_time=self.end_time)
-            sink.start(skill_id)
-            for row in self.source.stream_rows(oid, until=self.ctx.until):
-                fold.feed(row)
-            fold.finish()
-            sink.end()
-            self.totals.trust_publishers |= fold.publishers
+    def second_pass(self, workers: SkillWorkers | None) -> None:
+        """Fold the skills: the first range here, the others in ``workers`` (when the journal is
+        big enough), each into its own spool, absorbed in range order."""
+        facts = self.journal.facts()
+        ranges = self.spool.skill_ranges(workers.count if workers is not None else 1)
+        started: list[tuple[Path, SkillJob, Any]] = []
+        try:
+            for i, (first, stop) in enumerate(ranges[1:], start=1):
+                job = self._job(facts, list(self.spool.skills(first, stop)))
+                directory = self.workdir / f"range-{i}"
+                directory.mkdir()
+                started.append((directory, job, workers.start(job, directory) if workers is not None else None))
+            first, stop = ranges[0]
+            self.totals.add(fold_skills(self.source, self.ctx, facts.index(), self.spool.skills(first, stop),
+                                        self.writer, self.shown, max_audit_age=self.request.max_audit_age,
+                                        end_time=self.end_time))
+            for directory, job, worker in started:
+                self._absorb(directory, job, worker)
+        finally:
+            for _directory, _job, worker in started:
+                if worker is not None:
+                    worker.kill()
 
-    def _signs_for(self, oid: str, verified: list[str]) -> bool:
-        """With ``--publisher``: whether a version of the skill is signed for one of them (the
-        rule of ``SkillFold._artifact_verified``, which is where versions are made)."""
-        for row in self.source.stream_rows(oid, until=self.ctx.until, topics=verified):
-            d = decode(row).data
-            if isinstance(d.get("version"), str) and d.get("publisher") in self.ctx.selection.publishers:
-                return True
-        return False
-
-    # --- the document -----------------------------------------------------------------------------
-
-    def _trust_publishers(self) -> set[str] | None:
-        selection = self.ctx.selection
-        if selection.publishers:
-            return set(selection.publishers)
-        return self.totals.trust_publishers if selection.skills else None
-
-    def _cite(self, ref: CitedEvent) -> Any:
-        return self.spool.cite(ref)
-
-    def document(self, head: JournalHead) -> Document:
-        """Everything left to decide, then the document's parts (read from the spool as written)."""
-        j, spool, verification = self.journal, self.spool, self.request.journal_verification
-        wanted = self._trust_publishers()
-        if verification.ok is False:
-            self.ctx.finding(journal_failed(j.ref_of(j.watched), verification.first_bad_position,
-                                            verification.message))
-        for draft in tofu_only(j.keys, j.allowlisting_publishers):
-            if wanted is None or draft.publisher in wanted:
-                self.ctx.finding(draft)
-        end = min(self.ctx.until, j.last_content_position)
-        missing = checkpoint_missing(j.checkpoint, end, j.ref_of(j.last_content))
-        if missing is not None:
-            self.ctx.finding(missing)
-        keys = [KeyTrust(publisher=k.publisher, key_id=k.key_id, key_hex=k.key_hex, kind=k.kind, state=k.state,
-                         allowlisted=self._act(k.allowlisted), pinned=self._act(k.pinned), revoked=self._act(k.revoked))
-                for (publisher, _h), k in sorted(j.keys.items()) if wanted is None or publisher in wanted]
-        revocations = [r for r in j.revocations if wanted is None or r.publisher in wanted]
-        for r in revocations:
-            self._cite(r.ref)
-        for pv in j.policy_versions:
-            if pv.position is not None and pv.hash is not None and pv.actor is not None:
-                self._cite(CitedEvent(position=pv.position, hash=pv.hash, kind="policy.changed",
-                                      recorded_at=pv.recorded_at or "", stream="policy:audit", actor=pv.actor))
-        coverage = self._coverage(end)
-        if head.position:  # the head is cited too: the scope names it by position and hash
-            for row in self.source.rows(after=head.position - 1, until=head.position):
-                self._cite(self.ctx.ref(decode(row)))
-        spool.seal()
-        groups, total = self._finding_groups()
-        scope = Scope(journal_head=head, window=self._window(), filters=self._filters(),
-                      generated_at=self._generated_at(), generated_by=self.request.generated_by,
-                      project_version=self.request.project_version, policy_versions=list(j.policy_versions),
-                      checkpoint=coverage, journal_verification=verification)
-        summary = self._summary(total)
-        return Document(
-            summary=summary, scope=scope, finding_groups=groups, posture=lambda: _chunks(spool.posture),
-            timelines=lambda: _chunks(spool.timelines), keys=keys, revocations=self._revocations(revocations),
-            trust_events=self._shown((e for _p, e in spool.trust_events(wanted))),
-            rejections=self._shown(spool.rejections()), other_events=self._shown(spool.other_events()),
-            cited=(c for c in spool.cited() if not self._is_shown(c.position)))
-
-    def _act(self, x: tuple[CitedEvent, str | None, dict[str, str | None]] | None) -> TrustAct | None:
-        if x is None:
-            return None
-        ref, reason, facts = x
-        self._cite(ref)
-        return TrustAct(position=ref.position, hash=ref.hash, recorded_at=ref.recorded_at, actor=ref.actor,
-                        reason=reason, first_skill_id=facts.get("first_skill_id"),
-                        first_version=facts.get("first_version"))
-
-    def _revocations(self, revocations: list[Any]) -> Iterator[Revocation]:
-        for r in revocations:
-            unenforced = (self.spool.unenforced_of(r.publisher, r.key_hex)
-                          if self.journal.key_revoked(r.publisher, r.key_hex) else [])
-            yield Revocation(publisher=r.publisher, key_id=r.key_id, key_hex=r.key_hex, position=r.ref.position,
-                             hash=r.ref.hash, recorded_at=r.ref.recorded_at, actor=r.ref.actor, reason=r.reason,
-                             quarantined=self.spool.revocation_quarantines(r.ref.position),
-                             not_quarantined=unenforced)
-
-    def _is_shown(self, position: int) -> bool:
-        i = position >> 3
-        return i < len(self.shown) and bool(self.shown[i] & (1 << (position & 7)))
-
-    def _shown(self, entries: Iterable[Any]) -> Iterator[Any]:
-        """Entries as they are written: from then on they are their events' citations."""
-        for e in entries:
-            if e.position >> 3 < len(self.shown):
-                self.shown[e.position >> 3] |= 1 << (e.position & 7)
-            yield e
-
-    def _coverage(self, end: int) -> CheckpointCoverage:
-        j, verification = self.journal, self.request.journal_verification
-        if j.checkpoint is None:
-            return CheckpointCoverage(covering=None, statement="The journal holds no signed checkpoint.")
-        cp, ref = j.checkpoint
-        if cp.covers_position < end:
-            return CheckpointCoverage(covering=None, statement=(
-                f"No signed checkpoint covers the window: the newest covers events up to position "
-                f"{cp.covers_position}, the window's last event is at position {end}."))
-        self._cite(ref)
-        checked = {True: "journal verify checked its root hash and signature and found them good",
-                   False: "journal verify failed, so this checkpoint is not established either",
-                   None: "journal verify was not run, so its root hash and signature are not checked"}[verification.ok]
-        return CheckpointCoverage(covering=cp, statement=(
-            f"Checkpoint at position {cp.position} ({cp.recorded_at}, key {cp.key_id}) covers events up to position "
-            f"{cp.covers_position}, which includes the window's last event at position {end}; {checked}."))
-
-    def _finding_groups(self) -> tuple[list[tuple[str, int, Iterator[StreamedFinding]]], dict[str, int]]:
-        counts = {k: (self.spool.rejection_group_count() if k == "artifact_rejected" else
-                      self.spool.denial_group_count() if k == "execution_denied" else
-                      self.spool.finding_count(KIND_INDEX[k])) for k in FINDING_KINDS}
-        total = {s: sum(n for k, n in counts.items() if FINDING_RULES[k][0] == s) for s in SEVERITIES}
-        duplicates = self.spool.duplicate_finding_ids()
-        groups = [(s, total[s], self._findings_of(s, duplicates)) for s in SEVERITIES if total[s]]
-        return groups, total
-
-    def _findings_of(self, severity: str, duplicates: set[str]) -> Iterator[StreamedFinding]:
-        seen: dict[str, int] = {}
-        for kind in FINDING_KINDS:
-            if FINDING_RULES[kind][0] != severity:
-                continue
-            if kind == "artifact_rejected":
-                yield from self._rejection_findings()
-            elif kind == "execution_denied":
-                yield from self._denial_findings()
-            else:
-                for f in self.spool.findings_of(KIND_INDEX[kind]):
-                    if f.id in duplicates:  # a damaged journal may make two alike: never two with one id
-                        n = seen[f.id] = seen.get(f.id, 0) + 1
-                        if n > 1:
-                            f = msgspec.structs.replace(f, id=f"{f.id}-{n}")
-                    yield StreamedFinding(f)
-
-    def _rejection_findings(self) -> Iterator[StreamedFinding]:
-        for first, last, count in self.spool.rejection_groups():
-            refs = [CitedEvent(position=x.position, hash=x.hash, kind="artifact.rejected", recorded_at=x.recorded_at,
-                               stream=f"intake:{x.artifact_sha256}", actor=x.actor) for x in (first, last)]
-            finding = FindingDraft.rejected(first, refs[0]).aggregated(count, refs[1])
-            yield StreamedFinding(finding, self.spool.rejection_evidence(first.artifact_sha256, first.error_code),
-                                  has_evidence=True)
-
-    def _denial_findings(self) -> Iterator[StreamedFinding]:
-        for skill_id, version, tool, code, publisher, first, last, count in self.spool.denial_groups():
-            finding = FindingDraft.denied(skill_id, version, publisher, tool, code, first).aggregated(count, last)
-            yield StreamedFinding(finding, self.spool.denial_evidence(skill_id, version, tool, code),
-                                  has_evidence=True)
-
-    def _window(self) -> Window:
-        j, request = self.journal, self.request
-        first, last = decode(j.window_first) if j.window_first else None, decode(j.window_last) if j.window_last \
-            else None
-        return Window(
-            since_position=request.since, until_position=self.ctx.until, since_requested=request.since_requested,
-            until_requested=request.until_requested, first_position=first.position if first else None,
-            last_position=last.position if last else None, first_recorded_at=first.recorded_at if first else None,
-            last_recorded_at=last.recorded_at if last else None,
-            end_time=self.end_time.isoformat() if self.end_time is not None else None, event_count=j.window_count)
-
-    def _filters(self) -> Filters:
+    def _job(self, facts: JournalFacts, skills: list[tuple[str, str]]) -> SkillJob:
         age = self.request.max_audit_age
-        return Filters(skills=sorted(set(self.request.skills)), publishers=sorted(set(self.request.publishers)),
-                       max_audit_age_seconds=int(age.total_seconds()) if age is not None else None)
+        return SkillJob(format=self.writer.fmt, since=self.ctx.since, until=self.ctx.until,
+                        skills_filter=sorted(self.ctx.selection.skills),
+                        publishers_filter=sorted(self.ctx.selection.publishers),
+                        max_audit_age_seconds=age.total_seconds() if age is not None else None,
+                        end_time=self.end_time.isoformat() if self.end_time is not None else None, facts=facts,
+                        skills=skills)
 
-    def _generated_at(self) -> str:
-        g = self.request.generated_at
-        return g if isinstance(g, str) else g.isoformat()
-
-    def _summary(self, findings: dict[str, int]) -> Summary:
-        verification, t = self.request.journal_verification, self.totals
-        if verification.ok is False:
-            verdict = "journal_verification_failed"
-        elif verification.ok is None:
-            verdict = "journal_not_verified"
-        else:
-            verdict = "findings" if any(findings.values()) else "clean"
-        return Summary(verdict=verdict, findings=SeverityCounts(**findings), skills=t.skills,  # type: ignore[arg-type]
-                       versions=t.versions, active_versions=t.statuses["active"],
-                       quarantined_versions=t.statuses["quarantined"], disabled_versions=t.statuses["disabled"],
-                       events_in_window=self.journal.window_count, timeline_entries=t.timeline_entries)
-
-
-def _chunks(f: BinaryIO, size: int = 1 << 20) -> Iterator[bytes]:
-    f.flush()
-    f.seek(0)
-    while True:
-        chunk = f.read(size)
-        if not chunk:
-            return
-        yield chunk
+    def _absorb(self, directory: Path, job: SkillJob, worker: Any) -> None:
+        """A range's spool into ours; a range whose worker failed is folded here instead."""
+        try:
+            if worker is None:
+                raise RuntimeError("no worker process")
+            worker.wait()
+            result, shown = read_job_result(directory)
+        except Exception as e:  # noqa: BLE001 - whatever became of the other process: fold its range here
+            if worker is not None and self.notify is not None:
+                self.notify(f"notice: a report worker failed ({e}); folding its skills in this process")
+            shutil.rmtree(directory, ignore_errors=True)
+            directory.mkdir()
+            result = run_skill_job(self.source, job, directory)
+            shown = (directory / SHOWN_FILE).read_bytes()
+        self.totals.add(result.totals)
+        self.shown.merge(shown)
+        self.spool.absorb(directory, self.writer.joiner)
 
 
 __all__ = ["REPORT_VERSION", "ReportOutcome", "ReportRequest", "ReportSource", "position_at_time", "write_report"]

@@ -26,7 +26,7 @@ from .events import Event, Row, decode
 from .model import FINDING_KINDS, Actor, Checkpoint, CitedEvent, PolicyVersion, Rejection, TimelineEntry
 from .rules import FindingDraft, policy_changes
 from .spool import Spool
-from .state import KeyState, RevocationState, int_of, scalar_details, text_of
+from .state import JournalFacts, KeyState, RevocationState, int_of, scalar_details, text_of
 from .text import summary_line
 
 KIND_INDEX = {k: i for i, k in enumerate(FINDING_KINDS)}
@@ -95,8 +95,8 @@ class Context:
         return self.entry(e, version=text_of(d, "version"), reason=text_of(d, "reason"),
                           reason_code=text_of(d, "reason_code"))
 
-    def finding(self, draft: FindingDraft) -> None:
-        self.spool.finding(KIND_INDEX[draft.kind], draft.finish(self.spool.cite))
+    def finding(self, draft: FindingDraft, cite: Callable[[CitedEvent], Any] | None = None) -> None:
+        self.spool.finding(KIND_INDEX[draft.kind], draft.finish(cite or self.spool.cite))
 
 
 Handler = Callable[[Event, dict[str, Any], bool], bool]
@@ -116,11 +116,11 @@ class GlobalFold:
         self.window_first: Row | None = None
         self.window_last: Row | None = None
         self.window_count = 0
-        self.skill_oids: set[str] = set()
+        # the skill streams met: originator id -> [skill id, rows up to the window end]
+        self.skill_streams: dict[str, list[Any]] = {}
         self.keys: dict[tuple[str, str], KeyState] = {}
         self.allowlisting_publishers: set[str] = set()  # publishers with any key ever allowlisted
         self.revocations: list[RevocationState] = []  # inside the window, in position order
-        self.revocations_by_key: dict[tuple[str, str], list[RevocationState]] = {}
         self.policy_values: dict[str, Any] = policy_to_dict(PolicyValues())
         self.policy_versions: list[PolicyVersion] = [PolicyVersion(
             version=0, values=dict(self.policy_values), changed=[], position=None, hash=None, recorded_at=None,
@@ -155,12 +155,13 @@ class GlobalFold:
             if self.window_first is None:
                 self.window_first = row
             self.window_last = row
-        if row.originator_id in self.skill_oids:
+        stream = self.skill_streams.get(row.originator_id)
+        if stream is not None:
+            stream[1] += 1
             return  # the second pass folds it
         e = decode(row)
         if e.stream.startswith("skill:") and stream_uuid(e.stream).hex == row.originator_id:
-            self.skill_oids.add(row.originator_id)
-            self.ctx.spool.skill(e.stream[6:], row.originator_id)
+            self.skill_streams[row.originator_id] = [e.stream[6:], 1]
             return
         handler = self._handlers.get(e.kind)
         if handler is None or not handler(e, e.data, in_window):
@@ -242,9 +243,7 @@ class GlobalFold:
         k.state = "revoked"
         k.revoked = (ref, reason, {})
         if w:
-            r = RevocationState(k.publisher, k.key_hex, k.key_id, ref, reason)
-            self.revocations.append(r)
-            self.revocations_by_key.setdefault((k.publisher, k.key_hex), []).append(r)
+            self.revocations.append(RevocationState(k.publisher, k.key_hex, k.key_id, ref, reason))
         self._trust_entry(e, d, k, w)
         return True
 
@@ -303,6 +302,17 @@ class GlobalFold:
         return True
 
     # --- reading the end state -----------------------------------------------------------------
+
+    def finish(self) -> None:
+        """Hand the skill streams met to the spool (the second pass reads them by skill id)."""
+        for oid, (skill_id, count) in self.skill_streams.items():
+            self.ctx.spool.skill(skill_id, oid, count)
+        self.skill_streams.clear()
+
+    def facts(self) -> JournalFacts:
+        revoked = [(p, h, k.key_id, k.revoked[0] if k.revoked else None) for (p, h), k in sorted(self.keys.items())
+                   if k.state == "revoked"]
+        return JournalFacts(revoked_keys=revoked, revocations=[(r.publisher, r.key_hex, r.ref) for r in self.revocations])
 
     def ref_of(self, row: Row | None) -> CitedEvent | None:
         return self.ctx.ref(decode(row)) if row is not None else None

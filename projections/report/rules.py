@@ -239,13 +239,13 @@ def stale_audit(v: VersionState, max_age: dt.timedelta, end: dt.datetime) -> Fin
                         publisher=v.publisher or None, at=key)
 
 
-def revoked_key_active(v: VersionState, k: KeyState) -> FindingDraft:
-    """An active version whose signing key ``k`` is revoked at the window end."""
-    revoked = k.revoked[0] if k.revoked else None
+def revoked_key_active(v: VersionState, key_id: str, revoked: CitedEvent | None) -> FindingDraft:
+    """An active version whose signing key (``key_id``, revoked by the event ``revoked``) is
+    revoked at the window end."""
     when = f" at {revoked.recorded_at} by {_who(revoked)}" if revoked is not None else ""
     return FindingDraft("revoked_key_active", v.install_ref.position if v.install_ref else 0,
                         title=f"{v.skill_id} {v.version} is active although its signing key was revoked",
-                        detail=(f"Key {k.key_id} of {v.publisher} was revoked{when}; {v.skill_id} {v.version}, "
+                        detail=(f"Key {key_id} of {v.publisher} was revoked{when}; {v.skill_id} {v.version}, "
                                 "signed by it, was still active at the window end (the revocation's quarantine "
                                 "did not happen or was undone)."),
                         evidence=[revoked, v.install_ref, v.status_ref], skill_id=v.skill_id, version=v.version,

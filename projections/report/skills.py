@@ -7,9 +7,13 @@ timeline file, and may start a finding. When the stream ends, the skill's postur
 findings about the window end are written, and its versions are forgotten: memory holds one
 skill's versions at a time, whatever the size of the journal.
 
-The pass needs from the first one only what other streams decide about a skill: which keys
-are revoked at the window end, and the revocations inside the window (a ``trust_revoked``
-quarantine is linked to the newest revocation of the version's key before it).
+The pass needs from the first one only what other streams decide about a skill
+(:class:`~.state.JournalFacts`): which keys are revoked at the window end, and the revocations
+inside the window (a ``trust_revoked`` quarantine is linked to the newest revocation of the
+version's key before it). So a range of skills can be folded in another process.
+
+Citations: every event of the skill inside the window is shown as a timeline entry (its own
+citation) unless ``--publisher`` hides it; only the others are handed to the spool's appendix.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from skill_ledger.domain.eligibility import compat_problem, eligibility, is_over
 from skill_ledger.domain.grammars import parse_semver_lenient
 
 from .events import Event, Row, decode
-from .fold import Context, GlobalFold
+from .fold import Context
 from .model import (
     CitedEvent,
     Evidence,
@@ -34,7 +38,7 @@ from .model import (
     VersionPosture,
 )
 from .rules import FindingDraft, revocation_delay, revoked_key_active, stale_audit
-from .state import VersionState, bool_of, int_of, scalar_details, text_of
+from .state import FactsIndex, VersionState, bool_of, int_of, scalar_details, text_of
 
 TAMPER_CODES = ("artifact_tampered", "artifact_missing")
 
@@ -57,9 +61,11 @@ Handler = Callable[[Event, dict[str, Any], bool], bool]
 class SkillFold:
     """Feed one skill stream's rows in position order with :meth:`feed`, then :meth:`finish`."""
 
-    def __init__(self, ctx: Context, journal: GlobalFold, skill_id: str, sink: SkillSink, *,
+    def __init__(self, ctx: Context, facts: FactsIndex, skill_id: str, sink: SkillSink, *,
                  max_audit_age: dt.timedelta | None, end_time: dt.datetime | None) -> None:
-        self.ctx, self.journal, self.skill_id, self.sink = ctx, journal, skill_id, sink
+        self.ctx, self.facts, self.skill_id, self.sink = ctx, facts, skill_id, sink
+        # without --publisher every event of the skill in the window is an entry: no need to cite it
+        self._all_shown = not ctx.selection.publishers
         self.max_audit_age, self.end_time = max_audit_age, end_time
         self.versions: dict[str, VersionState] = {}
         self.current: str | None = None
@@ -90,6 +96,14 @@ class SkillFold:
         if (handler is None or not handler(e, e.data, w)) and w:
             entry = self.ctx.generic(e)
             self._timeline(self.versions.get(entry.version) if entry.version is not None else None, entry)
+
+    def cite(self, ref: CitedEvent) -> Evidence:
+        if self._all_shown and self.ctx.in_window(ref.position):
+            return Evidence(position=ref.position, hash=ref.hash)
+        return self.ctx.spool.cite(ref)
+
+    def _finding(self, draft: FindingDraft) -> None:
+        self.ctx.finding(draft, self.cite)
 
     def _timeline(self, v: VersionState | None, entry: TimelineEntry) -> None:
         if self.ctx.selection.publisher_in(v.publisher if v is not None else None):
@@ -192,7 +206,7 @@ class SkillFold:
         ref = self.ctx.ref(e)
         if w and self.ctx.selection.publisher_in(v.publisher or None):
             if code in TAMPER_CODES:
-                self.ctx.finding(FindingDraft.tampered(v, ref, code, text_of(d, "reason")))
+                self._finding(FindingDraft.tampered(v, ref, code, text_of(d, "reason")))
             elif code == "trust_revoked":
                 self._link_revocation(v, ref)
         return self._set_status(e, d, w, "quarantined", code, text_of(d, "reason"), scalar_details(d.get("details")),
@@ -201,17 +215,17 @@ class SkillFold:
     def _link_revocation(self, v: VersionState, ref: CitedEvent) -> None:
         """A ``trust_revoked`` quarantine belongs to the newest revocation of the version's key
         inside the window before it."""
-        revocations = self.journal.revocations_by_key.get((v.publisher, v.key_hex))
+        revocations = self.facts.revocations_by_key.get((v.publisher, v.key_hex))
         if not revocations:
             return
-        i = bisect.bisect_left([r.ref.position for r in revocations], ref.position)
+        i = bisect.bisect_left([r.position for r in revocations], ref.position)
         if i == 0:
             return
         revocation = revocations[i - 1]
-        self.ctx.spool.revocation_quarantine(revocation.ref.position, RevocationQuarantine(
+        self.ctx.spool.revocation_quarantine(revocation.position, RevocationQuarantine(
             skill_id=v.skill_id, version=v.version, position=ref.position, hash=ref.hash,
-            recorded_at=ref.recorded_at, delay_seconds=revocation_delay(revocation.ref, ref)))
-        self.ctx.spool.cite(ref)
+            recorded_at=ref.recorded_at, delay_seconds=revocation_delay(revocation, ref)))
+        self.cite(ref)
 
     def _enabled(self, e: Event, d: dict[str, Any], w: bool) -> bool:
         v = self._version(d)
@@ -221,9 +235,9 @@ class SkillFold:
         ref = self.ctx.ref(e)
         if w and self.ctx.selection.publisher_in(v.publisher or None):
             if override or audit_passed is False:
-                self.ctx.finding(FindingDraft.override(v, ref, text_of(d, "reason")))
+                self._finding(FindingDraft.override(v, ref, text_of(d, "reason")))
             elif v.status == "quarantined":
-                self.ctx.finding(FindingDraft.lifted(v, ref, text_of(d, "reason")))
+                self._finding(FindingDraft.lifted(v, ref, text_of(d, "reason")))
         details = {"override": override, "audit_passed": audit_passed}
         return self._set_status(e, d, w, "active", "override" if override else None, text_of(d, "reason"), details,
                                 ref)
@@ -273,9 +287,9 @@ class SkillFold:
         if rows:
             self.sink.posture(rows)
         for v in chosen:
-            revoked = self.journal.key_revoked(v.publisher, v.key_hex)
+            revoked = self.facts.revoked.get((v.publisher, v.key_hex))
             if v.installed and revoked and v.status != "quarantined" and (v.publisher, v.key_hex) in \
-                    self.journal.revocations_by_key:
+                    self.facts.revocations_by_key:
                 self.ctx.spool.unenforced(v.publisher, v.key_hex, UnenforcedVersion(
                     skill_id=v.skill_id, version=v.version, status=v.status))
             if not v.installed or v.status != "active":
@@ -283,19 +297,19 @@ class SkillFold:
             if self.max_audit_age is not None and self.end_time is not None:
                 stale = stale_audit(v, self.max_audit_age, self.end_time)
                 if stale is not None:
-                    self.ctx.finding(stale)
+                    self._finding(stale)
             if revoked:
-                self.ctx.finding(revoked_key_active(v, self.journal.keys[(v.publisher, v.key_hex)]))
+                self._finding(revoked_key_active(v, revoked[0], revoked[1]))
 
     def _posture(self, v: VersionState) -> VersionPosture:
-        revoked = self.journal.key_revoked(v.publisher, v.key_hex)
+        revoked = self.facts.key_revoked(v.publisher, v.key_hex)
         eligible, reasons = eligibility(installed=v.installed, status=v.status, key_revoked=revoked,
                                         last_audit_passed=v.last_audit.passed if v.last_audit else None,
                                         compat=v.compat_problem, overridden=is_overridden(v.status, v.status_code))
         evidence: dict[int, Evidence] = {}
         for r in (v.install_ref, v.last_audit_ref, v.status_ref):
             if r is not None:
-                evidence[r.position] = self.ctx.spool.cite(r)
+                evidence[r.position] = self.cite(r)
         return VersionPosture(
             skill_id=v.skill_id, version=v.version, publisher=v.publisher, name=v.name, display_name=v.display_name,
             description=v.description, installed=v.installed, status=v.status, current=self.current == v.version,

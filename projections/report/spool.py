@@ -31,7 +31,7 @@ from .model import CitedEvent, Evidence, Finding, Rejection, RevocationQuarantin
 T = TypeVar("T")
 
 _SCHEMA = """
-CREATE TABLE skills (skill_id TEXT PRIMARY KEY, oid TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE skills (skill_id TEXT PRIMARY KEY, oid TEXT NOT NULL, events INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE findings (kind INTEGER NOT NULL, first_position INTEGER NOT NULL, id TEXT NOT NULL, body BLOB NOT NULL);
 CREATE TABLE cited (position INTEGER PRIMARY KEY, body BLOB NOT NULL);
 CREATE TABLE trust_events (position INTEGER PRIMARY KEY, publisher TEXT NOT NULL, body BLOB NOT NULL);
@@ -52,7 +52,7 @@ CREATE INDEX revocation_quarantines_order ON revocation_quarantines (revocation,
 CREATE INDEX unenforced_key ON unenforced (publisher, key_hex, seq);
 """
 _INSERTS = {
-    "skills": "INSERT OR IGNORE INTO skills VALUES (?, ?)",
+    "skills": "INSERT OR IGNORE INTO skills VALUES (?, ?, ?)",
     "findings": "INSERT INTO findings VALUES (?, ?, ?, ?)",
     "cited": "INSERT OR IGNORE INTO cited VALUES (?, ?)",
     "trust_events": "INSERT INTO trust_events VALUES (?, ?, ?)",
@@ -109,8 +109,8 @@ class Spool:
                 rows.clear()
         self._count = 0
 
-    def skill(self, skill_id: str, oid: str) -> None:
-        self._add("skills", (skill_id, oid))
+    def skill(self, skill_id: str, oid: str, events: int) -> None:
+        self._add("skills", (skill_id, oid, events))
 
     def cite(self, ref: CitedEvent) -> Evidence:
         """Register a cited event (the appendix lists it unless it is shown as an entry)."""
@@ -140,6 +140,43 @@ class Spool:
     def unenforced(self, publisher: str, key_hex: str, u: UnenforcedVersion) -> None:
         self._add("unenforced", (publisher, key_hex, _encode(u)))
 
+    def commit(self) -> None:
+        """Make everything written so far durable in the file (another process may absorb it)."""
+        self.flush()
+        self.con.execute("COMMIT")
+        for f in (self.posture, self.timelines):
+            f.flush()
+        self.con.execute("BEGIN")
+
+    def absorb(self, directory: Path, joiner: bytes) -> None:
+        """Append what another spool (of the next range of skills) holds: its rows, and its
+        posture and timeline files after ours (``joiner`` between two non-empty parts: a
+        JSON list's comma)."""
+        self.flush()
+        self.con.execute("COMMIT")  # ATTACH is refused inside a transaction
+        self.con.execute("ATTACH DATABASE ? AS other", (str(Path(directory) / "spool.db"),))
+        try:
+            self.con.executescript("""
+                BEGIN;
+                INSERT INTO findings SELECT * FROM other.findings;
+                INSERT OR IGNORE INTO cited SELECT * FROM other.cited;
+                INSERT INTO denials SELECT * FROM other.denials;
+                INSERT INTO revocation_quarantines SELECT * FROM other.revocation_quarantines;
+                INSERT INTO unenforced (publisher, key_hex, body)
+                    SELECT publisher, key_hex, body FROM other.unenforced ORDER BY seq;
+                COMMIT;""")
+        finally:
+            self.con.execute("DETACH DATABASE other")
+        self.con.execute("BEGIN")
+        for name, mine in (("posture", self.posture), ("timelines", self.timelines)):
+            with open(Path(directory) / name, "rb") as theirs:
+                first = theirs.read(1 << 20)
+                if first and mine.tell() > 0:
+                    mine.write(joiner)
+                while first:
+                    mine.write(first)
+                    first = theirs.read(1 << 20)
+
     def seal(self) -> None:
         """The folds are done: commit and index for the reads that write the document."""
         self.flush()
@@ -148,11 +185,33 @@ class Spool:
 
     # --- reading ------------------------------------------------------------------------------
 
-    def skills(self) -> Iterator[tuple[str, str]]:
-        """(skill id, originator id) of every skill stream, by skill id (a cursor of its own:
-        the second pass writes to the other tables while it reads this one)."""
+    def skill_events(self) -> int:
+        """The rows of every skill stream up to the window end (the second pass's work)."""
         self.flush()
-        return iter(self.con.execute("SELECT skill_id, oid FROM skills ORDER BY skill_id"))
+        return int(self.con.execute("SELECT coalesce(sum(events), 0) FROM skills").fetchone()[0])
+
+    def skill_ranges(self, count: int) -> list[tuple[str | None, str | None]]:
+        """``count`` (or fewer) contiguous ranges of skill ids ``[first, next first)`` with about as
+        many events each (None: open-ended)."""
+        self.flush()
+        total = int(self.con.execute("SELECT coalesce(sum(events), 0) FROM skills").fetchone()[0])
+        starts: list[str | None] = [None]
+        if total == 0:
+            return [(None, None)]
+        done = 0
+        for skill_id, events in self.con.execute("SELECT skill_id, events FROM skills ORDER BY skill_id"):
+            if len(starts) < count and done >= total * len(starts) / count:
+                starts.append(skill_id)
+            done += events
+        return [(lo, starts[i + 1] if i + 1 < len(starts) else None) for i, lo in enumerate(starts)]
+
+    def skills(self, first: str | None = None, stop: str | None = None) -> Iterator[tuple[str, str]]:
+        """(skill id, originator id) of the skill streams with ``first <= id < stop``, by skill id
+        (a cursor of its own: the second pass writes to the other tables while it reads this one)."""
+        self.flush()
+        return iter(self.con.execute(
+            "SELECT skill_id, oid FROM skills WHERE (?1 IS NULL OR skill_id >= ?1) AND (?2 IS NULL OR skill_id < ?2) "
+            "ORDER BY skill_id", (first, stop)))
 
     def findings_of(self, kind_index: int) -> Iterator[Finding]:
         for (body,) in self.con.execute("SELECT body FROM findings WHERE kind = ? ORDER BY first_position, id",

@@ -12,6 +12,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import msgspec
+
 from .model import CitedEvent, LastAudit
 
 _SCALARS = (str, int, float, bool, type(None))
@@ -97,3 +99,30 @@ class RevocationState:
 
     def __init__(self, publisher: str, key_hex: str, key_id: str, ref: CitedEvent, reason: str | None) -> None:
         self.publisher, self.key_hex, self.key_id, self.ref, self.reason = publisher, key_hex, key_id, ref, reason
+
+
+class JournalFacts(msgspec.Struct, frozen=True):
+    """What other streams decide about a skill's versions, as the second pass needs it: the keys
+    revoked at the window end (key id and the revocation in force) and the revocations inside
+    the window, in position order. Built by the first pass; sent to a worker process as it is."""
+
+    revoked_keys: list[tuple[str, str, str, CitedEvent | None]]  # (publisher, key_hex, key_id, revocation)
+    revocations: list[tuple[str, str, CitedEvent]]  # (publisher, key_hex, revocation) inside the window
+
+    def index(self) -> FactsIndex:
+        return FactsIndex(self)
+
+
+class FactsIndex:
+    """:class:`JournalFacts` by key, for lookups."""
+
+    __slots__ = ("revoked", "revocations_by_key")
+
+    def __init__(self, facts: JournalFacts) -> None:
+        self.revoked = {(p, k): (key_id, ref) for p, k, key_id, ref in facts.revoked_keys}
+        self.revocations_by_key: dict[tuple[str, str], list[CitedEvent]] = {}
+        for p, k, ref in facts.revocations:
+            self.revocations_by_key.setdefault((p, k), []).append(ref)
+
+    def key_revoked(self, publisher: str, key_hex: str) -> bool:
+        return (publisher, key_hex) in self.revoked

@@ -81,6 +81,7 @@ class Writer:
     """One report's writer (it keeps the separators' state between the calls)."""
 
     fmt = ""
+    joiner = b""  # between the parts two writers rendered of one list (JSON: a comma)
 
     def posture(self, rows: list[VersionPosture]) -> bytes:
         """The posture rows of one skill (its versions, in order)."""
@@ -144,6 +145,7 @@ def _json_list(w: Callable[[bytes], Any], items: Iterable[Callable[[Callable[[by
 
 class JsonWriter(Writer):
     fmt = "json"
+    joiner = b","
 
     def __init__(self) -> None:
         self._first_posture = self._first_timeline = self._first_entry = True
@@ -246,12 +248,10 @@ class TemplateWriter(Writer):
         ext = "html" if self.html else "md"
         self.parts = env.get_template(f"parts.{ext}.j2").module
         self.template = env.get_template(f"report.{ext}.j2")
-        self._skills = 0
 
     def posture(self, rows: list[VersionPosture]) -> bytes:
-        self._skills += 1
         if self.html:
-            return str(self.parts.posture_skill(rows[0].skill_id, rows, self._skills)).encode("utf-8")
+            return str(self.parts.posture_skill(rows[0].skill_id, rows)).encode("utf-8")
         return str(self.parts.posture_rows(rows)).encode("utf-8")
 
     def timeline_open(self, skill_id: str) -> bytes:

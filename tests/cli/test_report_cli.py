@@ -241,3 +241,42 @@ def test_an_edited_chain_is_reported_at_the_top_and_exits_9(scenario: Scenario, 
     assert f"error[journal_tampered]: the journal does not verify at position {position}" in r.stderr
     r = skills(home, "--json", "report", "compliance", "--output", str(tmp_path / "x.json"))
     assert r.exit_code == 9 and json.loads(r.stdout)["journal_verification"]["ok"] is False
+
+
+# --- the second pass in worker processes -------------------------------------------------------------
+
+
+def test_worker_processes_write_the_same_report_and_a_failed_one_is_redone(scenario: Scenario,
+                                                                         tmp_path: Path) -> None:
+    """Ranges of skills folded by real worker processes (``python -m ...report_workers``) give the
+    bytes one process writes, in every format; a worker that cannot open the journal is
+    replaced by the parent folding its range, with a notice, and the report is still the same."""
+    import io
+    import tempfile
+
+    from skill_ledger.adapters.settings import resolve
+    from skill_ledger.adapters.usecases.report_workers import ReportWorkers
+    from skill_ledger.adapters.usecases.reports import JournalSource, _journal
+    from skill_ledger.projections.report import JournalVerification, ReportRequest, write_report
+
+    settings = resolve(home=str(scenario.home), journal=None, actor="user:auditor", command="report compliance")
+    request = ReportRequest(generated_at=AT, generated_by="user:auditor", project_version="0",
+                            journal_verification=JournalVerification(ok=True), max_audit_age=None)
+    notices: list[str] = []
+
+    def write(fmt: str, workers: Any) -> bytes:
+        out = io.BytesIO()
+        with _journal(settings) as app, tempfile.TemporaryDirectory(dir=tmp_path) as d:
+            source = JournalSource(app, app.recorder.max_notification_id())
+            write_report(source, out, fmt, request, workdir=Path(d), workers=workers, notify=notices.append,
+                         sharded_min_events=0)
+        return out.getvalue()
+
+    for fmt in FORMATS:
+        alone = write(fmt, None)
+        assert write(fmt, ReportWorkers(settings, 3)) == alone, fmt
+    assert notices == []
+    broken = resolve(home=str(scenario.home), journal=str(tmp_path / "missing" / "journal.db"), actor="x")
+    assert write("json", ReportWorkers(broken, 3)) == write("json", None)
+    assert len(notices) == 2 and all("a report worker failed" in n and "folding its skills in this process" in n
+                                     for n in notices)

@@ -98,8 +98,9 @@ class _Sink:
             self.spool.timelines.write(self.writer.timeline_open(self.skill_id))
             self.open = True
         self.spool.timelines.write(self.writer.timeline_entries(self.pending))
-        for e in self.pending:
-            self.shown.add(e.position)
+        bits = self.shown.bits
+        for e in self.pending:  # Shown.add, inlined: once per entry
+            bits[e.position >> 3] |= 1 << (e.position & 7)
         self.totals.timeline_entries += len(self.pending)
         self.pending.clear()
 

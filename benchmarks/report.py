@@ -249,11 +249,12 @@ def table(r: dict[str, Any]) -> str:
                          f"{f['workers_peak_rss_mb']:.0f} MB" if f["workers_peak_rss_mb"] else "-",
                          f"{f['bytes'] / 1e6:.0f} MB", f"{fig['verify_s']:.2f} s"))
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(head))]
-    lines += ["  ".join(str(c).rjust(w) for c, w in zip(row, widths)) for row in rows]
+    lines += ["  ".join(str(c).rjust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
     lines.append("")
     for key, value in r["ratios"].items():
         if key.startswith("rss_"):
-            lines.append(f"peak RSS 1M / 100k ({key.rsplit('_', 1)[1]}): {value:.2f}x (target <= {TARGET_RSS_RATIO:g}x)")
+            fmt = key.rsplit("_", 1)[1]
+            lines.append(f"peak RSS 1M / 100k ({fmt}): {value:.2f}x (target <= {TARGET_RSS_RATIO:g}x)")
     lines.append("targets: " + ", ".join(f"{k} {'ok' if v else 'MISSED'}" for k, v in r["met"].items()))
     return "\n".join(lines)
 
@@ -267,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
                   "verify": lambda: child_verify(Path(rest[0]))}[what]()
         print(json.dumps(result))
         return 0
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--json", action="store_true", help="print one JSON object (figures, floor, ratios)")
     p.add_argument("--sizes", default="10k,100k,1M", help="journal sizes in events (default: 10k,100k,1M)")
     p.add_argument("--formats", default=",".join(FORMATS), help="report formats (default: json,markdown,html)")

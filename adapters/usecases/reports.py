@@ -158,15 +158,16 @@ def _request(options: ReportOptions) -> ReportRequest:
     if options.format not in FORMATS:
         raise UsageError(f"unknown report format {options.format!r}; expected one of {', '.join(FORMATS)}",
                          {"format": options.format})
+    skills, publishers = set(), set()
     for s in options.skills:
         try:
-            check_skill_id(s)
+            skills.add(check_skill_id(s))
         except SkillLedgerError:
             raise UsageError(f"invalid skill id {s!r}: skill ids use dot-separated [a-z0-9_-] segments",
                              {"skill_id": s}) from None
     for p in options.publishers:
         try:
-            ident(p, "publisher")
+            publishers.add(ident(p, "publisher"))
         except SkillLedgerError:
             raise UsageError(f"invalid publisher {p!r}: publishers use [a-z0-9._:-]", {"publisher": p}) from None
     age = None
@@ -179,8 +180,8 @@ def _request(options: ReportOptions) -> ReportRequest:
         raise UsageError(f"--since {since} is after --until {until}: the window would be empty",
                          {"since": since, "until": until})
     return ReportRequest(generated_at=generated_at.isoformat(), generated_by="", project_version="",
-                         journal_verification=JournalVerification(ok=None), skills=tuple(sorted(set(options.skills))),
-                         publishers=tuple(sorted(set(options.publishers))), max_audit_age=age,
+                         journal_verification=JournalVerification(ok=None), skills=tuple(sorted(skills)),
+                         publishers=tuple(sorted(publishers)), max_audit_age=age,
                          since_requested=options.since, until_requested=options.until)
 
 

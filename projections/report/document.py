@@ -90,7 +90,7 @@ class DocumentParts:
             revocations=self._revocations(revocations),
             trust_events=self._shown((e for _p, e in spool.trust_events(wanted))),
             rejections=self._shown(spool.rejections()), other_events=self._shown(spool.other_events()),
-            cited=(c for c in spool.cited() if c.position not in self.shown))
+            cited=spool.cited(self.shown))
 
     def _trust_publishers(self) -> set[str] | None:
         """The publishers whose keys and revocations are shown (None: all)."""
@@ -173,14 +173,12 @@ class DocumentParts:
             refs = [CitedEvent(position=x.position, hash=x.hash, kind="artifact.rejected", recorded_at=x.recorded_at,
                                stream=f"intake:{x.artifact_sha256}", actor=x.actor) for x in (first, last)]
             finding = FindingDraft.rejected(first, refs[0]).aggregated(count, refs[1])
-            yield StreamedFinding(finding, self.spool.rejection_evidence(first.artifact_sha256, first.error_code),
-                                  has_evidence=True)
+            yield StreamedFinding(finding, self.spool.rejection_evidence(first.artifact_sha256, first.error_code))
 
     def _denial_findings(self) -> Iterator[StreamedFinding]:
         for skill_id, version, tool, code, publisher, first, last, count in self.spool.denial_groups():
             finding = FindingDraft.denied(skill_id, version, publisher, tool, code, first).aggregated(count, last)
-            yield StreamedFinding(finding, self.spool.denial_evidence(skill_id, version, tool, code),
-                                  has_evidence=True)
+            yield StreamedFinding(finding, self.spool.denial_evidence(skill_id, version, tool, code))
 
     # --- scope and summary --------------------------------------------------------------------------
 

@@ -312,7 +312,8 @@ class GlobalFold:
     def facts(self) -> JournalFacts:
         revoked = [(p, h, k.key_id, k.revoked[0] if k.revoked else None) for (p, h), k in sorted(self.keys.items())
                    if k.state == "revoked"]
-        return JournalFacts(revoked_keys=revoked, revocations=[(r.publisher, r.key_hex, r.ref) for r in self.revocations])
+        revocations = [(r.publisher, r.key_hex, r.ref) for r in self.revocations]
+        return JournalFacts(revoked_keys=revoked, revocations=revocations)
 
     def ref_of(self, row: Row | None) -> CitedEvent | None:
         return self.ctx.ref(decode(row)) if row is not None else None

@@ -290,6 +290,8 @@ class Spool:
                                 (publisher, key_hex))
         return [_decode(UnenforcedVersion, body) for (body,) in rows]
 
-    def cited(self) -> Iterator[CitedEvent]:
-        for (body,) in self.con.execute("SELECT body FROM cited ORDER BY position"):
-            yield _decode(CitedEvent, body)
+    def cited(self, shown: Any = ()) -> Iterator[CitedEvent]:
+        """The cited events by position, but those in ``shown`` (a container of positions)."""
+        for position, body in self.con.execute("SELECT position, body FROM cited ORDER BY position"):
+            if position not in shown:
+                yield _decode(CitedEvent, body)

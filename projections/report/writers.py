@@ -47,13 +47,11 @@ class StreamedFinding:
     """A finding whose evidence is read while it is written (an aggregated finding may cite a
     million denials). Reads as the :class:`Finding` it wraps; ``evidence`` is an iterator."""
 
-    __slots__ = ("finding", "evidence", "has_evidence")
+    __slots__ = ("finding", "evidence")
 
-    def __init__(self, finding: Finding, evidence: Iterable[Evidence] | None = None, *,
-                 has_evidence: bool | None = None) -> None:
+    def __init__(self, finding: Finding, evidence: Iterable[Evidence] | None = None) -> None:
         self.finding = finding
         self.evidence = finding.evidence if evidence is None else evidence
-        self.has_evidence = bool(finding.evidence) if has_evidence is None else has_evidence
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.finding, name)

@@ -132,8 +132,8 @@ class SqliteJournal:
         from skill_ledger.domain.events import stream_uuid
 
         self.con = sqlite3.connect(str(path))
-        self.con.execute("CREATE TABLE rows (position INTEGER PRIMARY KEY, oid TEXT NOT NULL, version INTEGER NOT NULL, "
-                         "topic TEXT NOT NULL, state BLOB NOT NULL, hash TEXT NOT NULL)")
+        self.con.execute("CREATE TABLE rows (position INTEGER PRIMARY KEY, oid TEXT NOT NULL, "
+                         "version INTEGER NOT NULL, topic TEXT NOT NULL, state BLOB NOT NULL, hash TEXT NOT NULL)")
         encode = msgspec.json.encode
         oids: dict[str, str] = {}
 

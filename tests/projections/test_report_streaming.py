@@ -150,3 +150,43 @@ def test_memory_does_not_grow_with_the_journal(tmp_path: Path, fmt: str) -> None
     small, large = _peak(tmp_path, 6_000, fmt), _peak(tmp_path, 24_000, fmt)
     assert large < 10 * 1024 * 1024, large
     assert large < small * 1.15 + 256 * 1024, (small, large)
+
+
+def _busy_peak(tmp: Path, n: int, fmt: str) -> int:
+    journal = SqliteJournal(tmp / f"busy-{n}-{fmt}.db", iter(busy_skill(n)))
+    try:
+        tracemalloc.start()
+        with tempfile.TemporaryDirectory(dir=tmp) as d:
+            tracemalloc.reset_peak()
+            outcome = write_report(journal, _Discard(), fmt, request(), workdir=Path(d))
+            _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        journal.close()
+    assert outcome.summary.timeline_entries >= 3 * n
+    return peak
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["markdown", "html"])
+def test_memory_does_not_grow_with_one_skills_events(tmp_path: Path, fmt: str) -> None:
+    """One skill with 4x the denials, quarantines and lifts: its timeline is written in chunks and
+    the finding citing every denial has its evidence streamed, not joined into one string."""
+    _busy_peak(tmp_path, 100, fmt)  # the templates' compilation is not the report's memory
+    small, large = _busy_peak(tmp_path, 1_000, fmt), _busy_peak(tmp_path, 4_000, fmt)
+    assert large < small * 1.15 + 256 * 1024, (small, large)
+
+
+def test_an_empty_journal_and_windows_past_its_head() -> None:
+    """Nothing to report is a report too (every format), and a window past the head ends there."""
+    for fmt in FORMATS:
+        assert stream(EventsSource([]), fmt)
+    empty = msgspec.json.decode(stream(EventsSource([]), "json"), type=Report)
+    assert (empty.summary.verdict, empty.scope.journal_head.position, empty.scope.window.event_count) == (
+        "clean", 0, 0)
+    assert empty.findings == [] and empty.posture == [] and empty.cited_events == []
+    events = list(synthetic_events(80, skills=4))
+    beyond = msgspec.json.decode(stream(EventsSource(events), "json", since=500, until=900), type=Report)
+    w = beyond.scope.window
+    assert (w.since_position, w.until_position, w.event_count, w.first_position) == (500, 80, 0, None)
+    assert beyond.timelines == [] and len(beyond.posture) == 4

@@ -216,7 +216,7 @@ class DocumentParts:
                        timeline_entries=t.timeline_entries)
 
 
-def _chunks(f: Any, size: int = 1 << 20) -> Iterator[bytes]:
+def _chunks(f: Any, size: int = 1 << 18) -> Iterator[bytes]:
     f.flush()
     f.seek(0)
     while True:

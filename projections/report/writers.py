@@ -273,6 +273,12 @@ class TemplateWriter(Writer):
         pending: list[str] = []
         size = 0
         for piece in self.template.generate(**context):
+            if len(piece) >= self._FLUSH:  # a spooled chunk: written as it is, not copied into a join
+                out.write("".join(pending).encode("utf-8"))
+                pending.clear()
+                size = 0
+                out.write(piece.encode("utf-8"))
+                continue
             pending.append(piece)
             size += len(piece)
             if size >= self._FLUSH:

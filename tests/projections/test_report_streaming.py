@@ -142,10 +142,13 @@ class _Discard:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["json", "html"])
-def test_memory_does_not_grow_with_the_journal(tmp_path: Path, fmt: str) -> None:
+def test_memory_does_not_grow_with_the_journal(tmp_path: Path, fmt: str, monkeypatch: pytest.MonkeyPatch
+                                               ) -> None:
     """A whole-journal report over 4x the events (and 4x the skills, versions, findings, entries)
     needs no more Python memory: one skill is folded at a time and everything else is spooled.
-    (The peak, a few MB, is the writer's buffers: 1 MB blocks of the spooled files.)"""
+    The spool's write batches are made small here so that they are full at both sizes (they are
+    a fixed amount of memory, 2,048 rows, that a small journal does not fill)."""
+    monkeypatch.setattr("skill_ledger.projections.report.spool._BATCH", 64)
     _peak(tmp_path, 500, fmt)  # compile the templates first: their memory is not the report's
     small, large = _peak(tmp_path, 6_000, fmt), _peak(tmp_path, 24_000, fmt)
     assert large < 10 * 1024 * 1024, large
@@ -169,9 +172,11 @@ def _busy_peak(tmp: Path, n: int, fmt: str) -> int:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["markdown", "html"])
-def test_memory_does_not_grow_with_one_skills_events(tmp_path: Path, fmt: str) -> None:
+def test_memory_does_not_grow_with_one_skills_events(tmp_path: Path, fmt: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """One skill with 4x the denials, quarantines and lifts: its timeline is written in chunks and
     the finding citing every denial has its evidence streamed, not joined into one string."""
+    monkeypatch.setattr("skill_ledger.projections.report.spool._BATCH", 64)
     _busy_peak(tmp_path, 100, fmt)  # the templates' compilation is not the report's memory
     small, large = _busy_peak(tmp_path, 1_000, fmt), _busy_peak(tmp_path, 4_000, fmt)
     assert large < small * 1.15 + 256 * 1024, (small, large)

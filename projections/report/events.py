@@ -21,6 +21,8 @@ import msgspec
 
 from skill_ledger.domain.codec import kind_of_topic, recorded_at
 
+from .model import Actor
+
 
 class Row(Protocol):
     """A stored event with its chain hash (``adapters.journal``'s ``StoredRow`` has this shape)."""
@@ -39,21 +41,26 @@ class Row(Protocol):
     def hash(self) -> str | None: ...
 
 
-class Event:
+class Event(msgspec.Struct, gc=False):
     """A decoded row: the exported shape's members the report reads. ``data`` is the stored
     state (the kind's members and the envelope), a dict whatever was stored."""
 
-    __slots__ = ("position", "hash", "kind", "stream_version", "recorded_at", "stream", "actor", "data")
-
-    def __init__(self, position: int, hash_: str, kind: str, stream_version: int, recorded_at_: str, stream: str,
-                 actor: Any, data: dict[str, Any]) -> None:
-        self.position, self.hash, self.kind, self.stream_version = position, hash_, kind, stream_version
-        self.recorded_at, self.stream, self.actor, self.data = recorded_at_, stream, actor, data
+    position: int
+    hash: str
+    kind: str
+    stream_version: int
+    recorded_at: str
+    stream: str
+    actor: Any
+    data: dict[str, Any]
 
 
 # --- typed decoders: only the members the report reads --------------------------------------------
 # Every member is ``Any``: the type checks are the fold's, so a strange value is shown as it is
-# rather than refused here. Only the nesting is typed, which is what lets msgspec skip the rest.
+# rather than refused here. Only the nesting is typed (which is what lets msgspec skip the rest),
+# and the actor, decoded into the report's own struct (a state with another shape of actor is
+# decoded again as plain JSON). Every kind keeps ``version``, ``reason`` and ``reason_code``:
+# an event the fold cannot use is shown with them.
 
 
 class _Operator(TypedDict, total=False):
@@ -67,37 +74,37 @@ class _Manifest(TypedDict, total=False):
     compat: Any
 
 
-class _Envelope(TypedDict, total=False):
-    timestamp: Any
-    stream: Any
-    actor: Any
+class _Check(msgspec.Struct, gc=False):
+    check_id: Any = None
+    status: Any = None
 
 
-class _ArtifactVerified(_Envelope, total=False):
-    version: Any
-    publisher: Any
-    key_id: Any
-    key_hex: Any
-    trust_decision: Any
-    payload_sha256: Any
-    artifact_sha256: Any
-    source: Any
-    manifest: _Manifest
-
-
-class _Check(TypedDict, total=False):
-    check_id: Any
-    status: Any
-
-
-class _Audited(_Envelope, total=False):
-    version: Any
-    trigger: Any
-    passed: Any
-    policy_version: Any
-    should_quarantine: Any
-    quarantine_reasons: Any
-    checks: list[_Check]
+_ENVELOPE = {"timestamp": Any, "stream": Any, "actor": Actor, "version": Any, "reason": Any, "reason_code": Any}
+_MEMBERS: dict[str, dict[str, Any]] = {
+    "skill.artifact_verified": {"publisher": Any, "key_id": Any, "key_hex": Any, "trust_decision": Any,
+                                "payload_sha256": Any, "artifact_sha256": Any, "source": Any, "manifest": _Manifest},
+    "skill.audited": {"trigger": Any, "passed": Any, "policy_version": Any, "should_quarantine": Any,
+                      "quarantine_reasons": Any, "checks": list[_Check]},
+    "skill.installed": {"artifact_sha256": Any, "payload_sha256": Any},
+    "skill.current_changed": {"from_version": Any, "to_version": Any, "cause": Any},
+    "skill.activated": {},
+    "skill.quarantined": {"details": Any},
+    "skill.enabled": {"override": Any, "audit_passed": Any},
+    "skill.disabled": {},
+    "skill.verified": {"trust_decision": Any, "payload_sha256": Any},
+    "skill.removed": {},
+    "skill.execution_denied": {"tool_id": Any},
+    "publisher.key_allowlisted": {"key_hex": Any, "key_id": Any},
+    "publisher.key_pinned": {"key_hex": Any, "key_id": Any, "first_skill_id": Any, "first_version": Any},
+    "publisher.key_revoked": {"key_hex": Any, "key_id": Any},
+    "policy.changed": {"policy": Any, "changed": Any},
+    "artifact.rejected": {"artifact_sha256": Any, "error_code": Any, "source": Any, "message": Any,
+                          "skill_id": Any, "publisher": Any},
+    "journal.checkpoint": {"position": Any, "event_count": Any, "root_hash": Any, "key_id": Any},
+}
+_TYPED: dict[str, Any] = {kind: TypedDict(f"_{kind.replace('.', '_')}", {**_ENVELOPE, **members},  # type: ignore[misc]
+                                          total=False)
+                          for kind, members in _MEMBERS.items()}
 
 
 class _Light(msgspec.Struct):
@@ -106,16 +113,14 @@ class _Light(msgspec.Struct):
     timestamp: Any = None
 
 
-_TYPED: dict[str, Any] = {
-    "skill.artifact_verified": _ArtifactVerified,
-    "skill.audited": _Audited,
-}
 _generic = msgspec.json.Decoder()
 _light = msgspec.json.Decoder(_Light)
 _decoders: dict[str, Any] = {}  # topic -> (kind, decode function)
 
 
 def _decoder_for(topic: str) -> tuple[str, Any]:
+    """(kind, decode function) of a topic: the kind's typed decoder, or plain JSON for a kind the
+    report does not know."""
     found = _decoders.get(topic)
     if found is None:
         kind = kind_of_topic(topic)
@@ -145,10 +150,11 @@ def decode(row: Row) -> Event:
     """The event of a row (never fails: an unreadable state is an event with no data)."""
     kind, state = decode_state(row.topic, row.state)
     data = state if isinstance(state, dict) else {}
-    timestamp = data.get("timestamp")
+    t = data.get("timestamp")
     stream = data.get("stream")
-    return Event(row.position, row.hash or "", kind, row.originator_version,
-                 recorded_at(timestamp) if isinstance(timestamp, str) else "",
+    # recorded_at() of domain.codec, inline (once per event): UTC "...Z" is written "+00:00"
+    at = (t[:-1] + "+00:00" if t[-1:] == "Z" else t) if isinstance(t, str) else ""
+    return Event(row.position, row.hash or "", kind, row.originator_version, at,
                  stream if isinstance(stream, str) else "", data.get("actor"), data)
 
 

@@ -69,6 +69,8 @@ class Context:
         return self.since is None or position > self.since
 
     def actor(self, a: Any) -> Actor:
+        if type(a) is Actor:  # the typed decoders' (events.py)
+            return a
         if not isinstance(a, dict):
             a = {}
         key = (a.get("principal"), a.get("host"), a.get("command"))

@@ -145,7 +145,9 @@ class SkillFold:
         if v is None or trigger is None or passed is None or policy_version is None:
             return False
         checks = d.get("checks") if isinstance(d.get("checks"), list) else []
-        failed = sorted({str(c.get("check_id")) for c in checks if isinstance(c, dict) and c.get("status") == "fail"})
+        failed = sorted({str(c.check_id) for c in checks if c.status == "fail"} if checks and not isinstance(
+            checks[0], dict) else {str(c.get("check_id")) for c in checks if isinstance(c, dict)
+                                   and c.get("status") == "fail"})
         ref = self.ctx.ref(e)
         v.last_audit = LastAudit(at=ref.recorded_at, trigger=trigger, passed=passed, policy_version=policy_version,
                                  failed_checks=failed, position=ref.position, hash=ref.hash)

@@ -38,16 +38,16 @@ from .model import (
 from .rules import FindingDraft, checkpoint_missing, journal_failed, tofu_only
 from .skillpass import Shown, Totals
 from .spool import Spool
-from .state import RevocationState
+from .state import FactsIndex, KeyAct, KeyState, RevocationState
 from .writers import Document, StreamedFinding
 
 
 class DocumentParts:
     """Builds the :class:`Document` of a report whose passes are done."""
 
-    def __init__(self, ctx: Context, journal: GlobalFold, totals: Totals, shown: Shown, request: Any,
-                 end_time: dt.datetime | None, source: Any) -> None:
-        self.ctx, self.journal, self.totals, self.shown = ctx, journal, totals, shown
+    def __init__(self, ctx: Context, journal: GlobalFold, facts: FactsIndex, totals: Totals, shown: Shown,
+                 request: Any, end_time: dt.datetime | None, source: Any) -> None:
+        self.ctx, self.journal, self.facts, self.totals, self.shown = ctx, journal, facts, totals, shown
         self.spool: Spool = ctx.spool
         self.request, self.end_time, self.source = request, end_time, source
 
@@ -57,18 +57,18 @@ class DocumentParts:
         if verification.ok is False:
             self.ctx.finding(journal_failed(j.ref_of(j.watched), verification.first_bad_position,
                                             verification.message))
-        for draft in tofu_only(j.keys, j.allowlisting_publishers):
+        for draft in tofu_only(spool.keys("kind = 'tofu' AND state = 'active'"), j.allowlisting_publishers):
             if wanted is None or draft.publisher in wanted:
                 self.ctx.finding(draft)
         end = min(self.ctx.until, j.last_content_position)
         missing = checkpoint_missing(j.checkpoint, end, j.ref_of(j.last_content))
         if missing is not None:
             self.ctx.finding(missing)
-        keys = [KeyTrust(publisher=k.publisher, key_id=k.key_id, key_hex=k.key_hex, kind=k.kind, state=k.state,
-                         allowlisted=self._act(k.allowlisted), pinned=self._act(k.pinned), revoked=self._act(k.revoked))
-                for (publisher, _h), k in sorted(j.keys.items()) if wanted is None or publisher in wanted]
-        revocations = [r for r in j.revocations if wanted is None or r.publisher in wanted]
-        for r in revocations:
+        for k in self._keys(wanted):  # their acts are cited: the appendix shows those outside the window
+            for act in (k.allowlisted, k.pinned, k.revoked):
+                if act is not None:
+                    spool.cite(act.ref)
+        for r in self._revocation_states(wanted):
             spool.cite(r.ref)
         for pv in j.policy_versions:
             if pv.position is not None and pv.hash is not None and pv.actor is not None:
@@ -86,8 +86,8 @@ class DocumentParts:
                       checkpoint=coverage, journal_verification=verification)
         return Document(
             summary=self._summary(total), scope=scope, finding_groups=groups,
-            posture=lambda: _chunks(spool.posture), timelines=lambda: _chunks(spool.timelines), keys=keys,
-            revocations=self._revocations(revocations),
+            posture=lambda: _chunks(spool.posture), timelines=lambda: _chunks(spool.timelines),
+            keys=(self._key_trust(k) for k in self._keys(wanted)), revocations=self._revocations(wanted),
             trust_events=self._shown((e for _p, e in spool.trust_events(wanted))),
             rejections=self._shown(spool.rejections()), other_events=self._shown(spool.other_events()),
             cited=spool.cited(self.shown))
@@ -99,19 +99,27 @@ class DocumentParts:
             return set(selection.publishers)
         return set(self.totals.trust_publishers) if selection.skills else None
 
-    def _act(self, x: tuple[CitedEvent, str | None, dict[str, str | None]] | None) -> TrustAct | None:
-        if x is None:
-            return None
-        ref, reason, facts = x
-        self.spool.cite(ref)
-        return TrustAct(position=ref.position, hash=ref.hash, recorded_at=ref.recorded_at, actor=ref.actor,
-                        reason=reason, first_skill_id=facts.get("first_skill_id"),
-                        first_version=facts.get("first_version"))
+    def _keys(self, wanted: set[str] | None) -> Iterator[KeyState]:
+        return (k for k in self.spool.keys() if wanted is None or k.publisher in wanted)
 
-    def _revocations(self, revocations: list[RevocationState]) -> Iterator[Revocation]:
-        for r in revocations:
-            unenforced = (self.spool.unenforced_of(r.publisher, r.key_hex)
-                          if self.journal.key_revoked(r.publisher, r.key_hex) else [])
+    def _revocation_states(self, wanted: set[str] | None) -> Iterator[RevocationState]:
+        return (r for r in self.spool.revocations() if wanted is None or r.publisher in wanted)
+
+    @staticmethod
+    def _key_trust(k: KeyState) -> KeyTrust:
+        def act(a: KeyAct | None) -> TrustAct | None:
+            if a is None:
+                return None
+            return TrustAct(position=a.ref.position, hash=a.ref.hash, recorded_at=a.ref.recorded_at, actor=a.ref.actor,
+                            reason=a.reason, first_skill_id=a.first_skill_id, first_version=a.first_version)
+
+        return KeyTrust(publisher=k.publisher, key_id=k.key_id, key_hex=k.key_hex, kind=k.kind, state=k.state,
+                        allowlisted=act(k.allowlisted), pinned=act(k.pinned), revoked=act(k.revoked))
+
+    def _revocations(self, wanted: set[str] | None) -> Iterator[Revocation]:
+        for r in self._revocation_states(wanted):
+            unenforced = self.spool.unenforced_of(r.publisher, r.key_hex) if self.facts.key_revoked(
+                r.publisher, r.key_hex) else []
             yield Revocation(publisher=r.publisher, key_id=r.key_id, key_hex=r.key_hex, position=r.ref.position,
                              hash=r.ref.hash, recorded_at=r.ref.recorded_at, actor=r.ref.actor, reason=r.reason,
                              quarantined=self.spool.revocation_quarantines(r.ref.position),

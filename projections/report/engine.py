@@ -130,7 +130,8 @@ def write_report(source: ReportSource, out: BinaryIO, fmt: str, request: ReportR
         run = _Run(source, writer, request, ctx, head, workdir, notify)
         run.first_pass()
         run.second_pass(workers if workers is not None and ctx.spool.skill_events() >= sharded_min_events else None)
-        parts = DocumentParts(ctx, run.journal, run.totals, run.shown, request, run.end_time, source)
+        parts = DocumentParts(ctx, run.journal, run.facts.index(), run.totals, run.shown, request, run.end_time,
+                              source)
         doc = parts.document(JournalHead(position=head, hash=head_hash))
         writer.document(doc, out)
         return ReportOutcome(format=fmt, journal_head=doc.scope.journal_head, window=doc.scope.window,
@@ -151,6 +152,7 @@ class _Run:
         self.shown = Shown(ctx.until)
         self.totals = Totals()
         self.end_time: dt.datetime | None = None
+        self.facts = JournalFacts(revoked_keys=[], revocations=[])
 
     def first_pass(self) -> None:
         for row in self.source.rows(until=self.ctx.until):
@@ -170,7 +172,7 @@ class _Run:
     def second_pass(self, workers: SkillWorkers | None) -> None:
         """Fold the skills: the first range here, the others in ``workers`` (when the journal is
         big enough), each into its own spool, absorbed in range order."""
-        facts = self.journal.facts()
+        facts = self.facts = self.journal.facts()
         ranges = self.spool.skill_ranges(workers.count if workers is not None else 1)
         started: list[tuple[Path, SkillJob, Any]] = []
         try:

@@ -9,8 +9,9 @@ rejected artifacts, checkpoints, and events of streams the report does not know.
 also counts the window and keeps the few rows the scope names (the window's first and last
 events, the last event up to its end).
 
-State here grows with publisher keys, revocations and policy changes; entries and findings go
-to the spool as they are met. A known kind whose data the fold cannot use, or a kind it does
+Publisher keys and revocations are kept in the spool, and entries and findings go there as
+they are met; memory holds the audit policy versions in force, the publishers that ever had a
+key allowlisted, and the skill streams met (an id and a count each). A known kind whose data the fold cannot use, or a kind it does
 not know, is carried as what it is (kind, time, actor, position, hash) and changes no state.
 """
 
@@ -26,7 +27,7 @@ from .events import Event, Row, decode
 from .model import FINDING_KINDS, Actor, Checkpoint, CitedEvent, PolicyVersion, Rejection, TimelineEntry
 from .rules import FindingDraft, policy_changes
 from .spool import Spool
-from .state import JournalFacts, KeyState, RevocationState, int_of, scalar_details, text_of
+from .state import JournalFacts, KeyAct, KeyState, RevocationState, int_of, scalar_details, text_of
 from .text import summary_line
 
 KIND_INDEX = {k: i for i, k in enumerate(FINDING_KINDS)}
@@ -118,11 +119,9 @@ class GlobalFold:
         self.window_first: Row | None = None
         self.window_last: Row | None = None
         self.window_count = 0
-        # the skill streams met: originator id -> [skill id, rows up to the window end]
-        self.skill_streams: dict[str, list[Any]] = {}
-        self.keys: dict[tuple[str, str], KeyState] = {}
+        # the skill streams met (their ids are in the spool): originator id -> rows up to the window end
+        self.skill_streams: dict[str, int] = {}
         self.allowlisting_publishers: set[str] = set()  # publishers with any key ever allowlisted
-        self.revocations: list[RevocationState] = []  # inside the window, in position order
         self.policy_values: dict[str, Any] = policy_to_dict(PolicyValues())
         self.policy_versions: list[PolicyVersion] = [PolicyVersion(
             version=0, values=dict(self.policy_values), changed=[], position=None, hash=None, recorded_at=None,
@@ -157,13 +156,15 @@ class GlobalFold:
             if self.window_first is None:
                 self.window_first = row
             self.window_last = row
-        stream = self.skill_streams.get(row.originator_id)
-        if stream is not None:
-            stream[1] += 1
+        streams = self.skill_streams
+        oid = row.originator_id
+        if oid in streams:
+            streams[oid] += 1
             return  # the second pass folds it
         e = decode(row)
-        if e.stream.startswith("skill:") and stream_uuid(e.stream).hex == row.originator_id:
-            self.skill_streams[row.originator_id] = [e.stream[6:], 1]
+        if e.stream.startswith("skill:") and stream_uuid(e.stream).hex == oid:
+            streams[oid] = 1
+            self.ctx.spool.skill(e.stream[6:], oid)
             return
         handler = self._handlers.get(e.kind)
         if handler is None or not handler(e, e.data, in_window):
@@ -203,17 +204,20 @@ class GlobalFold:
     # --- publisher streams -----------------------------------------------------------------
 
     def _key(self, e: Event, d: dict[str, Any], kind: str | None) -> KeyState | None:
+        """The key an event is about, as the spool holds it (a pin starts its record afresh, as the
+        aggregate does); the handler changes it and :meth:`_put` stores it back."""
         key_hex = text_of(d, "key_hex")
         if not e.stream.startswith("publisher:") or key_hex is None:
             return None
         publisher = e.stream[10:]
-        k = self.keys.get((publisher, key_hex))
-        if k is None or kind == "tofu":  # a pin starts the key's record afresh, as the aggregate does
-            k = self.keys[(publisher, key_hex)] = KeyState(publisher, key_hex, text_of(d, "key_id") or "",
-                                                           kind or "allowlisted")
+        k = None if kind == "tofu" else self.ctx.spool.key(publisher, key_hex)
+        if k is None:
+            k = KeyState(publisher=publisher, key_hex=key_hex, key_id=text_of(d, "key_id") or "",
+                         kind=kind or "allowlisted")
         return k
 
-    def _trust_entry(self, e: Event, d: dict[str, Any], k: KeyState, w: bool) -> None:
+    def _put(self, e: Event, d: dict[str, Any], k: KeyState, w: bool) -> None:
+        self.ctx.spool.put_key(k)
         if w:
             details = scalar_details(d, ("key_id", "key_hex", "first_skill_id", "first_version"))
             self.ctx.spool.trust_event(k.publisher, self.ctx.entry(e, reason=text_of(d, "reason"), details=details))
@@ -223,18 +227,18 @@ class GlobalFold:
         if k is None:
             return False
         k.kind, k.state = "allowlisted", "active"
-        k.allowlisted = (self.ctx.ref(e), text_of(d, "reason"), {})
+        k.allowlisted = KeyAct(ref=self.ctx.ref(e), reason=text_of(d, "reason"))
         self.allowlisting_publishers.add(k.publisher)
-        self._trust_entry(e, d, k, w)
+        self._put(e, d, k, w)
         return True
 
     def _pinned(self, e: Event, d: dict[str, Any], w: bool) -> bool:
         k = self._key(e, d, "tofu")
         if k is None:
             return False
-        k.pinned = (self.ctx.ref(e), None, {"first_skill_id": text_of(d, "first_skill_id") or None,
-                                            "first_version": text_of(d, "first_version") or None})
-        self._trust_entry(e, d, k, w)
+        k.pinned = KeyAct(ref=self.ctx.ref(e), first_skill_id=text_of(d, "first_skill_id") or None,
+                          first_version=text_of(d, "first_version") or None)
+        self._put(e, d, k, w)
         return True
 
     def _revoked(self, e: Event, d: dict[str, Any], w: bool) -> bool:
@@ -243,15 +247,12 @@ class GlobalFold:
             return False
         ref, reason = self.ctx.ref(e), text_of(d, "reason")
         k.state = "revoked"
-        k.revoked = (ref, reason, {})
+        k.revoked = KeyAct(ref=ref, reason=reason)
         if w:
-            self.revocations.append(RevocationState(k.publisher, k.key_hex, k.key_id, ref, reason))
-        self._trust_entry(e, d, k, w)
+            self.ctx.spool.revocation(RevocationState(publisher=k.publisher, key_hex=k.key_hex, key_id=k.key_id,
+                                                      ref=ref, reason=reason))
+        self._put(e, d, k, w)
         return True
-
-    def key_revoked(self, publisher: str, key_hex: str) -> bool:
-        k = self.keys.get((publisher, key_hex))
-        return k is not None and k.state == "revoked"
 
     # --- the shared streams ------------------------------------------------------------------
 
@@ -306,15 +307,16 @@ class GlobalFold:
     # --- reading the end state -----------------------------------------------------------------
 
     def finish(self) -> None:
-        """Hand the skill streams met to the spool (the second pass reads them by skill id)."""
-        for oid, (skill_id, count) in self.skill_streams.items():
-            self.ctx.spool.skill(skill_id, oid, count)
+        """Hand the counts of the skill streams met to the spool (how the second pass splits them)."""
+        self.ctx.spool.skill_counts((n, oid) for oid, n in self.skill_streams.items())
         self.skill_streams.clear()
 
     def facts(self) -> JournalFacts:
-        revoked = [(p, h, k.key_id, k.revoked[0] if k.revoked else None) for (p, h), k in sorted(self.keys.items())
-                   if k.state == "revoked"]
-        revocations = [(r.publisher, r.key_hex, r.ref) for r in self.revocations]
+        """What the second pass needs from the other streams (``state.JournalFacts``)."""
+        spool = self.ctx.spool
+        revoked = [(k.publisher, k.key_hex, k.key_id, k.revoked.ref if k.revoked else None)
+                   for k in spool.keys("state = 'revoked'")]
+        revocations = [(r.publisher, r.key_hex, r.ref) for r in spool.revocations()]
         return JournalFacts(revoked_keys=revoked, revocations=revocations)
 
     def ref_of(self, row: Row | None) -> CitedEvent | None:

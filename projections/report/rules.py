@@ -14,6 +14,8 @@ event always yields the same id.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from skill_ledger.domain.policy import POLICY_KEYS, PolicyValues, policy_to_dict
@@ -252,27 +254,24 @@ def revoked_key_active(v: VersionState, key_id: str, revoked: CitedEvent | None)
                         publisher=v.publisher or None, at=revoked)
 
 
-def tofu_only(keys: dict[tuple[str, str], KeyState], allowlisting: set[str]) -> list[FindingDraft]:
-    """Publishers with an active TOFU-pinned key, none of whose keys was ever allowlisted."""
-    pins: dict[str, list[Any]] = {}
-    for (publisher, _key_hex), k in keys.items():
-        if k.kind == "tofu" and k.state == "active" and k.pinned is not None:
-            pins.setdefault(publisher, []).append(k)
-    out = []
-    for publisher in sorted(pins):
+def tofu_only(keys: Iterable[KeyState], allowlisting: set[str]) -> Iterator[FindingDraft]:
+    """Publishers with an active TOFU-pinned key, none of whose keys was ever allowlisted.
+    ``keys``: the active TOFU keys, by publisher."""
+    for publisher, group in itertools.groupby(keys, key=lambda k: k.publisher):
         if publisher in allowlisting:
             continue
-        found = sorted(pins[publisher], key=lambda k: k.pinned[0].position)
-        first, facts = found[0].pinned[0], found[0].pinned[2]
+        found = sorted((k for k in group if k.pinned is not None), key=lambda k: k.pinned.ref.position)
+        if not found:
+            continue
+        first = found[0].pinned
         ids = ", ".join(k.key_id for k in found)
-        out.append(FindingDraft(
-            "tofu_only_publisher", first.position,
+        yield FindingDraft(
+            "tofu_only_publisher", first.ref.position,
             title=f"Publisher {publisher} trusted only by a TOFU pin",
-            detail=(f"Key {ids} of {publisher} was pinned on first use (first by {facts.get('first_skill_id') or '-'} "
-                    f"{facts.get('first_version') or '-'} at {first.recorded_at}, {_who(first)}); no key of "
+            detail=(f"Key {ids} of {publisher} was pinned on first use (first by {first.first_skill_id or '-'} "
+                    f"{first.first_version or '-'} at {first.ref.recorded_at}, {_who(first.ref)}); no key of "
                     f"{publisher} was ever allowlisted up to the window end."),
-            evidence=[k.pinned[0] for k in found], publisher=publisher, at=first))
-    return out
+            evidence=[k.pinned.ref for k in found], publisher=publisher, at=first.ref)
 
 
 def checkpoint_missing(newest: tuple[Any, CitedEvent] | None, end: int, last: CitedEvent | None

@@ -20,18 +20,24 @@ no journal, no fsync; it is deleted with its directory.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
 import msgspec
 
 from .model import CitedEvent, Evidence, Finding, Rejection, RevocationQuarantine, TimelineEntry, UnenforcedVersion
+from .state import KeyState, RevocationState
 
 T = TypeVar("T")
 
 _SCHEMA = """
-CREATE TABLE skills (skill_id TEXT PRIMARY KEY, oid TEXT NOT NULL, events INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE skills (skill_id TEXT PRIMARY KEY, oid TEXT NOT NULL UNIQUE, events INTEGER NOT NULL DEFAULT 0)
+    WITHOUT ROWID;
+CREATE TABLE keys (publisher TEXT NOT NULL, key_hex TEXT NOT NULL, kind TEXT NOT NULL, state TEXT NOT NULL,
+                   body BLOB NOT NULL, PRIMARY KEY (publisher, key_hex)) WITHOUT ROWID;
+CREATE TABLE revocations (position INTEGER PRIMARY KEY, publisher TEXT NOT NULL, key_hex TEXT NOT NULL,
+                          body BLOB NOT NULL);
 CREATE TABLE findings (kind INTEGER NOT NULL, first_position INTEGER NOT NULL, id TEXT NOT NULL, body BLOB NOT NULL);
 CREATE TABLE cited (position INTEGER PRIMARY KEY, body BLOB NOT NULL);
 CREATE TABLE trust_events (position INTEGER PRIMARY KEY, publisher TEXT NOT NULL, body BLOB NOT NULL);
@@ -52,7 +58,8 @@ CREATE INDEX revocation_quarantines_order ON revocation_quarantines (revocation,
 CREATE INDEX unenforced_key ON unenforced (publisher, key_hex, seq);
 """
 _INSERTS = {
-    "skills": "INSERT OR IGNORE INTO skills VALUES (?, ?, ?)",
+    "skills": "INSERT OR IGNORE INTO skills (skill_id, oid) VALUES (?, ?)",
+    "revocations": "INSERT INTO revocations VALUES (?, ?, ?, ?)",
     "findings": "INSERT INTO findings VALUES (?, ?, ?, ?)",
     "cited": "INSERT OR IGNORE INTO cited VALUES (?, ?)",
     "trust_events": "INSERT INTO trust_events VALUES (?, ?, ?)",
@@ -80,7 +87,7 @@ class Spool:
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
         self.con = sqlite3.connect(self.directory / "spool.db", isolation_level=None, check_same_thread=False)
-        for pragma in ("journal_mode=OFF", "synchronous=OFF", "temp_store=FILE", "cache_size=-16384"):
+        for pragma in ("journal_mode=OFF", "synchronous=OFF", "temp_store=FILE", "cache_size=-4096"):
             self.con.execute(f"PRAGMA {pragma}")
         self.con.executescript(_SCHEMA)
         self.con.execute("BEGIN")
@@ -109,8 +116,35 @@ class Spool:
                 rows.clear()
         self._count = 0
 
-    def skill(self, skill_id: str, oid: str, events: int) -> None:
-        self._add("skills", (skill_id, oid, events))
+    def skill(self, skill_id: str, oid: str) -> None:
+        self._add("skills", (skill_id, oid))
+
+    def skill_counts(self, counts: Iterable[tuple[int, str]]) -> None:
+        """(events, originator id) of the skill streams (how the second pass splits them)."""
+        self.flush()
+        self.con.executemany("UPDATE skills SET events = ? WHERE oid = ?", counts)
+
+    def key(self, publisher: str, key_hex: str) -> KeyState | None:
+        row = self.con.execute("SELECT body FROM keys WHERE publisher = ? AND key_hex = ?",
+                               (publisher, key_hex)).fetchone()
+        return _decode(KeyState, row[0]) if row else None
+
+    def put_key(self, k: KeyState) -> None:
+        self.con.execute("INSERT OR REPLACE INTO keys VALUES (?, ?, ?, ?, ?)",
+                         (k.publisher, k.key_hex, k.kind, k.state, _encode(k)))
+
+    def keys(self, where: str = "1", params: tuple[Any, ...] = ()) -> Iterator[KeyState]:
+        """The keys (matching ``where``, a fixed SQL condition of this module), by publisher and key."""
+        for (body,) in self.con.execute(f"SELECT body FROM keys WHERE {where} ORDER BY publisher, key_hex", params):
+            yield _decode(KeyState, body)
+
+    def revocation(self, r: RevocationState) -> None:
+        self._add("revocations", (r.ref.position, r.publisher, r.key_hex, _encode(r)))
+
+    def revocations(self) -> Iterator[RevocationState]:
+        self.flush()
+        for (body,) in self.con.execute("SELECT body FROM revocations ORDER BY position"):
+            yield _decode(RevocationState, body)
 
     def cite(self, ref: CitedEvent) -> Evidence:
         """Register a cited event (the appendix lists it unless it is shown as an entry)."""

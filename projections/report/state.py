@@ -3,8 +3,8 @@ version of the skill being folded (``skills.py``), each publisher key and each r
 inside the window (``fold.py``).
 
 Each holds plain facts and references to the few events the report cites about it (a
-``CitedEvent`` each), never whole events. Versions are held for one skill at a time; keys
-and revocations for the whole journal (they grow with publishers and revocations).
+``CitedEvent`` each), never whole events. Versions are held for one skill at a time; keys and
+revocations are kept in the spool (``spool.py``).
 """
 
 from __future__ import annotations
@@ -80,25 +80,38 @@ class VersionState:
         self.last_audit_ref: CitedEvent | None = None
 
 
-class KeyState:
-    __slots__ = ("publisher", "key_hex", "key_id", "kind", "state", "allowlisted", "pinned", "revoked")
+class KeyAct(msgspec.Struct, frozen=True):
+    """An allowlisting, pin or revocation of a key: the event, its reason, and (a pin) the version
+    it was first used for."""
 
-    def __init__(self, publisher: str, key_hex: str, key_id: str, kind: str) -> None:
-        self.publisher, self.key_hex, self.key_id, self.kind = publisher, key_hex, key_id, kind
-        self.state = "active"
-        # (the event, its reason, extra facts) of the newest act of each sort
-        self.allowlisted: tuple[CitedEvent, str | None, dict[str, str | None]] | None = None
-        self.pinned: tuple[CitedEvent, str | None, dict[str, str | None]] | None = None
-        self.revoked: tuple[CitedEvent, str | None, dict[str, str | None]] | None = None
+    ref: CitedEvent
+    reason: str | None = None
+    first_skill_id: str | None = None
+    first_version: str | None = None
 
 
-class RevocationState:
-    """A revocation inside the window (the quarantines linked to it are spooled: ``spool.py``)."""
+class KeyState(msgspec.Struct):
+    """A publisher key as the journal says up to the event being folded (kept in the spool: a
+    journal may hold tens of thousands of keys)."""
 
-    __slots__ = ("publisher", "key_hex", "key_id", "ref", "reason")
+    publisher: str
+    key_hex: str
+    key_id: str
+    kind: str
+    state: str = "active"
+    allowlisted: KeyAct | None = None  # the newest act of each sort
+    pinned: KeyAct | None = None
+    revoked: KeyAct | None = None
 
-    def __init__(self, publisher: str, key_hex: str, key_id: str, ref: CitedEvent, reason: str | None) -> None:
-        self.publisher, self.key_hex, self.key_id, self.ref, self.reason = publisher, key_hex, key_id, ref, reason
+
+class RevocationState(msgspec.Struct, frozen=True):
+    """A revocation inside the window (the quarantines linked to it are spooled too)."""
+
+    publisher: str
+    key_hex: str
+    key_id: str
+    ref: CitedEvent
+    reason: str | None
 
 
 class JournalFacts(msgspec.Struct, frozen=True):

@@ -67,7 +67,7 @@ class Document:
     finding_groups: Iterable[tuple[str, int, Iterable[StreamedFinding]]]  # per severity with findings
     posture: Chunks  # rendered by Writer.posture, in order
     timelines: Chunks  # rendered by Writer.timeline_*, in order
-    keys: list[KeyTrust]
+    keys: Iterable[KeyTrust]
     revocations: Iterable[Revocation]
     trust_events: Iterable[TimelineEntry]
     rejections: Iterable[Rejection]

@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "check": f"{_COMMANDS}.read:check",
     "demo": f"{_COMMANDS}.demo:demo",
     "disable": f"{_COMMANDS}.lifecycle:disable",
+    "doctor": f"{_COMMANDS}.doctor:doctor",
     "enable": f"{_COMMANDS}.lifecycle:enable",
     "history": f"{_COMMANDS}.read:history",
     "index": f"{_COMMANDS}.index:index",
@@ -28,10 +29,12 @@ COMMANDS: dict[str, str] = {
     "journal": f"{_COMMANDS}.journal:journal",
     "keys": f"{_COMMANDS}.keys:keys",
     "list": f"{_COMMANDS}.read:list_",
+    "mcp": f"{_COMMANDS}.mcp:mcp",
     "package": f"{_COMMANDS}.package:package",
     "policy": f"{_COMMANDS}.trust:policy",
     "quarantine": f"{_COMMANDS}.lifecycle:quarantine",
     "reaudit": f"{_COMMANDS}.audit:reaudit",
+    "registry": f"{_COMMANDS}.registry:registry",
     "remove": f"{_COMMANDS}.lifecycle:remove",
     "report": f"{_COMMANDS}.report:report",
     "rollback": f"{_COMMANDS}.lifecycle:rollback",
@@ -39,6 +42,7 @@ COMMANDS: dict[str, str] = {
     "search": f"{_COMMANDS}.search:search",
     "secret": f"{_COMMANDS}.run:secret",
     "trust": f"{_COMMANDS}.trust:trust",
+    "update": f"{_COMMANDS}.registry:update",
     "verify": f"{_COMMANDS}.audit:verify",
 }
 

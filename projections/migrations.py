@@ -23,7 +23,7 @@ from skill_ledger.domain.eligibility import OVERRIDE
 from .db import create_indexes, create_tables, enable_search, transaction, utils
 from .fold import jdump
 from .records import manifest_facts
-from .schema import SCHEMA_VERSION, SEARCH, TABLES, Table
+from .schema import REGISTRIES, SCHEMA_VERSION, SEARCH, TABLES, Table
 from .search import search_row
 
 if TYPE_CHECKING:
@@ -131,4 +131,13 @@ def _v10_to_v11(con: sqlite3.Connection) -> None:
                     (int(not reasons), jdump(reasons), skill_id, version))
 
 
-MIGRATIONS: dict[int, Step] = {9: _v9_to_v10, 10: _v10_to_v11}
+def _v11_to_v12(con: sqlite3.Connection) -> None:
+    """Version 12 adds the ``registries`` table (``skills registry list``). Version 11 folded no
+    registry event into it; a file that skipped some (an older program caught it up from a
+    journal a newer one wrote) is rebuilt instead."""
+    if con.execute("SELECT 1 FROM timeline WHERE kind LIKE 'registry.%' LIMIT 1").fetchone():
+        raise CannotMigrate("registry events were folded without the registries table")
+    conform_tables(con, [REGISTRIES])
+
+
+MIGRATIONS: dict[int, Step] = {9: _v9_to_v10, 10: _v10_to_v11, 11: _v11_to_v12}

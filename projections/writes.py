@@ -60,4 +60,5 @@ def other_statements(fold: Fold) -> Statements:
             out.append((table.insert_sql(), rows))
     if fold.policy is not None:
         out.append((POLICY.insert_sql("INSERT OR REPLACE"), [fold.policy]))
+    out += [(sql, [params]) for sql, params in fold.registries]  # in event order
     return out

@@ -21,6 +21,7 @@ from skill_ledger.projections.migrations import conform_tables
 from skill_ledger.projections.replay import diff
 from skill_ledger.projections.schema import (
     AUDITS,
+    REGISTRIES,
     REJECTIONS,
     SCHEMA_VERSION,
     SEARCH,
@@ -151,7 +152,7 @@ def make_v9(live: Path, path: Path) -> None:
     con.execute("ATTACH DATABASE ? AS live", (str(live),))
     con.execute("BEGIN")
     for table in TABLES:
-        if table is not SEARCH:
+        if table is not SEARCH and table is not REGISTRIES:  # version 10 added search, 12 registries
             columns = ", ".join(table.names)
             con.execute(f"INSERT INTO main.{table.name} ({columns}) SELECT {columns} FROM live.{table.name}")
     # version 9 (and 10) derived an override of a failed audit as not eligible

@@ -120,6 +120,8 @@ SEED_ACME, SEED_GLOBEX, SEED_INITECH, SEED_STRANGER = (bytes([n]) * 32 for n in 
 HOSTILE = ('<script>document.title="pwned"</script> <img src=x onerror="document.body.dataset.pwned=1"> '
            '[click](https://evil.example/x) ![pixel](https://evil.example/p.png) # heading | cell')
 GENERATED_AT = "2026-12-01T00:00:00+00:00"
+# Secret values the scenario stores: no report, in any format, may contain any of them.
+SECRET_VALUES = ("tok-VALUE-0b1d-never-shown", "tok-VALUE-77e2-never-shown", "smtp-VALUE-5c3a-never-shown")
 
 
 class Scenario:
@@ -163,8 +165,42 @@ class Scenario:
         d.do("user:alice", "enable", "enable", "acme.echo", "1.0.0", "maintenance over")
         d.do("user:alice", "rollback", "rollback", "acme.echo", "1.0.0", "1.1.0 misbehaves")
         d.do("user:alice", "remove", "remove", "acme.echo", "1.1.0", "retired")
+        self.secrets_and_registry()
         self.events = d.events()
         return self
+
+    def secrets_and_registry(self) -> None:
+        """Secrets set (one replacing a value) and removed, of a skill's scope and of the global
+        one, through the real use case and store; a registry pinned, its metadata trusted, a
+        skill installed from it, a refused update, and the registry removed (the ``Registry``
+        aggregate's own events: the registry protocol is tested in ``tests/adapters/registry``)."""
+        from skill_ledger.adapters.storage.secrets import SecretStore
+        from skill_ledger.adapters.usecases.registry import load_registry
+        from skill_ledger.adapters.usecases.secrets import remove_secret, set_secret
+
+        with self.d.ledger("user:alice", "secret set") as lg:
+            store = SecretStore(lg.settings.secrets_path)
+            set_secret(lg, store, "skill:acme.bad", "api_token", SECRET_VALUES[0], "vendor token")
+            set_secret(lg, store, "skill:acme.bad", "api_token", SECRET_VALUES[1], "rotated")
+            set_secret(lg, store, "global", "smtp_password", SECRET_VALUES[2], "mail relay")
+            remove_secret(lg, store, "skill:acme.bad", "api_token", "vendor offboarded")
+            remove_secret(lg, store, "global", "smtp_password", "relay retired")
+        with self.d.ledger("user:frank", "registry add") as lg:
+            reg = load_registry(lg, "corp")
+            reg.add(lg.actor, "https://registry.example/corp", "ab" * 32, 1)
+            reg.observe(lg.actor, {"root": 1, "timestamp": 7, "snapshot": 5, "targets": 4}, {"root": "k1"})
+            reg.record_installed(lg.actor, skill_id="initech.alpha", version="1.0.0", target="initech.alpha-1.0.0",
+                                 artifact_sha256="cd" * 32, payload_sha256="ef" * 32,
+                                 metadata={"root": 1, "timestamp": 7, "snapshot": 5, "targets": 4},
+                                 downgraded_from=None, reason=None)
+            reg.refuse(lg.actor, operation="update", skill_id="initech.alpha", version="2.0.0",
+                       code="registry_rollback", tuf_error="BadVersionNumberError", phase="metadata",
+                       detail="timestamp version 6 is older than the trusted 7")
+            lg.save(reg)
+        with self.d.ledger("user:frank", "registry remove") as lg:
+            reg = load_registry(lg, "corp")
+            reg.remove(lg.actor, "moved to the new registry")
+            lg.save(reg)
 
     def head(self) -> int:
         with self.d.ledger() as lg:

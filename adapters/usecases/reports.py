@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import sqlite3
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -27,7 +28,7 @@ from typing import Any, BinaryIO
 import msgspec
 
 from skill_ledger.adapters.journal.sqlite import LedgerApplication, chain_hash, chained, iter_rows, open_journal
-from skill_ledger.adapters.journal.verify import VerifyReport, verify_settings_journal
+from skill_ledger.adapters.journal.verify import Problem, VerifyReport, verify_settings_journal
 from skill_ledger.adapters.settings import Settings
 from skill_ledger.adapters.storage.files import fsync_dir
 from skill_ledger.domain.errors import IoError, SkillLedgerError, UsageError
@@ -110,7 +111,8 @@ def compliance_report(settings: Settings, options: ReportOptions, *, output: str
     request = _replace(_request(options), generated_by=settings.actor, project_version=__version__)
     with _journal(settings) as app:  # bad options are refused above, before the journal is read
         head = (app.recorder.max_notification_id() or 0) if app is not None else 0
-        verification = _verification(verify_settings_journal(settings))
+        ahead = _views_ahead(settings, app, head) if app is not None else None
+        verification = _verification(verify_settings_journal(settings), ahead)
         source: ReportSource = JournalSource(app, head) if app is not None else EventsSource([])
         request = _replace(_resolve_window(source, options, request, head), journal_verification=verification)
         with tempfile.TemporaryDirectory(prefix="skills-report-") as workdir, _output(output, stdout) as out:
@@ -143,12 +145,41 @@ def _journal(settings: Settings) -> Iterator[LedgerApplication | None]:
         app.close()
 
 
-def _verification(report: VerifyReport) -> JournalVerification:
-    if report.ok:
+def _verification(report: VerifyReport, ahead: Problem | None = None) -> JournalVerification:
+    problems = [*report.problems, *([ahead] if ahead is not None else [])]
+    if not problems:
         return JournalVerification(ok=True, first_bad_position=None, message="")
-    shown = "; ".join(f"position {p.position}: {p.code}: {p.message}" for p in report.problems[:3])
-    more = f" (and {len(report.problems) - 3} more)" if len(report.problems) > 3 else ""
-    return JournalVerification(ok=False, first_bad_position=report.first_bad_position, message=shown + more)
+    shown = "; ".join(f"position {p.position}: {p.code}: {p.message}" for p in problems[:3])
+    more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+    first = report.first_bad_position if report.first_bad_position is not None else (
+        ahead.position if ahead is not None and ahead.position else None)
+    return JournalVerification(ok=False, first_bad_position=first, message=shown + more)
+
+
+def _views_ahead(settings: Settings, app: LedgerApplication, head: int) -> Problem | None:
+    """Truncation that the journal alone cannot show: this home's views have projected more
+    events of this journal than it now holds (the reads refuse such a home with
+    ``journal_truncated``; the report, which never opens the views, says so the same way). The
+    views are read, never written; views of another journal, or unreadable ones, prove nothing."""
+    path = settings.views_path
+    if not path.is_file():
+        return None
+    try:
+        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
+            row = con.execute("SELECT min(position) FROM positions").fetchone()
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return None
+    projected = row[0] if row and isinstance(row[0], int) else 0
+    identity = meta.get("journal") or ""
+    if projected <= head or (identity and identity != (chain_hash(app, 1) or "")):
+        return None
+    return Problem(head + 1, "truncated",
+                   f"the views database {path} has projected this journal up to position {projected}, but it ends at "
+                   f"position {head}: the journal was truncated or replaced by an older copy")
 
 
 # --- options ---------------------------------------------------------------------------------

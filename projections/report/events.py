@@ -101,6 +101,20 @@ _MEMBERS: dict[str, dict[str, Any]] = {
     "artifact.rejected": {"artifact_sha256": Any, "error_code": Any, "source": Any, "message": Any,
                           "skill_id": Any, "publisher": Any},
     "journal.checkpoint": {"position": Any, "event_count": Any, "root_hash": Any, "key_id": Any},
+    # secrets: the scope and key names and whether a value was replaced; never a value (none is
+    # recorded, and a member this table does not name is dropped by the decoder anyway)
+    "skill.secret_set": {"scope": Any, "key": Any, "replaced": Any},
+    "skill.secret_removed": {"scope": Any, "key": Any},
+    "secret.set": {"scope": Any, "key": Any, "replaced": Any},
+    "secret.removed": {"scope": Any, "key": Any},
+    # registries (``registry:<name>`` streams): the TUF trust roots skills are installed from
+    "registry.added": {"name": Any, "url": Any, "root_sha256": Any, "root_version": Any},
+    "registry.removed": {"name": Any},
+    "registry.metadata_trusted": {"name": Any, "metadata": Any},
+    "registry.target_installed": {"name": Any, "skill_id": Any, "target": Any, "artifact_sha256": Any,
+                                  "payload_sha256": Any, "metadata": Any, "downgraded_from": Any},
+    "registry.update_refused": {"name": Any, "operation": Any, "skill_id": Any, "code": Any, "tuf_error": Any,
+                                "phase": Any, "detail": Any},
 }
 _TYPED: dict[str, Any] = {kind: TypedDict(f"_{kind.replace('.', '_')}", {**_ENVELOPE, **members},  # type: ignore[misc]
                                           total=False)

@@ -27,7 +27,17 @@ from .events import Event, Row, decode
 from .model import FINDING_KINDS, Actor, Checkpoint, CitedEvent, PolicyVersion, Rejection, TimelineEntry
 from .rules import FindingDraft, policy_changes
 from .spool import Spool
-from .state import JournalFacts, KeyAct, KeyState, RevocationState, int_of, scalar_details, text_of
+from .state import (
+    JournalFacts,
+    KeyAct,
+    KeyState,
+    RevocationState,
+    int_of,
+    registry_details,
+    scalar_details,
+    secret_details,
+    text_of,
+)
 from .text import summary_line
 
 KIND_INDEX = {k: i for i, k in enumerate(FINDING_KINDS)}
@@ -74,13 +84,15 @@ class Context:
             return a
         if not isinstance(a, dict):
             a = {}
-        key = (a.get("principal"), a.get("host"), a.get("command"))
+        key = (a.get("principal"), a.get("host"), a.get("command"), a.get("os_user"), a.get("os_uid"))
         found = self._actors.get(key)
         if found is None:
             if len(self._actors) > 4096:  # never let a hostile journal grow this
                 self._actors.clear()
+            os_uid = key[4] if type(key[4]) is int else None
             found = self._actors[key] = Actor(principal=str(key[0] or ""), host=str(key[1] or ""),
-                                              command=str(key[2] or ""))
+                                              command=str(key[2] or ""),
+                                              os_user=None if key[3] is None else str(key[3]), os_uid=os_uid)
         return found
 
     def ref(self, e: Event) -> CitedEvent:
@@ -136,6 +148,13 @@ class GlobalFold:
             "policy.changed": self._policy_changed,
             "artifact.rejected": self._rejected,
             "journal.checkpoint": self._checkpoint,
+            "secret.set": self._secret,
+            "secret.removed": self._secret,
+            "registry.added": self._registry,
+            "registry.removed": self._registry,
+            "registry.metadata_trusted": self._registry,
+            "registry.target_installed": self._registry,
+            "registry.update_refused": self._registry_refused,
         }
 
     # --- driving -------------------------------------------------------------------------
@@ -302,6 +321,43 @@ class GlobalFold:
                 key_id=text_of(d, "key_id") or ""), ref)
         if w:
             self._other(self.ctx.entry(e, details={"covers_position": covers, "event_count": count}))
+        return True
+
+    def _secret(self, e: Event, d: dict[str, Any], w: bool) -> bool:
+        """A secret of a scope other than a skill's own (``secrets:<scope>``): its names, never a value."""
+        if text_of(d, "key") is None or not e.stream.startswith("secrets:"):
+            return False
+        if w:
+            self._other(self.ctx.entry(e, reason=text_of(d, "reason"), details=secret_details(d)))
+        return True
+
+    # --- registries: trust roots (TUF) that skills are installed from --------------------------------
+
+    def _registry(self, e: Event, d: dict[str, Any], w: bool) -> bool:
+        """A registry pinned, removed, its metadata trusted, or a skill installed from it: trust
+        entries. A registry's own events concern every skill installed from it (kept by every
+        filter); an install from it goes with its skill."""
+        if not e.stream.startswith("registry:"):
+            return False
+        if w:
+            skill_id = text_of(d, "skill_id")
+            if skill_id is None or self.ctx.selection.attributed(skill_id, None):
+                self.ctx.spool.trust_event("", self.ctx.entry(
+                    e, version=text_of(d, "version"), reason=text_of(d, "reason"), details=registry_details(d)))
+        return True
+
+    def _registry_refused(self, e: Event, d: dict[str, Any], w: bool) -> bool:
+        """An install, update or refresh a registry's metadata did not vouch for: a finding (the
+        registry records a refusal once until it changes, so these are few)."""
+        if not e.stream.startswith("registry:") or text_of(d, "code") is None:
+            return False
+        if w:
+            skill_id = text_of(d, "skill_id")
+            if skill_id is None or self.ctx.selection.attributed(skill_id, None):
+                entry = self.ctx.entry(e, version=text_of(d, "version"), reason=text_of(d, "detail"),
+                                       reason_code=text_of(d, "code"), details=registry_details(d))
+                self.ctx.spool.trust_event("", entry)
+                self.ctx.finding(FindingDraft.registry_refused(entry, self.ctx.ref(e)))
         return True
 
     # --- reading the end state -----------------------------------------------------------------

@@ -36,6 +36,7 @@ FindingKind = Literal[
     "stale_audit",
     "tofu_only_publisher",
     "checkpoint_missing",
+    "registry_refused",
     "artifact_rejected",
     "execution_denied",
 ]
@@ -52,6 +53,7 @@ FINDING_RULES: dict[str, tuple[str, str]] = {
     "stale_audit": ("medium", "STALE"),
     "tofu_only_publisher": ("medium", "TOFU"),
     "checkpoint_missing": ("medium", "CHECKPOINT"),
+    "registry_refused": ("medium", "REGISTRY"),
     "artifact_rejected": ("low", "REJECTED"),
     "execution_denied": ("low", "DENIED"),
 }
@@ -71,11 +73,14 @@ class _Doc(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
 
 
 class Actor(_Doc):
-    """Who appended an event (``events.md``)."""
+    """Who appended an event (``events.md``): the declared principal, the host and command, and
+    the operating-system account the process ran as (null on events recorded before it was)."""
 
     principal: str
     host: str
     command: str
+    os_user: str | None = None
+    os_uid: int | None = None
 
 
 class Evidence(_Doc):

@@ -115,8 +115,15 @@ def _json_value(value: Any) -> str:
     return msgspec.json.encode(value, order="deterministic").decode("utf-8")
 
 
+def _who(actor: Any) -> str:
+    """An actor as a line: the declared principal, and the OS account when it was recorded."""
+    if actor is None:
+        return "-"
+    return f"{actor.principal} (OS user {actor.os_user})" if actor.os_user else actor.principal
+
+
 def _common(env: Environment) -> Environment:
-    env.filters.update(short=_short, yes=_yes, seconds=_seconds, value=_json_value)
+    env.filters.update(short=_short, yes=_yes, seconds=_seconds, value=_json_value, who=_who)
     env.globals.update(severities=SEVERITIES)
     return env
 

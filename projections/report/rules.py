@@ -20,7 +20,16 @@ from typing import TYPE_CHECKING, Any
 
 from skill_ledger.domain.policy import POLICY_KEYS, PolicyValues, policy_to_dict
 
-from .model import FINDING_RULES, CitedEvent, Evidence, Finding, PolicyChange, PolicyVersion, Rejection
+from .model import (
+    FINDING_RULES,
+    CitedEvent,
+    Evidence,
+    Finding,
+    PolicyChange,
+    PolicyVersion,
+    Rejection,
+    TimelineEntry,
+)
 from .state import parse_time
 from .text import duration
 
@@ -34,7 +43,9 @@ _SWITCH_KEYS = tuple(k for k, v in policy_to_dict(PolicyValues()).items() if typ
 
 
 def _who(ref: CitedEvent) -> str:
-    return f"{ref.actor.principal} ({ref.actor.command}@{ref.actor.host})"
+    a = ref.actor
+    account = f", OS user {a.os_user}" if a.os_user else ""
+    return f"{a.principal} ({a.command}@{a.host}{account})"
 
 
 def _t(value: str | None) -> str:
@@ -143,6 +154,21 @@ class FindingDraft:
                    detail=(f"Artifact sha256 {r.artifact_sha256}{subject} from {r.source or '-'} rejected at "
                            f"{r.recorded_at} for {_who(ref)}: {r.message}"),
                    evidence=[ref], skill_id=r.skill_id, version=r.version, publisher=r.publisher, at=ref)
+
+    @classmethod
+    def registry_refused(cls, entry: TimelineEntry, ref: CitedEvent) -> FindingDraft:
+        d = entry.details
+        subject = f"{d.get('skill_id')} {entry.version or ''}".rstrip() if d.get("skill_id") else "every skill"
+        tuf = f" (TUF: {d['tuf_error']})" if d.get("tuf_error") else ""
+        return cls("registry_refused", ref.position,
+                   title=f"Registry {d.get('name', '-')} refused {d.get('operation', '-')} of {subject} "
+                         f"({entry.reason_code})",
+                   detail=(f"At {ref.recorded_at}, for {_who(ref)}, the metadata of registry {d.get('name', '-')} did "
+                           f"not vouch for {d.get('operation', '-')} of {subject} in phase {d.get('phase', '-')}: "
+                           f"{entry.reason_code}{tuf}: {_t(entry.reason)}. A refusal may be an attack the registry "
+                           "checks stopped (rollback, freeze, mix-and-match) or a registry that needs attention."),
+                   evidence=[ref], skill_id=d.get("skill_id") if isinstance(d.get("skill_id"), str) else None,
+                   version=entry.version, at=ref)
 
     @classmethod
     def policy(cls, pv: PolicyVersion, ref: CitedEvent, changes: list[PolicyChange]) -> FindingDraft:

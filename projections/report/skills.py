@@ -38,7 +38,7 @@ from .model import (
     VersionPosture,
 )
 from .rules import FindingDraft, revocation_delay, revoked_key_active, stale_audit
-from .state import FactsIndex, VersionState, bool_of, int_of, scalar_details, text_of
+from .state import FactsIndex, VersionState, bool_of, int_of, scalar_details, secret_details, text_of
 
 TAMPER_CODES = ("artifact_tampered", "artifact_missing")
 
@@ -83,6 +83,8 @@ class SkillFold:
             "skill.verified": self._verified,
             "skill.removed": self._removed,
             "skill.execution_denied": self._denied,
+            "skill.secret_set": self._secret,
+            "skill.secret_removed": self._secret,
         }
 
     def feed(self, row: Row) -> None:
@@ -275,6 +277,15 @@ class SkillFold:
             if self.ctx.selection.publisher_in(publisher):
                 self.ctx.spool.denial(self.skill_id, version, tool_id, code, publisher, self.ctx.ref(e))
             self._timeline(v, self.ctx.entry(e, version=version, reason_code=code, details={"tool_id": tool_id}))
+        return True
+
+    def _secret(self, e: Event, d: dict[str, Any], w: bool) -> bool:
+        """A secret of the skill's own scope set or removed: its names, never a value (none is
+        recorded; ``secret_details`` names the members shown)."""
+        if text_of(d, "key") is None:
+            return False
+        if w:
+            self._timeline(None, self.ctx.entry(e, reason=text_of(d, "reason"), details=secret_details(d)))
         return True
 
     # --- the end of the stream -------------------------------------------------------------------

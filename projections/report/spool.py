@@ -307,7 +307,7 @@ class Spool:
 
     def trust_events(self, publishers: set[str] | None) -> Iterator[tuple[str, TimelineEntry]]:
         for publisher, body in self.con.execute("SELECT publisher, body FROM trust_events ORDER BY position"):
-            if publishers is None or publisher in publishers:
+            if publishers is None or publisher in publishers or publisher == "":  # "": a registry's (kept by the fold)
                 yield publisher, _decode(TimelineEntry, body)
 
     def other_events(self) -> Iterator[TimelineEntry]:

@@ -53,6 +53,26 @@ def scalar_details(d: Any, keys: tuple[str, ...] | None = None) -> dict[str, Any
     return {str(k): v for k, v in items if isinstance(v, _SCALARS)}
 
 
+def secret_details(d: dict[str, Any]) -> dict[str, Any]:
+    """A secret event's facts: its scope and key names and whether a value was replaced. Named
+    one by one: nothing else of the event is shown, whatever it holds (no value is recorded)."""
+    return scalar_details(d, ("scope", "key", "replaced"))
+
+
+def registry_details(d: dict[str, Any]) -> dict[str, Any]:
+    """A registry event's facts; the metadata versions trusted (or vouching for an install) are
+    flattened to ``metadata_<role>`` members (role names and versions, both journal data)."""
+    details = scalar_details(d, ("name", "url", "root_sha256", "root_version", "skill_id", "target",
+                                 "artifact_sha256", "payload_sha256", "downgraded_from", "operation", "code",
+                                 "tuf_error", "phase"))
+    metadata = d.get("metadata")
+    if isinstance(metadata, dict):
+        for role in sorted(metadata, key=str)[:8]:  # root, timestamp, snapshot, targets
+            if isinstance(metadata[role], _SCALARS):
+                details[f"metadata_{role}"] = metadata[role]
+    return details
+
+
 class VersionState:
     """One version of a skill, as the journal says up to the event being folded."""
 

@@ -83,7 +83,7 @@ def test_every_exception_is_a_finding_in_every_format(scenario: Scenario, tmp_pa
     kinds = {f["kind"]: f for f in d["findings"]}
     assert set(kinds) == {"enable_override_after_failed_audit", "artifact_tampered_or_missing", "quarantine_lifted",
                           "policy_loosened", "stale_audit", "tofu_only_publisher", "checkpoint_missing",
-                          "artifact_rejected", "execution_denied"}
+                          "artifact_rejected", "execution_denied", "registry_refused"}
     override = s.one("skill.enabled", "skill:acme.bad", override=True)
     assert kinds["enable_override_after_failed_audit"]["id"] == f"F-OVERRIDE-{override['position']:06d}"
     tamper = s.one("skill.quarantined", "skill:acme.tamper", reason_code="artifact_tampered")
@@ -186,7 +186,7 @@ def test_stdout_json_result_and_determinism(scenario: Scenario, tmp_path: Path) 
     assert (result["output"], result["format"], result["bytes"]) == (str(target), "html", target.stat().st_size)
     assert result["journal_head"]["position"] == scenario.events[-1]["position"]
     assert result["journal_head"]["hash"] == scenario.events[-1]["hash"]
-    assert result["summary"]["findings"] == {"high": 2, "medium": 4, "low": 3}
+    assert result["summary"]["findings"] == {"high": 2, "medium": 5, "low": 3}
     assert target.read_bytes().startswith(b"<!DOCTYPE html>")
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".r.html.")], "no temporary file left"
 
@@ -241,6 +241,73 @@ def test_an_edited_chain_is_reported_at_the_top_and_exits_9(scenario: Scenario, 
     assert f"error[journal_tampered]: the journal does not verify at position {position}" in r.stderr
     r = skills(home, "--json", "report", "compliance", "--output", str(tmp_path / "x.json"))
     assert r.exit_code == 9 and json.loads(r.stdout)["journal_verification"]["ok"] is False
+
+
+def _tamper(home: Path, *statements: tuple[str, tuple[Any, ...]]) -> None:
+    """Edit the journal as an intruder with the file would: guard off, edit, guard back on."""
+    from skill_ledger.adapters.journal.sqlite import guard_statements
+
+    con = sqlite3.connect(home / "journal.db", isolation_level=None)
+    for table in ("stored_events", "event_chain"):
+        for op in ("update", "delete", "replace"):
+            con.execute(f"DROP TRIGGER IF EXISTS {table}_no_{op}")
+    for sql, args in statements:
+        con.execute(sql, args)
+    for statement in guard_statements():
+        con.execute(statement)
+    con.close()
+
+
+def _fails_at_the_top(home: Path, tmp_path: Path, code: str) -> dict[str, Any]:
+    d = doc(home, tmp_path, expect=9)
+    v = d["scope"]["journal_verification"]
+    assert d["summary"]["verdict"] == "journal_verification_failed" and v["ok"] is False and code in v["message"]
+    assert d["findings"][0]["kind"] == "journal_verification_failed" and d["findings"][0]["severity"] == "high"
+    md = report(home, tmp_path, "markdown", expect=9).decode()
+    assert md.startswith("# Compliance report\n\n> **🛑 JOURNAL VERIFICATION FAILED**")
+    page = report(home, tmp_path, "html", expect=9).decode()
+    assert page.index('class="banner fail"') < page.index('id="summary"')
+    return d
+
+
+def test_a_state_rewritten_to_the_same_meaning_fails_the_report(scenario: Scenario, tmp_path: Path) -> None:
+    """Hash-chain format 2 binds the stored bytes: the quarantine's state re-serialised (same
+    members, other whitespace and order) is caught by the verification the report runs first."""
+    home = tmp_path / "rewritten"
+    shutil.copytree(scenario.home, home)
+    target = scenario.one("skill.quarantined", "skill:acme.echo", reason="suspicious traffic")["position"]
+    con = sqlite3.connect(home / "journal.db")
+    state = con.execute("SELECT state FROM stored_events WHERE rowid = ?", (target,)).fetchone()[0]
+    con.close()
+    same = json.dumps(json.loads(state), sort_keys=True, indent=1).encode()
+    _tamper(home, ("UPDATE stored_events SET state = ? WHERE rowid = ?", (same, target)))
+    d = _fails_at_the_top(home, tmp_path, "state_not_canonical")
+    assert d["scope"]["journal_verification"]["first_bad_position"] == target
+    assert d["findings"][0]["id"] == f"F-JOURNAL-{target:06d}"
+
+
+def test_a_journal_truncated_behind_its_views_fails_the_report(scenario: Scenario, tmp_path: Path) -> None:
+    """The last events cut off the journal (chain and guard intact: ``journal verify`` alone
+    cannot tell). The views had projected them: the report, like every read, says the journal
+    was truncated, at the top, and exits 9; the views are left as they were."""
+    home = tmp_path / "truncated"
+    shutil.copytree(scenario.home, home)
+    assert skills(home, "list").exit_code == 0  # the views catch up with the whole journal
+    head = scenario.events[-1]["position"]
+    views = (home / "views.db").read_bytes()
+    _tamper(home, ("DELETE FROM stored_events WHERE rowid > ?", (head - 3,)),
+            ("DELETE FROM event_chain WHERE position > ?", (head - 3,)))
+    assert skills(home, "journal", "verify").exit_code == 0  # the chain that is left is whole
+    d = _fails_at_the_top(home, tmp_path, "truncated")
+    assert d["scope"]["journal_head"]["position"] == head - 3
+    assert f"up to position {head}" in d["scope"]["journal_verification"]["message"]
+    assert (home / "views.db").read_bytes() == views
+    other = tmp_path / "other"  # views of another journal prove nothing about this one
+    shutil.copytree(home, other)
+    (other / "journal.db").unlink()
+    (other / "journal-anchor.json").unlink()  # (the checkpoint anchor is of the first journal too)
+    Scenario(other).d.do("user:x", "trust allow", "allow", "acme", "11" * 32, "another journal")
+    assert doc(other, tmp_path)["scope"]["journal_verification"]["ok"] is True
 
 
 # --- the second pass in worker processes -------------------------------------------------------------

@@ -25,7 +25,16 @@ for p in (str(TESTS), str(TESTS / "projections")):
         sys.path.insert(0, p)
 
 import helpers_audit as ha  # noqa: E402
-from helpers_report import GENERATED_AT, HOSTILE, SEED_ACME, SEED_INITECH, Driver, Scenario, artifact  # noqa: E402
+from helpers_report import (  # noqa: E402
+    GENERATED_AT,
+    HOSTILE,
+    SECRET_VALUES,
+    SEED_ACME,
+    SEED_INITECH,
+    Driver,
+    Scenario,
+    artifact,
+)
 from report_synthetic import synthetic_events  # noqa: E402
 
 from skill_ledger.projections.report import (  # noqa: E402
@@ -72,7 +81,8 @@ def test_every_finding_of_the_scenario_with_its_id_severity_and_evidence(scenari
     found = by_kind(r)
     assert sorted(found) == sorted(["enable_override_after_failed_audit", "artifact_tampered_or_missing",
                                     "quarantine_lifted", "policy_loosened", "tofu_only_publisher",
-                                    "checkpoint_missing", "artifact_rejected", "execution_denied"])
+                                    "checkpoint_missing", "artifact_rejected", "execution_denied",
+                                    "registry_refused"])
     assert r.summary.verdict == "findings"
 
     override = s.one("skill.enabled", "skill:acme.bad", override=True)
@@ -122,6 +132,12 @@ def test_every_finding_of_the_scenario_with_its_id_severity_and_evidence(scenari
     [f] = found["checkpoint_missing"]
     assert f.severity == "medium"
     assert cites(f, s.events[-1])
+
+    [f] = found["registry_refused"]
+    refused = s.one("registry.update_refused", "registry:corp")
+    assert (f.id, f.severity, f.skill_id, f.version, f.actor) == (fid("REGISTRY", refused), "medium", "initech.alpha",
+                                                                   "2.0.0", "user:frank")
+    assert "registry_rollback" in f.title and "BadVersionNumberError" in f.detail and cites(f, refused)
 
 
 def shown_events(doc: dict[str, Any]) -> dict[int, dict[str, Any]]:
@@ -250,6 +266,75 @@ def test_timelines_hold_every_skill_event_with_actor_reason_and_code(scenario: S
     verified = [e for e in timelines["acme.tamper"] if e.kind == "skill.quarantined"]
     assert verified[0].actor.principal == "service:reaudit"
     assert [e.position for e in echo] == sorted(e.position for e in echo)
+
+
+def test_secret_events_show_names_and_never_a_value_in_any_format(scenario: Scenario) -> None:
+    """``skills secret set|remove`` of a skill's scope is in that skill's timeline, of another
+    scope among the other events: scope, key, replaced, actor and reason; the values stored
+    are nowhere in the report, in any format (nor in the journal it is built from)."""
+    s, r = scenario, scenario.report()
+    acme_bad = {e.position: e for t in r.timelines if t.skill_id == "acme.bad" for e in t.entries}
+    sets = s.find("skill.secret_set", "skill:acme.bad")
+    removed = s.one("skill.secret_removed", "skill:acme.bad")
+    assert len(sets) == 2
+    first, second = (acme_bad[e["position"]] for e in sets)
+    assert (first.details, first.reason, first.actor.principal) == (
+        {"scope": "skill:acme.bad", "key": "api_token", "replaced": False}, "vendor token", "user:alice")
+    assert second.details["replaced"] is True and "replacing the value stored before" in second.summary
+    assert acme_bad[removed["position"]].details == {"scope": "skill:acme.bad", "key": "api_token"}
+    others = {e.position: e for e in r.other_events}
+    for kind in ("secret.set", "secret.removed"):
+        e = s.one(kind, "secrets:global")
+        assert others[e["position"]].details["key"] == "smtp_password", kind
+    assert not any(v in json.dumps(e) for e in s.events for v in SECRET_VALUES)
+    for fmt in ("json", "markdown", "html"):
+        text = render(r, fmt).decode()
+        shown = md_escape if fmt == "markdown" else str
+        assert shown("api_token") in text and shown("smtp_password") in text, fmt
+        assert not any(v in text for v in SECRET_VALUES), fmt
+
+
+def test_registry_events_are_trust_entries_and_go_with_their_skill(scenario: Scenario) -> None:
+    """A registry pinned, its metadata trusted, a skill installed from it, a refusal and its
+    removal are trust entries (with the pinned root and the metadata versions); with ``--skill``
+    the install from it stays with its skill and the registry's own events stay (they concern
+    every skill installed from it)."""
+    s, r = scenario, scenario.report()
+    trust = {e.position: e for e in r.trust.events}
+    registry = [e for e in s.events if e["stream"] == "registry:corp"]
+    assert [e["kind"] for e in registry] == ["registry.added", "registry.metadata_trusted",
+                                            "registry.target_installed", "registry.update_refused",
+                                            "registry.removed"]
+    assert all(e["position"] in trust for e in registry)
+    added, trusted, installed, refused, gone = (trust[e["position"]] for e in registry)
+    assert (added.details["root_sha256"], added.details["root_version"], added.actor.principal) == ("ab" * 32, 1,
+                                                                                                    "user:frank")
+    assert {k: v for k, v in trusted.details.items() if k.startswith("metadata_")} == {
+        "metadata_root": 1, "metadata_snapshot": 5, "metadata_targets": 4, "metadata_timestamp": 7}
+    assert (installed.details["skill_id"], installed.version) == ("initech.alpha", "1.0.0")
+    assert (refused.reason_code, refused.details["tuf_error"]) == ("registry_rollback", "BadVersionNumberError")
+    assert gone.reason == "moved to the new registry"
+    only_beta = {e.kind for e in scenario.report(skills=("initech.beta",)).trust.events if e.stream == "registry:corp"}
+    assert only_beta == {"registry.added", "registry.metadata_trusted", "registry.removed"}
+    only_alpha = scenario.report(skills=("initech.alpha",))
+    assert {e.kind for e in only_alpha.trust.events if e.stream == "registry:corp"} == {
+        "registry.added", "registry.metadata_trusted", "registry.target_installed", "registry.update_refused",
+        "registry.removed"}
+    assert "registry_refused" in {f.kind for f in only_alpha.findings}
+
+
+def test_the_os_account_is_shown_beside_the_declared_principal(scenario: Scenario) -> None:
+    import os
+    import pwd
+
+    me = pwd.getpwuid(os.geteuid()).pw_name
+    r = scenario.report()
+    entry = r.timelines[0].entries[0]
+    assert (entry.actor.os_user, entry.actor.os_uid) == (me, os.geteuid())
+    for fmt in ("markdown", "html"):
+        text = render(r, fmt).decode()
+        shown = md_escape if fmt == "markdown" else str
+        assert shown(f"user:alice (OS user {me})") in text, fmt
 
 
 # --- window and filters ---------------------------------------------------------------------------
@@ -547,6 +632,10 @@ def test_unknown_kinds_and_malformed_data_are_carried_generically() -> None:
         _ev(n + 6, "publisher:acme", "publisher.key_revoked", {"key_id": "k"}),  # no key
         _ev(n + 7, "policy:audit", "policy.changed", {"policy": ["not", "a", "dict"]}),
         _ev(n + 8, "skill:acme.skill0", "skill.quarantined", {"version": "7.7.7", "reason_code": "operator"}),
+        _ev(n + 9, "registry:main", "registry.update_refused", {"name": "main"}),  # no code
+        _ev(n + 10, "secrets:global", "secret.set", {"scope": "global", "value": "leaked?"}),  # no key
+        _ev(n + 11, "registry:main", "registry.metadata_trusted", {"name": "main", "metadata": "x"}),
+        _ev(n + 12, "skill:acme.skill0", "skill.secret_set", {"scope": 7, "key": "k", "value": "leaked?"}),
     ]
     r = build_report(iter(events + extra), since=n, generated_at=GENERATED_AT, generated_by="t",
                      project_version="0", journal_verification=JournalVerification(ok=True))
@@ -556,10 +645,13 @@ def test_unknown_kinds_and_malformed_data_are_carried_generically() -> None:
     assert (timeline[n + 2].kind, timeline[n + 2].version, timeline[n + 2].reason) == (
         "skill.overridden_somehow", "1.0.0", "why not")
     assert {n + 4, n + 5, n + 8} <= set(timeline) and timeline[n + 5].details == {}
-    assert [e.kind for e in r.other_events] == ["secret.set", "registry.synced", "policy.changed"]
-    assert [e.position for e in r.trust.events] == [n + 6]
+    assert [e.kind for e in r.other_events] == ["secret.set", "registry.synced", "policy.changed",
+                                                "registry.update_refused", "secret.set"]
+    assert [e.position for e in r.trust.events] == [n + 6, n + 11]
+    assert r.trust.events[1].details == {"name": "main"} and timeline[n + 12].details == {"scope": 7, "key": "k"}
     assert {f.kind for f in r.findings} == {"checkpoint_missing"}
-    assert set(shown_events(json.loads(render_json(r)))) >= {n + i for i in range(1, 9)}
+    assert set(shown_events(json.loads(render_json(r)))) >= {n + i for i in range(1, 13)}
+    assert not any("leaked?" in render(r, fmt).decode() for fmt in ("json", "markdown", "html"))
     jsonschema.validate(json.loads(render_json(r)), load_schema())
     render_html(r), render_markdown(r)
     with pytest.raises(ValueError, match="increasing position"):

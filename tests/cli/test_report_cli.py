@@ -24,7 +24,7 @@ TESTS = Path(__file__).resolve().parents[1]
 if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
 
-from helpers_report import HOSTILE, Scenario  # noqa: E402
+from helpers_report import HOSTILE, SECRET_VALUES, Scenario  # noqa: E402
 
 from skill_ledger.cli.main import cli  # noqa: E402
 
@@ -102,6 +102,8 @@ def test_every_exception_is_a_finding_in_every_format(scenario: Scenario, tmp_pa
             assert f'href="#ev-{e["position"]}"' in page and f"](#ev-{e['position']})" in md
             assert f'id="ev-{e["position"]}"' in page and f'<a id="ev-{e["position"]}"></a>' in md
     assert HOSTILE not in page  # escaped
+    for text in (page, md, json.dumps(d)):  # the secrets set in the scenario: names shown, values never
+        assert "api_token" in text.replace("\\_", "_") and not any(v in text for v in SECRET_VALUES)
     assert page.index("<h1>Compliance report</h1>") < page.index('id="summary"') < page.index('id="findings"') \
         < page.index('id="posture"') < page.index('id="timelines"') < page.index('id="appendix"')
 

@@ -36,6 +36,7 @@ COMMANDS: dict[str, str] = {
     "reaudit": f"{_COMMANDS}.audit:reaudit",
     "registry": f"{_COMMANDS}.registry:registry",
     "remove": f"{_COMMANDS}.lifecycle:remove",
+    "report": f"{_COMMANDS}.report:report",
     "rollback": f"{_COMMANDS}.lifecycle:rollback",
     "run": f"{_COMMANDS}.run:run",
     "search": f"{_COMMANDS}.search:search",

@@ -7,7 +7,12 @@ the tests check the two never drift apart. Members are plain JSON: times are the
 chain hashes of the exported event shape (``events.md``).
 
 A claim that rests on the journal carries ``evidence``: the (position, hash) of each event it
-rests on. Every position cited anywhere in the report is listed in ``cited_events``.
+rests on. Every event is shown once: the events inside the window are the entries of the
+timelines, ``trust.events``, ``rejections`` and ``other_events`` (each with its position, hash,
+time, stream and actor), and ``cited_events`` (the appendix) lists every other cited event, so a
+citation always resolves to an entry or an appendix row. A citation could later also carry an
+inclusion proof against the covering checkpoint (``skills journal prove``): see the "Inclusion
+proofs" section of ``docs/compliance-report.md``; ``Evidence`` is where it would go.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ FindingKind = Literal[
     "stale_audit",
     "tofu_only_publisher",
     "checkpoint_missing",
+    "registry_refused",
     "artifact_rejected",
     "execution_denied",
 ]
@@ -47,6 +53,7 @@ FINDING_RULES: dict[str, tuple[str, str]] = {
     "stale_audit": ("medium", "STALE"),
     "tofu_only_publisher": ("medium", "TOFU"),
     "checkpoint_missing": ("medium", "CHECKPOINT"),
+    "registry_refused": ("medium", "REGISTRY"),
     "artifact_rejected": ("low", "REJECTED"),
     "execution_denied": ("low", "DENIED"),
 }
@@ -66,22 +73,28 @@ class _Doc(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
 
 
 class Actor(_Doc):
-    """Who appended an event (``events.md``)."""
+    """Who appended an event (``events.md``): the declared principal, the host and command, and
+    the operating-system account the process ran as (null on events recorded before it was)."""
 
     principal: str
     host: str
     command: str
+    os_user: str | None = None
+    os_uid: int | None = None
 
 
 class Evidence(_Doc):
-    """One event a claim rests on; check it with ``skills journal --since POSITION-1 --until POSITION``."""
+    """One event a claim rests on; check it with ``skills journal --since POSITION-1 --until POSITION``.
+
+    (Hook for inclusion proofs: a later ``report_version`` may add an optional ``proof`` member
+    here, the RFC 9162 inclusion proof of the event in the covering checkpoint's tree.)"""
 
     position: Position
     hash: str
 
 
 class CitedEvent(_Doc):
-    """An event cited somewhere in the report (the appendix)."""
+    """An event cited somewhere in the report and not shown as an entry (the appendix)."""
 
     position: Position
     hash: str
@@ -219,9 +232,10 @@ class TimelineEntry(_Doc):
     """One event inside the window. ``details`` holds the kind's facts (audit trigger and
     result, override flag, from/to versions, tool id, ...); an unknown kind has none."""
 
-    position: int
+    position: Position
     hash: str
     recorded_at: str
+    stream: str
     actor: Actor
     kind: str
     version: str | None
@@ -304,7 +318,7 @@ class Trust(_Doc):
 class Rejection(_Doc):
     """An ``artifact.rejected`` event inside the window (the intake streams)."""
 
-    position: int
+    position: Position
     hash: str
     recorded_at: str
     actor: Actor

@@ -1,4 +1,4 @@
-"""The report's three forms: JSON (the document itself), Markdown and one self-contained HTML file.
+"""The report's text safety and template environments (the writers are in ``writers.py``).
 
 Names, descriptions, reasons and messages come from publishers and operators. In HTML they
 are escaped by Jinja2's autoescaping, and a Content-Security-Policy forbids every script,
@@ -22,27 +22,10 @@ import msgspec
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
-from .model import SEVERITIES, Report
+from .model import SEVERITIES
 
 FORMATS = ("json", "markdown", "html")
 _PACKAGE = __name__.rpartition(".")[0]
-_json_encoder = msgspec.json.Encoder(order="deterministic")
-
-
-def render(report: Report, fmt: str) -> bytes:
-    """The report in ``fmt`` (``json``, ``markdown`` or ``html``), UTF-8 encoded."""
-    if fmt == "json":
-        return render_json(report)
-    if fmt == "markdown":
-        return render_markdown(report).encode("utf-8")
-    if fmt == "html":
-        return render_html(report).encode("utf-8")
-    raise ValueError(f"unknown report format {fmt!r}; expected one of {', '.join(FORMATS)}")
-
-
-def render_json(report: Report) -> bytes:
-    """Indented JSON, struct members in declaration order, dict keys sorted: byte-stable."""
-    return msgspec.json.format(_json_encoder.encode(report), indent=2) + b"\n"
 
 
 # --- text safety -------------------------------------------------------------------------------
@@ -65,7 +48,8 @@ def visible(value: Any) -> str:
 
 
 class MdSafe(str):
-    """Markdown the renderer built itself (code spans, anchors): not escaped again."""
+    """Markdown the renderer built itself (code spans, anchors, the output of the parts
+    templates' macros): not escaped again."""
 
 
 # ``<``, ``>`` and ``&`` as entities; every other ASCII punctuation character backslash-escaped
@@ -77,8 +61,10 @@ def md_escape(value: Any) -> str:
     """Plain text for Markdown: ``<``, ``>`` and ``&`` as entities, every other ASCII punctuation
     character backslash-escaped (CommonMark allows that for all of them), line breaks as spaces.
     Nothing in the result can start a link, an autolink, an image, HTML, emphasis, a heading, a
-    list or a table cell."""
-    if isinstance(value, MdSafe):
+    list or a table cell. Markdown we rendered ourselves (:class:`MdSafe`, and the ``Markup`` the
+    writer wraps the parts it rendered earlier in) is left as it is: no value from the journal is
+    ever either."""
+    if isinstance(value, (MdSafe, Markup)):
         return value
     return visible(value).translate(_MD_TABLE)
 
@@ -129,8 +115,15 @@ def _json_value(value: Any) -> str:
     return msgspec.json.encode(value, order="deterministic").decode("utf-8")
 
 
+def _who(actor: Any) -> str:
+    """An actor as a line: the declared principal, and the OS account when it was recorded."""
+    if actor is None:
+        return "-"
+    return f"{actor.principal} (OS user {actor.os_user})" if actor.os_user else actor.principal
+
+
 def _common(env: Environment) -> Environment:
-    env.filters.update(short=_short, yes=_yes, seconds=_seconds, value=_json_value)
+    env.filters.update(short=_short, yes=_yes, seconds=_seconds, value=_json_value, who=_who)
     env.globals.update(severities=SEVERITIES)
     return env
 
@@ -146,25 +139,22 @@ def _html_env() -> Environment:
 def _markdown_env() -> Environment:
     env = Environment(loader=PackageLoader(_PACKAGE, "templates"), autoescape=False, undefined=StrictUndefined,
                       finalize=md_escape, trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(code=_md_code, links=_md_links, anchor=_md_anchor)
+    # |rendered marks the output of a macro of parts.md.j2 (already escaped inside it)
+    env.filters.update(code=_md_code, links=_md_links, anchor=_md_anchor, rendered=MdSafe)
     return _common(env)
 
 
-def _context(report: Report) -> dict[str, Any]:
-    by_severity = {s: [f for f in report.findings if f.severity == s] for s in SEVERITIES}
-    posture_by_skill: dict[str, list[Any]] = {}
-    for p in report.posture:
-        posture_by_skill.setdefault(p.skill_id, []).append(p)
-    return {"r": report, "by_severity": by_severity, "posture_by_skill": posture_by_skill}
+def html_environment() -> Environment:
+    return _html_env()
 
 
-def render_markdown(report: Report) -> str:
-    return _markdown_env().get_template("report.md.j2").render(**_context(report))
+def markdown_environment() -> Environment:
+    return _markdown_env()
 
 
-def render_html(report: Report) -> str:
+def style() -> tuple[str, str]:
+    """The report's CSS and its Content-Security-Policy hash (``sha256-<base64>``)."""
     env = _html_env()
     css = env.loader.get_source(env, "report.css")[0]  # type: ignore[union-attr]
     digest = base64.b64encode(hashlib.sha256(css.encode("utf-8")).digest()).decode("ascii")
-    return env.get_template("report.html.j2").render(css=Markup(css), style_hash=f"sha256-{digest}",
-                                                     **_context(report))
+    return css, f"sha256-{digest}"

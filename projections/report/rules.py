@@ -1,28 +1,40 @@
 """The finding rules: what makes an exception a reviewer must look at, and what it cites.
 
 Findings that an event starts (an override, a lifted quarantine, a tamper detection, a
-denial, a rejection, a loosened policy) are drafted by the fold when it meets the event
-inside the window; findings about the state at the window end (stale audits, TOFU-only
-publishers, revoked keys still active, a missing checkpoint, a journal that does not
-verify) are drafted by :func:`end_of_window_findings`. A draft keeps the events it cites;
-:meth:`FindingDraft.finish` turns it into the report's :class:`Finding`, whose id is the
-kind's tag and the position of its key event, so one event always yields the same id.
+loosened policy) are drafted by the folds when they meet the event inside the window;
+denials and rejections are aggregated (one finding per tool or artifact) from the spool
+when the document is written; findings about the state at the window end are drafted per
+version when a skill's fold ends (stale audits, revoked keys still active) and once for the
+journal (TOFU-only publishers, a missing checkpoint, a journal that does not verify). A
+draft keeps the events it cites; :meth:`FindingDraft.finish` turns it into the report's
+:class:`Finding`, whose id is the kind's tag and the position of its key event, so one
+event always yields the same id.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from skill_ledger.domain.policy import POLICY_KEYS, PolicyValues, policy_to_dict
 
-from .model import FINDING_RULES, CitedEvent, Evidence, Finding, PolicyChange, PolicyVersion, Rejection
+from .model import (
+    FINDING_RULES,
+    CitedEvent,
+    Evidence,
+    Finding,
+    PolicyChange,
+    PolicyVersion,
+    Rejection,
+    TimelineEntry,
+)
 from .state import parse_time
 from .text import duration
 
 if TYPE_CHECKING:
-    from .fold import ReportFold
-    from .state import VersionState
+    from .state import KeyState, VersionState
 
 # Every numeric member of the policy is a limit (bigger lets more through), every boolean an
 # ``allow_*`` switch; derived from the policy's own definition so a new member is judged too.
@@ -31,7 +43,9 @@ _SWITCH_KEYS = tuple(k for k, v in policy_to_dict(PolicyValues()).items() if typ
 
 
 def _who(ref: CitedEvent) -> str:
-    return f"{ref.actor.principal} ({ref.actor.command}@{ref.actor.host})"
+    a = ref.actor
+    account = f", OS user {a.os_user}" if a.os_user else ""
+    return f"{a.principal} ({a.command}@{a.host}{account})"
 
 
 def _t(value: str | None) -> str:
@@ -56,26 +70,28 @@ class FindingDraft:
         self.evidence = [r for r in evidence if r is not None]
         self.last = at
 
-    def add(self, ref: CitedEvent) -> None:
-        """One more event of an aggregated finding (denials, rejections of one artifact)."""
-        self.count += 1
-        self.evidence.append(ref)
-        self.last = ref
-
     def finish(self, cite: Any) -> Finding:
         """The report's finding; ``cite(ref)`` registers a cited event and returns its Evidence."""
+        evidence: dict[int, Evidence] = {}
+        for ref in self.evidence:
+            evidence[ref.position] = cite(ref)
+        return self._finding([evidence[p] for p in sorted(evidence)])
+
+    def aggregated(self, count: int, last: CitedEvent) -> Finding:
+        """The finding of ``count`` events alike (denials of one tool, rejections of one artifact),
+        its evidence left empty: the caller streams it (every one of the events)."""
+        self.count, self.last = count, last
+        return self._finding([])
+
+    def _finding(self, evidence: list[Evidence]) -> Finding:
         severity, tag = FINDING_RULES[self.kind]
         detail = self.detail
         if self.count > 1 and self.last is not None:
             detail += f" {self.count} events, the last at {self.last.recorded_at} by {self.last.actor.principal}."
-        evidence: dict[int, Evidence] = {}
-        for ref in self.evidence:
-            evidence[ref.position] = cite(ref)
         return Finding(
             id=f"F-{tag}-{self.key_position:06d}", kind=self.kind, severity=severity,  # type: ignore[arg-type]
             title=self.title, detail=detail, skill_id=self.skill_id, version=self.version, publisher=self.publisher,
-            at=self.at, actor=self.actor, count=self.count, changes=list(self.changes),
-            evidence=[evidence[p] for p in sorted(evidence)])
+            at=self.at, actor=self.actor, count=self.count, changes=list(self.changes), evidence=evidence)
 
     # --- drafted by the fold, inside the window ---------------------------------------------
 
@@ -121,14 +137,13 @@ class FindingDraft:
                    publisher=v.publisher or None, at=ref)
 
     @classmethod
-    def denied(cls, skill_id: str, version: str, v: VersionState | None, tool_id: str | None, code: str | None,
+    def denied(cls, skill_id: str, version: str, publisher: str | None, tool_id: str | None, code: str | None,
                ref: CitedEvent) -> FindingDraft:
         return cls("execution_denied", ref.position,
                    title=f"Execution of {tool_id or '-'} on {skill_id} {version} denied ({code or '-'})",
                    detail=f"The runner refused to run {tool_id or '-'} of {skill_id} {version} at "
                           f"{ref.recorded_at} for {_who(ref)} (reason code {code or '-'}).",
-                   evidence=[ref], skill_id=skill_id, version=version,
-                   publisher=(v.publisher or None) if v is not None else None, at=ref)
+                   evidence=[ref], skill_id=skill_id, version=version, publisher=publisher or None, at=ref)
 
     @classmethod
     def rejected(cls, r: Rejection, ref: CitedEvent) -> FindingDraft:
@@ -139,6 +154,21 @@ class FindingDraft:
                    detail=(f"Artifact sha256 {r.artifact_sha256}{subject} from {r.source or '-'} rejected at "
                            f"{r.recorded_at} for {_who(ref)}: {r.message}"),
                    evidence=[ref], skill_id=r.skill_id, version=r.version, publisher=r.publisher, at=ref)
+
+    @classmethod
+    def registry_refused(cls, entry: TimelineEntry, ref: CitedEvent) -> FindingDraft:
+        d = entry.details
+        subject = f"{d.get('skill_id')} {entry.version or ''}".rstrip() if d.get("skill_id") else "every skill"
+        tuf = f" (TUF: {d['tuf_error']})" if d.get("tuf_error") else ""
+        return cls("registry_refused", ref.position,
+                   title=f"Registry {d.get('name', '-')} refused {d.get('operation', '-')} of {subject} "
+                         f"({entry.reason_code})",
+                   detail=(f"At {ref.recorded_at}, for {_who(ref)}, the metadata of registry {d.get('name', '-')} did "
+                           f"not vouch for {d.get('operation', '-')} of {subject} in phase {d.get('phase', '-')}: "
+                           f"{entry.reason_code}{tuf}: {_t(entry.reason)}. A refusal may be an attack the registry "
+                           "checks stopped (rollback, freeze, mix-and-match) or a registry that needs attention."),
+                   evidence=[ref], skill_id=d.get("skill_id") if isinstance(d.get("skill_id"), str) else None,
+                   version=entry.version, at=ref)
 
     @classmethod
     def policy(cls, pv: PolicyVersion, ref: CitedEvent, changes: list[PolicyChange]) -> FindingDraft:
@@ -208,39 +238,17 @@ def revocation_delay(revocation: CitedEvent, quarantine: CitedEvent) -> float | 
 # --- findings about the state at the window end ----------------------------------------------
 
 
-def end_of_window_findings(fold: ReportFold, *, max_audit_age: dt.timedelta | None, end_time: dt.datetime | None,
-                           window_end: int, verification_ok: bool | None, first_bad: int | None,
-                           verification_message: str) -> list[FindingDraft]:
-    out: list[FindingDraft] = []
-    if verification_ok is False:
-        out.append(_journal_failed(fold, first_bad, verification_message))
-    for skill_id in sorted(fold.skills):
-        for v in fold.skills[skill_id].versions.values():
-            if not v.installed or v.status != "active":
-                continue
-            if max_audit_age is not None and end_time is not None:
-                stale = _stale(v, max_audit_age, end_time)
-                if stale is not None:
-                    out.append(stale)
-            if fold.key_revoked(v.publisher, v.key_hex):
-                out.append(_revoked_active(fold, v))
-    out += _tofu_only(fold)
-    missing = _checkpoint_missing(fold, window_end)
-    if missing is not None:
-        out.append(missing)
-    return out
-
-
-def _journal_failed(fold: ReportFold, first_bad: int | None, message: str) -> FindingDraft:
+def journal_failed(watched: CitedEvent | None, first_bad: int | None, message: str) -> FindingDraft:
     where = f"at position {first_bad}" if first_bad else "in the journal store (not at one event)"
     return FindingDraft("journal_verification_failed", first_bad or 0,
                         title="The journal does not verify: this report cannot be relied on",
                         detail=(f"journal verify found a problem {where}: {message or '-'}. Events may have been "
                                 "edited, deleted, inserted or reordered; every statement below rests on them."),
-                        evidence=[fold.watched])
+                        evidence=[watched])
 
 
-def _stale(v: VersionState, max_age: dt.timedelta, end: dt.datetime) -> FindingDraft | None:
+def stale_audit(v: VersionState, max_age: dt.timedelta, end: dt.datetime) -> FindingDraft | None:
+    """An active version whose last audit is older than ``max_age`` at ``end`` (or that has none)."""
     audit, limit = v.last_audit, duration(max_age.total_seconds())
     if audit is not None:
         at = parse_time(audit.at)
@@ -259,53 +267,51 @@ def _stale(v: VersionState, max_age: dt.timedelta, end: dt.datetime) -> FindingD
                         publisher=v.publisher or None, at=key)
 
 
-def _revoked_active(fold: ReportFold, v: VersionState) -> FindingDraft:
-    k = fold.keys[(v.publisher, v.key_hex)]
-    revoked = k.revoked[0] if k.revoked else None
+def revoked_key_active(v: VersionState, key_id: str, revoked: CitedEvent | None) -> FindingDraft:
+    """An active version whose signing key (``key_id``, revoked by the event ``revoked``) is
+    revoked at the window end."""
     when = f" at {revoked.recorded_at} by {_who(revoked)}" if revoked is not None else ""
     return FindingDraft("revoked_key_active", v.install_ref.position if v.install_ref else 0,
                         title=f"{v.skill_id} {v.version} is active although its signing key was revoked",
-                        detail=(f"Key {k.key_id} of {v.publisher} was revoked{when}; {v.skill_id} {v.version}, "
+                        detail=(f"Key {key_id} of {v.publisher} was revoked{when}; {v.skill_id} {v.version}, "
                                 "signed by it, was still active at the window end (the revocation's quarantine "
                                 "did not happen or was undone)."),
                         evidence=[revoked, v.install_ref, v.status_ref], skill_id=v.skill_id, version=v.version,
                         publisher=v.publisher or None, at=revoked)
 
 
-def _tofu_only(fold: ReportFold) -> list[FindingDraft]:
-    pins: dict[str, list[Any]] = {}
-    for (publisher, _key_hex), k in fold.keys.items():
-        if k.kind == "tofu" and k.state == "active" and k.pinned is not None:
-            pins.setdefault(publisher, []).append(k)
-    out = []
-    for publisher in sorted(pins):
-        if publisher in fold.allowlisting_publishers:
+def tofu_only(keys: Iterable[KeyState], allowlisting: set[str]) -> Iterator[FindingDraft]:
+    """Publishers with an active TOFU-pinned key, none of whose keys was ever allowlisted.
+    ``keys``: the active TOFU keys, by publisher."""
+    for publisher, group in itertools.groupby(keys, key=lambda k: k.publisher):
+        if publisher in allowlisting:
             continue
-        keys = sorted(pins[publisher], key=lambda k: k.pinned[0].position)
-        first, facts = keys[0].pinned[0], keys[0].pinned[2]
-        ids = ", ".join(k.key_id for k in keys)
-        out.append(FindingDraft(
-            "tofu_only_publisher", first.position,
+        found = sorted((k for k in group if k.pinned is not None), key=lambda k: k.pinned.ref.position)
+        if not found:
+            continue
+        first = found[0].pinned
+        ids = ", ".join(k.key_id for k in found)
+        yield FindingDraft(
+            "tofu_only_publisher", first.ref.position,
             title=f"Publisher {publisher} trusted only by a TOFU pin",
-            detail=(f"Key {ids} of {publisher} was pinned on first use (first by {facts.get('first_skill_id') or '-'} "
-                    f"{facts.get('first_version') or '-'} at {first.recorded_at}, {_who(first)}); no key of "
+            detail=(f"Key {ids} of {publisher} was pinned on first use (first by {first.first_skill_id or '-'} "
+                    f"{first.first_version or '-'} at {first.ref.recorded_at}, {_who(first.ref)}); no key of "
                     f"{publisher} was ever allowlisted up to the window end."),
-            evidence=[k.pinned[0] for k in keys], publisher=publisher, at=first))
-    return out
+            evidence=[k.pinned.ref for k in found], publisher=publisher, at=first.ref)
 
 
-def _checkpoint_missing(fold: ReportFold, window_end: int) -> FindingDraft | None:
-    newest, cp_ref = fold.checkpoint if fold.checkpoint is not None else (None, None)
-    end = min(window_end, fold.last_content_position)
-    if end <= 0 or (newest is not None and newest.covers_position >= end):
+def checkpoint_missing(newest: tuple[Any, CitedEvent] | None, end: int, last: CitedEvent | None
+                       ) -> FindingDraft | None:
+    """No signed checkpoint covers ``end``, the window's last event other than checkpoints
+    (``last`` is that event, ``newest`` the (checkpoint, its event) covering the most)."""
+    cp, cp_ref = newest if newest is not None else (None, None)
+    if end <= 0 or (cp is not None and cp.covers_position >= end):
         return None
-    last = fold.last_content
-    last_ref = fold.ref(last) if last is not None else None
-    if newest is None:
+    if cp is None:
         detail = f"The journal holds no signed checkpoint; the window ends at position {end}."
     else:
-        detail = (f"The newest checkpoint (position {newest.position}, {newest.recorded_at}) covers events up to "
-                  f"position {newest.covers_position}; the window ends at position {end}. Events after a "
+        detail = (f"The newest checkpoint (position {cp.position}, {cp.recorded_at}) covers events up to "
+                  f"position {cp.covers_position}; the window ends at position {end}. Events after a "
                   "checkpoint can be cut off the journal's end without a trace in the journal itself.")
     return FindingDraft("checkpoint_missing", end, title="No signed checkpoint covers the window end",
-                        detail=detail, evidence=[last_ref, cp_ref])
+                        detail=detail, evidence=[last, cp_ref])

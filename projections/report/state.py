@@ -1,8 +1,10 @@
-"""The report fold's state: what the journal says, up to the event being folded, about each
-version, skill and publisher key, and each revocation inside the window (``fold.py``).
+"""The report folds' state: what the journal says, up to the event being folded, about each
+version of the skill being folded (``skills.py``), each publisher key and each revocation
+inside the window (``fold.py``).
 
 Each holds plain facts and references to the few events the report cites about it (a
-``CitedEvent`` each), never whole events: memory grows with versions and keys, not events.
+``CitedEvent`` each), never whole events. Versions are held for one skill at a time; keys and
+revocations are kept in the spool (``spool.py``).
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from .model import CitedEvent, LastAudit, TimelineEntry
+import msgspec
+
+from .model import CitedEvent, LastAudit
 
 _SCALARS = (str, int, float, bool, type(None))
 
@@ -49,6 +53,26 @@ def scalar_details(d: Any, keys: tuple[str, ...] | None = None) -> dict[str, Any
     return {str(k): v for k, v in items if isinstance(v, _SCALARS)}
 
 
+def secret_details(d: dict[str, Any]) -> dict[str, Any]:
+    """A secret event's facts: its scope and key names and whether a value was replaced. Named
+    one by one: nothing else of the event is shown, whatever it holds (no value is recorded)."""
+    return scalar_details(d, ("scope", "key", "replaced"))
+
+
+def registry_details(d: dict[str, Any]) -> dict[str, Any]:
+    """A registry event's facts; the metadata versions trusted (or vouching for an install) are
+    flattened to ``metadata_<role>`` members (role names and versions, both journal data)."""
+    details = scalar_details(d, ("name", "url", "root_sha256", "root_version", "skill_id", "target",
+                                 "artifact_sha256", "payload_sha256", "downgraded_from", "operation", "code",
+                                 "tuf_error", "phase"))
+    metadata = d.get("metadata")
+    if isinstance(metadata, dict):
+        for role in sorted(metadata, key=str)[:8]:  # root, timestamp, snapshot, targets
+            if isinstance(metadata[role], _SCALARS):
+                details[f"metadata_{role}"] = metadata[role]
+    return details
+
+
 class VersionState:
     """One version of a skill, as the journal says up to the event being folded."""
 
@@ -76,34 +100,62 @@ class VersionState:
         self.last_audit_ref: CitedEvent | None = None
 
 
-class SkillState:
-    __slots__ = ("skill_id", "versions", "current", "timeline")
+class KeyAct(msgspec.Struct, frozen=True):
+    """An allowlisting, pin or revocation of a key: the event, its reason, and (a pin) the version
+    it was first used for."""
 
-    def __init__(self, skill_id: str) -> None:
-        self.skill_id = skill_id
-        self.versions: dict[str, VersionState] = {}
-        self.current: str | None = None
-        # (publisher of the entry's version or None, entry): the publisher filter reads it
-        self.timeline: list[tuple[str | None, TimelineEntry]] = []
-
-
-class KeyState:
-    __slots__ = ("publisher", "key_hex", "key_id", "kind", "state", "allowlisted", "pinned", "revoked")
-
-    def __init__(self, publisher: str, key_hex: str, key_id: str, kind: str) -> None:
-        self.publisher, self.key_hex, self.key_id, self.kind = publisher, key_hex, key_id, kind
-        self.state = "active"
-        # (the event, its reason, extra facts) of the newest act of each sort
-        self.allowlisted: tuple[CitedEvent, str | None, dict[str, str | None]] | None = None
-        self.pinned: tuple[CitedEvent, str | None, dict[str, str | None]] | None = None
-        self.revoked: tuple[CitedEvent, str | None, dict[str, str | None]] | None = None
+    ref: CitedEvent
+    reason: str | None = None
+    first_skill_id: str | None = None
+    first_version: str | None = None
 
 
-class RevocationState:
-    """A revocation inside the window and the quarantines linked to it so far."""
+class KeyState(msgspec.Struct):
+    """A publisher key as the journal says up to the event being folded (kept in the spool: a
+    journal may hold tens of thousands of keys)."""
 
-    __slots__ = ("publisher", "key_hex", "key_id", "ref", "reason", "quarantined")
+    publisher: str
+    key_hex: str
+    key_id: str
+    kind: str
+    state: str = "active"
+    allowlisted: KeyAct | None = None  # the newest act of each sort
+    pinned: KeyAct | None = None
+    revoked: KeyAct | None = None
 
-    def __init__(self, publisher: str, key_hex: str, key_id: str, ref: CitedEvent, reason: str | None) -> None:
-        self.publisher, self.key_hex, self.key_id, self.ref, self.reason = publisher, key_hex, key_id, ref, reason
-        self.quarantined: list[tuple[str, str, CitedEvent, float]] = []
+
+class RevocationState(msgspec.Struct, frozen=True):
+    """A revocation inside the window (the quarantines linked to it are spooled too)."""
+
+    publisher: str
+    key_hex: str
+    key_id: str
+    ref: CitedEvent
+    reason: str | None
+
+
+class JournalFacts(msgspec.Struct, frozen=True):
+    """What other streams decide about a skill's versions, as the second pass needs it: the keys
+    revoked at the window end (key id and the revocation in force) and the revocations inside
+    the window, in position order. Built by the first pass; sent to a worker process as it is."""
+
+    revoked_keys: list[tuple[str, str, str, CitedEvent | None]]  # (publisher, key_hex, key_id, revocation)
+    revocations: list[tuple[str, str, CitedEvent]]  # (publisher, key_hex, revocation) inside the window
+
+    def index(self) -> FactsIndex:
+        return FactsIndex(self)
+
+
+class FactsIndex:
+    """:class:`JournalFacts` by key, for lookups."""
+
+    __slots__ = ("revoked", "revocations_by_key")
+
+    def __init__(self, facts: JournalFacts) -> None:
+        self.revoked = {(p, k): (key_id, ref) for p, k, key_id, ref in facts.revoked_keys}
+        self.revocations_by_key: dict[tuple[str, str], list[CitedEvent]] = {}
+        for p, k, ref in facts.revocations:
+            self.revocations_by_key.setdefault((p, k), []).append(ref)
+
+    def key_revoked(self, publisher: str, key_hex: str) -> bool:
+        return (publisher, key_hex) in self.revoked

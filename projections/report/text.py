@@ -57,7 +57,30 @@ def summary_line(kind: str, d: dict[str, Any]) -> str:
             return f"rejected artifact {_g(d, 'artifact_sha256')[:12]} ({_g(d, 'error_code')})"
         case "journal.checkpoint":
             return f"checkpoint over {_g(d, 'event_count')} events up to position {_g(d, 'position')}"
+        case "skill.secret_set" | "secret.set":  # names only: no value is ever recorded
+            again = " (replacing the value stored before)" if d.get("replaced") is True else ""
+            return f"secret {_g(d, 'key')} of {_g(d, 'scope')} set{again}"
+        case "skill.secret_removed" | "secret.removed":
+            return f"secret {_g(d, 'key')} of {_g(d, 'scope')} removed"
+        case "registry.added":
+            return f"registry {_g(d, 'name')} added ({_g(d, 'url')}, root v{_g(d, 'root_version')} pinned)"
+        case "registry.removed":
+            return f"registry {_g(d, 'name')} removed"
+        case "registry.metadata_trusted":
+            return f"registry {_g(d, 'name')} metadata trusted ({_versions(d.get('metadata'))})"
+        case "registry.target_installed":
+            down = f", downgraded from {_g(d, 'downgraded_from')}" if d.get("downgraded_from") is not None else ""
+            return f"{_g(d, 'skill_id')} {version} installed from registry {_g(d, 'name')} ({_g(d, 'target')}{down})"
+        case "registry.update_refused":
+            return (f"registry {_g(d, 'name')} refused {_g(d, 'operation')} of {_g(d, 'skill_id')} "
+                    f"({_g(d, 'code')}, phase {_g(d, 'phase')})")
     return kind
+
+
+def _versions(metadata: Any) -> str:
+    if not isinstance(metadata, dict):
+        return "-"
+    return ", ".join(f"{role} v{metadata[role]}" for role in sorted(metadata, key=str))
 
 
 def duration(seconds: float) -> str:

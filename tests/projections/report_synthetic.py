@@ -116,3 +116,68 @@ def synthetic_events(n: int, *, skills: int = 50) -> Iterator[dict[str, Any]]:
             yield j.event(stream, "skill.disabled", {"version": "1.0.0", "reason": "maintenance"})
             yield j.event(stream, "skill.enabled", {"version": "1.0.0", "override": False, "audit_passed": True,
                                                     "reason": "back"})
+
+
+class SqliteJournal:
+    """Synthetic events in a SQLite file, read back as journal rows (``ReportSource``): the engine
+    streams from it as it does from a real journal, so its memory can be measured without the
+    events themselves being held by the test. One row per event: position, stream id (the
+    stream name's UUID, as the ledger derives it), stream version, topic, stored state, hash."""
+
+    def __init__(self, path: Any, events: Iterator[dict[str, Any]]) -> None:
+        import sqlite3
+
+        import msgspec
+
+        from skill_ledger.domain.events import stream_uuid
+
+        self.con = sqlite3.connect(str(path))
+        self.con.execute("CREATE TABLE rows (position INTEGER PRIMARY KEY, oid TEXT NOT NULL, "
+                         "version INTEGER NOT NULL, topic TEXT NOT NULL, state BLOB NOT NULL, hash TEXT NOT NULL)")
+        encode = msgspec.json.encode
+        oids: dict[str, str] = {}
+
+        def rows() -> Iterator[tuple[Any, ...]]:
+            for e in events:
+                oid = oids.get(e["stream"])
+                if oid is None:
+                    oid = stream_uuid(e["stream"]).hex
+                    if len(oids) < 100_000:
+                        oids[e["stream"]] = oid
+                state = {**e["data"], "timestamp": e["recorded_at"], "stream": e["stream"], "actor": e["actor"]}
+                yield (e["position"], oid, e["stream_version"], f"{e['kind']}.v1", encode(state), e["hash"])
+
+        self.con.executemany("INSERT INTO rows VALUES (?, ?, ?, ?, ?, ?)", rows())
+        self.con.execute("CREATE INDEX rows_stream ON rows (oid, position)")
+        self.con.commit()
+
+    def close(self) -> None:
+        self.con.close()
+
+    def _select(self, where: str, params: list[Any], topics: Any) -> Iterator[Any]:
+        from types import SimpleNamespace
+
+        if topics:
+            where += f" AND topic IN ({','.join('?' * len(topics))})"
+            params += list(topics)
+        cur = self.con.execute("SELECT position, oid, version, topic, state, hash FROM rows WHERE " + where
+                               + " ORDER BY position", params)
+        while True:
+            batch = cur.fetchmany(1000)
+            if not batch:
+                return
+            for p, oid, v, topic, state, h in batch:
+                yield SimpleNamespace(position=p, originator_id=oid, originator_version=v, topic=topic, state=state,
+                                      hash=h)
+
+    def head(self) -> tuple[int, str | None]:
+        row = self.con.execute("SELECT position, hash FROM rows ORDER BY position DESC LIMIT 1").fetchone()
+        return (row[0], row[1]) if row else (0, None)
+
+    def rows(self, *, after: int = 0, until: int | None = None, topics: Any = ()) -> Iterator[Any]:
+        return self._select("position > ? AND position <= ?", [after, until if until is not None else 1 << 62],
+                            topics)
+
+    def stream_rows(self, originator_id: str, *, until: int | None, topics: Any = ()) -> Iterator[Any]:
+        return self._select("oid = ? AND position <= ?", [originator_id, until if until is not None else 1 << 62],
+                            topics)

@@ -1,19 +1,17 @@
-"""The compliance report, read as a reviewer reads it: a real journal (real ledger, signed
+"""The compliance report engine, read as a reviewer reads it: a real journal (real ledger, signed
 artifacts, real SQLite) with every kind of exception, its findings and their citations, the
 window and the filters, determinism, the three formats, escaping of hostile text, a journal
-that does not verify, and the streaming bound on memory."""
+that does not verify, malformed events, and the streaming bounds (``test_report_streaming.py``
+has the engine's spool and memory). The scenario is ``tests/helpers_report.py``."""
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import html.parser
 import json
 import re
 import sqlite3
 import sys
-import tracemalloc
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,20 +25,18 @@ for p in (str(TESTS), str(TESTS / "projections")):
         sys.path.insert(0, p)
 
 import helpers_audit as ha  # noqa: E402
+from helpers_report import (  # noqa: E402
+    GENERATED_AT,
+    HOSTILE,
+    SECRET_VALUES,
+    SEED_ACME,
+    SEED_INITECH,
+    Driver,
+    Scenario,
+    artifact,
+)
 from report_synthetic import synthetic_events  # noqa: E402
 
-# --- adapter: the only part of this file that knows the ledger's API ----------------------------
-# (module paths of the use cases and the journal may move; keep every use of them here)
-from skill_ledger.adapters.journal.sqlite import export_row, iter_rows  # noqa: E402
-from skill_ledger.adapters.journal.verify import verify_journal  # noqa: E402
-from skill_ledger.adapters.settings import resolve  # noqa: E402
-from skill_ledger.adapters.usecases import lifecycle, trust, verification  # noqa: E402
-from skill_ledger.adapters.usecases.checkpoints import record_checkpoint  # noqa: E402
-from skill_ledger.adapters.usecases.install import install  # noqa: E402
-from skill_ledger.adapters.usecases.policy import set_policy  # noqa: E402
-from skill_ledger.adapters.usecases.unit_of_work import Ledger  # noqa: E402
-from skill_ledger.domain.artifact import build_artifact  # noqa: E402
-from skill_ledger.domain.errors import SkillLedgerError  # noqa: E402
 from skill_ledger.projections.report import (  # noqa: E402
     FINDING_KINDS,
     JournalVerification,
@@ -54,149 +50,6 @@ from skill_ledger.projections.report import (  # noqa: E402
 )
 from skill_ledger.projections.report.render import md_escape  # noqa: E402
 from skill_ledger.projections.report.schema import generated_schema  # noqa: E402
-
-
-class Driver:
-    """Runs use cases against a home as a given actor and reads the journal back."""
-
-    def __init__(self, home: Path) -> None:
-        self.home = home
-
-    @contextlib.contextmanager
-    def ledger(self, actor: str = "user:alice", command: str = "test") -> Iterator[Ledger]:
-        lg = Ledger(resolve(home=str(self.home), journal=None, actor=actor, command=command))
-        try:
-            yield lg
-        finally:
-            lg.close()
-
-    USE_CASES: dict[str, Any] = {
-        "install": install, "allow": trust.allow, "revoke": trust.revoke, "verify": verification.verify,
-        "set_policy": set_policy, "enable": lifecycle.enable, "disable": lifecycle.disable,
-        "quarantine": lifecycle.quarantine, "rollback": lifecycle.rollback, "remove": lifecycle.remove,
-        "deny_execution": lifecycle.deny_execution,
-    }
-
-    def do(self, actor: str, command: str, use_case: str, *args: Any, **kwargs: Any) -> Any:
-        with self.ledger(actor, command) as lg:
-            return self.USE_CASES[use_case](lg, *args, **kwargs)
-
-    def install(self, actor: str, data: bytes, *, allow_tofu: bool = False) -> Any:
-        return self.do(actor, "install", "install", "artifact.palyra-skill", data=data, allow_tofu=allow_tofu,
-                       source="test")
-
-    def try_install(self, actor: str, data: bytes) -> str:
-        try:
-            self.install(actor, data)
-        except SkillLedgerError as e:
-            return e.code
-        raise AssertionError("install was expected to be rejected")
-
-    def checkpoint(self, actor: str) -> None:
-        with self.ledger(actor, "journal checkpoint") as lg:
-            record_checkpoint(lg)
-
-    def events(self) -> list[dict[str, Any]]:
-        with self.ledger() as lg:
-            return [export_row(r) for r in iter_rows(lg.app)]
-
-    def verification(self) -> JournalVerification:
-        with self.ledger() as lg:
-            v = verify_journal(lg.app)
-        message = "; ".join(f"{p.position}: {p.code}: {p.message}" for p in v.problems[:3])
-        return JournalVerification(ok=v.ok, first_bad_position=v.first_bad_position, message=message)
-
-
-def corrupt(data: bytes) -> bytes:
-    """The artifact with 16 bytes flipped in the middle: a format or integrity rejection."""
-    mid = len(data) // 2
-    return data[:mid] + bytes(b ^ 0xFF for b in data[mid:mid + 16]) + data[mid + 16:]
-
-
-def manifest(skill_id: str, version: str, publisher: str, description: str) -> str:
-    return (f'manifest_version = 2\nskill_id = "{skill_id}"\nname = "Skill {skill_id}"\nversion = "{version}"\n'
-            f'publisher = "{publisher}"\n\n[entrypoints]\n[[entrypoints.tools]]\nid = "{publisher}.echo"\n'
-            'name = "echo"\ndescription = "Echo"\ninput_schema = { type = "object" }\n'
-            'output_schema = { type = "object" }\n\n[compat]\nrequired_protocol_major = 1\n'
-            f'min_palyra_version = "0.1.0"\n\n[operator]\ndisplay_name = "Test skill"\n'
-            f"description = '{description}'\n")
-
-
-def artifact(skill_id: str, version: str, publisher: str, seed: bytes, *, description: str = "A test skill",
-             bad_audit: bool = False) -> bytes:
-    module = ha.module("echo", imports=[("env", "abort")] if bad_audit else (), salt=hash(skill_id) % 1000)
-    return build_artifact(manifest(skill_id, version, publisher, description), [("echo.wasm", module)],
-                          [("note.txt", b"hello")], ha.SBOM, ha.PROVENANCE, seed, 0).artifact
-
-
-# --- the scenario -------------------------------------------------------------------------------
-
-SEED_ACME, SEED_GLOBEX, SEED_INITECH, SEED_STRANGER = (bytes([n]) * 32 for n in (0x51, 0x52, 0x53, 0x54))
-HOSTILE = ('<script>alert(1)</script> <img src=x onerror=alert(2)> [click](https://evil.example/x) '
-           '![pixel](https://evil.example/p.png) # heading | cell')
-GENERATED_AT = "2026-12-01T00:00:00+00:00"
-
-
-class Scenario:
-    def __init__(self, home: Path) -> None:
-        self.home = home
-        self.d = Driver(home)
-        self.events: list[dict[str, Any]] = []
-        self.checkpoint_at = 0  # head right after the checkpoint
-
-    def run(self) -> Scenario:
-        d = self.d
-        d.do("user:alice", "trust allow", "allow", "acme", ha.public_hex(SEED_ACME), "vendor contract 7")
-        d.install("user:alice", artifact("acme.echo", "1.0.0", "acme", SEED_ACME))
-        d.install("user:alice", artifact("acme.echo", "1.1.0", "acme", SEED_ACME))
-        d.install("user:bob", artifact("globex.widget", "1.0.0", "globex", SEED_GLOBEX, description=HOSTILE),
-                  allow_tofu=True)
-        d.do("user:alice", "trust allow", "allow", "initech", ha.public_hex(SEED_INITECH), "partner")
-        d.install("user:alice", artifact("initech.alpha", "1.0.0", "initech", SEED_INITECH))
-        d.install("user:alice", artifact("initech.beta", "1.0.0", "initech", SEED_INITECH))
-        d.install("user:carol", artifact("acme.bad", "1.0.0", "acme", SEED_ACME, bad_audit=True))
-        d.checkpoint("user:alice")
-        self.checkpoint_at = self.head()
-        d.do("user:carol", "enable", "enable", "acme.bad", None, "vendor says it is fine", override=True)
-        d.do("user:alice", "quarantine", "quarantine", "acme.echo", "1.0.0", "suspicious traffic")
-        d.do("user:alice", "enable", "enable", "acme.echo", "1.0.0", "false alarm")
-        d.do("user:dave", "trust revoke", "revoke", "initech", ha.public_hex(SEED_INITECH), "key leaked")
-        tampered = d.install("user:alice", artifact("acme.tamper", "1.0.0", "acme", SEED_ACME))
-        ha.tamper(self.home, tampered.artifact_sha256, "flip")
-        assert not d.do("service:reaudit", "verify", "verify", "acme.tamper", "1.0.0").ok
-        d.do("user:erin", "policy set", "set_policy", ["allowed_import_modules=skills:host/v1,env",
-                                                       "max_module_bytes=99999999"], "new vendor SDK")
-        d.do("user:erin", "policy set", "set_policy", ["max_exported_functions=32"], "tighten")
-        assert d.try_install("user:mallory", corrupt(artifact("acme.echo", "2.0.0", "acme", SEED_ACME)))
-        assert d.try_install("user:mallory", artifact("stranger.tool", "1.0.0", "stranger", SEED_STRANGER)) == \
-            "untrusted_publisher"
-        for _ in range(2):
-            d.do("agent:bot", "run", "deny_execution", "acme.tamper", "1.0.0", "acme.echo", "quarantined")
-        d.do("user:alice", "disable", "disable", "acme.echo", "1.0.0", "maintenance window")
-        d.do("user:alice", "enable", "enable", "acme.echo", "1.0.0", "maintenance over")
-        d.do("user:alice", "rollback", "rollback", "acme.echo", "1.0.0", "1.1.0 misbehaves")
-        d.do("user:alice", "remove", "remove", "acme.echo", "1.1.0", "retired")
-        self.events = d.events()
-        return self
-
-    def head(self) -> int:
-        with self.d.ledger() as lg:
-            return lg.head()
-
-    def find(self, kind: str, stream: str | None = None, **data: Any) -> list[dict[str, Any]]:
-        return [e for e in self.events if e["kind"] == kind and (stream is None or e["stream"] == stream)
-                and all(e["data"].get(k) == v for k, v in data.items())]
-
-    def one(self, kind: str, stream: str | None = None, **data: Any) -> dict[str, Any]:
-        found = self.find(kind, stream, **data)
-        assert len(found) == 1, (kind, stream, data, found)
-        return found[0]
-
-    def report(self, **kw: Any) -> Report:
-        args: dict[str, Any] = dict(generated_at=GENERATED_AT, generated_by="user:auditor", project_version="0.2.0",
-                                    journal_verification=JournalVerification(ok=True))
-        args.update(kw)
-        return build_report(iter(self.events), **args)
 
 
 @pytest.fixture(scope="module")
@@ -228,7 +81,8 @@ def test_every_finding_of_the_scenario_with_its_id_severity_and_evidence(scenari
     found = by_kind(r)
     assert sorted(found) == sorted(["enable_override_after_failed_audit", "artifact_tampered_or_missing",
                                     "quarantine_lifted", "policy_loosened", "tofu_only_publisher",
-                                    "checkpoint_missing", "artifact_rejected", "execution_denied"])
+                                    "checkpoint_missing", "artifact_rejected", "execution_denied",
+                                    "registry_refused"])
     assert r.summary.verdict == "findings"
 
     override = s.one("skill.enabled", "skill:acme.bad", override=True)
@@ -279,32 +133,66 @@ def test_every_finding_of_the_scenario_with_its_id_severity_and_evidence(scenari
     assert f.severity == "medium"
     assert cites(f, s.events[-1])
 
+    [f] = found["registry_refused"]
+    refused = s.one("registry.update_refused", "registry:corp")
+    assert (f.id, f.severity, f.skill_id, f.version, f.actor) == (fid("REGISTRY", refused), "medium", "initech.alpha",
+                                                                   "2.0.0", "user:frank")
+    assert "registry_rollback" in f.title and "BadVersionNumberError" in f.detail and cites(f, refused)
 
-def test_every_citation_is_an_event_of_the_journal_with_its_hash(scenario: Scenario) -> None:
-    r = scenario.report()
-    journal = {e["position"]: e for e in scenario.events}
-    cited = {c.position: c for c in r.cited_events}
-    assert [c.position for c in r.cited_events] == sorted(cited)
-    for c in r.cited_events:
-        e = journal[c.position]
-        assert (c.hash, c.kind, c.recorded_at, c.stream, c.actor.principal) == (
-            e["hash"], e["kind"], e["recorded_at"], e["stream"], e["actor"]["principal"])
-    doc = json.loads(render_json(r))
-    positions: list[int] = []
 
-    def walk(x: Any) -> None:  # every {position, hash} pair anywhere in the report is cited
+def shown_events(doc: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    """Every event the JSON report shows as itself: the entries of the window and the appendix."""
+    shown: dict[int, dict[str, Any]] = {}
+    entries = [e for t in doc["timelines"] for e in t["entries"]] + doc["trust"]["events"] + doc["other_events"]
+    for e in entries + doc["cited_events"]:
+        assert e["position"] not in shown, f"event {e['position']} shown twice"
+        shown[e["position"]] = e
+    for x in doc["rejections"]:
+        assert x["position"] not in shown
+        shown[x["position"]] = {**x, "kind": "artifact.rejected", "stream": f"intake:{x['artifact_sha256']}"}
+    return shown
+
+
+def citations(doc: dict[str, Any]) -> list[tuple[int, str]]:
+    """Every (position, hash) pair anywhere in the report."""
+    found: list[tuple[int, str]] = []
+
+    def walk(x: Any) -> None:
         if isinstance(x, dict):
             if isinstance(x.get("position"), int) and isinstance(x.get("hash"), str):
-                positions.append(x["position"])
-                assert cited[x["position"]].hash == x["hash"]
+                found.append((x["position"], x["hash"]))
             for v in x.values():
                 walk(v)
         elif isinstance(x, list):
             for v in x:
                 walk(v)
 
-    walk({k: v for k, v in doc.items() if k != "cited_events"})
-    assert positions and set(positions) == set(cited)
+    walk(doc)
+    return found
+
+
+def test_every_citation_is_an_event_of_the_journal_shown_once_with_its_hash(scenario: Scenario) -> None:
+    """Each event is shown once (an entry of the window, or the appendix when it is not one), with
+    the journal's hash, kind, time, stream and actor; every citation anywhere resolves to it."""
+    journal = {e["position"]: e for e in scenario.events}
+    for kw in ({}, {"since": 30, "until": 50}, {"skills": ["acme.echo"]}, {"publishers": ["initech"]}):
+        doc = json.loads(render_json(scenario.report(**kw)))
+        shown = shown_events(doc)
+        for position, e in shown.items():
+            j = journal[position]
+            assert (e["hash"], e["kind"], e["recorded_at"], e["stream"], e["actor"]["principal"]) == (
+                j["hash"], j["kind"], j["recorded_at"], j["stream"], j["actor"]["principal"]), position
+        cited = citations(doc)
+        assert cited
+        for position, hash_ in cited:
+            assert shown[position]["hash"] == hash_ == journal[position]["hash"], (kw, position)
+        assert [c["position"] for c in doc["cited_events"]] == sorted({c["position"] for c in doc["cited_events"]})
+        window = doc["scope"]["window"]
+        since = window["since_position"] or 0
+        for c in doc["cited_events"]:  # the appendix holds what is not an entry: outside the window, or filtered
+            assert kw.get("skills") or kw.get("publishers") or not since < c["position"] <= window["until_position"]
+    windowed = json.loads(render_json(scenario.report(since=40)))
+    assert {c["position"] for c in windowed["cited_events"]} >= {4, 12}  # acme.echo's install, globex's pin
 
 
 def test_revocation_lists_the_two_versions_it_quarantined_and_the_delay(scenario: Scenario) -> None:
@@ -378,6 +266,75 @@ def test_timelines_hold_every_skill_event_with_actor_reason_and_code(scenario: S
     verified = [e for e in timelines["acme.tamper"] if e.kind == "skill.quarantined"]
     assert verified[0].actor.principal == "service:reaudit"
     assert [e.position for e in echo] == sorted(e.position for e in echo)
+
+
+def test_secret_events_show_names_and_never_a_value_in_any_format(scenario: Scenario) -> None:
+    """``skills secret set|remove`` of a skill's scope is in that skill's timeline, of another
+    scope among the other events: scope, key, replaced, actor and reason; the values stored
+    are nowhere in the report, in any format (nor in the journal it is built from)."""
+    s, r = scenario, scenario.report()
+    acme_bad = {e.position: e for t in r.timelines if t.skill_id == "acme.bad" for e in t.entries}
+    sets = s.find("skill.secret_set", "skill:acme.bad")
+    removed = s.one("skill.secret_removed", "skill:acme.bad")
+    assert len(sets) == 2
+    first, second = (acme_bad[e["position"]] for e in sets)
+    assert (first.details, first.reason, first.actor.principal) == (
+        {"scope": "skill:acme.bad", "key": "api_token", "replaced": False}, "vendor token", "user:alice")
+    assert second.details["replaced"] is True and "replacing the value stored before" in second.summary
+    assert acme_bad[removed["position"]].details == {"scope": "skill:acme.bad", "key": "api_token"}
+    others = {e.position: e for e in r.other_events}
+    for kind in ("secret.set", "secret.removed"):
+        e = s.one(kind, "secrets:global")
+        assert others[e["position"]].details["key"] == "smtp_password", kind
+    assert not any(v in json.dumps(e) for e in s.events for v in SECRET_VALUES)
+    for fmt in ("json", "markdown", "html"):
+        text = render(r, fmt).decode()
+        shown = md_escape if fmt == "markdown" else str
+        assert shown("api_token") in text and shown("smtp_password") in text, fmt
+        assert not any(v in text for v in SECRET_VALUES), fmt
+
+
+def test_registry_events_are_trust_entries_and_go_with_their_skill(scenario: Scenario) -> None:
+    """A registry pinned, its metadata trusted, a skill installed from it, a refusal and its
+    removal are trust entries (with the pinned root and the metadata versions); with ``--skill``
+    the install from it stays with its skill and the registry's own events stay (they concern
+    every skill installed from it)."""
+    s, r = scenario, scenario.report()
+    trust = {e.position: e for e in r.trust.events}
+    registry = [e for e in s.events if e["stream"] == "registry:corp"]
+    assert [e["kind"] for e in registry] == ["registry.added", "registry.metadata_trusted",
+                                            "registry.target_installed", "registry.update_refused",
+                                            "registry.removed"]
+    assert all(e["position"] in trust for e in registry)
+    added, trusted, installed, refused, gone = (trust[e["position"]] for e in registry)
+    assert (added.details["root_sha256"], added.details["root_version"], added.actor.principal) == ("ab" * 32, 1,
+                                                                                                    "user:frank")
+    assert {k: v for k, v in trusted.details.items() if k.startswith("metadata_")} == {
+        "metadata_root": 1, "metadata_snapshot": 5, "metadata_targets": 4, "metadata_timestamp": 7}
+    assert (installed.details["skill_id"], installed.version) == ("initech.alpha", "1.0.0")
+    assert (refused.reason_code, refused.details["tuf_error"]) == ("registry_rollback", "BadVersionNumberError")
+    assert gone.reason == "moved to the new registry"
+    only_beta = {e.kind for e in scenario.report(skills=("initech.beta",)).trust.events if e.stream == "registry:corp"}
+    assert only_beta == {"registry.added", "registry.metadata_trusted", "registry.removed"}
+    only_alpha = scenario.report(skills=("initech.alpha",))
+    assert {e.kind for e in only_alpha.trust.events if e.stream == "registry:corp"} == {
+        "registry.added", "registry.metadata_trusted", "registry.target_installed", "registry.update_refused",
+        "registry.removed"}
+    assert "registry_refused" in {f.kind for f in only_alpha.findings}
+
+
+def test_the_os_account_is_shown_beside_the_declared_principal(scenario: Scenario) -> None:
+    import os
+    import pwd
+
+    me = pwd.getpwuid(os.geteuid()).pw_name
+    r = scenario.report()
+    entry = r.timelines[0].entries[0]
+    assert (entry.actor.os_user, entry.actor.os_uid) == (me, os.geteuid())
+    for fmt in ("markdown", "html"):
+        text = render(r, fmt).decode()
+        shown = md_escape if fmt == "markdown" else str
+        assert shown(f"user:alice (OS user {me})") in text, fmt
 
 
 # --- window and filters ---------------------------------------------------------------------------
@@ -486,7 +443,7 @@ def test_json_validates_against_the_shipped_schema_which_matches_the_model(scena
     assert msgspec.json.decode(render_json(scenario.report()), type=Report) == scenario.report()
     assert set(schema["$defs"]["Finding"]["properties"]["kind"]["enum"]) == set(FINDING_KINDS)
     for path, value in ((("findings", 0, "severity"), "critical"), (("summary", "verdict"), "fine"),
-                        (("findings", 0, "id"), "F-1"), (("cited_events", 0, "position"), 0)):
+                        (("findings", 0, "id"), "F-1"), (("timelines", 0, "entries", 0, "position"), 0)):
         bad = json.loads(json.dumps(doc))
         target = bad
         for step in path[:-1]:
@@ -545,7 +502,8 @@ def test_html_is_self_contained_and_shows_hostile_text_as_text(scenario: Scenari
     assert f"'sha256-{digest}'" in (csp or ""), "the inline style must be the one the policy allows"
     text = "".join(p.text)
     assert HOSTILE in text  # shown verbatim, as text
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in out and "&lt;img src=x onerror=alert(2)&gt;" in out
+    assert "&lt;script&gt;document.title=&#34;pwned&#34;&lt;/script&gt;" in out
+    assert "&lt;img src=x onerror=&#34;document.body.dataset.pwned=1&#34;&gt;" in out
     assert out.index("<h1>Compliance report</h1>") < out.index('id="summary"') < out.index('id="findings"')
     for section in ("summary", "findings", "posture", "trust", "policy", "timelines", "rejections", "appendix"):
         assert section in ids
@@ -557,12 +515,13 @@ def test_markdown_escapes_hostile_text(scenario: Scenario) -> None:
     out = render_markdown(scenario.report())
     assert "<script" not in out and "<img" not in out
     assert "](https" not in out and "![" not in out
-    assert "&lt;script&gt;alert\\(1\\)&lt;\\/script&gt;" in out
+    assert r'&lt;script&gt;document\.title\=\"pwned\"&lt;\/script&gt;' in out
     assert "\\[click\\]\\(https\\:\\/\\/evil\\.example\\/x\\)" in out
-    # the only raw HTML is the appendix anchors, the only links point into the appendix
-    assert set(re.findall(r"<[^>]*>", out)) == {f'<a id="ev-{c.position}">' for c in scenario.report().cited_events} \
-        | {"</a>"}
-    assert all(target.startswith("#ev-") for target in re.findall(r"\]\(([^)]*)\)", out))
+    # the only raw HTML is the anchors of the events shown, the only links point to them
+    shown = shown_events(json.loads(render_json(scenario.report())))
+    assert set(re.findall(r"<[^>]*>", out)) == {f'<a id="ev-{p}">' for p in shown} | {"</a>"}
+    targets = re.findall(r"\]\(([^)]*)\)", out)
+    assert targets and {t[4:] for t in targets} <= {str(p) for p in shown}
     width = None
     for line in out.splitlines():  # a description cannot add a table cell: every row has its header's width
         if not line.startswith("|"):
@@ -673,18 +632,26 @@ def test_unknown_kinds_and_malformed_data_are_carried_generically() -> None:
         _ev(n + 6, "publisher:acme", "publisher.key_revoked", {"key_id": "k"}),  # no key
         _ev(n + 7, "policy:audit", "policy.changed", {"policy": ["not", "a", "dict"]}),
         _ev(n + 8, "skill:acme.skill0", "skill.quarantined", {"version": "7.7.7", "reason_code": "operator"}),
+        _ev(n + 9, "registry:main", "registry.update_refused", {"name": "main"}),  # no code
+        _ev(n + 10, "secrets:global", "secret.set", {"scope": "global", "value": "leaked?"}),  # no key
+        _ev(n + 11, "registry:main", "registry.metadata_trusted", {"name": "main", "metadata": "x"}),
+        _ev(n + 12, "skill:acme.skill0", "skill.secret_set", {"scope": 7, "key": "k", "value": "leaked?"}),
     ]
     r = build_report(iter(events + extra), since=n, generated_at=GENERATED_AT, generated_by="t",
                      project_version="0", journal_verification=JournalVerification(ok=True))
     timeline = {e.position: e for t in r.timelines for e in t.entries}
-    assert timeline[n + 1].kind == "secret.set"
+    others = {e.position: e for e in r.other_events}
+    assert (others[n + 1].kind, others[n + 1].stream) == ("secret.set", "secret:acme.skill0")
     assert (timeline[n + 2].kind, timeline[n + 2].version, timeline[n + 2].reason) == (
         "skill.overridden_somehow", "1.0.0", "why not")
     assert {n + 4, n + 5, n + 8} <= set(timeline) and timeline[n + 5].details == {}
-    assert [e.kind for e in r.other_events] == ["registry.synced", "policy.changed"]
-    assert [e.position for e in r.trust.events] == [n + 6]
+    assert [e.kind for e in r.other_events] == ["secret.set", "registry.synced", "policy.changed",
+                                                "registry.update_refused", "secret.set"]
+    assert [e.position for e in r.trust.events] == [n + 6, n + 11]
+    assert r.trust.events[1].details == {"name": "main"} and timeline[n + 12].details == {"scope": 7, "key": "k"}
     assert {f.kind for f in r.findings} == {"checkpoint_missing"}
-    assert {c.position for c in r.cited_events} >= {n + i for i in range(1, 9)}
+    assert set(shown_events(json.loads(render_json(r)))) >= {n + i for i in range(1, 13)}
+    assert not any("leaked?" in render(r, fmt).decode() for fmt in ("json", "markdown", "html"))
     jsonschema.validate(json.loads(render_json(r)), load_schema())
     render_html(r), render_markdown(r)
     with pytest.raises(ValueError, match="increasing position"):
@@ -725,26 +692,3 @@ def test_policy_change_directions() -> None:
     assert change_direction("vulnerability_feed_path", "/a.json", "/b.json") == "unknown"
     assert change_direction("max_module_bytes", 10, "20") == "unknown"
     assert change_direction("a_future_member", 1, 2) == "unknown"
-
-
-# --- streaming: memory bounded by skills and the window, not by the journal ---------------------------
-
-
-def _peak(n: int) -> int:
-    tracemalloc.start()
-    try:
-        tracemalloc.reset_peak()
-        r = build_report(synthetic_events(n), since=n - 1000, generated_at=GENERATED_AT, generated_by="t",
-                         project_version="0", journal_verification=JournalVerification(ok=True))
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert r.scope.window.event_count >= 1000 and r.scope.journal_head.position >= n
-    return peak
-
-
-@pytest.mark.slow
-def test_memory_does_not_grow_with_the_events_before_the_window() -> None:
-    small, large = _peak(50_000), _peak(200_000)
-    assert large < 8 * 1024 * 1024, large
-    assert large < small * 1.25 + 256 * 1024, (small, large)

@@ -83,6 +83,7 @@ EXIT_CODES: dict[str, int] = {
     "compile_limits_exceeded": EXECUTION_FAILED,  # compiling the module hit the worker's time or memory limit
     # journal
     "journal_tampered": JOURNAL_INTEGRITY,
+    "journal_unverifiable": JOURNAL_INTEGRITY,  # checkpoints with no key or no anchor to check them against
     "concurrency_conflict": JOURNAL_INTEGRITY,
     "projection_drift": JOURNAL_INTEGRITY,
     "journal_unavailable": JOURNAL_INTEGRITY,

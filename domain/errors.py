@@ -328,6 +328,13 @@ class JournalTampered(SkillLedgerError):
     code = "journal_tampered"
 
 
+class JournalUnverifiable(SkillLedgerError):
+    """The journal's checkpoints cannot be trusted because what checks them is missing: the
+    checkpoint key or the anchor (``journal verify`` fails closed)."""
+
+    code = "journal_unverifiable"
+
+
 class ProofError(SkillLedgerError):
     """A Merkle inclusion or consistency proof (RFC 9162) that does not verify, or whose
     inputs are malformed (hash lengths, sizes, indexes). ``details["reason"]`` names the

@@ -5,7 +5,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .schema import AUDITS, MANIFESTS, POLICY, REJECTIONS, SEARCH, TIMELINE, TOOLS, TRUST_KEYS, VERSIONS
+from .schema import (
+    AUDITS,
+    MANIFESTS,
+    POLICY,
+    REJECTIONS,
+    SEARCH,
+    TIMELINE,
+    TOOLS,
+    TRUST_KEYS,
+    VERSION_FACTS,
+    VERSION_STATES,
+    VERSIONS,
+)
 
 if TYPE_CHECKING:
     from .fold import Fold
@@ -55,7 +67,9 @@ def other_statements(fold: Fold) -> Statements:
     if fold.dirty_trust:
         out.append((TRUST_KEYS.insert_sql("INSERT OR REPLACE"),
                     [TRUST_KEYS.values(fold.trust[k]) for k in sorted(fold.dirty_trust)]))  # type: ignore[arg-type]
-    for table, rows in ((AUDITS, fold.audits), (TIMELINE, fold.timeline), (REJECTIONS, fold.rejections)):
+    for table, rows in ((AUDITS, fold.audits), (TIMELINE, fold.timeline), (REJECTIONS, fold.rejections),
+                        (VERSION_FACTS, list(fold.version_facts.values())),
+                        (VERSION_STATES, list(fold.version_states.values()))):
         if rows:
             out.append((table.insert_sql(), rows))
     if fold.policy is not None:

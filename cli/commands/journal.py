@@ -125,6 +125,15 @@ def journal(ctx: click.Context, skill: str | None, kinds: tuple[str, ...], since
         ledger.close()
 
 
+# The global options as this listing reads them: --json is NDJSON here, and --actor selects the
+# events a principal appended (a read appends nothing, so there is no actor to record).
+for _param in journal.params:
+    if _param.name == "as_json":
+        _param.help = "Machine output: NDJSON on stdout (one exported event per line, hashes included)."
+    elif _param.name == "actor":
+        _param.help = "Only the events this principal appended."
+
+
 def _key_option(f: Any) -> Any:
     return click.option("--public-key", "public_key", type=click.Path(dir_okay=False), metavar="FILE",
                         help="The journal's public key (a verifier key, a PEM public key, or 32 bytes raw, hex or "

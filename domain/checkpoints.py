@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .events import Actor, LedgerAggregate, LedgerEvent
-from .notes import Checkpoint, NoteSigner, is_valid_key_name, sign_checkpoint
+
+if TYPE_CHECKING:  # notes needs cryptography, which replaying the aggregates does not
+    from .notes import NoteSigner
 
 CHECKPOINT_CONTEXT = b"skill-ledger.journal.checkpoint.v1"
 ORIGIN_PREFIX = "skill-ledger/"
@@ -54,11 +56,15 @@ def default_origin(first_event_hash: str) -> str:
 
 def valid_origin(origin: object) -> bool:
     """An origin is also the signature's key name: no spaces, ``+`` or control characters."""
+    from .notes import is_valid_key_name
+
     return is_valid_key_name(origin) and len(str(origin)) <= MAX_ORIGIN_LENGTH
 
 
 def checkpoint_note(origin: str, size: int, root: bytes, signer: NoteSigner) -> str:
     """The signed note of a checkpoint of ``size`` events with Merkle root ``root``."""
+    from .notes import Checkpoint, sign_checkpoint
+
     return sign_checkpoint(Checkpoint(origin, size, root), signer)
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from skill_ledger.domain.codec import GENESIS_HASH, kind_of_topic, version_of_topic
+from skill_ledger.domain.codec import GENESIS_HASH, version_of_topic
 from skill_ledger.domain.errors import JournalTampered, ProofError, SkillLedgerError
 from skill_ledger.domain.merkle import Frontier, event_leaf_hash, verify_consistency, verify_inclusion
 
@@ -34,12 +34,11 @@ from .tree import JournalTree
 from .tree_check import TreeBuilder
 from .verify import (
     Problem,
+    RowChecker,
     VerifyReport,
     _findings,
     _guard_present,
     checkpoint_events,
-    leaf_of,
-    recompute,
     report,
     verify_journal,
 )
@@ -47,14 +46,14 @@ from .verify import (
 
 def verify_since_checkpoint(app: LedgerApplication, *, key: PublicKey | None, anchor: Anchor | None,
                             fail_closed: bool = False, key_file_exists: bool = False,
-                            max_problems: int = 50) -> VerifyReport:
+                            max_problems: int = 50, journal_url: str | None = None) -> VerifyReport:
     tree = JournalTree(app)
     try:
         events = checkpoint_events(tree)
         if not events or events[-1][1] < 2:
             tree.close()
             return verify_journal(app, key=key, anchor=anchor, fail_closed=fail_closed,
-                                  key_file_exists=key_file_exists, max_problems=max_problems)
+                                  key_file_exists=key_file_exists, max_problems=max_problems, journal_url=journal_url)
         return _since(app, tree, events, key=key, anchor=anchor, fail_closed=fail_closed,
                       key_file_exists=key_file_exists, max_problems=max_problems)
     finally:
@@ -107,47 +106,39 @@ def _since(app: LedgerApplication, tree: JournalTree, events: list[tuple[int, in
 
 
 class _Scan:
-    """The full verify's per-event checks, for the events after the checkpoint (a stream's
-    first event after it is only remembered: its link is checked by ``_links``)."""
+    """The full verify's per-event checks (``RowChecker``) for the events after the checkpoint;
+    a stream's first event after it is only remembered: ``_links`` checks its link."""
 
     def __init__(self, builder: TreeBuilder, size: int, key: PublicKey | None, origin: str, max_problems: int) -> None:
         self.builder, self.key, self.origin, self.max_problems = builder, key, origin, max_problems
-        self.expected = size + 1
-        self.heads: dict[str, tuple[int, str]] = {}
-        self.first_links: list[tuple[int, str, int, str | None]] = []  # (position, originator, version, prev)
-        self.problems: list[Problem] = []
-        self.count = 0
+        self.checker = RowChecker(size + 1, links_known=False)
+        self.found: list[Problem] = []
+
+    @property
+    def problems(self) -> list[Problem]:
+        return [*_findings(self.checker.problems), *self.found]
+
+    @property
+    def count(self) -> int:
+        return self.checker.count
+
+    @property
+    def heads(self) -> dict[str, tuple[int, str]]:
+        return self.checker.heads
+
+    @property
+    def first_links(self) -> list[tuple[int, str, int, str | None]]:
+        return [(position, originator, version, prev)
+                for originator, (position, version, prev) in self.checker.firsts.items()]
 
     def row(self, row: Any) -> bool:
-        self.count += 1
-        p = self.problems
-        if row.position != self.expected:
-            p.append(Problem(self.expected, "missing_event",
-                             f"positions jump from {self.expected - 1} to {row.position}: events deleted"))
-        self.expected = row.position + 1
-        known = self.heads.get(row.originator_id)
-        if known is None:
-            self.first_links.append((row.position, row.originator_id, row.originator_version, row.prev_hash))
-        elif row.originator_version != known[0] + 1:
-            p.append(Problem(row.position, "stream_version_gap", f"stream version {row.originator_version} follows "
-                                                                 f"{known[0]}"))
-        actual, state, error = recompute(row)
-        if row.hash is None:
-            p.append(Problem(row.position, "chain_missing", "event has no hash-chain entry"))
-        else:
-            if known is not None and row.prev_hash != known[1]:
-                p.append(Problem(row.position, "chain_broken", "prev_hash does not match the stream's previous hash"))
-            if error:
-                p.append(Problem(row.position, "undecodable", error))
-            if actual != row.hash:
-                p.append(Problem(row.position, "hash_mismatch", "stored event does not match its hash (edited or moved)"))
-        self.heads[row.originator_id] = (row.originator_version, row.hash or (known[1] if known else GENESIS_HASH))
-        self.builder.add(leaf_of(row, actual))
-        if kind_of_topic(row.topic) == "journal.checkpoint" and state and version_of_topic(row.topic) >= 2:
+        leaf, state = self.checker.check(row)
+        self.builder.add_at(row.position, leaf)
+        if row.topic.startswith("journal.checkpoint.v") and state and version_of_topic(row.topic) >= 2:
             self.builder.flush()
-            p += _findings(check_checkpoint_v2(state, row.position, key=self.key, root_at=self.builder.roots.get,
-                                               origin=self.origin or None))
-        return len(p) < self.max_problems
+            self.found += _findings(check_checkpoint_v2(state, row.position, key=self.key,
+                                                        root_at=self.builder.roots.get, origin=self.origin or None))
+        return len(self.checker.problems) + len(self.found) < self.max_problems
 
 
 def _links(tree: JournalTree, links: list[tuple[int, str, int, str | None]], size: int, root: bytes) -> list[Problem]:

@@ -13,27 +13,50 @@ import hashlib
 from collections.abc import Iterable
 
 from skill_ledger.domain.checkpoints import CHECKPOINT_CONTEXT
-from skill_ledger.domain.merkle import Frontier
+from skill_ledger.domain.merkle import EMPTY_ROOT, Frontier, node_hash
 
 from .tree import STORED_LEVEL, JournalTree
 
 FLUSH = 4096
+# A deleted event leaves a hole in the positions; the tree keeps leaf i at position i + 1 by
+# putting a zero leaf in it (the roots then differ from the signed ones, as they must), unless
+# the hole is absurdly big (a forged position far beyond the others).
+MAX_HOLE = 1 << 20
+HOLE = bytes(32)
+
+
+def fold(hashes: Iterable[bytes]) -> bytes:
+    """The root of a frontier's hashes (biggest subtree first)."""
+    hashes = list(hashes)
+    if not hashes:
+        return EMPTY_ROOT
+    h = hashes[-1]
+    for left in reversed(hashes[:-1]):
+        h = node_hash(left, h)
+    return h
 
 
 class TreeBuilder:
-    """Feeds leaves (raw event hashes) in position order into a frontier, batching them,
-    and remembers the Merkle root at each size in ``sizes`` and the version-1 running hash
-    at each count in ``legacy_counts``; with ``nodes_until``, also the nodes of level
-    ``STORED_LEVEL`` and up of the first ``nodes_until`` leaves (to compare with the stored tree)."""
+    """Feeds leaves (raw event hashes) in position order into a frontier, batching them, and
+    remembers the frontier at each size in ``sizes`` and the version-1 running hash at each
+    count in ``legacy_counts``; with ``nodes_until``, also the nodes of level ``STORED_LEVEL``
+    and up of the first ``nodes_until`` leaves (to compare with the stored tree).
+
+    ``offset``: the leaves are those after the first ``offset`` (a chunk of a parallel scan,
+    ``offset`` a multiple of the chunk size): sizes are still global, the frontier and the
+    nodes' indexes relative to the chunk are turned global by the caller."""
 
     def __init__(self, sizes: Iterable[int] = (), legacy_counts: Iterable[int] = (), *, nodes_until: int = 0,
-                 start: Frontier | None = None) -> None:
+                 start: Frontier | None = None, offset: int = 0, keep_leaves: bool = False) -> None:
         self.frontier = start.copy() if start is not None else Frontier()
+        self.offset = offset
         self.pending: list[bytes] = []
-        self.roots: dict[int, bytes] = {}
-        self.stops = sorted({s for s in sizes if s > self.frontier.size}, reverse=True)
-        if self.frontier.size in set(sizes):
-            self.roots[self.frontier.size] = self.frontier.root()
+        self.frontiers: dict[int, tuple[bytes, ...]] = {}
+        base = offset + self.frontier.size
+        wanted = set(sizes)
+        self.stops = sorted({s for s in wanted if s > base}, reverse=True)
+        if base in wanted:
+            self.frontiers[base] = self.frontier.hashes
         self.legacy_counts = set(legacy_counts)
         self.legacy = hashlib.sha256(CHECKPOINT_CONTEXT) if self.legacy_counts else None
         self.legacy_roots: dict[int, str] = {}
@@ -41,7 +64,8 @@ class TreeBuilder:
             self.legacy_roots[0] = self.legacy.hexdigest()
         self.nodes_until = nodes_until
         self.nodes: dict[tuple[int, int], bytes] = {}
-        self.size = self.frontier.size
+        self.leaves: list[bytes] | None = [] if keep_leaves else None
+        self.size = base  # global
 
     def add(self, leaf: bytes) -> None:
         self.pending.append(leaf)
@@ -50,40 +74,63 @@ class TreeBuilder:
             self.legacy.update(leaf)
             if self.size in self.legacy_counts:
                 self.legacy_roots[self.size] = self.legacy.hexdigest()
+        if self.leaves is not None:
+            self.leaves.append(leaf)
         if (self.stops and self.size == self.stops[-1]) or len(self.pending) >= FLUSH:
             self.flush()
+
+    def add_at(self, position: int, leaf: bytes) -> None:
+        """The leaf of the event at ``position``, after zero leaves for any positions missing
+        before it (the same tree in one pass and in chunks)."""
+        hole = position - 1 - self.size
+        if 0 < hole <= MAX_HOLE:
+            for _ in range(hole):
+                self.add(HOLE)
+        self.add(leaf)
+
+    def fill_to(self, size: int) -> None:
+        """Zero leaves up to ``size`` (the positions missing at the end of a chunk)."""
+        if 0 < size - self.size <= MAX_HOLE:
+            for _ in range(size - self.size):
+                self.add(HOLE)
 
     def flush(self) -> None:
         if not self.pending:
             return
-        collect = self.frontier.size < self.nodes_until
+        collect = self.offset + self.frontier.size < self.nodes_until
         nodes = self.frontier.extend_events(self.pending, collect_nodes=collect)
         self.pending = []
         if collect:
+            limit = self.nodes_until - self.offset
             self.nodes.update(((n.level, n.index), n.hash) for n in nodes
-                              if n.level >= STORED_LEVEL and (n.index + 1) << n.level <= self.nodes_until)
-        while self.stops and self.stops[-1] <= self.frontier.size:
+                              if n.level >= STORED_LEVEL and (n.index + 1) << n.level <= limit)
+        while self.stops and self.stops[-1] <= self.offset + self.frontier.size:
             stop = self.stops.pop()
-            if stop == self.frontier.size:
-                self.roots[stop] = self.frontier.root()
+            if stop == self.offset + self.frontier.size:
+                self.frontiers[stop] = self.frontier.hashes
+
+    @property
+    def roots(self) -> dict[int, bytes]:
+        self.flush()
+        return {size: fold(hashes) for size, hashes in self.frontiers.items()}
 
     def root(self) -> bytes:
         self.flush()
         return self.frontier.root()
 
 
-def check_stored_tree(tree: JournalTree, builder: TreeBuilder, head: int) -> list[tuple[int, str, str]]:
+def check_stored_tree(tree: JournalTree, roots: dict[int, bytes], nodes: dict[tuple[int, int], bytes],
+                      head: int) -> list[tuple[int, str, str]]:
     """The stored tree against the recomputed one: every stored head (size, root, frontier)
     and every stored node. Returns (position, code, message) findings."""
     out: list[tuple[int, str, str]] = []
-    builder.flush()
     heads = tree.stored_heads()
     for size, root, frontier in heads:
         if size > head:
             out.append((head + 1, "truncated", f"the stored Merkle tree covers {size} events, the journal ends at "
                                                f"{head}: events were cut off its end"))
             return out
-        if builder.roots.get(size) not in (None, root):
+        if roots.get(size) not in (None, root):
             out.append((size, "tree_mismatch", f"the first {size} events are not those the stored Merkle tree was "
                                                "built from"))
         try:
@@ -94,10 +141,9 @@ def check_stored_tree(tree: JournalTree, builder: TreeBuilder, head: int) -> lis
             out.append((size, "tree_mismatch", f"the stored Merkle frontier at size {size} is damaged"))
     if not heads:
         return out
-    computed = builder.nodes
-    for level in _levels(heads[-1][0]):
+    for level in range(STORED_LEVEL, max(STORED_LEVEL, heads[-1][0].bit_length())):
         for index, h in tree.stored_nodes(level):
-            expected = computed.get((level, index))
+            expected = nodes.get((level, index))
             if expected is None or expected != h:
                 first, last = (index << level) + 1, (index + 1) << level
                 out.append((last, "tree_mismatch",
@@ -105,8 +151,3 @@ def check_stored_tree(tree: JournalTree, builder: TreeBuilder, head: int) -> lis
                             f"from (node level {level}, index {index})"))
                 return out
     return out
-
-
-def _levels(size: int) -> range:
-    return range(STORED_LEVEL, max(STORED_LEVEL, size.bit_length()))
-

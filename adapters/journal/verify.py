@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from skill_ledger.domain.codec import GENESIS_HASH, event_hash, exported_event, kind_of_topic, version_of_topic
+from skill_ledger.domain.codec import GENESIS_HASH, event_hash, exported_event, version_of_topic
 from skill_ledger.domain.events import stream_uuid
 
 from .checkpoint_trust import Anchor, Finding, check_anchor, check_checkpoint_v1, check_checkpoint_v2, missing_trust
 from .pubkey import PublicKey
-from .sqlite import LedgerApplication, StoredRow, chained, iter_rows
+from .sqlite import LedgerApplication, StoredRow, chained
 
 if TYPE_CHECKING:
     from skill_ledger.adapters.settings import Settings
@@ -92,8 +92,9 @@ def verify_settings_journal(settings: Settings, *, public_key: PublicKey | None 
             from .since import verify_since_checkpoint
 
             return verify_since_checkpoint(ledger.app, key=key, anchor=anchor, fail_closed=True,
-                                           key_file_exists=key_file)
-        return verify_journal(ledger.app, key=key, anchor=anchor, fail_closed=True, key_file_exists=key_file)
+                                           key_file_exists=key_file, journal_url=settings.journal_url)
+        return verify_journal(ledger.app, key=key, anchor=anchor, fail_closed=True, key_file_exists=key_file,
+                              journal_url=settings.journal_url if exists else None)
     finally:
         ledger.close()
 
@@ -117,6 +118,60 @@ def leaf_of(row: StoredRow, actual: str) -> bytes:
             except ValueError:
                 pass
     return bytes(32)
+
+
+class RowChecker:
+    """The checks of each event, in position order: its position follows the one before, its
+    stream version and ``prev_hash`` follow its stream's previous event, its stored hash is the
+    recomputed one. ``links_known=False`` (a range that does not start at position 1): a
+    stream's first event in the range is only remembered in ``firsts`` (position, version,
+    prev_hash), for the caller to link to the stream's earlier events."""
+
+    def __init__(self, first_position: int | None = 1, *, links_known: bool = True) -> None:
+        """``first_position`` None: whatever position comes first is not checked (a chunk
+        of a parallel pass: the caller checks it against the previous chunk's last)."""
+        self.expected = first_position
+        self.first: int | None = None
+        self.last = 0
+        self.links_known = links_known
+        self.heads: dict[str, tuple[int, str]] = {}  # originator_id -> (version, hash)
+        self.firsts: dict[str, tuple[int, int, str | None]] = {}
+        self.problems: list[tuple[int, str, str]] = []
+        self.count = 0
+
+    def check(self, row: StoredRow) -> tuple[bytes, dict[str, Any]]:
+        """The row's tree leaf and its decoded state (empty when it cannot be decoded)."""
+        self.count += 1
+        problems = self.problems
+        if self.first is None:
+            self.first = row.position
+        if self.expected is not None and row.position != self.expected:
+            problems.append((self.expected, "missing_event",
+                             f"positions jump from {self.expected - 1} to {row.position}: events deleted"))
+        self.expected = row.position + 1
+        self.last = row.position
+        known = self.heads.get(row.originator_id)
+        if known is None:
+            if self.links_known:
+                known = (0, GENESIS_HASH)
+            else:
+                self.firsts[row.originator_id] = (row.position, row.originator_version, row.prev_hash)
+        if known is not None and row.originator_version != known[0] + 1:
+            problems.append((row.position, "stream_version_gap",
+                             f"stream version {row.originator_version} follows {known[0]}"))
+        actual, state, error = recompute(row)
+        if row.hash is None:
+            problems.append((row.position, "chain_missing", "event has no hash-chain entry"))
+            self.heads[row.originator_id] = (row.originator_version, known[1] if known else GENESIS_HASH)
+        else:
+            if known is not None and row.prev_hash != known[1]:
+                problems.append((row.position, "chain_broken", "prev_hash does not match the stream's previous hash"))
+            if error:
+                problems.append((row.position, "undecodable", error))
+            if actual != row.hash:
+                problems.append((row.position, "hash_mismatch", "stored event does not match its hash (edited or moved)"))
+            self.heads[row.originator_id] = (row.originator_version, row.hash)
+        return leaf_of(row, actual), state
 
 
 class CheckpointPlan(msgspec.Struct):
@@ -166,82 +221,56 @@ def plan_for(tree: JournalTree, anchor: Anchor | None) -> CheckpointPlan:
 
 
 def verify_journal(app: LedgerApplication, *, key: PublicKey | None = None, anchor: Anchor | None = None,
-                   fail_closed: bool = False, key_file_exists: bool = False, max_problems: int = 50) -> VerifyReport:
+                   fail_closed: bool = False, key_file_exists: bool = False, max_problems: int = 50,
+                   journal_url: str | None = None) -> VerifyReport:
     """Everything, from position 1. ``key``: the checkpoint key (without one, and without
-    ``fail_closed``, a checkpoint is only checked against the key it names itself)."""
+    ``fail_closed``, a checkpoint is only checked against the key it names itself).
+    ``journal_url``: lets a big journal be checked in chunks by worker processes (``scan``)."""
+    from .scan import scan
     from .tree import JournalTree
-    from .tree_check import TreeBuilder, check_stored_tree
+    from .tree_check import check_stored_tree, fold
 
     problems: list[Problem] = []
     guard = _guard_present(app)
     if not guard:
         problems.append(Problem(0, "guard_missing", "append-only triggers are missing from the journal"))
+    head = app.recorder.max_notification_id() or 0
     tree = JournalTree(app)
     try:
+        if tree.guard_present() is False:
+            problems.append(Problem(0, "guard_missing", "append-only triggers are missing from the Merkle tree tables"))
         plan = plan_for(tree, anchor)
-        builder = TreeBuilder(plan.sizes, plan.legacy_counts, nodes_until=tree.size)
-        heads: dict[str, tuple[int, str]] = {}  # originator_id -> (version, hash)
-        anchor_hashes: dict[int, str] = {}
-        expected_position = 1
-        checkpoints = 0
-        count = 0
-        for row in iter_rows(app):
-            count += 1
-            if row.position != expected_position:
-                problems.append(Problem(expected_position, "missing_event",
-                                        f"positions jump from {expected_position - 1} to {row.position}: events deleted"))
-            expected_position = row.position + 1
-            version, prev = heads.get(row.originator_id, (0, GENESIS_HASH))
-            if row.originator_version != version + 1:
-                problems.append(Problem(row.position, "stream_version_gap",
-                                        f"stream version {row.originator_version} follows {version}"))
-            if row.hash is None:
-                problems.append(Problem(row.position, "chain_missing", "event has no hash-chain entry"))
-                heads[row.originator_id] = (row.originator_version, prev)
-                builder.add(leaf_of(row, recompute(row)[0]))
-                continue
-            if row.prev_hash != prev:
-                problems.append(Problem(row.position, "chain_broken",
-                                        "prev_hash does not match the stream's previous hash"))
-            actual, state, error = recompute(row)
-            if error:
-                problems.append(Problem(row.position, "undecodable", error))
-            if actual != row.hash:
-                problems.append(Problem(row.position, "hash_mismatch",
-                                        "stored event does not match its hash (edited or moved)"))
-            heads[row.originator_id] = (row.originator_version, row.hash)
-            builder.add(leaf_of(row, actual))
-            if anchor is not None and row.position == anchor.position:
-                anchor_hashes[row.position] = row.hash
-            if kind_of_topic(row.topic) == "journal.checkpoint" and state:
-                checkpoints += 1
-                problems += _checkpoint_problems(row, state, builder, key, plan.origin)
-            if len(problems) >= max_problems:
-                break
-        head = app.recorder.max_notification_id() or 0
-        root = builder.root()
-        problems += _findings(missing_trust(checkpoints=checkpoints, key=key, anchor=anchor,
-                                            key_file_exists=key_file_exists) if fail_closed else [])
+        outcome = scan(app, journal_url, head=head, sizes=plan.sizes, legacy_counts=plan.legacy_counts,
+                       nodes_until=min(tree.size, head), anchor_position=anchor.position if anchor else None,
+                       max_problems=max_problems)
+        problems += _findings(outcome.problems)
+        roots = {size: fold(hashes) for size, hashes in outcome.frontiers.items()}
+        for position, topic, state in outcome.checkpoints:
+            if state:
+                problems += _checkpoint_problems(position, topic, state, roots, outcome.legacy_roots, key, plan.origin)
+        if fail_closed:
+            problems += _findings(missing_trust(checkpoints=len(outcome.checkpoints), key=key, anchor=anchor,
+                                                key_file_exists=key_file_exists))
         if anchor is not None:
-            problems += _findings(check_anchor(anchor, head=head, hash_at=anchor_hashes.get, key=key,
-                                               origin=plan.origin, root_at=builder.roots.get,
-                                               newest_size=plan.newest_size))
-        problems += _findings(check_stored_tree(tree, builder, head))
+            hashes = {anchor.position: outcome.anchor_hash} if anchor.position and outcome.anchor_hash else {}
+            problems += _findings(check_anchor(anchor, head=head, hash_at=hashes.get, key=key, origin=plan.origin,
+                                               root_at=roots.get, newest_size=plan.newest_size))
+        problems += _findings(check_stored_tree(tree, roots, outcome.nodes, head))
     finally:
         tree.close()
     for position in _orphan_chain_rows(app)[:max_problems]:
         problems.append(Problem(position, "orphan_chain_entry", "hash-chain entry without its event: event deleted"))
-    return report(problems, events=count, head=head, streams=len(heads), checkpoints=checkpoints, guard=guard,
-                  tree=(builder.frontier.size, root), key=key, anchor=anchor, max_problems=max_problems)
+    return report(problems, events=outcome.count, head=head, streams=len(outcome.heads),
+                  checkpoints=len(outcome.checkpoints), guard=guard, tree=(outcome.size, fold(outcome.frontier)),
+                  key=key, anchor=anchor, max_problems=max_problems)
 
 
-def _checkpoint_problems(row: StoredRow, state: dict[str, Any], builder: Any, key: PublicKey | None,
-                         origin: str | None) -> list[Problem]:
-    builder.flush()
-    if version_of_topic(row.topic) >= 2:
-        found = check_checkpoint_v2(state, row.position, key=key, root_at=builder.roots.get, origin=origin)
+def _checkpoint_problems(position: int, topic: str, state: dict[str, Any], roots: dict[int, bytes],
+                         legacy_roots: dict[int, str], key: PublicKey | None, origin: str | None) -> list[Problem]:
+    if version_of_topic(topic) >= 2:
+        found = check_checkpoint_v2(state, position, key=key, root_at=roots.get, origin=origin)
     else:
-        found = check_checkpoint_v1(state, row.position, key=key, legacy_root_at=builder.legacy_roots.get)
+        found = check_checkpoint_v1(state, position, key=key, legacy_root_at=legacy_roots.get)
     return _findings(found)
 
 

@@ -116,7 +116,8 @@ def record_checkpoint(ledger: Ledger, *, origin: str | None = None, reanchor: bo
     sk = Ed25519PrivateKey.from_private_bytes(seed)
     public = sk.public_key().public_bytes_raw()
     key = PublicKey(public, source="home")
-    report = verify_since_checkpoint(ledger.app, key=key, anchor=None if reanchor else anchor)
+    report = verify_since_checkpoint(ledger.app, key=key, anchor=None if reanchor else anchor,
+                                     journal_url=settings.journal_url)
     first = report.first_problem()
     if first is not None:
         raise JournalTampered(f"refusing to sign a damaged journal: position {first.position}: {first.message} "

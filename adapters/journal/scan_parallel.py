@@ -1,0 +1,118 @@
+"""The full verify's pass in chunks checked by worker processes (``adapters.journal.scan`` for
+the design). This process joins the chunks in position order: it links each stream's first
+event of a chunk to the stream's last event before it, puts each chunk's subtree into the
+journal's frontier, and turns the chunks' frontiers and nodes into the journal's."""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+from typing import Any
+
+from skill_ledger.domain.checkpoints import CHECKPOINT_CONTEXT
+from skill_ledger.domain.merkle import node_hash
+
+from . import scan
+from .scan import Outcome, link, scan_range
+
+
+def _chunk(args: tuple[Any, ...]) -> tuple[Outcome, dict[str, tuple[int, int, str | None]]]:
+    """A worker: one chunk of the journal at ``url``, opened as it is."""
+    url, lo, hi, sizes, keep_leaves, nodes_until, anchor_position, max_problems = args
+    from .sqlite import open_journal
+
+    app = open_journal(url, create=False)
+    try:
+        return scan_range(app, lo, hi, sizes=sizes, legacy_counts=(), nodes_until=nodes_until,
+                          anchor_position=anchor_position, links_known=False, keep_leaves=keep_leaves,
+                          max_problems=max_problems)
+    finally:
+        app.close()
+
+
+def _absorb(hashes: list[bytes], size: int, level: int, h: bytes) -> int:
+    n = size >> level
+    while n & 1:
+        h = node_hash(hashes.pop(), h)
+        n >>= 1
+    hashes.append(h)
+    return size + (1 << level)
+
+
+def run(journal_url: str, *, head: int, workers: int, sizes: set[int], legacy_counts: set[int], nodes_until: int,
+        anchor_position: int | None, max_problems: int) -> Outcome:
+    level = scan.CHUNK_LEVEL  # read now: the tests make chunks small
+    chunk = 1 << level
+    chunks = [(lo, min(lo + chunk - 1, head)) for lo in range(1, head + 1, chunk)]
+    args = [(journal_url, lo, hi, sorted(s for s in sizes if lo - 1 < s <= hi), bool(legacy_counts), nodes_until,
+             anchor_position if anchor_position is not None and lo <= anchor_position <= hi else None, max_problems)
+            for lo, hi in chunks]
+    joined = _Joined(sizes, legacy_counts, level)
+    with multiprocessing.get_context("spawn").Pool(min(workers, len(chunks))) as pool:
+        for (lo, _hi), (outcome, firsts) in zip(chunks, pool.imap(_chunk, args)):
+            joined.add(lo, outcome, firsts)
+            if len(joined.problems) >= max_problems:
+                pool.terminate()
+                break
+    return joined.outcome(nodes_until)
+
+
+class _Joined:
+    def __init__(self, sizes: set[int], legacy_counts: set[int], level: int) -> None:
+        self.level = level
+        self.problems: list[tuple[int, str, str]] = []
+        self.heads: dict[str, tuple[int, str]] = {}
+        self.count = 0
+        self.checkpoints: list[tuple[int, str, Any]] = []
+        self.frontiers: dict[int, list[bytes]] = {0: []} if 0 in sizes else {}
+        self.nodes: dict[tuple[int, int], bytes] = {}
+        self.hashes: list[bytes] = []
+        self.size = 0
+        self.legacy_counts = legacy_counts
+        self.legacy = hashlib.sha256(CHECKPOINT_CONTEXT) if legacy_counts else None
+        self.legacy_roots: dict[int, str] = {0: self.legacy.hexdigest()} if self.legacy and 0 in legacy_counts else {}
+        self.anchor_hash: str | None = None
+        self.last_position = 0
+
+    def add(self, lo: int, outcome: Outcome, firsts: dict[str, tuple[int, int, str | None]]) -> None:
+        offset = lo - 1
+        first = outcome.first_position
+        if first is not None:
+            if first != self.last_position + 1:
+                self.problems.append((self.last_position + 1, "missing_event",
+                                      f"positions jump from {self.last_position} to {first}: events deleted"))
+            self.last_position = outcome.last_position
+        self.problems += outcome.problems
+        self.problems += link(firsts, self.heads)
+        self.heads.update(outcome.heads)
+        self.count += outcome.count
+        self.checkpoints += outcome.checkpoints
+        self.anchor_hash = outcome.anchor_hash or self.anchor_hash
+        for size, relative in outcome.frontiers.items():
+            self.frontiers[size] = self.hashes + relative
+        for (level, index), h in outcome.nodes.items():
+            self.nodes[(level, (offset >> level) + index)] = h
+        if self.legacy is not None:
+            for i in range(0, len(outcome.leaves), 32):
+                self.legacy.update(outcome.leaves[i:i + 32])
+                if offset + i // 32 + 1 in self.legacy_counts:
+                    self.legacy_roots[offset + i // 32 + 1] = self.legacy.hexdigest()
+        if outcome.size == 1 << self.level and self.size == offset:
+            self.nodes[(self.level, offset >> self.level)] = outcome.frontier[0]
+            self.size = _absorb(self.hashes, self.size, self.level, outcome.frontier[0])
+        else:  # the last chunk (or one with events missing, already reported): its frontier follows
+            self.hashes += outcome.frontier
+            self.size += outcome.size
+
+    def outcome(self, nodes_until: int) -> Outcome:
+        level = self.level
+        while (2 << level) <= nodes_until:  # the nodes above the chunks, from theirs
+            for index in range(nodes_until >> (level + 1)):
+                left, right = self.nodes.get((level, 2 * index)), self.nodes.get((level, 2 * index + 1))
+                if left is not None and right is not None:
+                    self.nodes[(level + 1, index)] = node_hash(left, right)
+            level += 1
+        self.nodes = {k: v for k, v in self.nodes.items() if (k[1] + 1) << k[0] <= nodes_until}
+        return Outcome(problems=self.problems, count=self.count, checkpoints=self.checkpoints, heads=self.heads,
+                       frontiers=self.frontiers, frontier=self.hashes, size=self.size, nodes=self.nodes,
+                       legacy_roots=self.legacy_roots, anchor_hash=self.anchor_hash)

@@ -8,9 +8,9 @@ what only the whole journal can judge (each stream's first and last event in the
 checkpoint events, the frontier at the sizes asked for). This process links the chunks' streams
 and assembles the tree; the result is exactly the sequential pass's.
 
-A worker is a ``multiprocessing`` spawn of this module: it gets the journal URL through its
-pipe (never a command line: a PostgreSQL URL carries a password) and opens the journal as it
-is, read-only. ``SKILLS_VERIFY_PROCESSES`` sets the number of processes (default: the CPUs this
+A worker is a child process (``scan_parallel``): it gets the journal URL through its stdin
+(never a command line: a PostgreSQL URL carries a password) and opens the journal as it is.
+If a worker fails, the pass runs again in this process. ``SKILLS_VERIFY_PROCESSES`` sets the number of processes (default: the CPUs this
 process may run on, at most 4; ``1``: no workers).
 """
 
@@ -115,8 +115,14 @@ def scan(app: LedgerApplication, journal_url: str | None, *, head: int, sizes: s
         return outcome
     from . import scan_parallel
 
-    return scan_parallel.run(journal_url, head=head, workers=workers, sizes=sizes, legacy_counts=legacy_counts,
-                             nodes_until=nodes_until, anchor_position=anchor_position, max_problems=max_problems)
+    try:
+        return scan_parallel.run(journal_url, head=head, workers=workers, sizes=sizes, legacy_counts=legacy_counts,
+                                 nodes_until=nodes_until, anchor_position=anchor_position, max_problems=max_problems)
+    except scan_parallel.WorkerFailed:
+        # The answer must not depend on the workers: check everything here instead.
+        outcome, _firsts = scan_range(app, 1, None, sizes=sizes, legacy_counts=legacy_counts, nodes_until=nodes_until,
+                                      anchor_position=anchor_position, links_known=True, max_problems=max_problems)
+        return outcome
 
 
 def link(firsts: dict[str, tuple[int, int, str | None]], heads: dict[str, tuple[int, str]]) -> list[tuple[int, str, str]]:

@@ -27,9 +27,9 @@ from skill_ledger.domain.errors import ConfigurationError
 
 from .sqlite import LedgerApplication, iter_rows
 
-CHUNK_LEVEL = 16
+CHUNK_LEVEL = 15
 CHUNK = 1 << CHUNK_LEVEL
-PARALLEL_MIN_EVENTS = 4 * CHUNK  # below this, starting processes costs more than it saves
+PARALLEL_MIN_EVENTS = 3 * CHUNK  # below this (about 100k events), starting processes costs more than it saves
 PROCESSES_ENV = "SKILLS_VERIFY_PROCESSES"
 MAX_PROCESSES = 16
 CHECKPOINT_PREFIX = "journal.checkpoint.v"
@@ -38,7 +38,7 @@ CHECKPOINT_PREFIX = "journal.checkpoint.v"
 class Outcome(msgspec.Struct):
     """What a pass found: problems by position, counts, the checkpoint events (position,
     topic, decoded state), each stream's last (version, hash), the recomputed tree (frontiers at
-    the sizes asked for, the final frontier's hashes and size, the stored-level nodes), the
+    the sizes asked for, the final frontier's hashes and size), the
     version-1 running hashes, and the anchored position's chain hash."""
 
     problems: list[tuple[int, str, str]]
@@ -48,7 +48,6 @@ class Outcome(msgspec.Struct):
     frontiers: dict[int, list[bytes]]
     frontier: list[bytes]
     size: int
-    nodes: dict[tuple[int, int], bytes]
     legacy_roots: dict[int, str]
     anchor_hash: str | None
     leaves: bytes = b""  # every leaf, when a parallel pass needs them for version-1 checkpoints
@@ -70,7 +69,7 @@ def process_count() -> int:
 
 
 def scan_range(app: LedgerApplication, lo: int, hi: int | None, *, sizes: Iterable[int], legacy_counts: Iterable[int],
-               nodes_until: int, anchor_position: int | None, links_known: bool, keep_leaves: bool = False,
+               anchor_position: int | None, links_known: bool, keep_leaves: bool = False,
                max_problems: int = 50) -> tuple[Outcome, dict[str, tuple[int, int, str | None]]]:
     """Check the events of positions ``lo..hi`` (``hi`` None: to the end). ``links_known``:
     the range starts at position 1, so every stream starts in it; otherwise each stream's first
@@ -80,7 +79,7 @@ def scan_range(app: LedgerApplication, lo: int, hi: int | None, *, sizes: Iterab
 
     checker = RowChecker(lo if links_known else None, links_known=links_known)
     offset = lo - 1
-    builder = TreeBuilder(sizes, legacy_counts, nodes_until=nodes_until, offset=offset, keep_leaves=keep_leaves)
+    builder = TreeBuilder(sizes, legacy_counts, offset=offset, keep_leaves=keep_leaves)
     checkpoints: list[tuple[int, str, Any]] = []
     anchor_hash = None
     add, check = builder.add_at, checker.check
@@ -99,28 +98,28 @@ def scan_range(app: LedgerApplication, lo: int, hi: int | None, *, sizes: Iterab
     builder.flush()
     return Outcome(problems=checker.problems, count=checker.count, checkpoints=checkpoints, heads=checker.heads,
                    frontiers={s: list(h) for s, h in builder.frontiers.items()}, frontier=list(builder.frontier.hashes),
-                   size=builder.frontier.size, nodes=builder.nodes, legacy_roots=builder.legacy_roots,
+                   size=builder.frontier.size, legacy_roots=builder.legacy_roots,
                    anchor_hash=anchor_hash, leaves=b"".join(builder.leaves or ()), first_position=checker.first,
                    last_position=checker.last), checker.firsts
 
 
 def scan(app: LedgerApplication, journal_url: str | None, *, head: int, sizes: set[int], legacy_counts: set[int],
-         nodes_until: int, anchor_position: int | None, max_problems: int) -> Outcome:
+         anchor_position: int | None, max_problems: int) -> Outcome:
     """The whole journal, in chunks over worker processes when it is big enough (and a URL to
     reopen it is known), else in this process."""
     workers = process_count() if journal_url else 1
     if workers < 2 or head < PARALLEL_MIN_EVENTS:
-        outcome, _firsts = scan_range(app, 1, None, sizes=sizes, legacy_counts=legacy_counts, nodes_until=nodes_until,
+        outcome, _firsts = scan_range(app, 1, None, sizes=sizes, legacy_counts=legacy_counts,
                                       anchor_position=anchor_position, links_known=True, max_problems=max_problems)
         return outcome
     from . import scan_parallel
 
     try:
         return scan_parallel.run(journal_url, head=head, workers=workers, sizes=sizes, legacy_counts=legacy_counts,
-                                 nodes_until=nodes_until, anchor_position=anchor_position, max_problems=max_problems)
+                                 anchor_position=anchor_position, max_problems=max_problems)
     except scan_parallel.WorkerFailed:
         # The answer must not depend on the workers: check everything here instead.
-        outcome, _firsts = scan_range(app, 1, None, sizes=sizes, legacy_counts=legacy_counts, nodes_until=nodes_until,
+        outcome, _firsts = scan_range(app, 1, None, sizes=sizes, legacy_counts=legacy_counts,
                                       anchor_position=anchor_position, links_known=True, max_problems=max_problems)
         return outcome
 

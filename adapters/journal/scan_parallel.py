@@ -1,7 +1,7 @@
 """The full verify's pass in chunks checked by worker processes (``adapters.journal.scan`` for
 the design). This process joins the chunks in position order: it links each stream's first
 event of a chunk to the stream's last event before it, puts each chunk's subtree into the
-journal's frontier, and turns the chunks' frontiers and nodes into the journal's.
+journal's frontier, and turns the chunks' frontiers into the journal's.
 
 A worker is ``python -m skill_ledger.adapters.journal.scan_parallel``: the parent writes the
 journal URL and then its chunks to the worker's stdin (the URL never appears on a command line:
@@ -52,8 +52,8 @@ def _read(stream: IO[bytes]) -> Any:
 
 
 def _chunk(app: Any, task: tuple[Any, ...]) -> tuple[Outcome, dict[str, tuple[int, int, str | None]]]:
-    lo, hi, sizes, keep_leaves, nodes_until, anchor_position, max_problems = task
-    return scan_range(app, lo, hi, sizes=sizes, legacy_counts=(), nodes_until=nodes_until,
+    lo, hi, sizes, keep_leaves, anchor_position, max_problems = task
+    return scan_range(app, lo, hi, sizes=sizes, legacy_counts=(),
                       anchor_position=anchor_position, links_known=False, keep_leaves=keep_leaves,
                       max_problems=max_problems)
 
@@ -111,13 +111,13 @@ def _absorb(hashes: list[bytes], size: int, level: int, h: bytes) -> int:
     return size + (1 << level)
 
 
-def run(journal_url: str, *, head: int, workers: int, sizes: set[int], legacy_counts: set[int], nodes_until: int,
+def run(journal_url: str, *, head: int, workers: int, sizes: set[int], legacy_counts: set[int],
         anchor_position: int | None, max_problems: int) -> Outcome:
     """Raises ``WorkerFailed`` when a worker cannot deliver (the caller checks in one process)."""
     level = scan.CHUNK_LEVEL  # read now: the tests make chunks small
     chunk = 1 << level
     chunks = [(lo, min(lo + chunk - 1, head)) for lo in range(1, head + 1, chunk)]
-    tasks = [(lo, hi, sorted(s for s in sizes if lo - 1 < s <= hi), bool(legacy_counts), nodes_until,
+    tasks = [(lo, hi, sorted(s for s in sizes if lo - 1 < s <= hi), bool(legacy_counts),
               anchor_position if anchor_position is not None and lo <= anchor_position <= hi else None, max_problems)
              for lo, hi in chunks]
     count = min(workers, len(chunks))
@@ -145,7 +145,7 @@ def run(journal_url: str, *, head: int, workers: int, sizes: set[int], legacy_co
             proc.wait()
             if proc.stdout is not None:
                 proc.stdout.close()
-    return joined.outcome(nodes_until)
+    return joined.outcome()
 
 
 class _Joined:
@@ -156,7 +156,6 @@ class _Joined:
         self.count = 0
         self.checkpoints: list[tuple[int, str, Any]] = []
         self.frontiers: dict[int, list[bytes]] = {0: []} if 0 in sizes else {}
-        self.nodes: dict[tuple[int, int], bytes] = {}
         self.hashes: list[bytes] = []
         self.size = 0
         self.legacy_counts = legacy_counts
@@ -181,31 +180,20 @@ class _Joined:
         self.anchor_hash = outcome.anchor_hash or self.anchor_hash
         for size, relative in outcome.frontiers.items():
             self.frontiers[size] = self.hashes + relative
-        for (level, index), h in outcome.nodes.items():
-            self.nodes[(level, (offset >> level) + index)] = h
         if self.legacy is not None:
             for i in range(0, len(outcome.leaves), 32):
                 self.legacy.update(outcome.leaves[i:i + 32])
                 if offset + i // 32 + 1 in self.legacy_counts:
                     self.legacy_roots[offset + i // 32 + 1] = self.legacy.hexdigest()
         if outcome.size == 1 << self.level and self.size == offset:
-            self.nodes[(self.level, offset >> self.level)] = outcome.frontier[0]
             self.size = _absorb(self.hashes, self.size, self.level, outcome.frontier[0])
         else:  # the last chunk (or one with events missing, already reported): its frontier follows
             self.hashes += outcome.frontier
             self.size += outcome.size
 
-    def outcome(self, nodes_until: int) -> Outcome:
-        level = self.level
-        while (2 << level) <= nodes_until:  # the nodes above the chunks, from theirs
-            for index in range(nodes_until >> (level + 1)):
-                left, right = self.nodes.get((level, 2 * index)), self.nodes.get((level, 2 * index + 1))
-                if left is not None and right is not None:
-                    self.nodes[(level + 1, index)] = node_hash(left, right)
-            level += 1
-        self.nodes = {k: v for k, v in self.nodes.items() if (k[1] + 1) << k[0] <= nodes_until}
+    def outcome(self) -> Outcome:
         return Outcome(problems=self.problems, count=self.count, checkpoints=self.checkpoints, heads=self.heads,
-                       frontiers=self.frontiers, frontier=self.hashes, size=self.size, nodes=self.nodes,
+                       frontiers=self.frontiers, frontier=self.hashes, size=self.size,
                        legacy_roots=self.legacy_roots, anchor_hash=self.anchor_hash)
 
 

@@ -39,14 +39,13 @@ def fold(hashes: Iterable[bytes]) -> bytes:
 class TreeBuilder:
     """Feeds leaves (raw event hashes) in position order into a frontier, batching them, and
     remembers the frontier at each size in ``sizes`` and the version-1 running hash at each
-    count in ``legacy_counts``; with ``nodes_until``, also the nodes of level ``STORED_LEVEL``
-    and up of the first ``nodes_until`` leaves (to compare with the stored tree).
+    count in ``legacy_counts``.
 
     ``offset``: the leaves are those after the first ``offset`` (a chunk of a parallel scan,
-    ``offset`` a multiple of the chunk size): sizes are still global, the frontier and the
-    nodes' indexes relative to the chunk are turned global by the caller."""
+    ``offset`` a multiple of the chunk size): sizes are still global, the frontier is relative
+    to the chunk (the caller puts it after the journal's frontier at ``offset``)."""
 
-    def __init__(self, sizes: Iterable[int] = (), legacy_counts: Iterable[int] = (), *, nodes_until: int = 0,
+    def __init__(self, sizes: Iterable[int] = (), legacy_counts: Iterable[int] = (), *,
                  start: Frontier | None = None, offset: int = 0, keep_leaves: bool = False) -> None:
         self.frontier = start.copy() if start is not None else Frontier()
         self.offset = offset
@@ -62,8 +61,6 @@ class TreeBuilder:
         self.legacy_roots: dict[int, str] = {}
         if 0 in self.legacy_counts and self.legacy is not None:
             self.legacy_roots[0] = self.legacy.hexdigest()
-        self.nodes_until = nodes_until
-        self.nodes: dict[tuple[int, int], bytes] = {}
         self.leaves: list[bytes] | None = [] if keep_leaves else None
         self.size = base  # global
 
@@ -97,13 +94,8 @@ class TreeBuilder:
     def flush(self) -> None:
         if not self.pending:
             return
-        collect = self.offset + self.frontier.size < self.nodes_until
-        nodes = self.frontier.extend_events(self.pending, collect_nodes=collect)
+        self.frontier.extend_events(self.pending, collect_nodes=False)
         self.pending = []
-        if collect:
-            limit = self.nodes_until - self.offset
-            self.nodes.update(((n.level, n.index), n.hash) for n in nodes
-                              if n.level >= STORED_LEVEL and (n.index + 1) << n.level <= limit)
         while self.stops and self.stops[-1] <= self.offset + self.frontier.size:
             stop = self.stops.pop()
             if stop == self.offset + self.frontier.size:
@@ -119,10 +111,13 @@ class TreeBuilder:
         return self.frontier.root()
 
 
-def check_stored_tree(tree: JournalTree, roots: dict[int, bytes], nodes: dict[tuple[int, int], bytes],
-                      head: int) -> list[tuple[int, str, str]]:
-    """The stored tree against the recomputed one: every stored head (size, root, frontier)
-    and every stored node. Returns (position, code, message) findings."""
+def check_stored_tree(tree: JournalTree, roots: dict[int, bytes], head: int) -> list[tuple[int, str, str]]:
+    """The stored tree against the recomputed one, without recomputing its nodes: every stored
+    head (size, root, frontier) must have the root the events give at its size; every stored
+    node must be the hash of its two stored children; and the root the stored nodes give at the
+    newest stored size must be the events' root. Every stored node lies under one of that
+    size's frontier nodes, so together these hold only if every stored node is the journal's.
+    Returns (position, code, message) findings."""
     out: list[tuple[int, str, str]] = []
     heads = tree.stored_heads()
     for size, root, frontier in heads:
@@ -139,15 +134,23 @@ def check_stored_tree(tree: JournalTree, roots: dict[int, bytes], nodes: dict[tu
             stored = None
         if stored is None or stored.size != size or stored.root() != root:
             out.append((size, "tree_mismatch", f"the stored Merkle frontier at size {size} is damaged"))
-    if not heads:
+    if not heads or out:
         return out
-    for level in range(STORED_LEVEL, max(STORED_LEVEL, heads[-1][0].bit_length())):
-        for index, h in tree.stored_nodes(level):
-            expected = nodes.get((level, index))
-            if expected is None or expected != h:
+    size = heads[-1][0]
+    below: dict[int, bytes] = {}
+    for level in range(STORED_LEVEL, max(STORED_LEVEL, size.bit_length())):
+        nodes = dict(tree.stored_nodes(level))
+        for index, h in nodes.items() if level > STORED_LEVEL else ():
+            left, right = below.get(2 * index), below.get(2 * index + 1)
+            if left is None or right is None or node_hash(left, right) != h:
                 first, last = (index << level) + 1, (index + 1) << level
-                out.append((last, "tree_mismatch",
-                            f"the events at positions {first}..{last} are not those the stored Merkle tree was built "
-                            f"from (node level {level}, index {index})"))
-                return out
+                return [(last, "tree_mismatch", f"the stored Merkle nodes of positions {first}..{last} disagree "
+                                                f"(node level {level}, index {index})")]
+        below = nodes
+    try:
+        from_store = tree.root(size)
+    except Exception as e:  # noqa: BLE001 - a missing node is the same finding
+        return [(size, "tree_mismatch", f"the stored Merkle tree at size {size} cannot be read: {e}")]
+    if size in roots and from_store != roots[size]:
+        return [(size, "tree_mismatch", f"the stored Merkle nodes do not give the first {size} events' root")]
     return out

@@ -241,7 +241,7 @@ def verify_journal(app: LedgerApplication, *, key: PublicKey | None = None, anch
             problems.append(Problem(0, "guard_missing", "append-only triggers are missing from the Merkle tree tables"))
         plan = plan_for(tree, anchor)
         outcome = scan(app, journal_url, head=head, sizes=plan.sizes, legacy_counts=plan.legacy_counts,
-                       nodes_until=min(tree.size, head), anchor_position=anchor.position if anchor else None,
+                       anchor_position=anchor.position if anchor else None,
                        max_problems=max_problems)
         problems += _findings(outcome.problems)
         roots = {size: fold(hashes) for size, hashes in outcome.frontiers.items()}
@@ -255,7 +255,7 @@ def verify_journal(app: LedgerApplication, *, key: PublicKey | None = None, anch
             hashes = {anchor.position: outcome.anchor_hash} if anchor.position and outcome.anchor_hash else {}
             problems += _findings(check_anchor(anchor, head=head, hash_at=hashes.get, key=key, origin=plan.origin,
                                                root_at=roots.get, newest_size=plan.newest_size))
-        problems += _findings(check_stored_tree(tree, roots, outcome.nodes, head))
+        problems += _findings(check_stored_tree(tree, roots, head))
     finally:
         tree.close()
     for position in _orphan_chain_rows(app)[:max_problems]:

@@ -48,18 +48,17 @@ for _p in (str(ROOT), str(ROOT / "benchmarks")):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-import journal as jb  # noqa: E402  (benchmarks/journal.py: the generator and helpers)
+import journal as jb
+from eventsourcing.application import AggregateNotFoundError
 
-from skill_ledger.adapters.journal.proofs import prove_inclusion  # noqa: E402
-from skill_ledger.adapters.journal.sqlite import open_journal  # noqa: E402
-from skill_ledger.adapters.journal.verify import verify_settings_journal  # noqa: E402
-from skill_ledger.adapters.settings import resolve  # noqa: E402
-from skill_ledger.adapters.usecases.checkpoints import home_public_key, record_checkpoint  # noqa: E402
-from skill_ledger.adapters.usecases.unit_of_work import Ledger  # noqa: E402
-from eventsourcing.application import AggregateNotFoundError  # noqa: E402
-
-from skill_ledger.domain.audit_policy import POLICY_KEY, AuditPolicy  # noqa: E402
-from skill_ledger.domain.skill import Skill  # noqa: E402
+from skill_ledger.adapters.journal.proofs import prove_inclusion
+from skill_ledger.adapters.journal.sqlite import open_journal
+from skill_ledger.adapters.journal.verify import verify_settings_journal
+from skill_ledger.adapters.settings import resolve
+from skill_ledger.adapters.usecases.checkpoints import home_public_key, record_checkpoint
+from skill_ledger.adapters.usecases.unit_of_work import Ledger
+from skill_ledger.domain.audit_policy import POLICY_KEY, AuditPolicy
+from skill_ledger.domain.skill import Skill
 
 TARGET_VERIFY_OVER_FLOOR = 2.0
 TARGET_SINCE_RATIO = 2.0
@@ -159,7 +158,7 @@ def processes(args: list[str], runs: int) -> list[float]:
     out = []
     for _ in range(runs):
         t0 = time.perf_counter()
-        proc = subprocess.run(args, capture_output=True, timeout=600)
+        proc = subprocess.run(args, capture_output=True, timeout=600, check=False)
         out.append(time.perf_counter() - t0)
         if proc.returncode != 0:
             raise SystemExit(f"{' '.join(args)} exited {proc.returncode}: {proc.stderr.decode()[-500:]}")

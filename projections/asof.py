@@ -76,7 +76,7 @@ def resolve_when(con: sqlite3.Connection, value: str, flag: str, *, head: int | 
             raise UsageError(f"{flag} {position} is beyond the journal's head (position {head})")
         return position
     try:
-        t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        t = dt.datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
     except ValueError:
         raise UsageError(f"{flag} expects a journal position or an ISO-8601 time, got {value!r}") from None
     op = "<" if before else "<="

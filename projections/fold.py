@@ -27,8 +27,6 @@ from .schema import (
     REJECTIONS,
     STATE_COLUMNS,
     TIMELINE,
-    VERSION_FACTS,
-    VERSION_STATES,
     VERSIONS,
 )
 from .search import search_row

@@ -108,4 +108,4 @@ def _header(tree: JournalTree, first: int, last: int, top: RecordedCheckpoint, c
             "public_key_hex": key.hex, "first_position": first, "last_position": last, "events": last - first + 1,
             "checkpoint": top.note, "tree_size": top.size, "left": [h.hex() for h in left], "right": right,
             "links": links, "checkpoints": others,
-            "exported_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+            "exported_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}

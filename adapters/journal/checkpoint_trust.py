@@ -180,7 +180,7 @@ def _check_anchor_note(anchor: Anchor, *, head: int, key: PublicKey | None, orig
     if origin is not None and claimed.origin != origin:
         return [Finding(0, "anchor_mismatch", f"the anchored checkpoint is from {claimed.origin!r}, not {origin!r}")]
     if key is not None:
-        checkpoint, finding = open_note(anchor.note or "", claimed.origin, key, key.hex)
+        _checkpoint, finding = open_note(anchor.note or "", claimed.origin, key, key.hex)
         if finding is not None:
             return [finding._replace(code="anchor_" + finding.code.removeprefix("checkpoint_"))]
     if claimed.size > head:

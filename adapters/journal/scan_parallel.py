@@ -48,7 +48,7 @@ def _read(stream: IO[bytes]) -> Any:
     data = stream.read(length)
     if len(data) != length:
         raise EOFError("the other side closed the pipe")
-    return pickle.loads(data)  # noqa: S301 - frames only ever come from our own parent or child
+    return pickle.loads(data)  # frames only ever come from our own parent or child
 
 
 def _chunk(app: Any, task: tuple[Any, ...]) -> tuple[Outcome, dict[str, tuple[int, int, str | None]]]:

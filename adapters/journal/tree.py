@@ -30,7 +30,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from skill_ledger.domain.errors import JournalTampered
+from skill_ledger.domain.errors import JournalTampered, ProofError
 from skill_ledger.domain.merkle import (
     EMPTY_ROOT,
     Frontier,
@@ -90,7 +90,7 @@ class JournalTree:
         size, frontier = row
         try:
             f = Frontier.from_bytes(frontier)
-        except Exception as e:  # a damaged row: the tree cannot be resumed from it
+        except ProofError as e:  # a damaged row: the tree cannot be resumed from it
             raise JournalTampered(f"the stored Merkle frontier at size {size} is damaged: {e}", {"size": size}) from None
         if f.size != size:
             raise JournalTampered(f"the stored Merkle frontier of size {size} claims {f.size} leaves", {"size": size})
@@ -232,8 +232,8 @@ class TreeDB:
 def sqlite_tree_statements() -> list[str]:
     """The tree's tables and their append-only guard (the events' guard, for these tables)."""
     out = [
-        "CREATE TABLE IF NOT EXISTS merkle_nodes (level INTEGER NOT NULL, idx INTEGER NOT NULL, "
-        "hash BLOB NOT NULL, PRIMARY KEY (level, idx)) WITHOUT ROWID",
+        ("CREATE TABLE IF NOT EXISTS merkle_nodes (level INTEGER NOT NULL, idx INTEGER NOT NULL, "
+         "hash BLOB NOT NULL, PRIMARY KEY (level, idx)) WITHOUT ROWID"),
         "CREATE TABLE IF NOT EXISTS merkle_tree (size INTEGER PRIMARY KEY, root BLOB NOT NULL, frontier BLOB NOT NULL)",
     ]
     keys = {"merkle_nodes": "level = NEW.level AND idx = NEW.idx", "merkle_tree": "size = NEW.size"}

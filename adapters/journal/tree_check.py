@@ -122,12 +122,12 @@ def check_stored_tree(tree: JournalTree, roots: dict[int, bytes], head: int) -> 
     heads = tree.stored_heads()
     for size, root, frontier in heads:
         if size > head:
-            out.append((head + 1, "truncated", f"the stored Merkle tree covers {size} events, the journal ends at "
-                                               f"{head}: events were cut off its end"))
+            out.append((head + 1, "truncated", (f"the stored Merkle tree covers {size} events, the journal ends at "
+                                                f"{head}: events were cut off its end")))
             return out
         if roots.get(size) not in (None, root):
-            out.append((size, "tree_mismatch", f"the first {size} events are not those the stored Merkle tree was "
-                                               "built from"))
+            out.append((size, "tree_mismatch", (f"the first {size} events are not those the stored Merkle tree was "
+                                                "built from")))
         try:
             stored = Frontier.from_bytes(frontier)
         except Exception:  # noqa: BLE001 - any damage of the derived row is the same finding
@@ -144,8 +144,8 @@ def check_stored_tree(tree: JournalTree, roots: dict[int, bytes], head: int) -> 
             left, right = below.get(2 * index), below.get(2 * index + 1)
             if left is None or right is None or node_hash(left, right) != h:
                 first, last = (index << level) + 1, (index + 1) << level
-                return [(last, "tree_mismatch", f"the stored Merkle nodes of positions {first}..{last} disagree "
-                                                f"(node level {level}, index {index})")]
+                return [(last, "tree_mismatch", (f"the stored Merkle nodes of positions {first}..{last} disagree "
+                                                 f"(node level {level}, index {index})"))]
         below = nodes
     try:
         from_store = tree.root(size)

@@ -70,7 +70,7 @@ def test_a_checkpoint_is_a_c2sp_note_over_the_merkle_root(journal: Path) -> None
     assert (d["tree_size"], d["event_count"], d["positions"]) == (size, size, [size + 1])
     assert d["root_hash"] == events_root(hashes[:size]).hex()
     verifier = NoteVerifier.from_vkey(d["verifier_key"])
-    checkpoint, note = open_checkpoint(d["note"], [verifier], origin=d["origin"])
+    checkpoint, _note = open_checkpoint(d["note"], [verifier], origin=d["origin"])
     assert (checkpoint.size, checkpoint.root_hash.hex()) == (size, d["root_hash"])
     assert verifier.name == d["origin"] and verifier.public_key.hex() == d["public_key_hex"]
     # the note is on the event (version 2) and in the anchor file

@@ -18,6 +18,7 @@ from skill_ledger.adapters.journal.tree import STORED_LEVEL, JournalTree
 from skill_ledger.adapters.journal.verify import verify_journal
 from skill_ledger.adapters.usecases import lifecycle
 from skill_ledger.adapters.usecases.install import install
+from skill_ledger.domain.merkle import Frontier as DomainFrontier
 from skill_ledger.domain.merkle import (
     MemoryNodeStore,
     consistency_proof,
@@ -26,7 +27,6 @@ from skill_ledger.domain.merkle import (
     inclusion_proof,
     verify_inclusion,
 )
-from skill_ledger.domain.merkle import Frontier as DomainFrontier
 
 
 def populate(home: Path, installs: int = 6) -> None:

@@ -16,8 +16,8 @@ import pytest
 import tlog_helpers as t
 
 from skill_ledger.domain.codec import event_hash
-from skill_ledger.domain.notes import NoteSigner, NoteVerifier, sign_checkpoint
 from skill_ledger.domain.notes import Checkpoint as NoteCheckpoint
+from skill_ledger.domain.notes import NoteSigner, NoteVerifier, sign_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "docs" / "verify_bundle.py"
@@ -55,7 +55,7 @@ def verify_bundle(j: dict[str, Any], path: Path, *, key: bool = True) -> tuple[i
 
 def script(j: dict[str, Any], path: Path, key: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, str(SCRIPT), str(path), "--public-key", str(key or j["key"])],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, check=False)
 
 
 def lines(path: Path) -> list[bytes]:

@@ -13,8 +13,8 @@ import tlog_helpers as t
 
 from skill_ledger.adapters.journal.proofs import prove_inclusion
 from skill_ledger.adapters.usecases.checkpoints import home_public_key
-from skill_ledger.domain.notes import NoteSigner, sign_checkpoint
 from skill_ledger.domain.notes import Checkpoint as NoteCheckpoint
+from skill_ledger.domain.notes import NoteSigner, sign_checkpoint
 
 OTHER_SEED = bytes([0x66]) * 32
 
@@ -62,8 +62,8 @@ def test_every_position_proves_in_the_newest_checkpoint(journal: dict[str, Any])
 
 def test_every_position_proves_in_every_checkpoint(journal: dict[str, Any]) -> None:
     from skill_ledger.adapters.journal.proofs import verify_proof_document
-    from skill_ledger.adapters.usecases.unit_of_work import Ledger
     from skill_ledger.adapters.settings import resolve
+    from skill_ledger.adapters.usecases.unit_of_work import Ledger
 
     settings = resolve(home=str(journal["home"]), journal=None, actor="user:t", command="t")
     key = home_public_key(settings)
@@ -185,9 +185,10 @@ def test_a_proof_against_another_key_is_rejected(journal: dict[str, Any], tmp_pa
 
 
 def test_a_held_checkpoint_is_used_and_a_fork_is_refused(journal: dict[str, Any], tmp_path: Path) -> None:
-    from skill_ledger.adapters.usecases.checkpoints import journal_seed
-    from skill_ledger.adapters.settings import resolve
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from skill_ledger.adapters.settings import resolve
+    from skill_ledger.adapters.usecases.checkpoints import journal_seed
 
     doc = prove(journal, "2")
     held = tmp_path / "held.txt"

@@ -5,7 +5,8 @@ Data: the journals of ``benchmarks/journal.py`` (10k, 100k and 1M events of a re
 taken from ``--journals DIR`` (the layout ``journal.py --keep DIR`` leaves: ``DIR/home-<size>/
 journal.db``; they are copied, never changed) or generated into the work directory. Each copy
 gets a first checkpoint (timed: it verifies everything, then builds the stored tree), then
-``--after`` (1,000) more events of new skills, written by the real aggregates and recorder.
+``--after`` (1,000) more events: about a third continue skills the journal had (quarantines
+and enables, through the use cases), the rest are new skills (the benchmark's generator).
 
 Figures, in one run, medians of ``--repeat`` interleaved runs:
 
@@ -98,6 +99,31 @@ def append_after(path: Path, templates: jb.Templates, events: int) -> int:
         app.close()
 
 
+def touch_existing(home: Path, commands: int) -> int:
+    """Quarantine or re-enable skills the journal already had (their streams continue across the
+    checkpoint, so ``--since-checkpoint`` proves their earlier events are in the signed tree)."""
+    from skill_ledger.adapters.usecases import lifecycle
+    from skill_ledger.domain.errors import SkillLedgerError
+
+    ledger = Ledger(settings(home))
+    rng = random.Random(13)
+    try:
+        before = ledger.head()
+        skill_ids = ledger.skill_ids()
+        for _ in range(commands):
+            skill_id = rng.choice(skill_ids)
+            try:
+                lifecycle.quarantine(ledger, skill_id, None, "bench: after the checkpoint")
+            except SkillLedgerError:
+                try:
+                    lifecycle.enable(ledger, skill_id, None, "bench: after the checkpoint")
+                except SkillLedgerError:
+                    continue
+        return ledger.head() - before
+    finally:
+        ledger.close()
+
+
 def floor(path: Path) -> tuple[float, float, int]:
     """(joined rows, stored_events alone, rows): a bare SELECT plus one SHA-256 per row's state."""
     sha = hashlib.sha256
@@ -150,7 +176,8 @@ def prepare(name: str, source: Path | None, workdir: Path, size: int, templates:
         first_checkpoint_s = time.perf_counter() - t0
     finally:
         ledger.close()
-    added = append_after(home / "journal.db", templates, after)
+    touched = touch_existing(home, after // 4)  # about a third of the events: streams begun before it
+    added = touched + append_after(home / "journal.db", templates, after - touched)
     return {"home": home, "events": events + 1 + added, "after": added + 1, "first_checkpoint_s": first_checkpoint_s}
 
 

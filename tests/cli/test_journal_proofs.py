@@ -125,9 +125,11 @@ def tampered_inclusion(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
     out["event hash and proof hash together"] = {**doc, "event_hash": mutate_hex(doc["event_hash"]),
                                                  "event": {**doc["event"], "hash": mutate_hex(doc["event_hash"])}}
     lines = doc["checkpoint"].split("\n")
-    out["note root line"] = {**doc, "checkpoint": "\n".join([lines[0], lines[1], "A" + lines[2][1:], *lines[3:]])}
-    out["note signature"] = {**doc, "checkpoint": doc["checkpoint"][:-6] + ("AAAA" if doc["checkpoint"][-6:-2]
-                                                                            != "AAAA" else "BBBB") + "=\n"}
+    root_line = ("B" if lines[2][0] == "A" else "A") + lines[2][1:]  # another root, signature unchanged
+    out["note root line"] = {**doc, "checkpoint": "\n".join([lines[0], lines[1], root_line, *lines[3:]])}
+    signature = doc["checkpoint"][-6:-2]
+    out["note signature"] = {**doc, "checkpoint": doc["checkpoint"][:-6] + ("AAAA" if signature != "AAAA" else "BBBB")
+                             + doc["checkpoint"][-2:]}
     out["format"] = {**doc, "format": "something/else"}
     out["kind"] = {**doc, "kind": "exclusion"}
     out["hash not hex"] = {**doc, "proof": ["zz" * 32, *doc["proof"][1:]]}

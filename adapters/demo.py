@@ -37,7 +37,12 @@ def example_inputs(example: Path = EXAMPLE_DIR) -> tuple[Path, list[FileSpec], l
     return manifest, modules, assets
 
 
-def run_demo(home: str | None, *, actor: str | None, step: Step) -> dict[str, Any]:
+def run_demo(home: str | None, *, actor: str | None, step: Step, force: bool = False) -> dict[str, Any]:
+    """The demo in ``home`` (a new temporary directory when None). A given home that exists and is
+    not empty is refused unless ``force``: the demo would append its events to a real journal
+    (and pin its freshly generated key for the example publisher)."""
+    if home:
+        _check_demo_home(Path(home), force)
     home_path = Path(home) if home else Path(tempfile.mkdtemp(prefix="skill-ledger-demo-"))
     settings: Settings = resolve(home=str(home_path), journal=str(home_path / "journal.db"), actor=actor,
                                  command="demo")
@@ -95,6 +100,22 @@ def run_demo(home: str | None, *, actor: str | None, step: Step) -> dict[str, An
     finally:
         ledger.close()
     return {"home": str(home_path), "artifact": str(artifact), "index": index, "journal": journal}
+
+
+def _check_demo_home(home: Path, force: bool) -> None:
+    from skill_ledger.domain.errors import UsageError
+
+    try:
+        entries = sorted(p.name for p in home.iterdir()) if home.is_dir() else None
+    except OSError as e:
+        raise UsageError(f"cannot use {home} as the demo's home: {e.strerror or e}", {"home": str(home)}) from None
+    if home.exists() and entries is None:
+        raise UsageError(f"{home} is not a directory", {"home": str(home)})
+    if entries and not force:
+        what = "a journal" if "journal.db" in entries else f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'}"
+        raise UsageError(f"{home} is not empty (it holds {what}); the demo would add its events and keys to it: "
+                         "give a new or empty directory, or --force to run it there anyway",
+                         {"home": str(home), "entries": entries[:20]})
 
 
 def _run(settings: Settings, tool_id: str, payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:

@@ -5,6 +5,7 @@ case or query, and render."""
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import sys
@@ -29,6 +30,7 @@ class CliContext:
         self.journal: str | None = None
         self.actor: str | None = None
         self.command = ""
+        self.interrupt_state: str | None = None
         self._settings: Any = None
 
     def settings(self) -> Any:
@@ -92,11 +94,36 @@ def version_option(f: F) -> F:
                              "protocol, and of wasmtime, eventsourcing and cryptography.")(f)
 
 
-def render_error(error: SkillLedgerError, as_json: bool) -> int:
-    click.echo(f"error[{error.code}]: {error.message}", err=True)
+def render_error(error: SkillLedgerError, as_json: bool, command: str = "") -> int:
+    """The one error line on stderr (outside text escaped; a hint where the CLI has one for this
+    command), plus the JSON error document with ``--json``; returns the exit status."""
+    from .errors import hint_for
+    from .output import safe
+
+    hint = hint_for(error, command)
+    click.echo(f"error[{error.code}]: {safe(error.message)}" + (f"; hint: {safe(hint)}" if hint else ""), err=True)
     if as_json:
-        click.echo(_json_text({"error": error.to_dict()}))
+        doc = error.to_dict()
+        if hint:
+            doc["hint"] = hint
+        click.echo(_json_text({"error": doc}))
     return exit_code_for(error.code, error.details)
+
+
+def _usage_line(e: click.UsageError, as_json: bool) -> int:
+    """A click usage error as one line (its "did you mean" suggestion included), pointing at the
+    command's ``--help``; never click's ``Usage:``/``Error:`` block."""
+    from .output import safe
+
+    message = e.format_message()
+    where = e.ctx.command_path if e.ctx is not None else "skills"
+    click.echo(f"error[usage_error]: {safe(message)} (see '{safe(where)} --help')", err=True)
+    if as_json:
+        click.echo(_json_text({"error": {"code": "usage_error", "message": message, "details": {}}}))
+    return USAGE
+
+
+_FULL_OR_READ_ONLY = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 
 
 def _storage_error(e: Exception) -> SkillLedgerError | None:
@@ -105,16 +132,44 @@ def _storage_error(e: Exception) -> SkillLedgerError | None:
 
     from skill_ledger.domain.errors import ConcurrencyConflict, JournalUnavailable
 
+    if isinstance(e, OSError) and e.errno in _FULL_OR_READ_ONLY:
+        from skill_ledger.domain.errors import StorageError
+
+        where = f" ({e.filename})" if e.filename else ""
+        return StorageError(f"our state could not be written{where}: {e.strerror or e} (free disk space, or make "
+                            "the home writable, and try again)")
     is_storage = isinstance(e, sqlite3.Error) or type(e).__module__.startswith("eventsourcing")
     if not is_storage:
         return None
     text = str(e) or type(e).__name__
     if "locked" in text.lower() or "busy" in text.lower():
         return ConcurrencyConflict(f"the database stayed locked by another writer: {text}")
+    from skill_ledger.adapters.journal.sqlite import is_storage_failure
+
+    if is_storage_failure(e):  # a full disk or a read-only file: the environment, not the journal
+        from skill_ledger.domain.errors import StorageError
+
+        return StorageError(f"a state database could not be written: {text} (free disk space, or make the home "
+                            "writable, and try again)")
     return JournalUnavailable(f"a state database failed: {text}")
 
 
-class SkillsGroup(click.Group):
+class SuggestingGroup(click.Group):
+    """A group whose unknown subcommand error suggests the nearest names, like click does for options."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None,
+                                                                             list[str]]:
+        name = args[0] if args else ""
+        if args and self.get_command(ctx, name) is None and not ctx.resilient_parsing and not name.startswith("-"):
+            import difflib
+
+            close = difflib.get_close_matches(name, self.list_commands(ctx), n=3, cutoff=0.6)
+            hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+            ctx.fail(f"No such command {name!r}.{hint}")
+        return super().resolve_command(ctx, args)
+
+
+class SkillsGroup(SuggestingGroup):
     """Root group: maps errors to exit codes; never shows a traceback for an expected failure.
 
     Its subcommands are named in a table (``name -> "module:attribute"``) and imported only when
@@ -144,47 +199,49 @@ class SkillsGroup(click.Group):
              standalone_mode: bool = True, **extra: Any) -> Any:  # type: ignore[override]
         argv = list(sys.argv[1:] if args is None else args)
         wants_json = "--json" in argv[: argv.index("--")] if "--" in argv else "--json" in argv
-        try:
+        context = extra.setdefault("obj", CliContext())
+        if not isinstance(context, CliContext):  # a caller's own object: the CLI keeps its state apart
             context = CliContext()
-            context.as_json = wants_json
-            extra.setdefault("obj", context)
-            rv = super().main(args=argv, prog_name=prog_name or "skills", complete_var=complete_var,
-                              standalone_mode=False, **extra)
-            code = rv if isinstance(rv, int) else 0
-        except SkillLedgerError as e:
-            code = render_error(e, wants_json)
-        except click.exceptions.Exit as e:
-            code = e.exit_code
-        except click.UsageError as e:
-            e.show()
-            click.echo(f"error[usage_error]: {e.format_message()}", err=True)
-            if wants_json:
-                click.echo(_json_text({"error": {"code": "usage_error", "message": e.format_message(), "details": {}}}))
-            code = USAGE
-        except click.ClickException as e:
-            e.show()
-            code = e.exit_code
-        except click.Abort:
-            click.echo("Aborted!", err=True)
-            code = 1
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            code = 130
-        except BrokenPipeError:
-            # The reader went away (e.g. `skills journal | head`); not an error of ours.
+        context.as_json = wants_json
+        try:
             try:
-                sys.stdout = open(os.devnull, "w")
-            except OSError:
-                pass
-            code = 0
-        except Exception as e:  # noqa: BLE001 - storage failures are not bugs; everything else re-raises
-            storage = _storage_error(e)
-            if storage is None:
-                raise
-            code = render_error(storage, wants_json)
+                rv = super().main(args=argv, prog_name=prog_name or "skills", complete_var=complete_var,
+                                  standalone_mode=False, **extra)
+                code = rv if isinstance(rv, int) else 0
+                sys.stdout.flush()  # a reader that went away is found here, not at interpreter exit
+            except SkillLedgerError as e:
+                code = render_error(e, wants_json, context.command)
+            except click.exceptions.Exit as e:
+                code = e.exit_code
+            except click.UsageError as e:
+                code = _usage_line(e, wants_json)
+            except click.ClickException as e:  # a parameter type's own failure (e.g. a file): input
+                code = _usage_line(click.UsageError(e.format_message()), wants_json)
+            except click.Abort as e:
+                code = _aborted(e, context)
+            except KeyboardInterrupt:
+                code = _interrupted(context)
+            except _ReaderGone:
+                raise BrokenPipeError() from None
+            except Exception as e:  # noqa: BLE001 - storage failures are not bugs; everything else re-raises
+                if isinstance(e, BrokenPipeError):
+                    raise
+                storage = _storage_error(e)
+                if storage is None:
+                    raise
+                code = render_error(storage, wants_json, context.command)
+        except BrokenPipeError:
+            code = _reader_gone()
         if not standalone_mode:
             return code
         sys.exit(code)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            # click would turn it into exit 1; here it becomes a quiet exit (see main)
+            raise _ReaderGone() from None
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         cmd = self._load(cmd_name)
@@ -193,10 +250,96 @@ class SkillsGroup(click.Group):
         return cmd
 
 
-class SubGroup(click.Group):
+class _ReaderGone(Exception):
+    """A broken pipe on our output, carried past click (which would exit 1 on it)."""
+
+
+INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a command stopped by Ctrl-C
+
+# What an interrupted command leaves, unless the command said more precisely (CliContext.interrupt_state).
+DEFAULT_INTERRUPT_STATE = ("what was appended before the interrupt stays recorded and nothing is half-written "
+                           "(each change is one transaction); run the command again to finish")
+READ_ONLY_STATE = "nothing was changed"
+
+
+def _interrupted(context: CliContext) -> int:
+    """Ctrl-C: one line saying what state the command left, exit 130 (never "Aborted!", never 1)."""
+    try:
+        click.echo(f"interrupted: {context.interrupt_state or DEFAULT_INTERRUPT_STATE}", err=True)
+    except OSError:
+        pass
+    return INTERRUPTED
+
+
+def _aborted(e: click.Abort, context: CliContext) -> int:
+    """click turns Ctrl-C (and end of input at a prompt) into ``Abort``."""
+    if isinstance(e.__cause__, EOFError):
+        return render_error(_usage_error("the input ended before a value was given"), context.as_json,
+                            context.command)
+    return _interrupted(context)
+
+
+def _usage_error(message: str) -> SkillLedgerError:
+    from skill_ledger.domain.errors import UsageError
+
+    return UsageError(message)
+
+
+def _reader_gone() -> int:
+    """The reader of our output went away (``skills journal | head``): not an error of ours. Exit
+    quietly, and point stdout at /dev/null so the interpreter's final flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+    return 0
+
+
+class SubGroup(SuggestingGroup):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         cmd = super().get_command(ctx, cmd_name)
         if cmd is not None:
             o = ctx.ensure_object(CliContext)
             o.command = f"{ctx.info_name} {cmd_name}"
         return cmd
+
+
+# --- parameter types ---------------------------------------------------------------------------
+
+
+class SkillIdType(click.ParamType):
+    """A skill id (``artifact-format.md`` §4.2), checked as it is parsed: a malformed id is a usage
+    error (exit 2) in every command, never a lookup that finds nothing."""
+
+    name = "SKILL_ID"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from skill_ledger.domain.errors import SkillLedgerError as Invalid
+        from skill_ledger.domain.errors import UsageError
+        from skill_ledger.domain.grammars import skill_id
+
+        try:
+            return skill_id(str(value))
+        except Invalid:
+            raise UsageError(f"invalid skill id {str(value)!r}: skill ids are dot-separated segments of "
+                             "[a-z0-9_-] (e.g. examples.hello)", {"skill_id": str(value)}) from None
+
+
+SKILL_ID = SkillIdType()
+
+
+def skill_id_argument(required: bool = True) -> Callable[[F], F]:
+    return click.argument("skill_id", type=SKILL_ID, required=required)
+
+
+def reason_option(what: str = "change") -> Callable[[F], F]:
+    """``--reason TEXT``, required on every state change: the journal records who did what and why."""
+    return click.option("--reason", required=True, metavar="TEXT",
+                        help=f"Why (recorded on the event; required for every {what}).")
+
+
+def set_interrupt_state(state: str) -> None:
+    """What this command leaves behind if it is interrupted from here on (said on Ctrl-C)."""
+    obj().interrupt_state = state

@@ -63,6 +63,7 @@ EXIT_CODES: dict[str, int] = {
     "audit_failed": AUDIT_FAILED,
     "artifact_tampered": AUDIT_FAILED,
     "artifact_missing": AUDIT_FAILED,
+    "home_check_failed": AUDIT_FAILED,  # skills doctor: the home, a file's permissions or the cache
     # not found
     "not_found": NOT_FOUND,
     "file_not_found": NOT_FOUND,
@@ -84,6 +85,8 @@ EXIT_CODES: dict[str, int] = {
     # journal
     "journal_tampered": JOURNAL_INTEGRITY,
     "journal_unverifiable": JOURNAL_INTEGRITY,  # checkpoints with no key or no anchor to check them against
+    "journal_truncated": JOURNAL_INTEGRITY,  # the views are ahead of the journal (left for inspection)
+    "journal_unsupported": JOURNAL_INTEGRITY,  # a newer journal schema or an unknown event encoding
     "concurrency_conflict": JOURNAL_INTEGRITY,
     "projection_drift": JOURNAL_INTEGRITY,
     "journal_unavailable": JOURNAL_INTEGRITY,
@@ -110,3 +113,28 @@ def exit_code_for(code: str, details: dict | None = None) -> int:
         if c == code and details and details.get(key) == value:
             return exit_code
     return EXIT_CODES.get(code, INTERNAL)
+
+
+# --- hints: what to do next, added to the error line by the CLI (never recorded) ----------------
+
+_TRUSTING_COMMANDS = ("install", "package verify", "audit")
+
+
+def hint_for(error: object, command: str) -> str | None:
+    """A next step for an error, where the command line has one: the flags and commands belong to
+    the CLI, so the hint is added here rather than in the error's message (which events record)."""
+    code = getattr(error, "code", "")
+    details: dict = getattr(error, "details", None) or {}
+    publisher = details.get("publisher")
+    presented = details.get("presented_key_hex") or details.get("key_hex")
+    if code == "untrusted_publisher" and command in _TRUSTING_COMMANDS and publisher:
+        allow = f"skills trust allow {publisher} {presented or 'KEY'} --reason TEXT"
+        return f"pass --allow-tofu to pin its key on first use, or allowlist the key first: {allow}"
+    if code == "tofu_key_mismatch" and publisher and presented:
+        pinned = details.get("pinned_key_id", "PINNED_KEY")
+        return (f"if {publisher} rotated its key on purpose, revoke the pinned one and allowlist the new one: "
+                f"skills trust revoke {publisher} {pinned} --reason TEXT; "
+                f"skills trust allow {publisher} {presented} --reason TEXT")
+    if code == "trusted_publisher_key_mismatch" and publisher and presented:
+        return f"if this key is genuinely {publisher}'s: skills trust allow {publisher} {presented} --reason TEXT"
+    return None

@@ -31,6 +31,7 @@ from .constants import (
 from .documents import validate_provenance, validate_sbom
 from .errors import (
     ArtifactEntryTooLarge,
+    ArtifactError,
     ArtifactTooLarge,
     ArtifactTooManyEntries,
     DuplicateArtifactEntry,
@@ -211,10 +212,10 @@ def _signed_and_listed(data: bytes, entries: dict[str, bytes], digester: "_Diges
         raise MissingArtifactEntry(SIGNATURE_ENTRY)
     envelope = parse_signature_json(entries[SIGNATURE_ENTRY])
     payload, digests = digester.finish(entries)
-    if payload != envelope.payload_sha256 or (recorded_payload is not None and payload != recorded_payload):
-        raise PayloadHashMismatch()
-    public_key = verify_signature(envelope, manifest.publisher)
     expected = {p: d for p, d in digests.items() if p not in (MANIFEST_ENTRY, SIGNATURE_ENTRY)}
+    if payload != envelope.payload_sha256 or (recorded_payload is not None and payload != recorded_payload):
+        raise _payload_mismatch(expected, manifest)
+    public_key = verify_signature(envelope, manifest.publisher)
     if expected != integrity_map(manifest):
         raise ManifestValidationError(
             "integrity_mismatch", "manifest integrity.files does not match the artifact entries"
@@ -230,6 +231,20 @@ def _signed_and_listed(data: bytes, entries: dict[str, bytes], digester: "_Diges
         entry_sha256=digests,
         archive=bytes(data),
     )
+
+
+def _payload_mismatch(actual: dict[str, str], manifest: Manifest) -> PayloadHashMismatch:
+    """The mismatch, naming the entries that differ from the manifest's integrity list where it
+    tells (a diagnosis only: in a tampered artifact the list may have been edited too; for a stored
+    artifact the manifest is the one recorded at install)."""
+    try:
+        listed = integrity_map(manifest)
+    except ArtifactError:
+        return PayloadHashMismatch()
+    changed = sorted(p for p in actual.keys() & listed.keys() if actual[p] != listed[p])
+    unlisted = sorted(actual.keys() - listed.keys())
+    missing = sorted(listed.keys() - actual.keys())
+    return PayloadHashMismatch(changed, unlisted, missing, unexplained=not (changed or unlisted or missing))
 
 
 # Above this archive size the digests are computed on a worker thread while the next entries

@@ -151,10 +151,31 @@ class InvalidProvenance(ArtifactError):
 
 
 class PayloadHashMismatch(ArtifactError):
-    code = "payload_hash_mismatch"
+    """The payload hash differs from the signed (or recorded) one. Where the manifest's integrity
+    list can tell, the entries that differ from it are named: ``changed`` (another digest),
+    ``unlisted`` (in the archive, not in the list), ``missing`` (listed, not in the archive)."""
 
-    def __init__(self) -> None:
-        super().__init__("artifact payload hash mismatch")
+    code = "payload_hash_mismatch"
+    SHOWN = 5  # entries named per kind in the message (details keep more, bounded)
+
+    def __init__(self, changed: list[str] | None = None, unlisted: list[str] | None = None,
+                 missing: list[str] | None = None, *, unexplained: bool = False) -> None:
+        kinds = {"changed_entries": ("changed", changed), "unlisted_entries": ("not in the integrity list", unlisted),
+                 "missing_entries": ("listed but missing", missing)}
+        parts, details = [], {}
+        for member, (label, names) in kinds.items():
+            if names:
+                shown = ", ".join(f"'{n}'" for n in names[: self.SHOWN])
+                more = f" and {len(names) - self.SHOWN} more" if len(names) > self.SHOWN else ""
+                parts.append(f"{label}: {shown}{more}")
+                details[member] = list(names[:64])
+        message = "artifact payload hash mismatch"
+        if parts:
+            message += " (" + "; ".join(parts) + ")"
+        elif unexplained:
+            message += (" (every entry matches the manifest's integrity list: skill.toml itself or the "
+                        "signature's payload hash was changed)")
+        super().__init__(message, details)
 
 
 class SignatureVerificationFailed(ArtifactError):
@@ -176,25 +197,42 @@ class TrustError(ArtifactError):
     """Trust rejections (exit 4)."""
 
 
+def _presented(key_id: str | None, key_hex: str | None) -> dict[str, str]:
+    """The signing key an artifact presented, as error details (public facts, never secret)."""
+    return {k: v for k, v in (("presented_key_id", key_id), ("presented_key_hex", key_hex)) if v}
+
+
 class UntrustedPublisher(TrustError):
     code = "untrusted_publisher"
 
-    def __init__(self, publisher: str):
-        super().__init__(f"untrusted publisher '{publisher}'", {"publisher": publisher})
+    def __init__(self, publisher: str, *, key_id: str | None = None, key_hex: str | None = None):
+        signed = f" (signed with key {key_id})" if key_id else ""
+        super().__init__(f"untrusted publisher '{publisher}'{signed}",
+                         {"publisher": publisher, **_presented(key_id, key_hex)})
 
 
 class TrustedPublisherKeyMismatch(TrustError):
     code = "trusted_publisher_key_mismatch"
 
-    def __init__(self, publisher: str):
-        super().__init__(f"trusted publisher key mismatch for '{publisher}'", {"publisher": publisher})
+    def __init__(self, publisher: str, *, key_id: str | None = None, key_hex: str | None = None,
+                 allowlisted_key_ids: list[str] | None = None):
+        shown = ""
+        if key_id and allowlisted_key_ids:
+            shown = f": signed with {key_id}, allowlisted {', '.join(allowlisted_key_ids)}"
+        extra = {"allowlisted_key_ids": allowlisted_key_ids} if allowlisted_key_ids else {}
+        super().__init__(f"trusted publisher key mismatch for '{publisher}'{shown}",
+                         {"publisher": publisher, **_presented(key_id, key_hex), **extra})
 
 
 class TofuKeyMismatch(TrustError):
     code = "tofu_key_mismatch"
 
-    def __init__(self, publisher: str):
-        super().__init__(f"TOFU pinned key mismatch for '{publisher}'", {"publisher": publisher})
+    def __init__(self, publisher: str, *, pinned_key_id: str | None = None, key_id: str | None = None,
+                 key_hex: str | None = None):
+        shown = f": pinned {pinned_key_id}, presented {key_id}" if pinned_key_id and key_id else ""
+        extra = {"pinned_key_id": pinned_key_id} if pinned_key_id else {}
+        super().__init__(f"TOFU pinned key mismatch for '{publisher}'{shown}",
+                         {"publisher": publisher, **extra, **_presented(key_id, key_hex)})
 
 
 class KeyRevoked(TrustError):
@@ -333,6 +371,20 @@ class JournalUnverifiable(SkillLedgerError):
     checkpoint key or the anchor (``journal verify`` fails closed)."""
 
     code = "journal_unverifiable"
+
+
+class JournalTruncated(JournalTampered):
+    """The views have projected events the journal no longer has: the journal was truncated or
+    replaced by an older copy. The views are left as they are, for inspection."""
+
+    code = "journal_truncated"
+
+
+class JournalUnsupported(SkillLedgerError):
+    """The journal was written by a newer version (journal schema) or in an event encoding this
+    version cannot read; refused before anything is read or written."""
+
+    code = "journal_unsupported"
 
 
 class ProofError(SkillLedgerError):

@@ -28,12 +28,18 @@ from eventsourcing.utils import register_topic
 LEDGER_NAMESPACE = uuid.UUID("6f1d7f7e-2b55-5a8e-9c33-0f3a5d6c2b11")
 
 
-class Actor(msgspec.Struct, frozen=True):
-    """Who appended an event: the principal, the host and the command."""
+class Actor(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Who appended an event: the declared principal (``--actor``, ``SKILLS_ACTOR``: what the
+    operator says), and what the machine says: the host, the command, and the operating-system
+    account the process ran as (``os_user``, ``os_uid``: the effective uid and its login name,
+    looked up from the uid, never from the environment). Events recorded before the OS account
+    was recorded have no ``os_user``/``os_uid`` (None, and absent from the stored state)."""
 
     principal: str
     host: str
     command: str
+    os_user: str | None = None
+    os_uid: int | None = None
 
 
 def stream_uuid(stream: str) -> uuid.UUID:
@@ -101,9 +107,16 @@ def load_model() -> None:
     """Import every aggregate module so all event kinds and stream prefixes are registered."""
     global _MODEL_LOADED
     if not _MODEL_LOADED:
-        from . import audit_policy, checkpoints, intake, publisher, skill  # noqa: F401
+        from . import audit_policy, checkpoints, intake, publisher, registry, skill  # noqa: F401
 
         _MODEL_LOADED = True
+
+
+def registered_topics() -> frozenset[str]:
+    """Every topic this version can read: each event class's current topic and those of its
+    older versions (which its upcasters turn into the current one)."""
+    load_model()
+    return frozenset(t for classes in _EVENTS_BY_KIND.values() for cls in classes for t in cls.topics())
 
 
 def topics_for_kinds(kinds: Sequence[str]) -> list[str]:

@@ -35,6 +35,8 @@ __all__ = [
     "PolicyValues",
     "apply_settings",
     "dump_policy_json",
+    "policy_settings",
+    "setting_text",
     "effective_feed_path",
     "parse_policy_json",
     "policy_changes",
@@ -155,15 +157,33 @@ def dump_policy_json(p: PolicyValues) -> str:
     return dumps_pretty(policy_to_dict(p))
 
 
-# --- CLI edits: ``skills policy set KEY=VALUE...`` ---------------------------------------
+# --- CLI edits: ``skills policy set KEY=VALUE...`` and ``skills policy show`` ------------
+
+
+def setting_text(key: str, value: Any) -> str:
+    """One member as ``KEY=VALUE`` in the syntax ``policy set`` takes (the value as compact JSON:
+    ``false``, ``null``, ``["a","b"]``, ``"/path"``): what ``policy show`` prints."""
+    import json
+
+    if isinstance(value, tuple):
+        value = list(value)
+    return f"{key}={json.dumps(value, ensure_ascii=False, separators=(',', ':'))}"
+
+
+def policy_settings(p: PolicyValues) -> list[str]:
+    """Every member as ``KEY=VALUE``: ``apply_settings`` of these gives ``p`` back."""
+    return [setting_text(k, v) for k, v in policy_to_dict(p).items()]
 
 
 def apply_settings(p: PolicyValues, settings: Iterable[str]) -> PolicyValues:
     """Apply ``KEY=VALUE`` edits; any bad key or value raises :class:`UsageError` naming the key.
 
-    Values: integers in ASCII decimal; booleans ``true``/``false`` (any ASCII case);
-    ``allowed_import_modules`` a comma-separated list (items trimmed, the empty string is the
-    empty list); ``vulnerability_feed_path`` a path, or empty/``null``/``none`` to unset it.
+    Values are JSON, as ``policy show`` prints them, validated against the member's type and range:
+    integers in ASCII decimal; booleans ``true``/``false`` (any ASCII case); ``allowed_import_modules``
+    a JSON array of non-empty strings (``["skills:host/v1"]``; a bare comma-separated list is accepted
+    too, items trimmed, the empty value is the empty list); ``vulnerability_feed_path`` a JSON string,
+    a bare path, or ``null`` (also empty or ``none``) to unset it. A value that starts like JSON
+    (``[``, ``"``, ``{``) must be valid JSON of the member's type: it is never stored as literal text.
     A key given twice in one command is refused rather than silently overridden.
     """
     changes: dict[str, Any] = {}
@@ -182,38 +202,60 @@ def apply_settings(p: PolicyValues, settings: Iterable[str]) -> PolicyValues:
     return msgspec.structs.replace(p, **changes)
 
 
+def _bad(key: str, raw: str, needs: str) -> UsageError:
+    return UsageError(f"policy key '{key}' needs {needs}, got '{raw}'", {"key": key, "value": raw})
+
+
+def _json_value(key: str, raw: str, needs: str) -> Any:
+    try:
+        return loads_strict(trim(raw))
+    except StrictJsonError as e:
+        raise UsageError(f"policy key '{key}' needs {needs}; '{raw}' is not valid JSON: {e}",
+                         {"key": key, "value": raw}) from None
+
+
 def _setting_value(key: str, raw: str) -> Any:
     value = trim(raw)
     if key in _UINT_KEYS:
         low = _CAP_MINIMUMS.get(key, 0)
         if _DECIMAL.fullmatch(value) is None or int(value) > UINT64_MAX:
-            raise UsageError(
-                f"policy key '{key}' needs a decimal integer in {low}..{UINT64_MAX}, got '{raw}'",
-                {"key": key, "value": raw},
-            )
+            raise _bad(key, raw, f"a decimal integer in {low}..{UINT64_MAX}")
         if int(value) < low:
-            raise UsageError(
-                f"policy key '{key}' needs at least {low} (the smallest quota a manifest may declare; a lower cap "
-                f"would fail every skill's audit), got '{raw}'",
-                {"key": key, "value": raw},
-            )
+            raise _bad(key, raw, f"at least {low} (the smallest quota a manifest may declare; a lower cap "
+                                 "would fail every skill's audit)")
         return int(value)
     if key in _BOOL_KEYS:
         lowered = ascii_lower(value)
         if lowered not in ("true", "false"):
-            raise UsageError(f"policy key '{key}' needs true or false, got '{raw}'", {"key": key, "value": raw})
+            raise _bad(key, raw, "true or false")
         return lowered == "true"
     if key == "allowed_import_modules":
-        if not value:
-            return ()
-        items = tuple(trim(v) for v in value.split(","))
-        if any(not v for v in items):
-            raise UsageError(
-                f"policy key '{key}' needs a comma-separated list without empty items, got '{raw}'",
-                {"key": key, "value": raw},
-            )
-        return items
-    # vulnerability_feed_path
+        return _modules_value(key, raw, value)
+    return _feed_path_value(key, raw, value)
+
+
+def _modules_value(key: str, raw: str, value: str) -> tuple[str, ...]:
+    needs = 'a JSON array of non-empty strings, e.g. ["skills:host/v1"] (or a comma-separated list)'
+    if value.startswith(("[", '"', "{")):
+        items = _json_value(key, raw, needs)
+        if not isinstance(items, list) or not all(isinstance(v, str) and trim(v) for v in items):
+            raise _bad(key, raw, needs)
+        return tuple(items)
+    if not value:
+        return ()
+    items = tuple(trim(v) for v in value.split(","))
+    if any(not v for v in items):
+        raise _bad(key, raw, "a comma-separated list without empty items (or a JSON array of strings)")
+    return items
+
+
+def _feed_path_value(key: str, raw: str, value: str) -> str | None:
+    needs = 'a path (a JSON string such as "/var/feeds/v.json", or bare) or null'
+    if value.startswith(("[", '"', "{")):
+        path = _json_value(key, raw, needs)
+        if not isinstance(path, str):
+            raise _bad(key, raw, needs)
+        return path
     if not value or ascii_lower(value) in ("null", "none"):
         return None
     return value

@@ -26,6 +26,7 @@ from .errors import (
 )
 from .events import Actor, LedgerAggregate
 from .grammars import same_version, skill_version
+from .secrets import SecretNames, SkillSecretRemoved, SkillSecretSet
 from .skill_events import (
     ACTIVE,
     ARTIFACT_MISSING,
@@ -107,14 +108,17 @@ class ArtifactFacts(msgspec.Struct, frozen=True, kw_only=True):
 # --- the aggregate -----------------------------------------------------------------------
 
 
-class Skill(LedgerAggregate):
+class Skill(SecretNames, LedgerAggregate):
     PREFIX: ClassVar[str] = "skill"
+    SET = SkillSecretSet  # the secrets of the skill's own scope (``domain/secrets.py``)
+    REMOVED = SkillSecretRemoved
 
     def __init__(self, id: Any, stream: str) -> None:
         super().__init__(id, stream)
         self.versions: dict[str, SkillVersion] = {}
         self.current: str | None = None
         self.previous_currents: list[str] = []
+        self.secret_keys: set[tuple[str, str]] = set()
 
     @property
     def skill_id(self) -> str:
@@ -317,13 +321,28 @@ class Skill(LedgerAggregate):
         return v
 
     def rollback(self, actor: Actor, to_version: str | None, reason: str | None) -> str:
-        """Make an installed other version current (default: the previous current still installed)."""
+        """Make an installed other version current (default: the previous current still installed).
+
+        A rollback is what an operator reaches for when the current version misbehaves, so it must
+        land on a version that can run: a target that is not ``active`` (disabled or quarantined) is
+        refused (``invalid_transition``) with the way out, ``skills enable`` (which re-verifies and
+        re-audits) or another ``--to``, rather than making current a version every run refuses."""
         if self.current is None:
             raise NotInstalled(f"{self.skill_id} has no current version", {"skill_id": self.skill_id})
         target = to_version if to_version is not None else self._rollback_target()
-        self.installed(target)
+        v = self.installed(target)
         if target == self.current:
             raise UsageError(f"{self.skill_id} {target} is already current", {"skill_id": self.skill_id, "version": target})
+        if v.status != ACTIVE:
+            runnable = [x.version for x in self.installed_versions()
+                        if x.status == ACTIVE and x.version != self.current]
+            others = f"; active versions to roll back to: {', '.join(runnable)}" if runnable else ""
+            raise InvalidTransition(
+                f"{self.skill_id} {target} is {v.status} and could not run as the current version; enable it first "
+                f"(skills enable {self.skill_id} --version {target} --reason TEXT re-verifies and re-audits it), "
+                f"then roll back{others}",
+                {"skill_id": self.skill_id, "version": target, "status": v.status, "active_versions": runnable},
+            )
         self._record(CurrentChanged, actor, from_version=self.current, to_version=target, cause="rollback",
                      reason=_reason(reason))
         return target

@@ -66,23 +66,34 @@ class TrustEvaluation(msgspec.Struct, frozen=True):
 def evaluate_trust(store: TrustStore, publisher: str, observed_hex: str, allow_tofu: bool) -> TrustEvaluation:
     """§16.1 in order, after the ledger's revocation rule. ``publisher`` is the raw manifest value."""
     if observed_hex in store.revoked.get(publisher, ()):
-        from .signing import key_id  # here: signing imports cryptography, which reading trust state never needs
-
-        raise KeyRevoked(publisher, key_id(bytes.fromhex(observed_hex)))
+        raise KeyRevoked(publisher, _key_id(observed_hex))
     if publisher in store.trusted_publishers:
         if observed_hex in store.trusted_publishers[publisher]:
             return TrustEvaluation(TrustDecision.ALLOWLISTED, store)
-        raise TrustedPublisherKeyMismatch(publisher)
+        raise TrustedPublisherKeyMismatch(publisher, key_id=_key_id(observed_hex), key_hex=observed_hex,
+                                          allowlisted_key_ids=[_key_id(k) for k in store.trusted_publishers[publisher]])
     if publisher in store.tofu_publishers:
-        if store.tofu_publishers[publisher] == observed_hex:
+        pinned_hex = store.tofu_publishers[publisher]
+        if pinned_hex == observed_hex:
             return TrustEvaluation(TrustDecision.TOFU_PINNED, store)
-        raise TofuKeyMismatch(publisher)
+        raise TofuKeyMismatch(publisher, pinned_key_id=_key_id(pinned_hex), key_id=_key_id(observed_hex),
+                              key_hex=observed_hex)
     if allow_tofu:
         pinned = dict(store.tofu_publishers)
         pinned[publisher] = observed_hex
         new = TrustStore(store.trusted_publishers, dict(sorted(pinned.items())), store.revoked)
         return TrustEvaluation(TrustDecision.TOFU_NEWLY_PINNED, new)
-    raise UntrustedPublisher(publisher)
+    raise UntrustedPublisher(publisher, key_id=_key_id(observed_hex), key_hex=observed_hex)
+
+
+def _key_id(key_hex: str) -> str:
+    """The key id (``ed25519:<16 hex>``) of a public key given as hex, for messages."""
+    from .signing import key_id  # here: signing imports cryptography, which reading trust state never needs
+
+    try:
+        return key_id(bytes.fromhex(key_hex))
+    except ValueError:
+        return "(malformed key)"
 
 
 # --- §16.3 normalisation -------------------------------------------------------------
@@ -143,6 +154,61 @@ def add_trusted_key(store: TrustStore, publisher: str, key_hex: str) -> TrustSto
     trusted = dict(store.trusted_publishers)
     trusted[pub] = tuple(sorted(set(trusted.get(pub, ())) | {key}))
     return TrustStore(dict(sorted(trusted.items())), store.tofu_publishers, store.revoked)
+
+
+# --- public keys as an operator gives them (``skills trust allow|revoke``) -------------------
+
+KEY_FORMS = "a 64-hex Ed25519 public key, a key id as `skills trust list` prints it, or --key-file FILE"
+
+
+def parse_public_key(data: bytes, source: str = "the key") -> str:
+    """An Ed25519 public key as 64 lowercase hex, from raw 32 bytes, hex, base64, a PEM public key
+    (``-----BEGIN PUBLIC KEY-----``) or an OpenSSH public key line (``ssh-ed25519 AAAA...``). A
+    private key is refused (the trust store holds public keys; ``skills keys show`` prints the
+    public half). Errors are ``usage_error`` and never quote the input."""
+    from .errors import UsageError
+    from .text import ascii_trim, strict_b64_decode, strict_hex_decode
+
+    if len(data) == 32:
+        return data.hex()
+    text_bytes = ascii_trim(data)
+    try:
+        text = trim(text_bytes.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise UsageError(f"{source} is not an Ed25519 public key (expected {KEY_FORMS})") from None
+    for decode in (strict_hex_decode, strict_b64_decode):
+        raw = decode(text)
+        if raw is not None and len(raw) == 32:
+            return raw.hex()
+    if "PRIVATE KEY" in text:
+        raise UsageError(f"{source} is a private key; give its public key instead "
+                         "(`skills keys show --signing-key-file FILE` prints public_key_hex)")
+    if text.startswith(("-----BEGIN PUBLIC KEY-----", "ssh-ed25519 ")):
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+        try:
+            key = (serialization.load_pem_public_key(text.encode("ascii")) if text.startswith("-----")
+                   else serialization.load_ssh_public_key(text.encode("ascii")))
+        except (ValueError, TypeError, UnicodeEncodeError):
+            key = None
+        if isinstance(key, Ed25519PublicKey):
+            return key.public_bytes_raw().hex()
+    raise UsageError(f"{source} is not an Ed25519 public key (expected {KEY_FORMS})")
+
+
+def is_key_id(text: str) -> bool:
+    """Whether ``text`` has the form of a key id: ``ed25519:`` and 16 hex characters, or the 16 alone."""
+    from .constants import KEY_ID_PREFIX
+
+    t = ascii_lower(trim(text)).removeprefix(KEY_ID_PREFIX)
+    return len(t) == 16 and is_strict_hex(t)
+
+
+def normal_key_id(text: str) -> str:
+    from .constants import KEY_ID_PREFIX
+
+    return KEY_ID_PREFIX + ascii_lower(trim(text)).removeprefix(KEY_ID_PREFIX)
 
 
 # --- §16.2 interchange format --------------------------------------------------------

@@ -223,14 +223,17 @@ def find_eocd(mv: memoryview) -> Eocd:
     """
     size = len(mv)
     if size < EOCD_RECORD.size:
-        raise ZipError(f"archive too short for an end of central directory record ({size} bytes)")
+        raise ZipError(f"not a .palyra-skill archive: {size} bytes is too short for a ZIP archive "
+                       "(no end of central directory record)")
     pos = size - EOCD_RECORD.size
     if _U32.unpack_from(mv, pos)[0] != EOCD_SIG:
         window_start = max(0, size - _MAX_EOCD_SEARCH)
         tail = bytes(mv[window_start:])
         found = tail.rfind(b"PK\x05\x06", 0, len(tail) - EOCD_RECORD.size + 4)
         if found < 0:
-            raise ZipError("end of central directory record not found")
+            if bytes(mv[:4]) == b"PK\x03\x04":
+                raise ZipError("truncated or damaged ZIP archive: end of central directory record not found")
+            raise ZipError("not a .palyra-skill archive (not a ZIP file: end of central directory record not found)")
         pos = window_start + found
     _sig, disk, cd_disk, disk_entries, total, cd_size, cd_offset, comment_len = EOCD_RECORD.unpack_from(mv, pos)
     return Eocd(pos, disk, cd_disk, disk_entries, total, cd_size, cd_offset, comment_len)

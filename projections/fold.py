@@ -24,6 +24,7 @@ from .schema import (
     FACT_COLUMNS,
     MANIFESTS,
     POLICY,
+    REGISTRIES,
     REJECTIONS,
     STATE_COLUMNS,
     TIMELINE,
@@ -106,6 +107,7 @@ class Fold:
         # The history of the version rows (``projections.asof``): {(skill_id, version, position): row}
         self.version_facts: dict[tuple[str, str, int], tuple[Any, ...]] = {}
         self.version_states: dict[tuple[str, str, int], tuple[Any, ...]] = {}
+        self.registries: list[tuple[str, tuple[Any, ...]]] = []  # (statement, parameters), in event order
         self._stream_version = 0  # of the event being folded
         self._at = ""  # its time in the fixed form (every event uses it, some twice)
         self._handlers: dict[str, Callable[[int, EventView], None]] = {
@@ -124,6 +126,7 @@ class Fold:
             "publisher.key_revoked": lambda p, v: self._key(p, v, None, "revoked"),
             "policy.changed": self._policy_changed,
             "artifact.rejected": self._rejected,
+            **{kind: functools.partial(self._registry, kind) for kind in _REGISTRY_SQL},
         }
 
     # --- driving ------------------------------------------------------------------------
@@ -142,6 +145,7 @@ class Fold:
         self.policy = None
         self.version_facts = {}
         self.version_states = {}
+        self.registries = []
 
     def clear_index_output(self) -> None:
         self.dirty_versions = set()
@@ -352,6 +356,24 @@ class Fold:
             source=v.source, error_code=v.error_code, message=v.message, skill_id=v.skill_id, version=v.version,
             publisher=v.publisher))
 
+    def _registry(self, kind: str, position: int, v: EventView) -> None:
+        """A registry's row changes by one statement per event (few registries, few events: no
+        rows to cache); the statements run in event order."""
+        name = v.stream.partition(":")[2]
+        at = self._at
+        match kind:
+            case "registry.added":
+                params: tuple[Any, ...] = (name, v.url, v.root_sha256, v.root_version, at, position)
+            case "registry.removed":
+                params = (at, v.reason, position, name)
+            case "registry.metadata_trusted":
+                params = (bytes(v.metadata).decode("utf-8"), at, position, name)
+            case "registry.target_installed":
+                params = (position, name)
+            case _:  # registry.update_refused
+                params = (at, v.code, position, name)
+        self.registries.append((_REGISTRY_SQL[kind], params))
+
     def _timeline(self, position: int, stream_version: int, kind: str, v: EventView) -> None:
         stream = v.stream
         prefix, _, key = stream.partition(":")
@@ -362,6 +384,25 @@ class Fold:
             position=position, recorded_at=self._at, stream=stream, stream_version=stream_version,
             kind=kind, skill_id=skill_id, version=v.version, publisher=publisher, principal=actor.principal,
             host=actor.host, command=actor.command, reason=v.reason, summary=summarize_view(kind, v)))
+
+
+_REGISTRY_SQL = {
+    # A re-added registry keeps its counts; its pin and trusted metadata start again.
+    "registry.added": f"INSERT INTO {REGISTRIES.name} (name, url, status, root_sha256, root_version, added_at, "
+                      "installs, refusals, updated_position) VALUES (?, ?, 'active', ?, ?, ?, 0, 0, ?) "
+                      "ON CONFLICT (name) DO UPDATE SET url = excluded.url, status = 'active', "
+                      "root_sha256 = excluded.root_sha256, root_version = excluded.root_version, "
+                      "added_at = excluded.added_at, removed_at = NULL, removed_reason = NULL, trusted = NULL, "
+                      "trusted_at = NULL, updated_position = excluded.updated_position",
+    "registry.removed": f"UPDATE {REGISTRIES.name} SET status = 'removed', removed_at = ?, removed_reason = ?, "
+                        "updated_position = ? WHERE name = ?",
+    "registry.metadata_trusted": f"UPDATE {REGISTRIES.name} SET trusted = ?, trusted_at = ?, updated_position = ? "
+                                 "WHERE name = ?",
+    "registry.target_installed": f"UPDATE {REGISTRIES.name} SET installs = installs + 1, updated_position = ? "
+                                 "WHERE name = ?",
+    "registry.update_refused": f"UPDATE {REGISTRIES.name} SET refusals = refusals + 1, last_refusal_at = ?, "
+                               "last_refusal_code = ?, updated_position = ? WHERE name = ?",
+}
 
 
 def summarize(kind: str, d: dict[str, Any]) -> str:
@@ -409,4 +450,29 @@ def summarize_view(kind: str, v: EventView) -> str:
             return f"rejected artifact {(v.artifact_sha256 or '')[:12]} ({v.error_code})"
         case "journal.checkpoint":
             return f"checkpoint at position {v.position} ({v.event_count} events)"
+        case "registry.added":
+            return f"added registry {v.url} (root v{v.root_version}, sha256 {(v.root_sha256 or '')[:12]})"
+        case "registry.removed":
+            return "removed registry"
+        case "registry.metadata_trusted":
+            return f"trusted registry metadata {_metadata_text(v.metadata)}"
+        case "registry.target_installed":
+            down = f"; downgraded from {v.downgraded_from}" if v.downgraded_from else ""
+            return (f"registry {v.stream.partition(':')[2]} vouched for {version}: {v.target} "
+                    f"({_metadata_text(v.metadata)}{down})")
+        case "registry.update_refused":
+            what = f"{v.skill_id or 'every skill'}{' ' + version if version else ''}"
+            tuf = f", {v.tuf_error}" if v.tuf_error else ""
+            return f"registry {v.stream.partition(':')[2]}: refused {v.operation} of {what} ({v.code}, {v.phase}{tuf})"
     return kind
+
+
+def _metadata_text(raw: msgspec.Raw) -> str:
+    """``root v1, timestamp v3, ...`` of a recorded ``metadata`` member."""
+    try:
+        versions = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        versions = None
+    if not isinstance(versions, dict):
+        return "metadata ?"
+    return ", ".join(f"{role} v{number}" for role, number in versions.items())

@@ -50,13 +50,14 @@ def entry(row: sqlite3.Row) -> dict[str, Any]:
         },
         "eligibility": {"eligible": bool(row["eligible"]), "reasons": list(reasons(row["eligibility_reasons"]))},
         "tool_count": row["tool_count"],
+        "installed": bool(row["installed"]),
     }
 
 
 LIST_COLUMNS = (
     "skill_id, version, publisher, name, current, status, status_reason, status_reason_code, trust_decision, "
     "key_id, payload_sha256, artifact_sha256, installed_at, last_audit_at, last_audit_trigger, last_audit_passed, "
-    "last_audit_policy_version, eligible, eligibility_reasons, tool_count"
+    "last_audit_policy_version, eligible, eligibility_reasons, tool_count, installed"
 )
 
 
@@ -74,6 +75,7 @@ class ListRow(NamedTuple):
     last_audit_passed: int | None
     last_audit_trigger: str | None
     tool_count: int | None
+    installed: int  # 0 only for a removed version (``include_removed``)
 
 
 def list_rows(con: sqlite3.Connection, **filters: Any) -> list[ListRow]:
@@ -93,8 +95,9 @@ def list_entries(con: sqlite3.Connection, **filters: Any) -> list[dict[str, Any]
 
 
 def _list_query(columns: str, *, publisher: str | None = None, status: str | None = None,
-                current_only: bool = False, eligible_only: bool = False) -> tuple[str, list[Any]]:
-    sql = f"SELECT {columns} FROM versions v WHERE installed = 1"
+                current_only: bool = False, eligible_only: bool = False,
+                include_removed: bool = False) -> tuple[str, list[Any]]:
+    sql = f"SELECT {columns} FROM versions v WHERE {'1 = 1' if include_removed else 'installed = 1'}"
     params: list[Any] = []
     if publisher:
         sql += " AND publisher = ?"
@@ -241,3 +244,22 @@ def tool_versions(con: sqlite3.Connection, tool_id: str, *, skill_id: str | None
         sql += " AND v.skill_id = ?"
         params.append(skill_id)
     return list(con.execute(sql + f" ORDER BY {VERSION_ORDER}", params))
+
+
+def registries(con: sqlite3.Connection) -> list[dict[str, Any]]:
+    """The registries the journal knows (``skills registry list``), added or removed, by name."""
+    return [
+        {"name": r["name"], "url": r["url"], "status": r["status"], "root_sha256": r["root_sha256"],
+         "root_version": r["root_version"], "added_at": r["added_at"], "removed_at": r["removed_at"],
+         "removed_reason": r["removed_reason"], "trusted": _loads(r["trusted"]), "trusted_at": r["trusted_at"],
+         "installs": r["installs"], "refusals": r["refusals"],
+         "last_refusal": None if r["last_refusal_at"] is None else {"at": r["last_refusal_at"],
+                                                                    "code": r["last_refusal_code"]}}
+        for r in con.execute("SELECT * FROM registries ORDER BY name")
+    ]
+
+
+def registry_names(con: sqlite3.Connection) -> list[str]:
+    """Every registry the journal knows, added or removed (their streams hold the installs and
+    refusals that ``skills history`` shows with a skill's own events)."""
+    return [r[0] for r in con.execute("SELECT name FROM registries ORDER BY name")]

@@ -76,6 +76,18 @@ class EventView(msgspec.Struct):
     changed: list[str] = []
     position: int | None = None
     event_count: int | None = None
+    # registry.* (``name`` is the stream's key; ``timestamp`` is the event's own time, so the
+    # trusted metadata versions are the ``metadata`` member)
+    url: str | None = None
+    root_sha256: str | None = None
+    root_version: int | None = None
+    metadata: msgspec.Raw = _EMPTY
+    target: str | None = None
+    downgraded_from: str | None = None
+    operation: str | None = None
+    code: str | None = None
+    phase: str | None = None
+    tuf_error: str | None = None
 
 
 RAW_FIELDS = frozenset(f for f in EventView.__struct_fields__
@@ -129,7 +141,7 @@ def view_from_dict(data: dict[str, Any]) -> EventView:
             values[name] = [str(x) for x in value] if isinstance(value, list) else []
         elif name in ("passed", "should_quarantine", "override"):
             values[name] = bool(value)
-        elif name in ("policy_version", "position", "event_count"):
+        elif name in ("policy_version", "position", "event_count", "root_version"):
             values[name] = value if isinstance(value, int) and not isinstance(value, bool) else None
         else:
             values[name] = value if value is None or isinstance(value, str) else str(value)

@@ -21,10 +21,11 @@ import operator
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
-# 10: full-text search; 11: an override of a failed audit keeps the version eligible (both migrated in
-# place, projections/migrations.py); 12: the history of the version rows (``list/info --as-of``),
-# which only a replay can fill: older files are rebuilt.
-SCHEMA_VERSION = 12
+# 10: full-text search; 11: an override of a failed audit keeps the version eligible; 12: registries
+# (all migrated in place, projections/migrations.py); 13: the history of the version rows (``list/info
+# --as-of``), migrated in place only when there is no version row yet (otherwise only a replay can fill
+# it: the file is rebuilt).
+SCHEMA_VERSION = 13
 NOT_NULL = True
 
 
@@ -191,13 +192,23 @@ VERSION_STATES = Table("version_states", ("skill_id", "version", "valid_from"), 
 if set(FACT_COLUMNS) | set(STATE_COLUMNS) | {"skill_id", "version", "updated_position"} != set(VERSIONS.names):
     raise ValueError("the version history must keep every column of versions")
 
+# One row per registry (``skills registry list``): its pinned root, the metadata versions last
+# trusted, and how many installs and refusals its stream recorded. Part of the timeline
+# projection (its events are timeline lines too).
+REGISTRIES = Table("registries", ("name",), [
+    ("name", str, NOT_NULL), ("url", str, NOT_NULL), ("status", str, NOT_NULL), ("root_sha256", str, NOT_NULL),
+    ("root_version", int, NOT_NULL), ("added_at", str, NOT_NULL), ("removed_at", str), ("removed_reason", str),
+    ("trusted", str), ("trusted_at", str), ("installs", int, NOT_NULL), ("refusals", int, NOT_NULL),
+    ("last_refusal_at", str), ("last_refusal_code", str), ("updated_position", int, NOT_NULL),
+])
+
 # The projections and the tables each one owns. They are caught up together, in one
 # transaction per batch, each with its own tracking position.
 PROJECTIONS: dict[str, tuple[Table, ...]] = {
     "index": (VERSIONS, MANIFESTS, TOOLS, SEARCH),
     "trust": (TRUST_KEYS,),
     "audits": (AUDITS, POLICY),
-    "timeline": (TIMELINE, REJECTIONS),
+    "timeline": (TIMELINE, REJECTIONS, REGISTRIES),
     "history": (VERSION_FACTS, VERSION_STATES),
 }
 # The tables of the projections (what ``index verify`` compares and a sharded rebuild merges;

@@ -67,11 +67,17 @@ def other_statements(fold: Fold) -> Statements:
     if fold.dirty_trust:
         out.append((TRUST_KEYS.insert_sql("INSERT OR REPLACE"),
                     [TRUST_KEYS.values(fold.trust[k]) for k in sorted(fold.dirty_trust)]))  # type: ignore[arg-type]
-    for table, rows in ((AUDITS, fold.audits), (TIMELINE, fold.timeline), (REJECTIONS, fold.rejections),
-                        (VERSION_FACTS, list(fold.version_facts.values())),
-                        (VERSION_STATES, list(fold.version_states.values()))):
+    for table, rows in ((AUDITS, fold.audits), (TIMELINE, fold.timeline), (REJECTIONS, fold.rejections)):
         if rows:
             out.append((table.insert_sql(), rows))
+    out += history_statements(fold)
     if fold.policy is not None:
         out.append((POLICY.insert_sql("INSERT OR REPLACE"), [fold.policy]))
+    out += [(sql, [params]) for sql, params in fold.registries]  # in event order
     return out
+
+
+def history_statements(fold: Fold) -> Statements:
+    """The ``history`` projection's rows: each version row's new state (and facts) of the batch."""
+    return [(table.insert_sql(), list(rows.values()))
+            for table, rows in ((VERSION_FACTS, fold.version_facts), (VERSION_STATES, fold.version_states)) if rows]

@@ -20,7 +20,7 @@ from skill_ledger.adapters.usecases.checkpoints import record_checkpoint
 from skill_ledger.adapters.usecases.install import install
 from skill_ledger.cli.main import cli
 from skill_ledger.domain.checkpoints import Checkpoints, checkpoint_message, legacy_root_hash
-from skill_ledger.domain.codec import GENESIS_HASH, event_hash, exported_event
+from skill_ledger.domain.codec import GENESIS_HASH, canonical_state, event_hash, exported_event, originator_text
 from skill_ledger.domain.signing import key_id, public_key_from_seed
 from skill_ledger.domain.skill import Skill
 
@@ -145,12 +145,13 @@ def rechain(home: Path, keep: list[int], edits: dict[int, dict[str, Any]] | None
     heads: dict[str, tuple[int, str]] = {}
     for position, (old, oid, topic, state) in enumerate(kept, start=1):
         if edits and old in edits:
-            state = msgspec.json.encode({**msgspec.json.decode(state), **edits[old]})
+            state = canonical_state(msgspec.json.encode({**msgspec.json.decode(state), **edits[old]}))
         version, prev = heads.get(oid, (0, GENESIS_HASH))
         con.execute("INSERT INTO stored_events (rowid, originator_id, originator_version, topic, state) "
                     "VALUES (?,?,?,?,?)", (position, oid, version + 1, topic, state))
-        digest = event_hash(exported_event(position, version + 1, topic, msgspec.json.decode(state), prev))
-        con.execute("INSERT INTO event_chain VALUES (?,?,?,?,?)", (position, oid, version + 1, prev, digest))
+        digest = event_hash(exported_event(position, version + 1, topic, msgspec.json.decode(state), prev,
+                                           chain=2, originator_id=originator_text(oid)))
+        con.execute("INSERT INTO event_chain VALUES (?,?,?,?,?,2)", (position, oid, version + 1, prev, digest))
         heads[oid] = (version + 1, digest)
     con.execute("COMMIT")
     restore_guard(con)
@@ -176,7 +177,7 @@ def record_legacy_checkpoint(home: Path, seed: bytes) -> int:
                      checkpoint_message(count, root, count)).hex()}
         version = ledger.load(Checkpoints, "checkpoints").version
         stored = StoredEvent(originator_id=Checkpoints.id_for("checkpoints"), originator_version=version + 1,
-                             topic="journal.checkpoint.v1", state=msgspec.json.encode(state))
+                             topic="journal.checkpoint.v1", state=canonical_state(msgspec.json.encode(state)))
         return ledger.app.recorder.insert_events([stored])[0]
     finally:
         ledger.close()

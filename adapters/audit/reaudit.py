@@ -7,6 +7,11 @@ streams that received events since the last pass, and a version whose stored art
 unchanged since its last clean result is not re-inspected. The journal grows only when
 something changed: at most one ``skill.audited`` per version whose result or policy
 version changed, plus any quarantine.
+
+The service loop (:func:`watch`) also compares the views with the journal (``skills index
+verify``) at its first pass and then every ``verify_interval_s``: running decides from the
+journal, so drifted views cannot make a skill run, but they mislead whoever reads them. Drift
+is reported in that pass's result (``views_verify``) and the loop keeps running.
 """
 
 from __future__ import annotations
@@ -34,6 +39,14 @@ class Quarantine(msgspec.Struct, frozen=True):
     reason_code: str
 
 
+class ViewsCheck(msgspec.Struct, frozen=True):
+    """The views compared with a replay of the journal (``index verify``) during a pass."""
+
+    ok: bool
+    differences: int  # rows that differ (at most the first 20 are counted), or 1 for a failure
+    first: str | None = None  # the first difference, or why the comparison could not be made
+
+
 class PassResult(msgspec.Struct, frozen=True):
     checked: int
     passed: int
@@ -41,6 +54,7 @@ class PassResult(msgspec.Struct, frozen=True):
     positions: list[int]
     skipped_unchanged: int = 0
     duration_ms: float = 0.0
+    views_verify: ViewsCheck | None = None  # None: not compared in this pass
 
     def failure_code(self) -> str | None:
         """The error code a command ends with after this pass: ``audit_failed`` when it quarantined
@@ -229,15 +243,40 @@ class Stop:
         return self.event.is_set()
 
 
+def check_views(ledger: Ledger) -> ViewsCheck:
+    """``index verify`` for the watch loop: never raises for what it finds (a loop that stopped
+    on the first drift would stop re-auditing too)."""
+    from skill_ledger.adapters.readmodel.verify import verify_views
+    from skill_ledger.domain.errors import SkillLedgerError
+
+    try:
+        report = verify_views(ledger.settings)
+    except SkillLedgerError as e:
+        return ViewsCheck(False, 1, f"{e.code}: {e.message}")
+    if report.ok:
+        return ViewsCheck(True, 0)
+    d = report.differences[0]
+    first = f"table {d.table}" + (f", row {d.key}" if d.key else "") + (f": {d.live}" if d.table == "*" else "")
+    return ViewsCheck(False, len(report.differences), first)
+
+
 def watch(ledger: Ledger, *, interval_s: int, max_runs: int | None, on_pass: Callable[[int, PassResult], None],
-          stop: Stop, on_wait: Callable[[int], None] | None = None) -> int:
+          stop: Stop, on_wait: Callable[[int], None] | None = None, verify_interval_s: int = 0,
+          verify: Callable[[Ledger], ViewsCheck] = check_views) -> int:
     """Run passes every ``interval_s`` seconds until stopped (or ``max_runs``); returns passes run.
-    ``on_wait(seconds)`` is told, after each pass, that the loop now sleeps until the next one."""
+    ``on_wait(seconds)`` is told, after each pass, that the loop now sleeps until the next one.
+    ``verify_interval_s`` (0: never): compare the views with the journal in the first pass and
+    then in the first pass at least that long after the previous comparison."""
     reauditor = Reauditor(ledger)
     runs = 0
+    verify_due = time.monotonic()
     while not stop.stopped:
+        started = time.monotonic()
         result = reauditor.run_pass()
         runs += 1
+        if verify_interval_s and started >= verify_due:
+            result = msgspec.structs.replace(result, views_verify=verify(ledger))
+            verify_due = started + verify_interval_s  # due again that long after this pass began
         on_pass(runs, result)
         if interval_s == 0 or (max_runs is not None and runs >= max_runs):
             break

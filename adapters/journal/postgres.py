@@ -13,6 +13,16 @@ exactly like the SQLite one (``adapters.journal``).
   ``journal verify`` checks them the same way on both backends.
 * Hash chain: in the same transaction and under the same lock, one ``event_chain`` row per event
   (the recipe is ``adapters.journal.chain_rows``, shared with SQLite).
+* Who wrote it: every chain row carries the database roles of the writing session
+  (``db_session_user``: the login; ``db_current_user``: the effective role), filled in by the
+  server (column defaults) and enforced by a CHECK constraint (``event_chain_stamped``: equal to
+  ``session_user``/``current_user`` and chain format 2), which, unlike a trigger, no session
+  setting skips: a client cannot record another role. The hash covers both (``db_role`` in the
+  exported shape). Rows written before journal schema 2 have none (NULL; the constraint is
+  added ``NOT VALID``, so it holds for every later row). Only a role that may ALTER the table
+  can drop the constraint; ``journal verify`` reports it missing, as it reports the guard.
+* ``journal_meta`` is checked when the journal is opened, before anything is written
+  (``adapters.journal.meta``); a schema-1 journal opened to write is migrated in one transaction.
 * Append-only: a PL/pgSQL trigger function refuses UPDATE, DELETE and TRUNCATE of
   ``stored_events`` and ``event_chain`` (row triggers for the first two, statement triggers for
   TRUNCATE; ``INSERT .. ON CONFLICT DO UPDATE`` fires the UPDATE trigger). The table owner or a
@@ -24,10 +34,8 @@ exactly like the SQLite one (``adapters.journal``).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import parse_qs, quote, unquote, urlsplit
 from uuid import UUID
 
 import psycopg
@@ -37,95 +45,28 @@ from eventsourcing.utils import get_topic, retry
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Composable, Identifier, Literal
 
-from skill_ledger.domain.errors import ConfigurationError, JournalUnavailable
+from skill_ledger.domain.codec import CURRENT_CHAIN_FORMAT
+from skill_ledger.domain.errors import JournalUnavailable
 from skill_ledger.projections.shards import EventFilter
 
-from .sqlite import (
-    APPEND_ONLY_MESSAGE,
-    ENCODING,
-    GUARDED_TABLES,
-    JOURNAL_SCHEMA_VERSION,
-    LedgerApplication,
-    StoredRow,
-    chain_rows,
-)
+from .meta import ENCODING, JOURNAL_SCHEMA_VERSION, checked_schema
+from .pg_url import PgTarget
+from .sqlite import APPEND_ONLY_MESSAGE, GUARDED_TABLES, LedgerApplication, StoredRow, chain_rows
 
 EVENTS_TABLE = "stored_events"  # the SQLite journal's name, not the library's "<app>_events"
 CHAIN_TABLE = "event_chain"
 META_TABLE = "journal_meta"
 GUARD_FUNCTION = "journal_append_only"
+STAMP_CONSTRAINT = "event_chain_stamped"
+# Schema 2's event_chain columns after the first five.
+_CHAIN_V2_COLUMNS = ("format smallint NOT NULL DEFAULT 1", "db_session_user text DEFAULT session_user",
+                     "db_current_user text DEFAULT current_user")
+_STAMP_CHECK = (f"CHECK (format = {CURRENT_CHAIN_FORMAT} AND db_session_user = session_user "
+                "AND db_current_user = current_user)")
 GUARD_OPS = ("update", "delete", "truncate")
 # pg_trigger.tgtype bits
 _TG_ROW, _TG_BEFORE, _TG_DELETE, _TG_UPDATE, _TG_TRUNCATE = 1, 2, 8, 16, 32
 _TG_EVENT = {"update": _TG_UPDATE, "delete": _TG_DELETE, "truncate": _TG_TRUNCATE}
-QUERY_PARAMETERS = ("schema", "connect_timeout", "host")
-DEFAULT_CONNECT_TIMEOUT_S = 10
-
-
-# --- the URL -----------------------------------------------------------------------------
-
-
-class PgTarget:
-    """What a ``postgresql://`` URL names. ``str()`` and ``display`` never show the password."""
-
-    def __init__(self, url: str) -> None:
-        try:
-            parts = urlsplit(url)
-            port = parts.port or 5432
-        except ValueError:
-            raise ConfigurationError("invalid PostgreSQL journal URL: bad host or port",
-                                     {"journal": _without_userinfo(url)}) from None
-        query = parse_qs(parts.query, keep_blank_values=True)
-        unknown = sorted(set(query) - set(QUERY_PARAMETERS))
-        if unknown:
-            raise ConfigurationError(
-                f"unsupported PostgreSQL journal URL parameter {unknown[0]!r} (supported: {', '.join(QUERY_PARAMETERS)}; "
-                "for TLS and other connection settings use libpq's PG* environment variables)",
-                {"journal": _without_userinfo(url)})
-        self.user = unquote(parts.username or "") or _login()
-        self.password = unquote(parts.password or "")
-        self.host = query.get("host", [""])[-1] or (parts.hostname or "")
-        self.port = port
-        self.dbname = unquote(parts.path.lstrip("/")) or self.user
-        self.schema = query.get("schema", [""])[-1] or "public"
-        timeout = query.get("connect_timeout", [str(DEFAULT_CONNECT_TIMEOUT_S)])[-1]
-        if not timeout.isdigit() or int(timeout) < 1:
-            raise ConfigurationError("connect_timeout in a PostgreSQL journal URL must be a whole number of seconds",
-                                     {"journal": self.display})
-        self.connect_timeout = int(timeout)
-
-    @property
-    def display(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        schema = f"?schema={self.schema}" if self.schema != "public" else ""
-        return f"postgresql://{quote(self.user, safe='')}@{host}:{self.port}/{quote(self.dbname, safe='')}{schema}"
-
-    def __str__(self) -> str:
-        return self.display
-
-    def __repr__(self) -> str:
-        return f"PgTarget({self.display})"
-
-    def redact(self, text: str) -> str:
-        """``text`` with the password (raw or percent-encoded) blanked out."""
-        if self.password:
-            for form in {self.password, quote(self.password, safe=""), quote(self.password)}:
-                text = text.replace(form, "***")
-        return text
-
-
-def _login() -> str:
-    import getpass
-
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return str(os.getuid())
-
-
-def _without_userinfo(url: str) -> str:
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://{rest.rsplit('@', 1)[-1]}"
 
 
 def postgres_env(journal_url: str, lock_timeout_s: int = 30, *, create: bool = True) -> dict[str, str]:
@@ -177,6 +118,12 @@ def open_postgres_journal(journal_url: str, *, create: bool = True) -> LedgerApp
         if not create and not app.recorder.journal_exists():
             app.close()
             app = LedgerApplication(env=postgres_env(journal_url, create=True))
+        if app.recorder.schema_version is None:  # opened as it is: check what is there
+            try:
+                app.recorder.check_meta()
+            except BaseException:
+                app.close()
+                raise
         return app
     except (PersistenceError, psycopg.Error) as e:
         reason = t.redact(_explain(t) or str(e))
@@ -200,6 +147,9 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
     """Postgres application recorder that numbers events gaplessly and writes the hash chain,
     atomically, under the events table's write lock."""
 
+    schema_version: str | None = None  # set when the journal is opened (``check_meta``)
+    read_only = False
+
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = EVENTS_TABLE) -> None:
         super().__init__(datastore, events_table_name=EVENTS_TABLE)
         schema = Identifier(self.datastore.schema)
@@ -221,7 +171,9 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
         return [
             SQL("CREATE TABLE IF NOT EXISTS {} (position bigint PRIMARY KEY, originator_id uuid NOT NULL, "
                 "originator_version bigint NOT NULL, prev_hash text NOT NULL, hash text NOT NULL, "
-                "UNIQUE (originator_id, originator_version))").format(self.chain),
+                + ", ".join(_CHAIN_V2_COLUMNS) + ", "
+                "UNIQUE (originator_id, originator_version), CONSTRAINT {} " + _STAMP_CHECK + ")").format(
+                self.chain, Identifier(STAMP_CONSTRAINT)),
             SQL("CREATE TABLE IF NOT EXISTS {} (key text PRIMARY KEY, value text NOT NULL)").format(self.meta),
             SQL("INSERT INTO {} VALUES ('schema_version', {}), ('encoding', {}) ON CONFLICT (key) DO NOTHING").format(
                 self.meta, Literal(JOURNAL_SCHEMA_VERSION), Literal(ENCODING)),
@@ -238,31 +190,85 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
 
     def create_table(self) -> None:
         """Tables, indexes, metadata and guards, created once. A journal that already has all of
-        them is left alone (one catalog query); otherwise the creation runs in one transaction
-        under an advisory lock, so processes opening a new journal at once do not trip over
-        each other's DDL."""
+        them is left alone (one catalog query, after its ``journal_meta`` is checked); otherwise
+        the creation runs in one transaction under an advisory lock, so processes opening a new
+        journal at once do not trip over each other's DDL. ``journal_meta`` is checked again
+        under the lock, before any statement writes; a schema-1 journal is migrated there."""
         if self._schema_complete():
             return
         with self.datastore.transaction(commit=True) as curs:
             curs.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"skill-ledger journal {self.datastore.schema}",))
+            existing = self._read_schema(curs)
             if self.datastore.schema != "public":
                 curs.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(self.datastore.schema)))
             for statement in [*self.sql_create_statements, *self._journal_statements()]:
                 curs.execute(statement, prepare=False)
+            if existing == "1":
+                self._migrate_from_1(curs)
             present = self._triggers(curs)
             for table in GUARDED_TABLES:
                 for op in GUARD_OPS:
                     if f"{table}_no_{op}" not in present.get(table, {}):
                         curs.execute(self._trigger_statement(table, op), prepare=False)
+        self.schema_version = JOURNAL_SCHEMA_VERSION
+
+    def _migrate_from_1(self, curs: Any) -> None:
+        """Schema 1 -> 2: the chain format and the stamped roles. Existing rows keep format 1 and
+        no roles; the constraint is NOT VALID, so it is enforced on every new row only."""
+        # The roles' defaults are set after the columns exist: a default given with ADD COLUMN
+        # would be evaluated now and shown for every old row, as if this session had written it.
+        curs.execute(SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS format smallint NOT NULL DEFAULT 1, "
+                         "ADD COLUMN IF NOT EXISTS db_session_user text, ADD COLUMN IF NOT EXISTS db_current_user text"
+                         ).format(self.chain), prepare=False)
+        curs.execute(SQL("ALTER TABLE {} ALTER COLUMN db_session_user SET DEFAULT session_user, "
+                         "ALTER COLUMN db_current_user SET DEFAULT current_user").format(self.chain), prepare=False)
+        if not self._stamp_constraint(curs):
+            curs.execute(SQL("ALTER TABLE {} ADD CONSTRAINT {} " + _STAMP_CHECK + " NOT VALID").format(
+                self.chain, Identifier(STAMP_CONSTRAINT)), prepare=False)
+        curs.execute(SQL("UPDATE {} SET value = %s WHERE key = 'schema_version'").format(self.meta),
+                     (JOURNAL_SCHEMA_VERSION,))
 
     def _schema_complete(self) -> bool:
         with self.datastore.transaction(commit=False) as curs:
-            curs.execute("SELECT to_regclass(%s) IS NOT NULL AS meta", (f'"{self.datastore.schema}"."{META_TABLE}"',))
-            row = curs.fetchone()
-            if not row or not row["meta"]:
+            schema = self._read_schema(curs)
+            if schema != JOURNAL_SCHEMA_VERSION:
                 return False
             present = self._triggers(curs)
+        self.schema_version = schema
         return all(f"{t}_no_{op}" in present.get(t, {}) for t in GUARDED_TABLES for op in GUARD_OPS)
+
+    def check_meta(self) -> None:
+        """Read and check ``journal_meta`` of a journal opened without creating anything."""
+        with self.datastore.transaction(commit=False) as curs:
+            self.schema_version = self._read_schema(curs)
+
+    def _read_schema(self, curs: Any) -> str | None:
+        """The checked schema version (``adapters.journal.meta``); None when there is no journal."""
+        curs.execute("SELECT to_regclass(%s) IS NOT NULL AS meta, to_regclass(%s) IS NOT NULL AS chain",
+                     (f'"{self.datastore.schema}"."{META_TABLE}"', f'"{self.datastore.schema}"."{CHAIN_TABLE}"'))
+        row = curs.fetchone()
+        meta: dict[str, str] = {}
+        if row and row["meta"]:
+            curs.execute(SQL("SELECT key, value FROM {}").format(self.meta))
+            meta = {r["key"]: r["value"] for r in curs.fetchall()}
+        return checked_schema(meta, has_chain=bool(row and row["chain"]), where=self.where)
+
+    @property
+    def where(self) -> str:
+        """The journal, for messages (never the password)."""
+        k = self.datastore.pool.kwargs
+        schema = f"?schema={self.datastore.schema}" if self.datastore.schema != "public" else ""
+        return f"postgresql://{k.get('user')}@{k.get('host')}:{k.get('port')}/{k.get('dbname')}{schema}"
+
+    def _stamp_constraint(self, curs: Any) -> bool:
+        """The role-stamping CHECK constraint is on the chain table, as this version makes it."""
+        curs.execute("SELECT pg_get_constraintdef(k.oid) AS def FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid "
+                     "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s "
+                     "AND k.conname = %s AND k.contype = 'c'", (self.datastore.schema, CHAIN_TABLE, STAMP_CONSTRAINT))
+        row = curs.fetchone()
+        text = " ".join(((row["def"] if row else "") or "").lower().replace("(", " ").replace(")", " ").split())
+        return all(part in text for part in (f"format = {CURRENT_CHAIN_FORMAT}", "db_session_user = session_user",
+                                             "db_current_user = current_user"))
 
     def _triggers(self, curs: Any) -> dict[str, dict[str, tuple[str, int, str]]]:
         """{table: {trigger: (enabled, type bits, function source)}} for the guarded tables."""
@@ -299,19 +305,29 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
             assert row is not None
             head = int(row["head"])
             positions = list(range(head + 1, head + 1 + len(stored_events)))
+            if self.schema_version != JOURNAL_SCHEMA_VERSION:
+                raise JournalUnavailable(f"the journal at {self.where} was opened without its schema checked "
+                                         "or migrated: nothing was recorded", {"journal": self.where})
+            # The roles the chain rows' column defaults will stamp (and their CHECK enforce):
+            # the hash covers them, so they are read from the server in this same session.
+            curs.execute("SELECT session_user AS s, current_user AS c")
+            who = curs.fetchone()
+            assert who is not None
+            db_role = {"session_user": who["s"], "current_user": who["c"]}
             curs.execute(
                 SQL("INSERT INTO {} (originator_id, originator_version, topic, state, notification_id) "
                     "SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::bytea[], %s::bigint[])"
                 ).format(self.events),
                 ([_uuid(e.originator_id) for e in stored_events], [e.originator_version for e in stored_events],
                  [e.topic for e in stored_events], [e.state for e in stored_events], positions))
-            rows = chain_rows(stored_events, positions, lambda oid, version: self._stream_head(curs, oid, version))
-            curs.execute(
-                SQL("INSERT INTO {} (position, originator_id, originator_version, prev_hash, hash) "
-                    "SELECT * FROM unnest(%s::bigint[], %s::uuid[], %s::bigint[], %s::text[], %s::text[])"
-                ).format(self.chain),
+            rows = chain_rows(stored_events, positions, lambda oid, version: self._stream_head(curs, oid, version),
+                              db_role)
+            curs.execute(  # db_session_user, db_current_user: the server's defaults, never sent
+                SQL("INSERT INTO {} (position, originator_id, originator_version, prev_hash, hash, format) "
+                    "SELECT * FROM unnest(%s::bigint[], %s::uuid[], %s::bigint[], %s::text[], %s::text[], "
+                    "%s::smallint[])").format(self.chain),
                 ([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows],
-                 [r[4] for r in rows]))
+                 [r[4] for r in rows], [r[5] for r in rows]))
             self._notify_channel(curs)  # for the library's LISTEN/NOTIFY subscriptions
         return positions
 
@@ -351,9 +367,12 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def select_rows(self, after: int, until: int | None, topics: Sequence[str], originator_ids: Sequence[str],
                     limit: int) -> list[StoredRow]:
+        chain = ("1, c.originator_id, c.originator_version, NULL, NULL" if self.schema_version == "1" else
+                 f"coalesce(c.format, {CURRENT_CHAIN_FORMAT}), c.originator_id, c.originator_version, "
+                 "c.db_session_user, c.db_current_user")
         sql = SQL("SELECT e.notification_id, e.originator_id, e.originator_version, e.topic, e.state, c.prev_hash, "
-                  "c.hash FROM {} e LEFT JOIN {} c ON c.position = e.notification_id WHERE e.notification_id > %s"
-                  ).format(self.events, self.chain)
+                  "c.hash, " + chain + " FROM {} e LEFT JOIN {} c ON c.position = e.notification_id "
+                  "WHERE e.notification_id > %s").format(self.events, self.chain)
         params: list[Any] = [after]
         if until is not None:
             sql += SQL(" AND e.notification_id <= %s")
@@ -368,7 +387,8 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
         params.append(limit)
         with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
             curs.execute(sql, params)
-            return [StoredRow(r[0], r[1].hex, r[2], r[3], bytes(r[4]), r[5], r[6]) for r in curs.fetchall()]
+            return [StoredRow(r[0], r[1].hex, r[2], r[3], bytes(r[4]), r[5], r[6], r[7], r[8].hex if r[8] else None,
+                              r[9], r[10], r[11]) for r in curs.fetchall()]
 
     def chain_hash(self, position: int) -> str | None:
         with self.datastore.transaction(commit=False) as curs:
@@ -378,9 +398,12 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
 
     def guard_present(self) -> bool:
         """Every append-only trigger is there, enabled, fires BEFORE its operation and calls a
-        function that raises the append-only error."""
+        function that raises the append-only error; and (schema 2) the constraint that stamps
+        the writing roles on every chain row is there."""
         with self.datastore.transaction(commit=False) as curs:
             present = self._triggers(curs)
+            if self.schema_version != "1" and not self._stamp_constraint(curs):
+                return False
         for table in GUARDED_TABLES:
             for op in GUARD_OPS:
                 found = present.get(table, {}).get(f"{table}_no_{op}")

@@ -1,6 +1,10 @@
 """Reading the journal itself (not a projection): ``skills journal`` and ``skills history``
 print events in the exported shape of ``events.md``, hashes included, so an auditor can
-recompute every chain link from the output alone."""
+recompute every chain link from the output alone: ``hash = SHA-256(canonical JSON of the
+event without "hash")`` for every event. Events of hash-chain format 2 also carry
+``originator_id`` (the name-based UUID of ``stream``), ``topic`` (``<kind>.v<N>``), ``chain: 2``
+and, on PostgreSQL, ``db_role``; events of format 1 (written before journal schema 2) are
+printed exactly as they were hashed (``domain.codec``, ``adapters.journal.rows``)."""
 
 from __future__ import annotations
 
@@ -24,26 +28,31 @@ class SkillHistory(msgspec.Struct, frozen=True):
 
 
 def skill_history(settings: Settings, skill_id: str, *, notify: Callable[[str], None] | None = None) -> SkillHistory:
-    """Every event of a skill's stream and of the streams of the publishers that signed any
-    of its versions (their trust decisions), oldest first. A skill the index has never seen
-    is ``NotInstalled``."""
+    """Every event of a skill's stream, of the streams of the publishers that signed any of
+    its versions (their trust decisions) and the registry events about it (its installs from
+    a registry, refused installs and updates), oldest first. A skill with none is
+    ``NotInstalled``."""
     from skill_ledger.adapters.readmodel.views import open_views
-    from skill_ledger.projections.queries import publishers_of, skill_known
+    from skill_ledger.projections.queries import publishers_of, registry_names, skill_known
 
     store = open_views(settings, notify=notify)
     try:
-        if not skill_known(store.con, skill_id):
-            raise NotInstalled(f"skill {skill_id} has no history", {"skill_id": skill_id})
+        known = skill_known(store.con, skill_id)
         publishers = publishers_of(store.con, skill_id)
+        registries = registry_names(store.con)
     finally:
         store.close()
-    streams = [f"skill:{skill_id}", *(f"publisher:{p}" for p in publishers)]
+    streams = [f"skill:{skill_id}", *(f"publisher:{p}" for p in publishers), *(f"registry:{r}" for r in registries)]
     ledger = Ledger(settings)
     try:
         ids = [stream_uuid(s).hex for s in streams]
-        return SkillHistory(skill_id, [export_row(r) for r in iter_rows(ledger.app, originator_ids=ids)])
+        events = [e for e in map(export_row, iter_rows(ledger.app, originator_ids=ids))
+                  if not e["stream"].startswith("registry:") or e["data"].get("skill_id") == skill_id]
     finally:
         ledger.close()
+    if not known and not events:
+        raise NotInstalled(f"skill {skill_id} has no history", {"skill_id": skill_id})
+    return SkillHistory(skill_id, events)
 
 
 def journal_events(ledger: Ledger, *, skill: str | None, kinds: tuple[str, ...], since: int | None,

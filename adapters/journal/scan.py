@@ -3,7 +3,7 @@ that worker processes check at the same time.
 
 A chunk is the events of ``2**CHUNK_LEVEL`` consecutive positions starting after a multiple of
 that number, so its leaves form one perfect subtree of the journal's tree: a worker checks its
-events (``verify.RowChecker``), builds the chunk's own tree and returns the subtree's hash with
+events (``row_check.RowChecker``), builds the chunk's own tree and returns the subtree's hash with
 what only the whole journal can judge (each stream's first and last event in the chunk, the
 checkpoint events, the frontier at the sizes asked for). This process links the chunks' streams
 and assembles the tree; the result is exactly the sequential pass's.
@@ -22,9 +22,9 @@ from typing import Any
 
 import msgspec
 
-from skill_ledger.domain.codec import GENESIS_HASH
 from skill_ledger.domain.errors import ConfigurationError
 
+from .row_check import RowChecker
 from .sqlite import LedgerApplication, iter_rows
 
 CHUNK_LEVEL = 15
@@ -53,6 +53,8 @@ class Outcome(msgspec.Struct):
     leaves: bytes = b""  # every leaf, when a parallel pass needs them for version-1 checkpoints
     first_position: int | None = None  # of the first and last event seen
     last_position: int = 0
+    first_of_format: dict[int, int] = {}  # chain format -> its first position (a chunk's, for the join)
+    newest_format: int = 1
 
 
 def process_count() -> int:
@@ -75,7 +77,6 @@ def scan_range(app: LedgerApplication, lo: int, hi: int | None, *, sizes: Iterab
     the range starts at position 1, so every stream starts in it; otherwise each stream's first
     event is left for the caller to link (its problems are found there)."""
     from .tree_check import TreeBuilder
-    from .verify import RowChecker
 
     checker = RowChecker(lo if links_known else None, links_known=links_known)
     offset = lo - 1
@@ -100,7 +101,8 @@ def scan_range(app: LedgerApplication, lo: int, hi: int | None, *, sizes: Iterab
                    frontiers={s: list(h) for s, h in builder.frontiers.items()}, frontier=list(builder.frontier.hashes),
                    size=builder.frontier.size, legacy_roots=builder.legacy_roots,
                    anchor_hash=anchor_hash, leaves=b"".join(builder.leaves or ()), first_position=checker.first,
-                   last_position=checker.last), checker.firsts
+                   last_position=checker.last, first_of_format=checker.first_of_format,
+                   newest_format=checker.newest_format), checker.firsts
 
 
 def scan(app: LedgerApplication, journal_url: str | None, *, head: int, sizes: set[int], legacy_counts: set[int],
@@ -122,16 +124,4 @@ def scan(app: LedgerApplication, journal_url: str | None, *, head: int, sizes: s
         outcome, _firsts = scan_range(app, 1, None, sizes=sizes, legacy_counts=legacy_counts,
                                       anchor_position=anchor_position, links_known=True, max_problems=max_problems)
         return outcome
-
-
-def link(firsts: dict[str, tuple[int, int, str | None]], heads: dict[str, tuple[int, str]]) -> list[tuple[int, str, str]]:
-    """Check each stream's first event of a range against the stream's head before the range."""
-    out = []
-    for originator, (position, version, prev) in firsts.items():
-        known_version, known_hash = heads.get(originator, (0, GENESIS_HASH))
-        if version != known_version + 1:
-            out.append((position, "stream_version_gap", f"stream version {version} follows {known_version}"))
-        if prev is not None and prev != known_hash:
-            out.append((position, "chain_broken", "prev_hash does not match the stream's previous hash"))
-    return out
 

@@ -26,7 +26,8 @@ from skill_ledger.domain.checkpoints import CHECKPOINT_CONTEXT
 from skill_ledger.domain.merkle import node_hash
 
 from . import scan
-from .scan import Outcome, link, scan_range
+from .row_check import format_downgrades, link
+from .scan import Outcome, scan_range
 
 _LENGTH = struct.Struct(">Q")
 
@@ -163,6 +164,7 @@ class _Joined:
         self.legacy_roots: dict[int, str] = {0: self.legacy.hexdigest()} if self.legacy and 0 in legacy_counts else {}
         self.anchor_hash: str | None = None
         self.last_position = 0
+        self.newest_format = 1  # the newest chain format of the chunks joined so far
 
     def add(self, lo: int, outcome: Outcome, firsts: dict[str, tuple[int, int, str | None]]) -> None:
         offset = lo - 1
@@ -174,6 +176,8 @@ class _Joined:
             self.last_position = outcome.last_position
         self.problems += outcome.problems
         self.problems += link(firsts, self.heads)
+        self.problems += format_downgrades(outcome.first_of_format, self.newest_format, outcome.problems)
+        self.newest_format = max(self.newest_format, outcome.newest_format)
         self.heads.update(outcome.heads)
         self.count += outcome.count
         self.checkpoints += outcome.checkpoints

@@ -29,12 +29,12 @@ from skill_ledger.domain.merkle import Frontier, event_leaf_hash, verify_consist
 
 from .checkpoint_trust import Anchor, check_anchor, check_checkpoint_v2, missing_trust
 from .pubkey import PublicKey
+from .row_check import RowChecker
 from .sqlite import LedgerApplication, chain_hash, iter_rows
 from .tree import JournalTree
 from .tree_check import TreeBuilder
 from .verify import (
     Problem,
-    RowChecker,
     VerifyReport,
     _findings,
     _guard_present,
@@ -82,7 +82,7 @@ def _since(app: LedgerApplication, tree: JournalTree, events: list[tuple[int, in
                       mode="since_checkpoint", since={"checkpoint_position": cp_position, "tree_size": size})
     later = {int(s["position"]) for _p, v, _t, s in events if v >= 2 and isinstance(s.get("position"), int)}
     builder = TreeBuilder(later | ({start.size} if start.size == size else set()), start=start)
-    scan = _Scan(builder, size, key, origin, max_problems)
+    scan = _Scan(builder, size, key, origin, max_problems, newest_format=_format_at(app, size))
     for row in iter_rows(app, after=size):
         if not scan.row(row):
             break
@@ -109,9 +109,10 @@ class _Scan:
     """The full verify's per-event checks (``RowChecker``) for the events after the checkpoint;
     a stream's first event after it is only remembered: ``_links`` checks its link."""
 
-    def __init__(self, builder: TreeBuilder, size: int, key: PublicKey | None, origin: str, max_problems: int) -> None:
+    def __init__(self, builder: TreeBuilder, size: int, key: PublicKey | None, origin: str, max_problems: int,
+                 *, newest_format: int) -> None:
         self.builder, self.key, self.origin, self.max_problems = builder, key, origin, max_problems
-        self.checker = RowChecker(size + 1, links_known=False)
+        self.checker = RowChecker(size + 1, links_known=False, newest_format=newest_format)
         self.found: list[Problem] = []
 
     @property
@@ -139,6 +140,13 @@ class _Scan:
             self.found += _findings(check_checkpoint_v2(state, row.position, key=self.key,
                                                         root_at=self.builder.roots.get, origin=self.origin or None))
         return len(self.checker.problems) + len(self.found) < self.max_problems
+
+
+def _format_at(app: LedgerApplication, position: int) -> int:
+    """The chain format of the event at ``position`` (the checkpoint's last): the events after it
+    must not go back to an older one. Its hash, and so its format, is bound by the signed root."""
+    rows = list(iter_rows(app, after=position - 1, until=position)) if position > 0 else []
+    return rows[0].chain_format if rows and rows[0].hash is not None else 1
 
 
 def _links(tree: JournalTree, links: list[tuple[int, str, int, str | None]], size: int, root: bytes) -> list[Problem]:

@@ -5,9 +5,16 @@
   ``event_chain`` (a database-level guard, checked by ``journal verify``).
 * Hash chain: in the same transaction that inserts events, the recorder writes one
   ``event_chain`` row per event: its global position, its stream and stream version,
-  ``prev_hash`` (the stream's previous hash, or 64 zeros) and ``hash`` = SHA-256 over
-  the canonical encoding of the exported event (position included), so an edited,
-  deleted, inserted or reordered event is found by recomputing.
+  ``prev_hash`` (the stream's previous hash, or 64 zeros), ``hash`` = SHA-256 over
+  the canonical encoding of the exported event (position included), and the chain
+  ``format`` that says which members that shape has (``domain.codec``: format 2 binds
+  every stored column), so an edited, deleted, inserted, reordered or moved event is
+  found by recomputing.
+* ``journal_meta`` (schema version, encoding) is checked on every open, before anything
+  is read or written (``adapters.journal.meta``); a schema-1 journal opened to write is
+  migrated to schema 2 in the same transaction that checks it.
+* A journal file is created 0600; one we cannot write is opened read-only
+  (``adapters.journal.sqlite_files``), and the recorder then refuses to append.
 
 A ``postgresql://`` URL selects the same journal on PostgreSQL (``journal_postgres``). Both
 recorders offer the reads that export, verify and the projections need (``select_rows``,
@@ -17,10 +24,11 @@ nothing outside the two recorders writes SQL against the journal.
 
 from __future__ import annotations
 
+import os
 import random
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -29,10 +37,22 @@ from eventsourcing.persistence import Mapper, PersistenceError, StoredEvent, Tra
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 from eventsourcing.utils import get_topic
 
-from skill_ledger.domain.codec import GENESIS_HASH, decode_event, encode_state, event_hash, exported_event
-from skill_ledger.domain.errors import ConfigurationError, JournalUnavailable
+from skill_ledger.domain.codec import (
+    CURRENT_CHAIN_FORMAT,
+    GENESIS_HASH,
+    decode_event,
+    encode_state,
+    event_hash,
+    exported_event,
+    originator_text,
+)
+from skill_ledger.domain.errors import ConfigurationError, JournalUnavailable, StorageError
 from skill_ledger.domain.events import load_model
 from skill_ledger.projections.shards import EventFilter
+
+from .meta import ENCODING, JOURNAL_SCHEMA_VERSION, checked_schema
+from .rows import StoredRow, chain_hash, chained, export_row, iter_rows
+from .sqlite_files import SQLiteLocation, is_storage_failure, locate, remove_copy
 
 load_model()  # every event topic must resolve before the first stored event is decoded
 
@@ -42,8 +62,9 @@ _raw_decoder = msgspec.json.Decoder()
 
 APPEND_ONLY_MESSAGE = "journal is append-only"
 GUARDED_TABLES = ("stored_events", "event_chain")
-JOURNAL_SCHEMA_VERSION = "1"
-ENCODING = "msgspec-json/1"
+# Re-exported: the journal's readers import them from here.
+__all__ = ["ENCODING", "JOURNAL_SCHEMA_VERSION", "StoredRow", "chain_hash", "chained", "export_row",
+           "is_storage_failure", "iter_rows"]
 
 
 class NullTranscoder(Transcoder):
@@ -103,11 +124,16 @@ def guard_statements() -> list[str]:
     return out
 
 
+ChainRow = tuple[int, str, int, str, str, int]
+
+
 def chain_rows(stored_events: Sequence[StoredEvent], positions: Sequence[int],
-               stream_head: Callable[[str, int], str]) -> list[tuple[int, str, int, str, str]]:
-    """The ``event_chain`` rows (position, originator id hex, stream version, prev_hash, hash) of
-    events about to be committed at ``positions``. ``stream_head(oid, version)`` returns the
-    recorded hash of a stream's event at ``version`` (it must refuse when there is none)."""
+               stream_head: Callable[[str, int], str], db_role: dict[str, str] | None = None) -> list[ChainRow]:
+    """The ``event_chain`` rows (position, originator id hex, stream version, prev_hash, hash,
+    format) of events about to be committed at ``positions``, in the current chain format.
+    ``stream_head(oid, version)`` returns the recorded hash of a stream's event at ``version``
+    (it must refuse when there is none); ``db_role``: the database roles the server stamps on
+    these rows (PostgreSQL), which the hash covers."""
     rows = []
     heads: dict[str, str] = {}
     for stored, position in zip(stored_events, positions, strict=True):
@@ -117,8 +143,9 @@ def chain_rows(stored_events: Sequence[StoredEvent], positions: Sequence[int],
             version = stored.originator_version - 1
             prev = GENESIS_HASH if version <= 0 else stream_head(oid, version)
         state = _raw_decoder.decode(stored.state)
-        h = event_hash(exported_event(position, stored.originator_version, stored.topic, state, prev))
-        rows.append((position, oid, stored.originator_version, prev, h))
+        h = event_hash(exported_event(position, stored.originator_version, stored.topic, state, prev,
+                                      chain=CURRENT_CHAIN_FORMAT, originator_id=originator_text(oid), db_role=db_role))
+        rows.append((position, oid, stored.originator_version, prev, h, CURRENT_CHAIN_FORMAT))
         heads[oid] = h
     return rows
 
@@ -138,24 +165,81 @@ def filter_sql(f: EventFilter) -> tuple[str, list[Any]]:
 class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
     """SQLite application recorder that also writes the hash chain, atomically."""
 
+    # Set when the journal is opened (``check_meta``): the journal's schema version (None: no
+    # journal yet), and whether it was opened read-only (nothing may be appended then).
+    schema_version: str | None = None
+    read_only = False
+    read_only_reason = ""
+
+    @property
+    def where(self) -> str:
+        """The journal's path, for messages (without a ``file:`` URI's query)."""
+        name = self.datastore.pool.db_name
+        if name.startswith("file:"):
+            from urllib.parse import unquote
+
+            name = unquote(name[len("file:"):].split("?", 1)[0])
+        return name
+
     def construct_create_table_statements(self) -> list[str]:
         return [
             *super().construct_create_table_statements(),
             "CREATE TABLE IF NOT EXISTS event_chain ("
             "position INTEGER PRIMARY KEY, originator_id TEXT NOT NULL, originator_version INTEGER NOT NULL, "
-            "prev_hash TEXT NOT NULL, hash TEXT NOT NULL, UNIQUE (originator_id, originator_version))",
+            "prev_hash TEXT NOT NULL, hash TEXT NOT NULL, format INTEGER NOT NULL DEFAULT 1, "
+            "UNIQUE (originator_id, originator_version))",
             "CREATE TABLE IF NOT EXISTS journal_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
             f"INSERT OR IGNORE INTO journal_meta VALUES ('schema_version', '{JOURNAL_SCHEMA_VERSION}')",
             f"INSERT OR IGNORE INTO journal_meta VALUES ('encoding', '{ENCODING}')",
             *guard_statements(),
         ]
 
+    def _create_table(self, c: SQLiteCursor) -> None:
+        """Check ``journal_meta`` first (a newer or foreign journal is refused before any
+        statement writes), then create what is missing and migrate a schema-1 journal, all in
+        the one transaction the library opened."""
+        existing = self._read_schema(c)
+        super()._create_table(c)
+        if existing == "1":
+            c.execute("SELECT 1 FROM pragma_table_info('event_chain') WHERE name = 'format'")
+            if c.fetchone() is None:
+                # Old rows get format 1 (the default): they verify under the rule they were written with.
+                c.execute("ALTER TABLE event_chain ADD COLUMN format INTEGER NOT NULL DEFAULT 1")
+            c.execute("UPDATE journal_meta SET value = ? WHERE key = 'schema_version'", (JOURNAL_SCHEMA_VERSION,))
+        self.schema_version = JOURNAL_SCHEMA_VERSION
+
+    def check_meta(self) -> None:
+        """Read and check ``journal_meta`` of a journal opened without creating anything."""
+        with self.datastore.transaction(commit=False) as c:
+            self.schema_version = self._read_schema(c)
+
+    def _read_schema(self, c: SQLiteCursor) -> str | None:
+        c.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('journal_meta', 'event_chain')")
+        tables = {r[0] for r in c.fetchall()}
+        meta: dict[str, str] = {}
+        if "journal_meta" in tables:
+            c.execute("SELECT key, value FROM journal_meta")
+            meta = {r[0]: r[1] for r in c.fetchall()}
+        return checked_schema(meta, has_chain="event_chain" in tables, where=self.where)
+
     def _insert_events(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        if self.read_only or self.schema_version != JOURNAL_SCHEMA_VERSION:
+            why = self.read_only_reason or "it was opened read-only"
+            raise StorageError(f"the journal at {self.where} cannot be written here ({why}): nothing was recorded",
+                               {"journal": self.where})
         positions = super()._insert_events(c, stored_events, **kwargs)
         assert positions is not None
         rows = chain_rows(stored_events, positions, lambda oid, version: self._stream_head(c, oid, version))
-        c.executemany("INSERT INTO event_chain VALUES (?,?,?,?,?)", rows)
+        c.executemany("INSERT INTO event_chain (position, originator_id, originator_version, prev_hash, hash, format) "
+                      "VALUES (?,?,?,?,?,?)", rows)
         return positions
+
+    def _chain_format_sql(self) -> str:
+        """The chain format of a joined row; an event without a chain row is shown in the format
+        its journal writes (it fails verification either way)."""
+        if self.schema_version == "1":
+            return "1"
+        return f"coalesce(c.format, {CURRENT_CHAIN_FORMAT})"
 
     def select_event_rows(self, start: int, limit: int, stop: int | None = None, *,
                           event_filter: EventFilter | None = None) -> list[tuple[int, int, str, bytes]]:
@@ -182,8 +266,8 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
                     limit: int) -> list[StoredRow]:
         """Stored events joined with their chain rows, in position order (see ``iter_rows``)."""
         sql = ("SELECT e.rowid AS position, e.originator_id, e.originator_version, e.topic, e.state, "
-               "c.prev_hash, c.hash FROM stored_events e LEFT JOIN event_chain c ON c.position = e.rowid "
-               "WHERE e.rowid > ?")
+               f"c.prev_hash, c.hash, {self._chain_format_sql()}, c.originator_id, c.originator_version "
+               "FROM stored_events e LEFT JOIN event_chain c ON c.position = e.rowid WHERE e.rowid > ?")
         params: list[Any] = [after]
         if until is not None:
             sql += " AND e.rowid <= ?"
@@ -198,7 +282,8 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
         params.append(limit)
         with self.datastore.transaction(commit=False) as c:
             c.execute(sql, params)
-            return [StoredRow(r[0], r[1], r[2], r[3], bytes(r[4]), r[5], r[6]) for r in c.fetchall()]
+            return [StoredRow(r[0], r[1], r[2], r[3], bytes(r[4]), r[5], r[6], r[7], r[8], r[9])
+                    for r in c.fetchall()]
 
     def chain_hash(self, position: int) -> str | None:
         with self.datastore.transaction(commit=False) as c:
@@ -236,6 +321,7 @@ class LedgerApplication(Application[UUID]):
     """The journal as an eventsourcing Application; use cases live in ``adapters.ledger``."""
 
     name = "ledger"
+    location: SQLiteLocation | None = None  # a SQLite journal: how its file was opened
 
     def construct_transcoder(self) -> Transcoder:
         return NullTranscoder()
@@ -243,18 +329,24 @@ class LedgerApplication(Application[UUID]):
     def construct_mapper(self) -> Mapper[UUID]:
         return MsgspecMapper(self.construct_transcoder())
 
+    def close(self) -> None:
+        super().close()
+        if self.location is not None:
+            remove_copy(self.location)
+
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
-def journal_env(journal_url: str, lock_timeout_s: int = 30, *, create: bool = True) -> dict[str, str]:
+def journal_env(journal_url: str, lock_timeout_s: int = 30, *, create: bool = True,
+                location: SQLiteLocation | None = None) -> dict[str, str]:
     if journal_url.startswith("sqlite://"):
         return {
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
-            "SQLITE_DBNAME": journal_url[len("sqlite://"):],
+            "SQLITE_DBNAME": location.db_name if location else journal_url[len("sqlite://"):],
             "SQLITE_LOCK_TIMEOUT": str(lock_timeout_s),
             "APPLICATION_RECORDER_TOPIC": get_topic(ChainedSQLiteRecorder),
-            "CREATE_TABLE": "yes" if create else "no",
+            "CREATE_TABLE": "yes" if create and not (location and location.read_only) else "no",
         }
     if journal_url.startswith(POSTGRES_SCHEMES):
         from .postgres import postgres_env  # psycopg is imported only for a PostgreSQL journal
@@ -267,65 +359,56 @@ def journal_env(journal_url: str, lock_timeout_s: int = 30, *, create: bool = Tr
 
 
 def open_journal(journal_url: str, *, create: bool = True) -> LedgerApplication:
-    """The journal application. ``create=False`` opens it exactly as it is (no tables, guards or
-    metadata (re)created), which is how ``journal verify`` must look at it."""
+    """The journal application, its ``journal_meta`` checked (``journal_unsupported`` for a newer
+    schema or another encoding, before anything is written). ``create=False`` opens it exactly
+    as it is (no tables, guards or metadata (re)created, no migration), which is how ``journal
+    verify`` must look at it. A SQLite journal that cannot be written is opened read-only."""
     if journal_url.startswith(POSTGRES_SCHEMES):
         from .postgres import open_postgres_journal
 
         return open_postgres_journal(journal_url, create=create)
     where = journal_url.split("@")[-1]  # never echo credentials of a URL
+    path = journal_url[len("sqlite://"):] if journal_url.startswith("sqlite://") else None
+    location = locate(path, create=create) if path is not None else None
     for attempt in range(50):
         try:
-            return LedgerApplication(env=journal_env(journal_url, create=create))
+            return _opened(journal_url, create, location)
         except (PersistenceError, sqlite3.Error) as e:
             # Processes creating the same new journal at once race for the switch to WAL mode,
             # which SQLite answers with an immediate "locked" (no busy wait): try again.
             if "locked" in str(e).lower() and attempt < 49:
                 time.sleep(0.01 + 0.02 * random.random())
                 continue
+            if location is not None:
+                remove_copy(location)
+            if (path is not None and location is not None and not location.read_only and is_storage_failure(e)
+                    and os.path.isfile(path)):
+                # A full disk (say) keeps SQLite from making the files it writes with: the journal
+                # can still be read. An append then fails with this reason, as storage_error.
+                location = locate(path, create=False, unwritable=f"{e}")
+                continue
+            if is_storage_failure(e):
+                raise StorageError(f"cannot open the journal at {where}: {e}", {"journal": where}) from None
             raise JournalUnavailable(f"cannot open the journal at {where}: {e}", {"journal": where}) from None
+        except BaseException:
+            if location is not None:
+                remove_copy(location)
+            raise
     raise AssertionError("unreachable")
 
 
-class StoredRow(msgspec.Struct, frozen=True):
-    position: int
-    originator_id: str
-    originator_version: int
-    topic: str
-    state: bytes
-    prev_hash: str | None
-    hash: str | None
-
-
-def chained(app: LedgerApplication) -> Any:
-    """The journal's recorder (SQLite or PostgreSQL), with the chained-journal reads."""
+def _opened(journal_url: str, create: bool, location: SQLiteLocation | None) -> LedgerApplication:
+    """The application over the journal, its ``journal_meta`` checked (when it was not created
+    here, by reading it now: the first statement, so it is also what finds an unopenable file)."""
+    app = LedgerApplication(env=journal_env(journal_url, create=create, location=location))
+    app.location = location
     recorder = app.recorder
-    assert hasattr(recorder, "select_rows"), f"not a chained journal recorder: {type(recorder).__name__}"
-    return recorder
-
-
-def chain_hash(app: LedgerApplication, position: int) -> str | None:
-    """The chain hash of the event at ``position`` (None when there is none)."""
-    return chained(app).chain_hash(position)
-
-
-def iter_rows(app: LedgerApplication, *, after: int = 0, until: int | None = None, topics: Sequence[str] = (),
-              originator_ids: Sequence[str] = (), batch: int = 2000) -> Iterator[StoredRow]:
-    """Stored events joined with their chain rows, in position order (raw, for export and verify).
-    ``originator_ids`` are UUID hex strings."""
-    recorder = chained(app)
-    while True:
-        rows = recorder.select_rows(after, until, topics, originator_ids, batch)
-        if not rows:
-            return
-        yield from rows
-        after = rows[-1].position
-
-
-def export_row(row: StoredRow) -> dict[str, Any]:
-    """The exported event shape (``events.md``) of a stored row, exactly what the hash covers."""
-    state = _raw_decoder.decode(row.state)
-    out = exported_event(row.position, row.originator_version, row.topic, state, row.prev_hash or "")
-    out["hash"] = row.hash or ""
-    return out
-
+    recorder.read_only = bool(location and location.read_only)
+    recorder.read_only_reason = location.reason if location else ""
+    if recorder.schema_version is None:
+        try:
+            recorder.check_meta()
+        except BaseException:
+            app.close()
+            raise
+    return app

@@ -2,6 +2,12 @@
 the append-only guard, the Merkle tree and the signed checkpoints, and name the first bad
 position.
 
+Every stored column is checked against what the hash covers (``row_check``): the originator id
+must be the name-based UUID of the event's stream (and the chain row's copy the event's), the
+stream version the event's place in its stream, the topic one this version reads, and, for
+hash-chain format 2 (``domain.codec``), the stored state bytes exactly the canonical encoding of
+the hashed members.
+
 The checks are the same on SQLite and PostgreSQL: both recorders number events gaplessly
 (SQLite's rowid; on PostgreSQL the recorder assigns ``max + 1`` under the table's write
 lock instead of using the sequence, which a failed insert would leave with a gap), so a
@@ -22,12 +28,12 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from skill_ledger.domain.codec import GENESIS_HASH, event_hash, exported_event, version_of_topic
+from skill_ledger.domain.codec import version_of_topic
 from skill_ledger.domain.events import stream_uuid
 
 from .checkpoint_trust import Anchor, Finding, check_anchor, check_checkpoint_v1, check_checkpoint_v2, missing_trust
 from .pubkey import PublicKey
-from .sqlite import LedgerApplication, StoredRow, chained
+from .sqlite import LedgerApplication, chained
 
 if TYPE_CHECKING:
     from skill_ledger.adapters.settings import Settings
@@ -97,81 +103,6 @@ def verify_settings_journal(settings: Settings, *, public_key: PublicKey | None 
                               journal_url=settings.journal_url if exists else None)
     finally:
         ledger.close()
-
-
-def recompute(row: StoredRow) -> tuple[str, dict[str, Any], str | None]:
-    """(recomputed hash, decoded state, error) of a stored row: what its chain hash must be."""
-    try:
-        state = _decoder.decode(row.state)
-        return event_hash(exported_event(row.position, row.originator_version, row.topic, state,
-                                         row.prev_hash or "")), state, None
-    except (msgspec.DecodeError, KeyError, TypeError) as e:
-        return "", {}, f"stored event cannot be decoded: {e}"
-
-
-def leaf_of(row: StoredRow, actual: str) -> bytes:
-    """The tree leaf of a row: its chain hash (the recomputed one when that is missing or bad)."""
-    for value in (row.hash, actual):
-        if value and len(value) == 64:
-            try:
-                return bytes.fromhex(value)
-            except ValueError:
-                pass
-    return bytes(32)
-
-
-class RowChecker:
-    """The checks of each event, in position order: its position follows the one before, its
-    stream version and ``prev_hash`` follow its stream's previous event, its stored hash is the
-    recomputed one. ``links_known=False`` (a range that does not start at position 1): a
-    stream's first event in the range is only remembered in ``firsts`` (position, version,
-    prev_hash), for the caller to link to the stream's earlier events."""
-
-    def __init__(self, first_position: int | None = 1, *, links_known: bool = True) -> None:
-        """``first_position`` None: whatever position comes first is not checked (a chunk
-        of a parallel pass: the caller checks it against the previous chunk's last)."""
-        self.expected = first_position
-        self.first: int | None = None
-        self.last = 0
-        self.links_known = links_known
-        self.heads: dict[str, tuple[int, str]] = {}  # originator_id -> (version, hash)
-        self.firsts: dict[str, tuple[int, int, str | None]] = {}
-        self.problems: list[tuple[int, str, str]] = []
-        self.count = 0
-
-    def check(self, row: StoredRow) -> tuple[bytes, dict[str, Any]]:
-        """The row's tree leaf and its decoded state (empty when it cannot be decoded)."""
-        self.count += 1
-        problems = self.problems
-        if self.first is None:
-            self.first = row.position
-        if self.expected is not None and row.position != self.expected:
-            problems.append((self.expected, "missing_event",
-                             f"positions jump from {self.expected - 1} to {row.position}: events deleted"))
-        self.expected = row.position + 1
-        self.last = row.position
-        known = self.heads.get(row.originator_id)
-        if known is None:
-            if self.links_known:
-                known = (0, GENESIS_HASH)
-            else:
-                self.firsts[row.originator_id] = (row.position, row.originator_version, row.prev_hash)
-        if known is not None and row.originator_version != known[0] + 1:
-            problems.append((row.position, "stream_version_gap",
-                             f"stream version {row.originator_version} follows {known[0]}"))
-        actual, state, error = recompute(row)
-        if row.hash is None:
-            problems.append((row.position, "chain_missing", "event has no hash-chain entry"))
-            self.heads[row.originator_id] = (row.originator_version, known[1] if known else GENESIS_HASH)
-        else:
-            if known is not None and row.prev_hash != known[1]:
-                problems.append((row.position, "chain_broken", "prev_hash does not match the stream's previous hash"))
-            if error:
-                problems.append((row.position, "undecodable", error))
-            if actual != row.hash:
-                problems.append((row.position, "hash_mismatch", "stored event does not match its hash (edited or moved)"))
-            self.heads[row.originator_id] = (row.originator_version, row.hash)
-        return leaf_of(row, actual), state
 
 
 class CheckpointPlan(msgspec.Struct):

@@ -109,24 +109,35 @@ def rebuild_views(store: ViewStore, source: EventSource, *, progress: Progress |
             if not leftover.name.endswith(("-wal", "-shm", "-journal")):
                 remove_db_files(leftover)
         head = source.max_notification_id() or 0
-        done = None
-        if shards is not None and shards.count > 1 and head >= (SHARDED_MIN_EVENTS if min_events is None
-                                                                else min_events):
-            try:
-                done = _rebuild_sharded(store, source, head, fresh_path, shards, progress)
-            except ShardFailed as e:
-                store.notify(f"notice: a rebuild shard failed ({e}); rebuilding in one process")
-        if done is None:
-            fresh = _fresh(store, fresh_path)
-            try:
-                done = fresh.catch_up(source, progress=progress)
-                replay.finish(fresh, live=True)
-            finally:
-                fresh.close()
+        try:
+            done = _build(store, source, head, fresh_path, progress, shards, min_events)
+        except BaseException:
+            # Interrupted (Ctrl-C) or failed: the live views stay as they were and the half-built
+            # file goes (a crash, which runs no code, leaves it to the next rebuild to delete).
+            remove_db_files(fresh_path)
+            raise
         store.close()
         remove_db_files(store.path, keep_main=True)
         swap_into_place(fresh_path, store.path)
         store.reopen()
+    return done
+
+
+def _build(store: ViewStore, source: EventSource, head: int, fresh_path: Path, progress: Progress | None,
+           shards: ShardWorkers | None, min_events: int | None) -> int:
+    """Replay into ``fresh_path`` (sharded when there are workers and enough events); the events folded."""
+    if shards is not None and shards.count > 1 and head >= (SHARDED_MIN_EVENTS if min_events is None
+                                                            else min_events):
+        try:
+            return _rebuild_sharded(store, source, head, fresh_path, shards, progress)
+        except ShardFailed as e:
+            store.notify(f"notice: a rebuild shard failed ({e}); rebuilding in one process")
+    fresh = _fresh(store, fresh_path)
+    try:
+        done = fresh.catch_up(source, progress=progress)
+        replay.finish(fresh, live=True)
+    finally:
+        fresh.close()
     return done
 
 

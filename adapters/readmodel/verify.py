@@ -3,6 +3,7 @@ whether they equal a fresh replay of the journal."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 import msgspec
@@ -45,7 +46,7 @@ def views_status(settings: Settings, *, notify: Notify | None = None) -> ViewsSt
         head = ledger.head()
     finally:
         ledger.close()
-    store = open_store(settings.views_path, notify=notify)
+    store = open_store(settings.views_path, notify=notify, for_reading=True)
     try:
         positions = store.positions()
     finally:
@@ -53,19 +54,22 @@ def views_status(settings: Settings, *, notify: Notify | None = None) -> ViewsSt
     return ViewsStatus(head, [ProjectionPosition(n, p, head - p) for n, p in positions.items()])
 
 
-def verify_views(settings: Settings, *, notify: Notify | None = None) -> ViewsVerifyReport:
+def verify_views(settings: Settings, *, notify: Notify | None = None, progress_for=None) -> ViewsVerifyReport:
     """Catch the live views up, replay the journal up to the same position into a scratch
     file, and compare them table by table; page-level damage to the live file and a
-    full-text index that does not match its rows count as differences too."""
+    full-text index that does not match its rows count as differences too. ``progress_for(events)``:
+    a context manager around each replay (the catch-up, the scratch replay) yielding a callback."""
     from skill_ledger.adapters.readmodel.views import discard, open_views, scratch
     from skill_ledger.adapters.usecases.unit_of_work import Ledger
     from skill_ledger.projections.replay import diff
 
     ledger = Ledger(settings)
     try:
-        live = open_views(settings, notify=notify, ledger=ledger)
+        live = open_views(settings, notify=notify, ledger=ledger, progress_for=progress_for)
         try:
-            replayed = scratch(ledger.app.recorder, until=live.position(), directory=settings.home)
+            with (progress_for(live.position()) if progress_for is not None else contextlib.nullcontext()) as update:
+                replayed = scratch(ledger.app.recorder, until=live.position(), directory=settings.home,
+                                   progress=update)
             try:
                 damage = live.integrity_problem()
                 differences = [Difference(**d) for d in diff(live, replayed)]

@@ -56,11 +56,10 @@ from skill_ledger.domain.errors import (
     UsageError,
 )
 from skill_ledger.domain.grammars import semver
-from skill_ledger.domain.grammars import skill_id as normal_skill_id
 
 from .fetcher import SCHEMES, RegistryFetcher
 from .keys import ROLES
-from .targets import TargetInfo, check_artifact, targets_of
+from .targets import TargetInfo, check_artifact, checked_skill_id, targets_of
 from .tuf_errors import map_tuf_error
 
 PINNED_ROOT = "pinned-root.json"
@@ -375,7 +374,7 @@ def _check_floor(name: str, floor: TrustedVersions, now: TrustedVersions) -> Non
 
 def _skill_id(value: str) -> str:
     try:
-        return normal_skill_id(value)
+        return checked_skill_id(value)
     except ManifestValidationError as e:
         raise InvalidInput(f"invalid skill id {value!r}: {e.message}", {"skill_id": value}) from None
 

@@ -9,6 +9,7 @@ client checks it against the artifact it downloaded (wrong software installation
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 
 import msgspec
@@ -40,7 +41,18 @@ class TargetInfo(msgspec.Struct, frozen=True):
 
     @property
     def semver(self) -> SemVer:
-        return semver(self.version, "version")
+        return _semver(self.version)
+
+
+@functools.lru_cache(maxsize=4096)  # listing a thousand skills parses a handful of distinct versions
+def _semver(version: str) -> SemVer:
+    return semver(version, "version")
+
+
+@functools.lru_cache(maxsize=16384)  # an update looks each listed skill id up more than once
+def checked_skill_id(value: str) -> str:
+    """``grammars.skill_id`` (the normal form, or ``manifest_validation``), remembered."""
+    return normal_skill_id(value)
 
 
 def target_path(skill_id: str, version: str) -> str:
@@ -75,8 +87,8 @@ def from_target_file(path: str, tf: TargetFile) -> TargetInfo:
         problem = "the target path does not match its skill_id and version"
     else:
         try:
-            normal_skill_id(values["skill_id"])
-            semver(values["version"], "version")
+            checked_skill_id(values["skill_id"])
+            _semver(values["version"])
         except ManifestValidationError as e:
             problem = e.message
     if problem:

@@ -74,14 +74,17 @@ class SqliteReader(JournalReader):
     def __init__(self, path: Path) -> None:
         self.path = path
         self._con: sqlite3.Connection | None = None
+        self._location: Any = None  # how the file was opened (a private copy to delete on close)
 
     def _connect(self) -> sqlite3.Connection | None:
         if self._con is None:
             if not self.path.exists():
                 return None
-            try:
-                self._con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30,
-                                            check_same_thread=False)
+            from skill_ledger.adapters.journal.sqlite_files import read_only_location
+
+            try:  # a read-only home (an evidence copy on read-only media) needs another URI, or a copy
+                self._location = read_only_location(self.path)
+                self._con = sqlite3.connect(self._location.db_name, uri=True, timeout=30, check_same_thread=False)
             except sqlite3.Error as e:
                 raise _unavailable(self.path, e) from None
         return self._con
@@ -124,6 +127,11 @@ class SqliteReader(JournalReader):
         if self._con is not None:
             self._con.close()
             self._con = None
+        if self._location is not None:
+            from skill_ledger.adapters.journal.sqlite_files import remove_copy
+
+            remove_copy(self._location)
+            self._location = None
 
 
 class RecorderReader(JournalReader):

@@ -191,6 +191,16 @@ class ArtifactCheck:
             return record, None
         return self._full(c, path, key)
 
+    def unchanged_since_verified(self, digest: str) -> bool:
+        """Whether the stored artifact ``digest`` still has exactly the file identity it had when a
+        run last verified it in full (read-only: ``skills check`` asks this before hashing)."""
+        path = self.blobs.path_for(digest)
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return False
+        return stat.S_ISREG(st.st_mode) and self._remembered(str(path), digest, stat_key(st)) is not None
+
     def _matches(self, record: ArtifactRecord, c: Confirmed) -> bool:
         return (record.artifact_sha256, record.payload_sha256, record.key_hex) == (
             c.artifact_sha256, c.payload_sha256, c.key_hex)

@@ -5,6 +5,7 @@ database files (deleting one with its journals, swapping a rebuilt one into plac
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
@@ -104,16 +105,35 @@ def _silent_unlink(path: str) -> None:
 
 
 def ensure_private_dir(path: str | os.PathLike[str]) -> Path:
-    """Create ``path`` (and parents) with mode 0700 for the leaf; tighten an existing leaf."""
+    """Create ``path`` (and parents) with mode 0700 for the leaf; tighten an existing leaf.
+
+    An existing leaf that cannot be tightened because nothing in it can change (a read-only
+    file system, an immutable directory: an evidence copy) is left as it is: nothing can be
+    written into it either, and reading it must still work."""
     p = Path(path)
     try:
         p.mkdir(parents=True, exist_ok=True, mode=0o700)
         st = p.stat()
         if stat.S_IMODE(st.st_mode) & 0o077 and st.st_uid == os.getuid():
-            os.chmod(p, 0o700)
+            try:
+                os.chmod(p, 0o700)
+            except OSError as e:
+                if e.errno not in (errno.EROFS, errno.EPERM):
+                    raise
     except OSError as e:
         raise IoError(f"cannot create directory {p}: {e.strerror or e}", operation="write") from None
     return p
+
+
+def create_private_file(path: str | os.PathLike[str]) -> None:
+    """Create ``path`` empty with mode 0600 unless it exists (a database file about to be opened:
+    SQLite takes an empty file for a new database and gives its ``-wal``/``-shm`` files the
+    database file's permissions). Failures are left to the opener, which reports them."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return
+    os.close(fd)
 
 
 # --- SQLite database files -------------------------------------------------------------------
@@ -137,7 +157,7 @@ _renameat2: Any = None
 
 def swap_into_place(fresh: Path, path: Path) -> None:
     """Put the database ``fresh`` at ``path`` atomically (a reader opens either the old file
-    or the new one) and delete the old one.
+    or the new one) and delete the old one; ``fresh`` (and its WAL files) become 0600 first.
 
     On Linux the two names are exchanged (``renameat2(RENAME_EXCHANGE)``) and the old file is
     then deleted under the fresh name: renaming a new file *over* an existing one makes ext4
@@ -145,6 +165,11 @@ def swap_into_place(fresh: Path, path: Path) -> None:
     gigabyte that a rebuild does not need to wait for. Elsewhere, or where the filesystem
     cannot exchange names, ``os.replace``."""
     global _renameat2
+    for suffix in ("", "-wal", "-shm"):  # private from the moment it is the live file
+        try:
+            os.chmod(f"{fresh}{suffix}", 0o600)
+        except FileNotFoundError:
+            pass
     if _renameat2 is None:
         try:
             import ctypes

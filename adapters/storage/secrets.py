@@ -3,7 +3,8 @@
 Managed by ``skills secret set SCOPE KEY`` (the value comes from stdin, never argv),
 ``skills secret list`` (names only) and ``skills secret remove``. The runner reads it lazily,
 on a tool's first ``secret_get``. Values are never logged, journaled, echoed or put in an
-error message: only ``scope/key`` names travel.
+error message: only ``scope/key`` names travel (``adapters/usecases/secrets.py`` records each
+set and removal as an event, names only).
 
 The file is refused (``configuration_error``) when another user owns it or when group or
 others may read or write it, the way ssh treats a private key.
@@ -14,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import msgspec
@@ -35,14 +36,23 @@ class _File(msgspec.Struct):
     secrets: dict[str, dict[str, str]] = {}
 
 
+SCOPE_FORMS = "global, skill:<skill_id>, principal:<id> or channel:<id>"
+
+
 def check_name(scope: str, key: str) -> tuple[str, str]:
     """Validated (scope, key): the manifest's grammars (``global``, ``skill:<id>``...; an identifier)."""
     from skill_ledger.domain.errors import ManifestValidationError
 
     try:
-        return secret_scope(scope), ident(key, "secret key")
+        normal_scope = secret_scope(scope)
     except ManifestValidationError as e:
-        raise UsageError(f"invalid secret name {scope}/{key}: {e.details.get('detail', e.message)}",
+        raise UsageError(f"invalid secret scope '{scope}': {e.details.get('detail', e.message)}; a scope is "
+                         f"{SCOPE_FORMS} (a skill's own secrets: skill:<its id>)",
+                         {"scope": scope, "key": key}) from None
+    try:
+        return normal_scope, ident(key, "secret key")
+    except ManifestValidationError as e:
+        raise UsageError(f"invalid secret key '{key}': {e.details.get('detail', e.message)}",
                          {"scope": scope, "key": key}) from None
 
 
@@ -98,8 +108,10 @@ class SecretStore:
     def _save(self, doc: _File) -> None:
         atomic_write(self.path, msgspec.json.encode(doc), mode=0o600)
 
-    def set(self, scope: str, key: str, value: str) -> bool:
-        """Store a value; ``True`` when it replaced one."""
+    def set(self, scope: str, key: str, value: str, *, before_write: Callable[[bool], None] | None = None) -> bool:
+        """Store a value; ``True`` when it replaced one. ``before_write(replaced)`` runs under the
+        store's lock just before the file is written (the journal records the change first, so a
+        change is never left untraced)."""
         scope, key = check_name(scope, key)
         if not value:
             raise UsageError("the secret value is empty")
@@ -108,17 +120,23 @@ class SecretStore:
         with self._locked():
             doc = self._load()
             replaced = key in doc.secrets.get(scope, {})
+            if before_write is not None:
+                before_write(replaced)
             doc.secrets.setdefault(scope, {})[key] = value
             self._save(doc)
         return replaced
 
-    def remove(self, scope: str, key: str) -> bool:
+    def remove(self, scope: str, key: str, *, before_write: Callable[[], None] | None = None) -> bool:
+        """Delete a value; ``False`` (and nothing written) when there was none. ``before_write()``
+        runs as for :meth:`set`."""
         scope, key = check_name(scope, key)
         with self._locked():
             doc = self._load()
             keys = doc.secrets.get(scope, {})
             if key not in keys:
                 return False
+            if before_write is not None:
+                before_write()
             del keys[key]
             if not keys:
                 del doc.secrets[scope]

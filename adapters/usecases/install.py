@@ -9,7 +9,7 @@ that reference it (crash ordering).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ import msgspec
 from skill_ledger.domain.artifact import InspectResult, inspect_artifact, sha256_hex
 from skill_ledger.domain.audit import AuditReport
 from skill_ledger.domain.errors import ArtifactError, SkillLedgerError, TrustError, VersionConflict
+from skill_ledger.domain.events import LedgerAggregate
 from skill_ledger.domain.intake import Intake
 from skill_ledger.domain.publisher import Publisher
 from skill_ledger.domain.skill import ArtifactFacts, Skill, SkillVersion, jsonable
@@ -28,13 +29,19 @@ from .unit_of_work import Ledger
 from .verification import audit
 
 
+# Called inside the install's transaction, after the skill recorded its install: the other
+# aggregates (loaded fresh in this attempt) whose events belong in the same transaction.
+AlsoRecord = Callable[[Ledger, Skill], Sequence[LedgerAggregate]]
+
+
 def install(ledger: Ledger, path: str, *, allow_tofu: bool = False, trusted_publishers: Sequence[tuple[str, str]] = (),
-            source: str | None = None, data: bytes | None = None) -> InstallResult:
+            source: str | None = None, data: bytes | None = None, also: AlsoRecord | None = None) -> InstallResult:
     """Install the artifact at ``path`` (or ``data``, described by ``source``) and make it current.
 
     ``trusted_publishers``: (publisher, key) pairs allowlisted first. Nothing is recorded for a
     payload installed already (``already_installed``); a rejected artifact (format, signature,
-    trust, ``version_conflict``) is recorded as ``artifact.rejected`` and raised.
+    trust, ``version_conflict``) is recorded as ``artifact.rejected`` and raised. ``also``: see
+    ``AlsoRecord`` (a registry install records which metadata vouched for it).
     """
     if data is None:
         from skill_ledger.adapters.packaging.package import read_artifact
@@ -51,12 +58,12 @@ def install(ledger: Ledger, path: str, *, allow_tofu: bool = False, trusted_publ
     for pub, key in trusted_publishers:
         positions += allow(ledger, pub, key, reason="--trusted-publisher on install").positions
     with ledger.blobs.lock():
-        result = ledger.retrying(lambda: _install(ledger, inspected, data, artifact_sha256, source, allow_tofu))
+        result = ledger.retrying(lambda: _install(ledger, inspected, data, artifact_sha256, source, allow_tofu, also))
     return msgspec.structs.replace(result, positions=positions + result.positions)
 
 
 def _install(ledger: Ledger, inspected: InspectResult, data: bytes, artifact_sha256: str, source: str,
-             allow_tofu: bool) -> InstallResult:
+             allow_tofu: bool, also: AlsoRecord | None = None) -> InstallResult:
     m = inspected.manifest
     publisher = ledger.load(Publisher, m.publisher)
     skill = ledger.load(Skill, m.skill_id)
@@ -73,7 +80,7 @@ def _install(ledger: Ledger, inspected: InspectResult, data: bytes, artifact_sha
                                  m.skill_id, m.version, inspected.payload_sha256)
     skill.install(ledger.actor, _facts(inspected, artifact_sha256, decision, source), outcome.report,
                   outcome.policy_version, blob)
-    positions = ledger.save(publisher, skill)
+    positions = ledger.save(publisher, skill, *(also(ledger, skill) if also is not None else ()))
     return _result(skill, skill.versions[m.version], outcome.report, positions)
 
 

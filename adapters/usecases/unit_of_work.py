@@ -58,7 +58,7 @@ class Ledger:
     @property
     def actor(self) -> Actor:
         s = self.settings
-        return Actor(s.actor, s.host, s.command)
+        return Actor(s.actor, s.host, s.command, s.os_user, s.os_uid)
 
     # --- load, save, retry ----------------------------------------------------------------
 

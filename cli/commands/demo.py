@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import click
 
-from skill_ledger.cli.base import global_options, obj
-from skill_ledger.cli.output import emit, json_text, table
+from skill_ledger.cli.base import global_options, obj, set_interrupt_state
+from skill_ledger.cli.output import emit, json_text, safe, table
 
 
 @click.command("demo")
+@click.option("--force", is_flag=True, help="Run in the --home given even when it is not empty (its journal gets "
+              "the demo's events).")
 @global_options
-def demo() -> None:
-    """Run the whole story in a fresh home (a temporary one unless --home is given)."""
+def demo(force: bool) -> None:
+    """Run the whole story in a fresh home: a temporary one, or --home DIR when DIR is new or
+    empty (a non-empty one is refused unless --force)."""
     from skill_ledger.adapters.demo import run_demo
 
     o = obj()
@@ -20,12 +23,15 @@ def demo() -> None:
     def step(title: str, details: dict) -> None:
         steps.append({"step": title, **details})
         if not o.as_json:
-            click.secho(f"==> {title}", bold=True)
+            click.secho(f"==> {safe(title)}", bold=True)
             for k, v in details.items():
                 if k not in ("entries",):
-                    click.echo(f"    {k}: {v if not isinstance(v, (dict, list)) else json_text(v, pretty=False)}")
+                    shown = v if not isinstance(v, (dict, list)) else json_text(v, pretty=False)
+                    click.echo(f"    {k}: {safe(shown)}")
 
-    result = run_demo(o.home, actor=o.actor, step=step)
+    set_interrupt_state("the demo's home holds what was done up to the interrupt; it is only a demo: "
+                        "delete it, or look around it with skills --home DIR history examples.hello")
+    result = run_demo(o.home, actor=o.actor, step=step, force=force)
 
     def human(d: dict) -> None:
         click.secho("==> the installed-skills index", bold=True)
@@ -35,8 +41,8 @@ def demo() -> None:
                for e in d["index"]])
         click.secho("==> the journal (every decision, hash-chained)", bold=True)
         for e in d["journal"]:
-            click.echo(f"#{e['position']:<3} {e['kind']:<26} {e['stream']:<24} {e['hash'][:16]}")
-        click.echo(f"state kept in {d['home']} (try: skills --home {d['home']} history examples.hello)")
+            click.echo(safe(f"#{e['position']:<3} {e['kind']:<26} {e['stream']:<24} {e['hash'][:16]}"))
+        click.echo(safe(f"state kept in {d['home']} (try: skills --home {d['home']} history examples.hello)"))
 
     emit(o.as_json, {**result, "steps": steps}, human)
 

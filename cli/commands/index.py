@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import sys
-from collections.abc import Callable, Iterator
-
 import click
 
-from skill_ledger.cli.base import SubGroup, global_options, obj
+from skill_ledger.cli.base import SubGroup, global_options, obj, set_interrupt_state
 from skill_ledger.cli.errors import JOURNAL_INTEGRITY
-from skill_ledger.cli.output import emit, is_tty, kv, notice, to_jsonable
+from skill_ledger.cli.output import emit, kv, notice, progress_bar, safe, to_jsonable, views_progress
 
 
 @click.group("index", cls=SubGroup)
@@ -30,20 +26,17 @@ def index_status() -> None:
                                            [(p["name"], f"{p['position']} ({p['behind']} behind)") for p in d["projections"]]))
 
 
-@contextlib.contextmanager
-def _progress_bar(total: int) -> Iterator[Callable[[int], None]]:
-    with click.progressbar(length=total, label="Replaying journal", file=sys.stderr,
-                           hidden=obj().as_json or not is_tty()) as bar:
-        yield bar.update
-
-
 @index.command("rebuild")
 @global_options
 def index_rebuild() -> None:
     """Drop the projections and replay the whole journal into them."""
     from skill_ledger.adapters.readmodel.rebuild import rebuild_home
 
-    result = rebuild_home(obj().settings(), notify=notice, progress=_progress_bar)
+    set_interrupt_state("the live views are as they were before the rebuild, and its temporary files "
+                        "were removed; run it again to rebuild")
+    as_json = obj().as_json
+    result = rebuild_home(obj().settings(), notify=notice,
+                          progress=lambda total: progress_bar(total, "Replaying journal", hidden=as_json))
     emit(obj().as_json, to_jsonable(result),
          lambda d: click.echo(f"replayed {d['replayed']} events; projections at position {d['position']}"))
 
@@ -54,13 +47,15 @@ def index_verify() -> int:
     """Replay the journal into a scratch copy and compare it with the live projections (exit 9 on drift)."""
     from skill_ledger.adapters.readmodel.verify import verify_views
 
-    report = verify_views(obj().settings(), notify=notice)
+    set_interrupt_state("nothing was changed (the scratch replay was removed)")
+    report = verify_views(obj().settings(), notify=notice,
+                          progress_for=views_progress("Replaying journal to compare", at_least=1))
 
     def human(d: dict) -> None:
         if d["ok"]:
             click.echo("projections match a fresh replay of the journal")
         for x in d["differences"]:
-            click.echo(f"DRIFT in {x['table']} {x['key']}: live={x['live']} replayed={x['replayed']}")
+            click.echo(safe(f"DRIFT in {x['table']} {x['key']}: live={x['live']} replayed={x['replayed']}"))
 
     emit(obj().as_json, to_jsonable(report), human)
     if not report.ok:
@@ -84,10 +79,11 @@ def index_export(fmt: str, output: str | None) -> None:
     from skill_ledger.domain.text import dumps_pretty
     from skill_ledger.projections.exports import palyra_installed_index
 
+    from .read import caught_up
     from .trust import write_document
 
     settings = obj().settings()
-    store = open_views(settings, notify=notice)
+    store = open_views(settings, notify=notice, **caught_up())
     try:
         doc = palyra_installed_index(store.con, time.time_ns() // 1_000_000, missing_secrets_for(settings))
     finally:

@@ -31,12 +31,18 @@ def generate(output: str, force: bool) -> None:
 
 
 @keys.command("show")
-@click.option("--key", "key_path", required=True, type=click.Path(dir_okay=False),
-              help="A private key file: PKCS#8 PEM, raw 32 bytes, hex or base64.")
+@click.option("--signing-key-file", "key_path", type=click.Path(dir_okay=False), metavar="FILE",
+              help="A private key file: PKCS#8 PEM, OpenSSH, raw 32 bytes, hex or base64.")
+@click.option("--key", "old_key_path", type=click.Path(dir_okay=False), hidden=True)  # the old spelling
 @global_options
-def show(key_path: str) -> None:
-    """Print the public facts (key id, public key) of a signing key file."""
+def show(key_path: str | None, old_key_path: str | None) -> None:
+    """Print the public facts (key id, public key) of a signing key file
+    (--signing-key-file, the spelling `package build` uses too)."""
     from skill_ledger.adapters.storage.keys import key_facts_from_file
+    from skill_ledger.domain.errors import UsageError
 
+    if (key_path is None) == (old_key_path is None):
+        raise UsageError("give the signing key file once: --signing-key-file FILE")
+    key_path = key_path or old_key_path or ""
     facts = key_facts_from_file(key_path)
     emit(obj().as_json, {**to_jsonable(facts), "path": key_path}, _render_facts)

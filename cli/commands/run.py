@@ -10,8 +10,8 @@ import sys
 
 import click
 
-from skill_ledger.cli.base import SubGroup, global_options, obj
-from skill_ledger.cli.output import emit, kv, notice, table, to_jsonable
+from skill_ledger.cli.base import SKILL_ID, SubGroup, global_options, obj
+from skill_ledger.cli.output import emit, kv, notice, safe, table, terminal_width, to_jsonable
 
 MAX_INPUT_FILE_BYTES = 16 * 1024 * 1024
 
@@ -21,7 +21,8 @@ MAX_INPUT_FILE_BYTES = 16 * 1024 * 1024
 @click.option("--input", "input_json", metavar="JSON", help="The tool's input, a JSON document (default: {}).")
 @click.option("--input-file", type=click.Path(dir_okay=False, allow_dash=True), metavar="FILE",
               help="Read the input JSON from FILE ('-' for stdin).")
-@click.option("--skill", "skill_id", metavar="SKILL_ID", help="The skill that declares the tool (when several do).")
+@click.option("--skill", "skill_id", type=SKILL_ID, metavar="SKILL_ID",
+              help="The skill that declares the tool (when several do).")
 @click.option("--version", "version", metavar="V", help="The skill version (default: the current one).")
 @click.option("--timeout-ms", type=click.IntRange(min=1), metavar="N",
               help="Wall-clock limit; the effective one is min(this, the manifest's quotas.wall_clock_timeout_ms).")
@@ -54,15 +55,15 @@ def run(tool_id: str, input_json: str | None, input_file: str | None, skill_id: 
                       notify=notice)
 
     def human(d: dict) -> None:
-        from skill_ledger.cli.output import json_text
+        from skill_ledger.cli.output import json_text, safe_lines
 
         kv([("tool", d["tool_id"]), ("skill", f"{d['skill_id']} {d['version']}"), ("abi", d["abi"]),
             ("exit_code", d["exit_code"]), ("duration", f"{d['duration_ms']:.3f} ms"),
             ("fuel_consumed", d["fuel_consumed"])])
         click.echo("output:")
-        click.echo(json_text(d["output"]))
-        for entry in d["log"]:
-            click.echo(f"[{entry['source']} {entry['level']}] {entry['message']}", err=True)
+        click.echo(safe_lines(json_text(d["output"])))
+        for entry in d["log"]:  # a guest's words: escaped, never obeyed by the terminal
+            click.echo(f"[{safe(entry['source'])} {safe(entry['level'])}] {safe(entry['message'])}", err=True)
 
     emit(obj().as_json, to_jsonable(result), human)
 
@@ -91,12 +92,24 @@ def _read_input_file(path: str) -> bytes:
 
 # --- secrets ---------------------------------------------------------------------------------
 
+SCOPE_HELP = """SCOPE is one of:
+
+\b
+  global              every skill that declares the key (capabilities.secrets)
+  skill:<skill_id>    one skill's own secrets (e.g. skill:examples.hello)
+  principal:<id>      the secrets of one principal
+  channel:<id>        the secrets of one channel
+
+KEY is an identifier ([a-z0-9._:-])."""
+
 
 @click.group("secret", cls=SubGroup)
 def secret() -> None:
     """The local secret source (<home>/secrets.json, mode 0600) that tools read with secret_get.
 
-    Values are read from stdin and never printed, logged or journaled.
+    Values are read from stdin and never printed, logged or journaled; each set and removal is
+    recorded as an event with the scope and key names only (a skill's own scope on the skill's
+    stream, shown by `skills history`).
     """
 
 
@@ -106,14 +119,27 @@ def _store():
     return SecretStore(obj().settings().secrets_path)
 
 
-@secret.command("set")
+REASON = click.option("--reason", metavar="TEXT", help="Why (recorded on the event).")
+
+
+def _session():
+    from skill_ledger.adapters.usecases.session import ledger_session
+
+    return ledger_session(obj().settings(), notify=notice)
+
+
+@secret.command("set", epilog=SCOPE_HELP)
 @click.argument("scope")
 @click.argument("key")
+@REASON
 @global_options
-def secret_set(scope: str, key: str) -> None:
+def secret_set(scope: str, key: str, reason: str | None) -> None:
     """Store the value of SCOPE/KEY, read from stdin (a terminal prompts without echo)."""
+    from skill_ledger.adapters.storage.secrets import check_name
+    from skill_ledger.adapters.usecases.secrets import set_secret
     from skill_ledger.domain.errors import UsageError
 
+    scope, key = check_name(scope, key)  # before prompting for a value
     if sys.stdin.isatty():
         value = click.prompt(f"value for {scope}/{key}", hide_input=True, err=True)
     else:
@@ -126,36 +152,48 @@ def secret_set(scope: str, key: str) -> None:
             value = value[:-2]
         elif value.endswith("\n"):
             value = value[:-1]
-    replaced = _store().set(scope, key, value)
-    data = {"scope": scope.strip(), "key": key.strip(), "stored": True, "replaced": replaced}
-    emit(obj().as_json, data, lambda d: click.echo(f"stored {d['scope']}/{d['key']}"
-                                                   + (" (replaced the previous value)" if d["replaced"] else "")))
+    with _session() as ledger:
+        result = set_secret(ledger, _store(), scope, key, value, reason)
+    data = {"scope": result.scope, "key": result.key, "stored": True, "replaced": result.replaced,
+            "positions": result.positions}
+    emit(obj().as_json, data, lambda d: click.echo(
+        f"stored {safe(d['scope'])}/{safe(d['key'])}" + (" (replaced the previous value)" if d["replaced"] else "")
+        + f"; journal position {', '.join(map(str, d['positions']))}"))
 
 
 @secret.command("list")
+@click.option("--wide", is_flag=True, help="Do not cut long cells to fit the terminal.")
 @global_options
-def secret_list() -> None:
+def secret_list(wide: bool) -> None:
     """The stored secret names (scope and key; never values)."""
     names = [{"scope": s, "key": k} for s, k in _store().names()]
 
     def human(d: dict) -> None:
         if not d["secrets"]:
             click.echo("no secrets stored")
-        table(["scope", "key"], [[e["scope"], e["key"]] for e in d["secrets"]])
+        table(["scope", "key"], [[e["scope"], e["key"]] for e in d["secrets"]],
+              width=None if wide else terminal_width())
 
     emit(obj().as_json, {"count": len(names), "secrets": names}, human)
 
 
-@secret.command("remove")
+@secret.command("remove", epilog=SCOPE_HELP)
 @click.argument("scope")
 @click.argument("key")
+@REASON
 @global_options
-def secret_remove(scope: str, key: str) -> None:
-    """Delete SCOPE/KEY from the secret source."""
-    removed = _store().remove(scope, key)
-    data = {"scope": scope.strip(), "key": key.strip(), "removed": removed}
-    emit(obj().as_json, data, lambda d: click.echo(f"{'removed' if d['removed'] else 'no such secret'}: "
-                                                   f"{d['scope']}/{d['key']}"))
+def secret_remove(scope: str, key: str, reason: str | None) -> None:
+    """Delete SCOPE/KEY from the secret source (recorded when there was a value)."""
+    from skill_ledger.adapters.storage.secrets import check_name
+    from skill_ledger.adapters.usecases.secrets import remove_secret
+
+    scope, key = check_name(scope, key)
+    with _session() as ledger:
+        result = remove_secret(ledger, _store(), scope, key, reason)
+    data = {"scope": result.scope, "key": result.key, "removed": result.changed, "positions": result.positions}
+    emit(obj().as_json, data, lambda d: click.echo(
+        f"{'removed' if d['removed'] else 'no such secret'}: {safe(d['scope'])}/{safe(d['key'])}"
+        + (f"; journal position {', '.join(map(str, d['positions']))}" if d["positions"] else "")))
 
 
 COMMANDS = [run, secret]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from skill_ledger.cli.base import SubGroup, global_options, obj
+from skill_ledger.cli.base import SubGroup, global_options, obj, reason_option, set_interrupt_state
 from skill_ledger.cli.errors import exit_code_for
-from skill_ledger.cli.output import emit, kv, notice, table, to_jsonable
+from skill_ledger.cli.output import emit, notice, safe, table, terminal_width, to_jsonable
 
 from .lifecycle import session
 
@@ -17,21 +17,32 @@ def trust() -> None:
     """Publisher keys: allowlist, TOFU pins, revocations."""
 
 
+WIDE = click.option("--wide", is_flag=True, help="Do not cut long cells to fit the terminal.")
+
+
 @trust.command("list")
+@WIDE
 @global_options
-def trust_list() -> None:
+def trust_list(wide: bool) -> None:
     """Every publisher key the journal knows, with its kind and state."""
     from skill_ledger.adapters.readmodel.views import open_views
     from skill_ledger.projections.queries import trust_publishers
 
-    store = open_views(obj().settings(), notify=notice)
-    data = {"publishers": trust_publishers(store.con)}
+    from .read import caught_up
+
+    store = open_views(obj().settings(), notify=notice, **caught_up())
+    try:
+        data = {"publishers": trust_publishers(store.con)}
+    finally:
+        store.close()
 
     def human(d: dict) -> None:
-        rows = [[p["publisher"], k["key_id"], k["kind"], k["state"], k["since"]] for p in d["publishers"] for k in p["keys"]]
+        rows = [[p["publisher"], k["key_id"], k["kind"], k["state"], k["since"]] for p in d["publishers"]
+                for k in p["keys"]]
         if not rows:
             click.echo("no publisher keys recorded")
-        table(["publisher", "key_id", "kind", "state", "since"], rows)
+        table(["publisher", "key_id", "kind", "state", "since"], rows, width=None if wide else terminal_width(),
+              styles={3: lambda s: {"active": "green", "revoked": "red"}.get(s)}, shrink=(4, 0))
 
     emit(obj().as_json, data, human)
 
@@ -39,47 +50,71 @@ def trust_list() -> None:
 def _render_trust(verb: str):
     def human(d: dict) -> None:
         state = verb if d["changed"] else "no change"
-        click.echo(f"{d['publisher']} {d['key_id']}: {state}")
+        click.echo(f"{safe(d['publisher'])} {d['key_id']}: {state}")
         for q in d.get("quarantined", []):
-            click.echo(f"quarantined {q['skill_id']} {q['version']} ({q['reason_code']})")
+            click.echo(f"quarantined {safe(q['skill_id'])} {safe(q['version'])} ({q['reason_code']})")
         if d["positions"]:
             click.echo(f"journal positions: {', '.join(map(str, d['positions']))}")
 
     return human
 
 
-@trust.command("allow")
-@click.argument("publisher")
-@click.argument("hexkey")
-@click.option("--reason", required=True, help="Why (recorded on the event).")
-@global_options
-def trust_allow(publisher: str, hexkey: str, reason: str) -> None:
-    """Allowlist PUBLISHER's Ed25519 public key HEXKEY (64 hex characters)."""
-    from skill_ledger.adapters.usecases.trust import allow
+KEY_ARGUMENT = click.argument("key", required=False, metavar="KEY")
+KEY_FILE = click.option("--key-file", type=click.Path(dir_okay=False), metavar="FILE",
+                        help="Read the public key from FILE (PEM or OpenSSH public key, raw 32 bytes, hex, base64) "
+                             "instead of KEY.")
+
+
+def _trust_change(change, publisher: str, key: str | None, key_file: str | None, reason: str):
+    from skill_ledger.adapters.usecases.trust import resolve_key
 
     with session() as ledger:
-        result = allow(ledger, publisher, hexkey, reason)
+        return change(ledger, publisher, resolve_key(ledger, publisher, key, key_file), reason)
+
+
+@trust.command("allow")
+@click.argument("publisher")
+@KEY_ARGUMENT
+@KEY_FILE
+@reason_option("trust change")
+@global_options
+def trust_allow(publisher: str, key: str | None, key_file: str | None, reason: str) -> None:
+    """Allowlist a public key of PUBLISHER.
+
+    KEY is the 64-hex Ed25519 public key, or a key id (ed25519:<16 hex>) exactly as `skills trust
+    list` prints it, resolved against the keys the journal knows for PUBLISHER; or give --key-file.
+    A malformed or unknown key is a usage error (exit 2).
+    """
+    from skill_ledger.adapters.usecases.trust import allow
+
+    result = _trust_change(allow, publisher, key, key_file, reason)
     emit(obj().as_json, to_jsonable(result), _render_trust("allowlisted"))
 
 
 @trust.command("revoke")
 @click.argument("publisher")
-@click.argument("hexkey")
-@click.option("--reason", required=True, help="Why (recorded on the event).")
+@KEY_ARGUMENT
+@KEY_FILE
+@reason_option("trust change")
 @global_options
-def trust_revoke(publisher: str, hexkey: str, reason: str) -> int:
-    """Revoke a key; every installed version signed by it is quarantined (trust_revoked)."""
+def trust_revoke(publisher: str, key: str | None, key_file: str | None, reason: str) -> int:
+    """Revoke a key of PUBLISHER; every installed version signed by it is quarantined (trust_revoked).
+
+    KEY is given as for `skills trust allow`. A key never seen before is recorded too (a pre-emptive
+    revocation); it must then be given as hex or --key-file.
+    """
     from skill_ledger.adapters.usecases.trust import revoke
 
-    with session() as ledger:
-        result = revoke(ledger, publisher, hexkey, reason)
+    set_interrupt_state("a revocation already recorded stands (the key is refused by run, verify and re-audit); "
+                        "run the command again to quarantine what the sweep had not reached")
+    result = _trust_change(revoke, publisher, key, key_file, reason)
     emit(obj().as_json, to_jsonable(result), _render_trust("revoked"))
     return 0
 
 
 @trust.command("import")
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--reason", default="trust import", show_default=True, help="Recorded on each event.")
+@reason_option("trust change")
 @global_options
 def trust_import(file: str, reason: str) -> None:
     """Import a trust-store JSON file: allowlisted keys and TOFU pins become journal events."""
@@ -100,7 +135,7 @@ def trust_import(file: str, reason: str) -> None:
         click.echo(f"allowlisted {len(d['allowlisted'])} key(s), pinned {len(d['pinned'])}, "
                    f"{len(d['conflicts'])} conflict(s)")
         for c in d["conflicts"]:
-            click.echo(f"conflict: {c['publisher']} {c['key_hex']}: {c['reason']}")
+            click.echo(f"conflict: {safe(c['publisher'])} {c['key_hex']}: {safe(c['reason'])}")
 
     emit(obj().as_json, to_jsonable(result), human)
 
@@ -136,10 +171,17 @@ def policy() -> None:
     """The audit policy, recorded as events."""
 
 
+def _policy_lines(policy: dict) -> None:
+    """The members as ``KEY=VALUE`` lines, exactly the syntax ``policy set`` takes."""
+    from skill_ledger.domain.policy import setting_text
+
+    click.echo("\n".join(safe(setting_text(k, v)) for k, v in policy.items()))
+
+
 @policy.command("show")
 @global_options
 def policy_show() -> None:
-    """The current audit policy and its version."""
+    """The current audit policy and its version, one KEY=VALUE per line in the syntax `policy set` takes."""
     from skill_ledger.adapters.usecases.policy import current_policy
     from skill_ledger.adapters.usecases.unit_of_work import Ledger
 
@@ -150,19 +192,28 @@ def policy_show() -> None:
         ledger.close()
 
     def human(d: dict) -> None:
-        click.echo(f"policy version {d['policy_version']}")
-        kv(d["policy"].items())
+        click.echo(f"# policy version {d['policy_version']}")
+        _policy_lines(d["policy"])
 
     emit(obj().as_json, data, human)
 
 
 @policy.command("set")
 @click.argument("settings", nargs=-1, required=True, metavar="KEY=VALUE...")
-@click.option("--reason", required=True, help="Why (recorded on the event).")
+@reason_option("policy change")
 @click.option("--reaudit", is_flag=True, help="Re-audit every installed version under the new policy now.")
 @global_options
 def policy_set(settings: tuple[str, ...], reason: str, reaudit: bool) -> int:
-    """Change audit policy members, e.g. max_exported_functions=64 allow_device_capabilities=false."""
+    """Change audit policy members. VALUE is JSON, as `policy show` prints it, checked against the
+    member's type and range (a bad value is exit 2), e.g.
+
+    \b
+      skills policy set max_exported_functions=64 allow_device_capabilities=false --reason TEXT
+      skills policy set 'allowed_import_modules=["skills:host/v1"]' --reason TEXT
+      skills policy set vulnerability_feed_path=null --reason TEXT
+
+    A list may also be given bare and comma-separated, a path bare.
+    """
     from skill_ledger.adapters.usecases.policy import set_policy
 
     with session() as ledger:
@@ -170,8 +221,8 @@ def policy_set(settings: tuple[str, ...], reason: str, reaudit: bool) -> int:
 
     def human(d: dict) -> None:
         changed = ", ".join(d["changed"]) or "nothing"
-        click.echo(f"policy version {d['policy_version']} (changed: {changed})")
-        kv(d["policy"].items())
+        click.echo(f"# policy version {d['policy_version']} (changed: {changed})")
+        _policy_lines(d["policy"])
         if "reaudit" in d:
             r = d["reaudit"]
             click.echo(f"re-audited {r['checked']}: {r['passed']} passed, {len(r['quarantined'])} quarantined")

@@ -9,11 +9,16 @@
 * Optimistic concurrency per stream, in one process: a stale aggregate never overwrites a
   newer one, a multi-stream save is all or nothing (chain rows included), and the use
   cases re-read and re-decide after a conflict.
+* Hash-chain format 2: a new event's stored bytes are canonical and recomputable from its
+  exported shape (property-based). The attacks on every stored column are in
+  ``tests/adversarial/test_tampered_journal.py``.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import pwd
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -22,6 +27,8 @@ import helpers_ledger as h
 import msgspec
 import pytest
 from eventsourcing.persistence import IntegrityError
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from skill_ledger.adapters.journal.sqlite import APPEND_ONLY_MESSAGE, GUARDED_TABLES, guard_statements, iter_rows
 from skill_ledger.adapters.journal.verify import verify_journal
@@ -30,7 +37,15 @@ from skill_ledger.adapters.usecases.checkpoints import record_checkpoint
 from skill_ledger.adapters.usecases.install import install
 from skill_ledger.adapters.usecases.unit_of_work import Ledger
 from skill_ledger.domain.checkpoints import Checkpoints, checkpoint_note
-from skill_ledger.domain.codec import GENESIS_HASH, event_hash, exported_event
+from skill_ledger.domain.codec import (
+    GENESIS_HASH,
+    canonical_state,
+    encode_state,
+    event_hash,
+    exported_event,
+    originator_text,
+    state_bytes,
+)
 from skill_ledger.domain.publisher import Publisher
 from skill_ledger.domain.signing import key_id
 from skill_ledger.domain.skill import Skill
@@ -117,8 +132,9 @@ def rechain(con: sqlite3.Connection, events: list[tuple[str, int, str, bytes]]) 
         con.execute("INSERT INTO stored_events (rowid, originator_id, originator_version, topic, state) "
                     "VALUES (?,?,?,?,?)", (position, oid, version, topic, state))
         prev = heads.get(oid, GENESIS_HASH)
-        digest = event_hash(exported_event(position, version, topic, msgspec.json.decode(state), prev))
-        con.execute("INSERT INTO event_chain VALUES (?,?,?,?,?)", (position, oid, version, prev, digest))
+        digest = event_hash(exported_event(position, version, topic, msgspec.json.decode(state), prev,
+                                           chain=2, originator_id=originator_text(oid)))
+        con.execute("INSERT INTO event_chain VALUES (?,?,?,?,?,2)", (position, oid, version, prev, digest))
         heads[oid] = digest
     con.execute("COMMIT")
     for statement in guard_statements():
@@ -269,7 +285,7 @@ def test_a_forged_event_with_a_wrong_chain_entry_is_detected(journal: Path, home
     # a chain entry copied from the real last event of the stream
     prev, digest = con.execute("SELECT prev_hash, hash FROM event_chain WHERE originator_id = ? "
                                "ORDER BY originator_version DESC LIMIT 1", (oid,)).fetchone()
-    con.execute("INSERT INTO event_chain VALUES (17, ?, ?, ?, ?)", (oid, version + 1, prev, digest))
+    con.execute("INSERT INTO event_chain VALUES (17, ?, ?, ?, ?, 2)", (oid, version + 1, prev, digest))
     con.execute("COMMIT")
     con.close()
     assert_detected(home, 17)
@@ -491,8 +507,47 @@ def test_every_event_records_its_actor_and_the_operators_reason(journal: Path, h
         events = h.journal_events(ledger)
     finally:
         ledger.close()
+    me = pwd.getpwuid(os.geteuid())
     for e in events:
         assert e["state"]["actor"]["principal"] == "user:test"
         assert e["state"]["actor"]["host"] and e["state"]["actor"]["command"] == "test"
+        # beside the declared principal, the account the process ran as (from the uid, not $USER)
+        assert (e["state"]["actor"]["os_user"], e["state"]["actor"]["os_uid"]) == (me.pw_name, me.pw_uid)
     reasons = {e["kind"]: e["state"].get("reason") for e in events if e["kind"] in ("skill.quarantined", "skill.enabled")}
     assert reasons == {"skill.quarantined": "test quarantine", "skill.enabled": "test enable"}
+
+
+# --- chain format 2: the stored bytes are recomputable from the exported shape ----------------
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20)
+
+
+class _Event:
+    """Something shaped like a recorded event: the envelope and arbitrary data members."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.originator_id = "ignored"
+        self.originator_version = 1
+        self.timestamp = "2026-11-25T06:10:00.123456Z"
+        self.stream = "skill:acme.x"
+        self.actor = {"principal": "user:a", "host": "h", "command": "c", "os_user": "a", "os_uid": 1000}
+        self.__dict__.update(data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(max_size=12).filter(lambda k: k not in ("timestamp", "stream", "actor",
+                                                                        "originator_id", "originator_version")),
+                       _json, max_size=6))
+def test_format_2_state_bytes_are_a_fixed_point_recomputed_from_the_export(data: dict[str, Any]) -> None:
+    """Whatever an event holds, its stored bytes are canonical (re-encoding changes nothing), and
+    ``state_bytes`` gives them back from the exported shape alone: so verify can compare bytes."""
+    stored = encode_state(_Event(data))
+    assert canonical_state(stored) == stored
+    exported = exported_event(5, 2, "skill.installed.v1", msgspec.json.decode(stored), GENESIS_HASH, chain=2,
+                              originator_id=originator_text("e5738b9c43605c1f85cdbcbfe2c23742"))
+    assert state_bytes(exported) == stored
+    assert exported["data"] == msgspec.json.decode(msgspec.json.encode(data))

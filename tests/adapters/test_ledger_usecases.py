@@ -55,7 +55,8 @@ def test_install_with_tofu_records_pin_and_lifecycle(home, tmp_path):
                           "skill.current_changed", "skill.activated"]
     pinned = events(led)[0]
     assert pinned["data"]["first_skill_id"] == "acme.echo" and pinned["data"]["key_hex"] == KEY_A
-    assert all(e["actor"] == {"principal": "user:test", "host": led.settings.host, "command": "test"} for e in events(led))
+    assert all(e["actor"] == {"principal": "user:test", "host": led.settings.host, "command": "test",
+                              "os_user": led.settings.os_user, "os_uid": led.settings.os_uid} for e in events(led))
     blob = home / "blobs" / "sha256" / r.artifact_sha256
     assert blob.exists() and (blob.stat().st_mode & 0o777) == 0o444
 

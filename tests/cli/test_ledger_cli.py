@@ -87,7 +87,7 @@ def test_lifecycle_round_trip_and_list_filters(run):
     assert r.exit_code == 5
     results = {x["skill_id"]: x for x in js(r)["results"]}
     assert results["acme.other"]["ready"] and not results["acme.echo"]["ready"]
-    r = run("remove", "acme.echo", "--json")
+    r = run("remove", "acme.echo", "--reason", "retired", "--json")
     assert r.exit_code == 0 and js(r)["current"] is None
     assert run("info", "acme.echo").exit_code == 6
 
@@ -135,14 +135,15 @@ def test_index_commands_and_palyra_export(run):
 def test_trust_commands_round_trip(run):
     r = run("trust", "allow", "acme", KEY_A, "--reason", "vendor key", "--json")
     assert r.exit_code == 0 and js(r)["changed"] and js(r)["positions"] == [1]
-    assert run("trust", "allow", "acme", "zz", "--reason", "x").exit_code == 3
+    assert run("trust", "allow", "acme", "zz", "--reason", "x").exit_code == 2  # a bad key is a usage error
     listed = js(run("trust", "list", "--json"))["publishers"]
     assert listed[0]["keys"][0]["kind"] == "allowlisted" and listed[0]["keys"][0]["state"] == "active"
     exported = run("trust", "export").stdout
     assert json.loads(exported) == {"trusted_publishers": {"acme": [KEY_A]}, "tofu_publishers": {}}
     path = run.tmp / "trust.json"
     path.write_text(exported)
-    other = CliRunner().invoke(cli, ["--home", str(run.tmp / "other"), "trust", "import", str(path), "--json"])
+    other = CliRunner().invoke(cli, ["--home", str(run.tmp / "other"), "trust", "import", str(path), "--reason",
+                                     "migrate", "--json"])
     assert other.exit_code == 0 and len(json.loads(other.stdout)["allowlisted"]) == 1
     installed(run)
     r = run("trust", "revoke", "acme", KEY_A, "--reason", "leaked", "--json")

@@ -305,9 +305,10 @@ def test_inspect_tampered_artifact_exit_3(e):
     bad.write_bytes(rezip(got))
     r = e.run("package", "inspect", "--artifact", bad, "--json")
     assert r.exit_code == 3
-    assert json.loads(r.stdout) == {"error": {"code": "payload_hash_mismatch",
-                                              "message": "artifact payload hash mismatch", "details": {}}}
-    assert r.stderr == "error[payload_hash_mismatch]: artifact payload hash mismatch\n"
+    message = "artifact payload hash mismatch (changed: 'assets/prompt.txt')"  # the entry that changed, named
+    assert json.loads(r.stdout) == {"error": {"code": "payload_hash_mismatch", "message": message,
+                                              "details": {"changed_entries": ["assets/prompt.txt"]}}}
+    assert r.stderr == f"error[payload_hash_mismatch]: {message}\n"
 
 
 def test_inspect_not_a_zip_exit_3(e):
@@ -345,18 +346,24 @@ def test_inspect_missing_artifact_exit_6(e):
 def test_verify_without_trust_is_untrusted_exit_4(e):
     r = e.run("package", "verify", "--artifact", e.artifact(), "--json")
     assert r.exit_code == 4
-    assert json.loads(r.stdout)["error"] == {"code": "untrusted_publisher", "message": "untrusted publisher 'examples'",
-                                             "details": {"publisher": "examples"}}
-    assert r.stderr == "error[untrusted_publisher]: untrusted publisher 'examples'\n"
+    kid = KEYID0D
+    hint = ("pass --allow-tofu to pin its key on first use, or allowlist the key first: "
+            f"skills trust allow examples {PUB0D_HEX} --reason TEXT")
+    assert json.loads(r.stdout)["error"] == {
+        "code": "untrusted_publisher", "message": f"untrusted publisher 'examples' (signed with key {kid})",
+        "details": {"publisher": "examples", "presented_key_id": kid, "presented_key_hex": PUB0D_HEX},
+        "hint": hint}
+    assert r.stderr == (f"error[untrusted_publisher]: untrusted publisher 'examples' (signed with key {kid}); "
+                        f"hint: {hint}\n")
 
 
 def test_verify_allow_tofu_is_read_only(e):
     art = e.artifact()
-    for _ in range(2):  # not recorded: the second run is newly pinned again
+    for _ in range(2):  # not recorded: the second run would pin on first use again
         r = e.run("package", "verify", "--artifact", art, "--allow-tofu", "--json")
         assert r.exit_code == 0, r.stderr
         doc = json.loads(r.stdout)
-        assert doc["trust_decision"] == "tofu_newly_pinned"
+        assert doc["trust_decision"] == "would_pin_on_first_use"  # nothing was pinned: not tofu_newly_pinned
     assert list(doc) == ["accepted", "trust_decision", "payload_sha256", "manifest", "manifest_warnings",
                          "capability_grants", "policy_bindings"]
     assert doc["accepted"] is True
@@ -448,7 +455,7 @@ def test_verify_uses_the_journal_trust_state_and_records_nothing(e):
     other_home = e.tmp / "other-home"
     assert e.run("trust", "list", "--home", other_home).exit_code == 0
     r = e.run("package", "verify", "--artifact", art, "--home", other_home, "--allow-tofu", "--json")
-    assert json.loads(r.stdout)["trust_decision"] == "tofu_newly_pinned"
+    assert json.loads(r.stdout)["trust_decision"] == "would_pin_on_first_use"
     r = e.run("trust", "list", "--home", other_home, "--json")
     assert json.loads(r.stdout)["publishers"] == []
 
@@ -494,9 +501,12 @@ def test_subprocess_build_inspect_verify(tmp_path):
     assert p.returncode == 0 and json.loads(p.stdout)["payload_sha256"] == built["payload_sha256"]
     p = skills("package", "verify", "--artifact", out)
     assert p.returncode == 4
-    assert p.stderr == "error[untrusted_publisher]: untrusted publisher 'examples'\n"
+    kid = built["key_id"]
+    assert p.stderr.startswith(f"error[untrusted_publisher]: untrusted publisher 'examples' (signed with key {kid}); "
+                               "hint: pass --allow-tofu")
+    assert p.stderr.count("\n") == 1 and "skills trust allow examples " in p.stderr
     assert p.stdout == ""
     p = skills("package", "verify", "--artifact", out, "--allow-tofu", "--json")
     assert p.returncode == 0
-    assert json.loads(p.stdout)["trust_decision"] == "tofu_newly_pinned"
+    assert json.loads(p.stdout)["trust_decision"] == "would_pin_on_first_use"
     assert not (tmp_path / "home").exists()

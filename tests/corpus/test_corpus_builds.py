@@ -350,8 +350,6 @@ def test_wasi_p2_command_component_passes_the_audit_and_runs(lab):
     assert result["output"] == {"words": 4, "bytes": 21}
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17: skills info shows each tool's detected ABI and each module's "
-                                       "imports and exports summary")
 def test_info_shows_the_abi_and_the_imports_of_each_tool(lab):
     code, info = skills(lab, "info", "corpus.wordcount")
     assert code == 0, info

@@ -639,7 +639,9 @@ def test_trust_allowlisted():
 def test_trust_allowlisted_but_other_key():
     with pytest.raises(TrustedPublisherKeyMismatch) as e:
         verify_artifact(acme_artifact(), TrustStore({"acme": (PUB0D_HEX,)}), True, NOW_MS)
-    assert e.value.details == {"publisher": "acme"}
+    assert e.value.details == {"publisher": "acme", "presented_key_id": key_id(bytes.fromhex(PUB05_HEX)),
+                               "presented_key_hex": PUB05_HEX,
+                               "allowlisted_key_ids": [key_id(bytes.fromhex(PUB0D_HEX))]}
 
 
 def test_trust_tofu_pin_then_same_key():
@@ -653,13 +655,15 @@ def test_trust_tofu_pin_then_other_key():
     first = verify_artifact(acme_artifact(SEED05), TrustStore(), True, NOW_MS)
     with pytest.raises(TofuKeyMismatch) as e:
         verify_artifact(acme_artifact(SEED0D), first.store, True, NOW_MS)
-    assert e.value.details == {"publisher": "acme"}
+    assert e.value.details == {"publisher": "acme", "pinned_key_id": key_id(bytes.fromhex(PUB05_HEX)),
+                               "presented_key_id": key_id(bytes.fromhex(PUB0D_HEX)), "presented_key_hex": PUB0D_HEX}
 
 
 def test_trust_unknown_without_tofu():
     with pytest.raises(UntrustedPublisher) as e:
         verify_artifact(acme_artifact(), TrustStore(), False, NOW_MS)
-    assert e.value.details == {"publisher": "acme"}
+    assert e.value.details == {"publisher": "acme", "presented_key_id": key_id(bytes.fromhex(PUB05_HEX)),
+                               "presented_key_hex": PUB05_HEX}
 
 
 def test_trust_other_publishers_do_not_count():

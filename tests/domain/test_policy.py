@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from skill_ledger.domain.constants import UINT64_MAX
 from skill_ledger.domain.errors import SerializationError, UsageError
 from skill_ledger.domain.policy import (
     POLICY_KEYS,
@@ -16,7 +19,9 @@ from skill_ledger.domain.policy import (
     parse_policy_json,
     policy_changes,
     policy_from_dict,
+    policy_settings,
     policy_to_dict,
+    setting_text,
 )
 
 DEFAULTS = {
@@ -186,3 +191,40 @@ def test_policy_changes() -> None:
         "allow_device_capabilities": (False, True),
     }
     assert policy_changes(new, new) == {}
+
+
+# --- one syntax in both directions (issue 12) --------------------------------------------------
+
+
+
+_uints = st.integers(min_value=64 * 1024, max_value=UINT64_MAX)
+_names = st.text(min_size=1, max_size=20).filter(lambda t: t.strip() != "")
+
+
+@given(st.builds(
+    PolicyValues,
+    max_module_bytes=_uints, max_exported_functions=_uints, max_memory_bytes=_uints, max_fuel_budget=_uints,
+    max_wall_clock_timeout_ms=_uints, max_instances=_uints, max_functions=_uints,
+    allow_device_capabilities=st.booleans(), allow_cross_skill_secrets=st.booleans(),
+    allowed_import_modules=st.lists(_names, max_size=4).map(tuple),
+    vulnerability_feed_path=st.none() | st.text(max_size=30),
+))
+def test_what_show_prints_set_takes_back_unchanged(p: PolicyValues) -> None:
+    assert apply_settings(PolicyValues(), policy_settings(p)) == p
+
+
+def test_show_prints_json_values() -> None:
+    lines = policy_settings(PolicyValues())
+    assert "allow_device_capabilities=false" in lines and "vulnerability_feed_path=null" in lines
+    assert setting_text("allowed_import_modules", ("a", "b")) == 'allowed_import_modules=["a","b"]'
+    assert setting_text("vulnerability_feed_path", "/f.json") == 'vulnerability_feed_path="/f.json"'
+
+
+def test_a_json_list_is_a_list_never_the_literal_text() -> None:
+    p = apply_settings(PolicyValues(), ['allowed_import_modules=["skills:host/v1"]'])
+    assert p.allowed_import_modules == ("skills:host/v1",)
+    with pytest.raises(UsageError, match="not valid JSON"):
+        apply_settings(PolicyValues(), ['allowed_import_modules=["skills:host/v1"'])
+    with pytest.raises(UsageError, match="JSON array"):
+        apply_settings(PolicyValues(), ['allowed_import_modules="skills:host/v1"'])
+    assert apply_settings(PolicyValues(), ["allowed_import_modules=[]"]).allowed_import_modules == ()

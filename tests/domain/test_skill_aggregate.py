@@ -524,3 +524,41 @@ def test_intake_records_each_error_once_and_bounds_it():
         agg = e.mutate(agg)
     assert agg.reject(ACTOR, source="s", error_code="manifest_validation", message="m" * 20_000,
                       details=details) is False
+
+
+@pytest.mark.parametrize("how", ["disable", "quarantine"])
+def test_rollback_onto_a_version_that_cannot_run_is_refused_with_the_way_out(how):
+    """Issue 12: a rollback onto a disabled (or quarantined) version used to succeed silently and
+    leave a current version every run refuses."""
+    s = Skill.start("acme.x")
+    install(s, "1.0.0")
+    install(s, "2.0.0")
+    install(s, "3.0.0")
+    if how == "disable":
+        s.disable(ACTOR, "2.0.0", "paused")
+    else:
+        s.quarantine(ACTOR, "2.0.0", "operator", "odd")
+    s.collect_events()
+    with pytest.raises(InvalidTransition) as info:
+        s.rollback(ACTOR, "2.0.0", "3.0.0 misbehaves")
+    assert "skills enable acme.x --version 2.0.0" in info.value.message
+    assert info.value.details == {"skill_id": "acme.x", "version": "2.0.0",
+                                  "status": DISABLED if how == "disable" else QUARANTINED, "active_versions": ["1.0.0"]}
+    assert s.collect_events() == [] and s.current == "3.0.0"
+    with pytest.raises(InvalidTransition):  # the default target (the previous current) is refused the same way
+        s.rollback(ACTOR, None, "3.0.0 misbehaves")
+    assert s.rollback(ACTOR, "1.0.0", "3.0.0 misbehaves") == "1.0.0"
+
+
+def test_secret_events_of_the_skills_own_scope_carry_names_only():
+    s = Skill.start("acme.x")
+    s.record_secret_set(ACTOR, "skill:acme.x", "token", False, "rotation")
+    s.record_secret_removed(ACTOR, "skill:acme.x", "token", None)
+    events = s.collect_events()
+    assert [e.KIND for e in events] == ["skill.secret_set", "skill.secret_removed"]
+    assert {k: getattr(events[0], k) for k in ("scope", "key", "replaced", "reason")} == {
+        "scope": "skill:acme.x", "key": "token", "replaced": False, "reason": "rotation"}
+    again = None
+    for e in events:
+        again = e.mutate(again)
+    assert again.secret_keys == set() and again.versions == {} and again.current is None

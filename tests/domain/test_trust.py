@@ -12,6 +12,7 @@ from skill_ledger.domain.errors import (
     TrustedPublisherKeyMismatch,
     UntrustedPublisher,
 )
+from skill_ledger.domain.signing import key_id
 from skill_ledger.domain.trust import (
     TrustDecision,
     TrustStore,
@@ -51,14 +52,18 @@ def test_tofu_pin_then_same_key():
 
 def test_tofu_pin_then_other_key():
     first = evaluate_trust(TrustStore(), "acme", K1, True)
-    with pytest.raises(TofuKeyMismatch):
+    with pytest.raises(TofuKeyMismatch) as ei:
         evaluate_trust(first.store, "acme", K2, True)
+    pinned, presented = key_id(bytes.fromhex(K1)), key_id(bytes.fromhex(K2))
+    assert ei.value.message == f"TOFU pinned key mismatch for 'acme': pinned {pinned}, presented {presented}"
 
 
 def test_unknown_without_tofu():
     with pytest.raises(UntrustedPublisher) as ei:
         evaluate_trust(TrustStore(), "acme", K1, False)
-    assert ei.value.details == {"publisher": "acme"}
+    assert ei.value.details == {"publisher": "acme", "presented_key_id": key_id(bytes.fromhex(K1)),
+                                "presented_key_hex": K1}
+    assert ei.value.message == f"untrusted publisher 'acme' (signed with key {key_id(bytes.fromhex(K1))})"
 
 
 def test_evaluation_does_not_mutate_the_store():

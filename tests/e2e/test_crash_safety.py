@@ -203,7 +203,7 @@ def test_remove_killed_at(point: str, base_home: Path, tmp_path: Path) -> None:
     leaves an orphan blob (allowed), never a recorded version without its blob."""
     home = fresh(base_home, tmp_path)
     blobs_before = set(os.listdir(home / "blobs" / "sha256"))
-    crash(home, point, "remove", "globex.gamma")
+    crash(home, point, "remove", "globex.gamma", "--reason", "crash test")
     assert set(os.listdir(home / "blobs" / "sha256")) == blobs_before  # nothing deleted yet
     assert_sound_after_crash(home)
 

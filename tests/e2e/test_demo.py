@@ -33,3 +33,29 @@ def test_demo_human_output(tmp_path):
                        timeout=120)
     assert r.returncode == 0, r.stderr
     assert "==> ran examples.echo" in r.stdout and "the journal (every decision, hash-chained)" in r.stdout
+
+
+def test_demo_refuses_a_home_that_is_not_empty_unless_forced(tmp_path):
+    """Issue 12: `skills demo --home DIR` on an existing journal appended the demo's events to it
+    (and pinned a new key for the example publisher)."""
+    home = tmp_path / "real"
+    home.mkdir()
+    (home / "journal.db").write_bytes(b"")  # stands for a real journal: never opened by a refused demo
+    r = subprocess.run([str(SKILLS), "demo", "--home", str(home), "--json"], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 2
+    err = json.loads(r.stdout)["error"]
+    assert err["code"] == "usage_error" and "is not empty (it holds a journal)" in err["message"]
+    assert "--force" in err["message"] and r.stderr.count("\n") == 1
+    assert sorted(p.name for p in home.iterdir()) == ["journal.db"] and (home / "journal.db").read_bytes() == b""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (home / "journal.db").unlink()
+    (home / "notes.txt").write_text("mine")
+    forced = subprocess.run([str(SKILLS), "demo", "--home", str(home), "--force", "--json"], capture_output=True,
+                            text=True, timeout=120)
+    assert forced.returncode == 0, forced.stderr
+    assert (home / "notes.txt").read_text() == "mine" and (home / "journal.db").exists()
+    r = subprocess.run([str(SKILLS), "demo", "--home", str(empty), "--json"], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr  # an empty directory is a fresh home

@@ -332,7 +332,7 @@ def test_skills_verify_accepts_independent_artifact(tmp_path, stream):
     assert p.returncode == 0, p.stderr
     doc = json.loads(p.stdout)
     assert doc["accepted"] is True
-    assert doc["trust_decision"] == "tofu_newly_pinned"
+    assert doc["trust_decision"] == "would_pin_on_first_use"  # read-only: nothing was pinned
     assert doc["payload_sha256"] == facts["payload_sha256"]
     assert doc["manifest"]["skill_id"] == "acme.echo_http"
     assert doc["manifest"]["manifest_version"] == 1
@@ -381,7 +381,8 @@ def test_skills_rejects_independent_artifact_with_unsigned_extra(tmp_path):
     p = subprocess.run([SKILLS, "package", "verify", "--artifact", str(art), "--allow-tofu"], capture_output=True,
                        text=True, timeout=60, env={**os.environ, "SKILLS_HOME": str(tmp_path / "home")})
     assert p.returncode == 3
-    assert p.stderr == "error[payload_hash_mismatch]: artifact payload hash mismatch\n"
+    assert p.stderr == ("error[payload_hash_mismatch]: artifact payload hash mismatch "
+                        "(not in the integrity list: 'assets/extra.txt')\n")
 
 
 # --- built by `skills`, verified by the independent verifier ------------------------------------------------------------

@@ -15,7 +15,11 @@ a message that says what to install. Covered:
   (same payload) or ``version_conflict`` (different payload), on a journal neither created;
 * incremental projections equal a full rebuild (whole, and in batches of 1 and 7 events);
 * URL handling: percent-encoded credentials, the ``postgres://`` alias, ``schema``, unknown
-  parameters refused, the password redacted from errors.
+  parameters refused, the password redacted from errors;
+* hash-chain format 2: the database roles the server stamps on every chain row (a client, or a
+  superuser skipping triggers, cannot record others; a dropped constraint is reported), a stream
+  moved to another originator id is found, a schema-1 journal verifies and migrates, and a
+  journal of a newer schema is refused before anything is written.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,6 +59,7 @@ if __name__ == "__main__":
 
 
 import helpers_ledger as h  # noqa: E402
+import msgspec  # noqa: E402
 import pg_server  # noqa: E402
 import psycopg  # noqa: E402
 import pytest  # noqa: E402
@@ -281,9 +287,10 @@ def test_the_guard_refuses_updates_deletes_and_truncates(tmp_path: Path, pg: pg_
 def test_a_losing_insert_leaves_no_trace_and_no_gap(tmp_path: Path, url: str) -> None:
     """A stale writer's insert fails as a whole (no event, no chain row) and consumes no
     position: the next event gets the next number (events.md: positions are gapless)."""
-    from uuid import uuid4
-
     from eventsourcing.persistence import IntegrityError, StoredEvent
+
+    from skill_ledger.domain.codec import canonical_state
+    from skill_ledger.domain.events import stream_uuid
 
     install(tmp_path, tmp_path / "home", url)
     app = open_journal(url)
@@ -297,7 +304,11 @@ def test_a_losing_insert_leaves_no_trace_and_no_gap(tmp_path: Path, url: str) ->
             recorder.insert_events(stale)
         assert recorder.max_notification_id() == 6
         assert [r.position for r in iter_rows(app)] == [1, 2, 3, 4, 5, 6]
-        fresh = StoredEvent(originator_id=uuid4(), originator_version=1, topic=existing.topic, state=existing.state)
+        # A new stream: its id is the name-based UUID of its name (journal verify checks that).
+        state = msgspec.json.decode(existing.state)
+        state["stream"] = "skill:acme.fresh"
+        fresh = StoredEvent(originator_id=stream_uuid(state["stream"]), originator_version=1, topic=existing.topic,
+                            state=canonical_state(msgspec.json.encode(state)))
         assert list(recorder.insert_events([fresh])) == [7]
         report = verify_journal(app)
         assert report.ok and report.events == 7 and report.head == 7, report
@@ -397,3 +408,154 @@ def test_urls_schemas_and_redacted_errors(tmp_path: Path, pg: pg_server.PgServer
     assert proc.returncode == 9 and "password authentication failed" in proc.stderr, proc.stderr
     assert "@WRONG" not in proc.stderr and "%40WRONG" not in proc.stderr
     assert time.monotonic() - started < 8
+
+
+# --- every stored column bound; who wrote it; journal_meta ----------------------------------
+
+FIXTURE_V1 = HERE.parents[1] / "adapters" / "fixtures" / "journal_chain_v1.sql"
+
+
+def exported(home: Path, url: str) -> list[dict]:
+    return [json.loads(line) for line in skills(home, url, "--json", "journal").stdout.splitlines()]
+
+
+def test_every_event_records_the_database_role_stamped_by_the_server(tmp_path: Path, url: str) -> None:
+    home = tmp_path / "home"
+    install(tmp_path, home, url)
+    events = exported(home, url)
+    assert {json.dumps(e["db_role"]) for e in events} == {json.dumps({"session_user": pg_server.APP_USER,
+                                                                      "current_user": pg_server.APP_USER})}
+    assert all(e["chain"] == 2 and e["actor"]["os_uid"] == os.geteuid() for e in events)
+    assert ok_json(home, url, "journal", "verify")["ok"] is True
+
+
+def test_a_client_cannot_record_another_role(tmp_path: Path, pg: pg_server.PgServer, url: str) -> None:
+    """The roles come from the server (column defaults) and a CHECK constraint holds them to the
+    inserting session's: an explicit other value is refused, for the journal's own login and for a
+    superuser whose session skips triggers (``session_replication_role = replica``) alike."""
+    install(tmp_path, tmp_path / "home", url)
+    forged = ("INSERT INTO event_chain (position, originator_id, originator_version, prev_hash, hash, format, "
+              "db_session_user, db_current_user) SELECT 99, originator_id, 99, hash, hash, 2, %s, %s "
+              "FROM event_chain WHERE position = 6")
+    with psycopg.connect(url, autocommit=True) as con:
+        with pytest.raises(psycopg.errors.CheckViolation, match="event_chain_stamped"):
+            con.execute(forged, ("postgres", "postgres"))
+        with pytest.raises(psycopg.errors.CheckViolation):  # no chain row in the old format either
+            con.execute(forged.replace(", 2, %s", ", 1, %s"), (pg_server.APP_USER, pg_server.APP_USER))
+    with pg.superuser(url.rsplit("/", 1)[1]) as con:
+        con.execute("SET session_replication_role = replica")
+        with pytest.raises(psycopg.errors.CheckViolation):
+            con.execute(forged, (pg_server.APP_USER, pg_server.APP_USER))
+
+
+def test_a_dropped_stamp_constraint_is_reported(tmp_path: Path, pg: pg_server.PgServer, url: str) -> None:
+    home = tmp_path / "home"
+    install(tmp_path, home, url)
+    with pg.superuser(url.rsplit("/", 1)[1]) as con:
+        con.execute("ALTER TABLE event_chain DROP CONSTRAINT event_chain_stamped")
+    proc = skills(home, url, "--json", "journal", "verify")
+    assert proc.returncode == 9
+    report = json.loads(proc.stdout)
+    assert report["guard"] is False and report["first_bad_position"] == 0
+
+
+def test_moving_a_stream_to_another_originator_id_is_detected_on_postgres(tmp_path: Path, pg: pg_server.PgServer,
+                                                                          url: str) -> None:
+    from skill_ledger.domain.events import stream_uuid
+
+    home = tmp_path / "home"
+    install(tmp_path, home, url)
+    moved, to = str(stream_uuid("skill:acme.alpha")), str(uuid.uuid4())
+    with pg.superuser(url.rsplit("/", 1)[1]) as con:
+        con.execute("SET session_replication_role = replica")  # the guard's triggers do not fire
+        con.execute("UPDATE stored_events SET originator_id = %s WHERE originator_id = %s", (to, moved))
+        # A chain row can only be changed together with the roles that wrote it (the stamp's CHECK).
+        con.execute("UPDATE event_chain SET originator_id = %s, db_session_user = session_user, "
+                    "db_current_user = current_user WHERE originator_id = %s", (to, moved))
+    proc = skills(home, url, "--json", "journal", "verify")
+    assert proc.returncode == 9
+    report = json.loads(proc.stdout)
+    assert report["first_bad_position"] == 2  # the skill stream's first event (1 is the publisher's pin)
+    assert {p["code"] for p in report["problems"] if p["position"] == 2} == {"originator_mismatch", "hash_mismatch"}
+
+
+def _schema_1_journal(pg: pg_server.PgServer, url: str) -> None:
+    """The journal of the first release, on PostgreSQL: this version's tables taken back to journal
+    schema 1 (no chain format, no stamped roles), holding the rows the first release wrote
+    (``fixtures/journal_chain_v1.sql``, the same rows on either backend)."""
+    import sqlite3
+
+    open_journal(url).close()  # tables, guards and metadata of an empty journal
+    source = sqlite3.connect(":memory:")
+    source.executescript(FIXTURE_V1.read_text())
+    events = source.execute("SELECT rowid, originator_id, originator_version, topic, state FROM stored_events").fetchall()
+    chain = source.execute("SELECT * FROM event_chain").fetchall()
+    source.close()
+    with pg.superuser(url.rsplit("/", 1)[1]) as con:
+        con.execute("ALTER TABLE event_chain DROP CONSTRAINT event_chain_stamped, DROP COLUMN format, "
+                    "DROP COLUMN db_session_user, DROP COLUMN db_current_user")
+        con.execute("UPDATE journal_meta SET value = '1' WHERE key = 'schema_version'")
+        with con.cursor() as cur:
+            cur.executemany("INSERT INTO stored_events (notification_id, originator_id, originator_version, topic, "
+                            "state) VALUES (%s, %s::uuid, %s, %s, %s)", [(*e[:4], bytes(e[4])) for e in events])
+            cur.executemany("INSERT INTO event_chain VALUES (%s, %s::uuid, %s, %s, %s)", chain)
+
+
+def test_a_schema_1_journal_verifies_and_migrates_on_postgres(tmp_path: Path, pg: pg_server.PgServer, url: str) -> None:
+    home = tmp_path / "home"
+    _schema_1_journal(pg, url)
+    report = ok_json(home, url, "journal", "verify")
+    assert (report["ok"], report["events"]) == (True, 18)
+    before = exported(home, url)
+    assert all("chain" not in e and "db_role" not in e for e in before)
+
+    ok_json(home, url, "quarantine", "acme.alpha", "--reason", "after the upgrade")  # migrates, then appends
+    after = exported(home, url)
+    assert after[:18] == before
+    assert after[18]["chain"] == 2 and after[18]["db_role"]["session_user"] == pg_server.APP_USER
+    report = ok_json(home, url, "journal", "verify")
+    assert (report["ok"], report["events"], report["guard"]) == (True, 19, True)
+    with pg.superuser(url.rsplit("/", 1)[1]) as con:
+        assert con.execute("SELECT value FROM journal_meta WHERE key = 'schema_version'").fetchone() == ("2",)
+        # Not validated against the old rows (they have no roles), enforced on every new one.
+        assert con.execute("SELECT convalidated FROM pg_constraint WHERE conname = 'event_chain_stamped'"
+                           ).fetchone() == (False,)
+        assert con.execute("SELECT count(*) FROM event_chain WHERE format = 1").fetchone() == (18,)
+        # The old rows do not claim a role: nobody recorded who wrote them.
+        assert con.execute("SELECT count(*) FROM event_chain WHERE db_session_user IS NULL "
+                           "AND db_current_user IS NULL").fetchone() == (18,)
+
+
+def test_a_journal_from_a_newer_version_is_refused_on_postgres(tmp_path: Path, pg: pg_server.PgServer,
+                                                               url: str) -> None:
+    home = tmp_path / "home"
+    install(tmp_path, home, url)
+    dbname = url.rsplit("/", 1)[1]
+    with pg.superuser(dbname) as con:
+        con.execute("UPDATE journal_meta SET value = '3' WHERE key = 'schema_version'")
+        con.execute("ALTER TABLE event_chain DROP CONSTRAINT event_chain_stamped")  # a newer version's choice
+    for args in (["list"], ["journal", "verify"], ["quarantine", "acme.alpha", "--reason", "x"], ["journal"]):
+        proc = skills(home, url, *args)
+        assert proc.returncode == 9, (args, proc.stderr)
+        assert "error[journal_unsupported]" in proc.stderr and "schema '3'" in proc.stderr, proc.stderr
+    with pg.superuser(dbname) as con:
+        assert con.execute("SELECT count(*) FROM stored_events").fetchone() == (6,)
+        assert con.execute("SELECT count(*) FROM pg_constraint WHERE conname = 'event_chain_stamped'").fetchone() == (0,)
+
+
+def test_views_ahead_of_a_truncated_journal_are_reported_on_postgres(tmp_path: Path, pg: pg_server.PgServer,
+                                                                      url: str) -> None:
+    """The journal loses its last events (a superuser skipping the guard); the home's views still
+    hold them: reported (exit 9), and the views are left as they are."""
+    home = tmp_path / "home"
+    install(tmp_path, home, url)
+    ok_json(home, url, "quarantine", "acme.alpha", "--reason", "to be cut off")  # position 7
+    views = (home / "views.db").read_bytes()
+    with pg.superuser(url.rsplit("/", 1)[1]) as con:
+        con.execute("SET session_replication_role = replica")
+        con.execute("DELETE FROM event_chain WHERE position = 7")
+        con.execute("DELETE FROM stored_events WHERE notification_id = 7")
+    proc = skills(home, url, "list")
+    assert proc.returncode == 9, proc.stderr
+    assert "error[journal_truncated]" in proc.stderr and "position 7" in proc.stderr and "position 6" in proc.stderr
+    assert (home / "views.db").read_bytes() == views

@@ -2,11 +2,14 @@
 for every position of a generated journal, the past read from the live views equals a
 scratch replay up to that position (the definition), entry for entry and field for field;
 a time resolves to the last position at or before it; a position beyond the head is a usage
-error; rebuild, catch-up and ``index verify`` cover the history tables."""
+error; rebuild, catch-up and ``index verify`` cover the history tables; a views file of schema
+12 gains them in place."""
 
 from __future__ import annotations
 
 import json
+import shutil
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +80,7 @@ def test_as_of_equals_a_replay_at_every_position(journal: Path) -> None:
     try:
         head = store.position()
         assert head > 45
+        today = answers(store.con)
         for position in range(head + 1):
             replayed = views_as_of(settings, position)
             try:
@@ -89,7 +93,7 @@ def test_as_of_equals_a_replay_at_every_position(journal: Path) -> None:
             finally:
                 unshadow(store.con)
             assert actual == expected, f"as of position {position}"
-        assert answers(store.con) == answers(store.con)  # unshadowed: today's views again
+        assert answers(store.con) == today  # unshadowed: today's views again
     finally:
         store.close()
 
@@ -158,3 +162,41 @@ def test_rebuild_catch_up_and_index_verify_cover_the_history(journal: Path, tmp_
     assert r.exit_code == 9
     assert t.skills(journal, "index", "rebuild").exit_code == 0
     assert t.skills(journal, "index", "verify").exit_code == 0
+
+
+def test_a_version_12_views_db_gains_the_history_in_place(journal: Path, tmp_path: Path) -> None:
+    """Schema 13 adds the history tables empty; the next catch-up folds the journal into them
+    alone (the other tables are kept, not replayed), and the result equals a rebuild."""
+    home = tmp_path / "home"
+    shutil.copytree(journal, home)
+    ledger = h.ledger_for(home)
+    try:
+        h.catch_up(ledger)
+        path = ledger.settings.views_path
+        con = sqlite3.connect(path, isolation_level=None)
+        con.execute("DROP TABLE version_facts")
+        con.execute("DROP TABLE version_states")
+        con.execute("DELETE FROM positions WHERE projection = 'history'")
+        con.execute("UPDATE meta SET value = '12' WHERE key = 'schema_version'")
+        con.execute("UPDATE timeline SET summary = 'kept, not replayed' WHERE position = 1")
+        con.close()
+        notes: list[str] = []
+        store = open_views(ledger.settings, notify=notes.append)
+        try:
+            assert notes == [f"notice: views database {path} upgraded from schema version 12 to 13"]
+            assert store.positions()["history"] == store.position() == ledger.head()
+            assert store.con.execute("SELECT summary FROM timeline WHERE position = 1").fetchone()[0] == (
+                "kept, not replayed")
+        finally:
+            store.close()
+        rebuilt = h.rebuilt_views(ledger, tmp_path)
+        live = open_views(ledger.settings)
+        try:
+            for table in ("version_facts", "version_states"):
+                assert list(live.table_rows(table)) == list(rebuilt.table_rows(table))
+                assert list(live.table_rows(table))
+        finally:
+            live.close()
+            discard(rebuilt)
+    finally:
+        ledger.close()

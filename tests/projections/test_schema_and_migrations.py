@@ -21,11 +21,14 @@ from skill_ledger.projections.migrations import conform_tables
 from skill_ledger.projections.replay import diff
 from skill_ledger.projections.schema import (
     AUDITS,
+    REGISTRIES,
     REJECTIONS,
     SCHEMA_VERSION,
     SEARCH,
     SEARCH_FTS,
     TABLES,
+    VERSION_FACTS,
+    VERSION_STATES,
     Table,
 )
 from skill_ledger.projections.search import search
@@ -151,7 +154,8 @@ def make_v9(live: Path, path: Path) -> None:
     con.execute("ATTACH DATABASE ? AS live", (str(live),))
     con.execute("BEGIN")
     for table in TABLES:
-        if table is not SEARCH:
+        # version 10 added search, 12 registries, 13 the version history
+        if table not in (SEARCH, REGISTRIES, VERSION_FACTS, VERSION_STATES):
             columns = ", ".join(table.names)
             con.execute(f"INSERT INTO main.{table.name} ({columns}) SELECT {columns} FROM live.{table.name}")
     # version 9 (and 10) derived an override of a failed audit as not eligible

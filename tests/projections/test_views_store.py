@@ -14,7 +14,6 @@ from skill_ledger.adapters.usecases import lifecycle  # noqa: E402
 from skill_ledger.adapters.usecases.install import install  # noqa: E402
 from skill_ledger.projections import queries  # noqa: E402
 from skill_ledger.projections.replay import diff  # noqa: E402
-from skill_ledger.projections.schema import SCHEMA_VERSION  # noqa: E402
 from skill_ledger.projections.store import ViewStore  # noqa: E402
 
 

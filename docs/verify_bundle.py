@@ -19,11 +19,14 @@ import base64
 import hashlib
 import json
 import sys
+import uuid
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 GENESIS = "0" * 64
+# Hash-chain format 2 events name their stream's id: uuid5 of this namespace and the stream name.
+STREAM_NAMESPACE = uuid.UUID("6f1d7f7e-2b55-5a8e-9c33-0f3a5d6c2b11")
 
 
 def sha256(data):
@@ -187,6 +190,8 @@ def verify(lines, name, key):
         if digest != event["hash"]:
             problems.append((p, "the event does not match its hash (edited)"))
         stream, version, prev = event["stream"], event["stream_version"], event["prev_hash"]
+        if "originator_id" in event and event["originator_id"] != str(uuid.uuid5(STREAM_NAMESPACE, stream)):
+            problems.append((p, "the event is recorded under another stream's id"))
         if stream in heads:
             if (version, prev) != (heads[stream][0] + 1, heads[stream][1]):
                 problems.append((p, "the stream's chain is broken"))

@@ -27,6 +27,7 @@ from typing import Any
 import msgspec
 
 from skill_ledger.domain.codec import GENESIS_HASH, event_hash
+from skill_ledger.domain.events import stream_uuid
 from skill_ledger.domain.errors import NoteError, ProofError
 from skill_ledger.domain.merkle import Frontier, event_leaf_hash, node_hash, verify_consistency, verify_inclusion
 from skill_ledger.domain.notes import Checkpoint, NoteVerifier, open_checkpoint, parse_checkpoint, parse_note
@@ -213,6 +214,9 @@ class _Check:
         if actual != claimed:
             self.problem(position, "hash_mismatch", "the event does not match its hash (edited)")
         stream, version, prev = doc.get("stream"), doc.get("stream_version"), doc.get("prev_hash")
+        if "originator_id" in doc and isinstance(stream, str) and doc["originator_id"] != str(stream_uuid(stream)):
+            self.problem(position, "originator_mismatch", f"recorded under originator id {doc['originator_id']}, "
+                                                          f"which is not the id of stream {stream!r}")
         known = heads.get(stream) if isinstance(stream, str) else None
         if known is not None:
             if version != known[0] + 1:

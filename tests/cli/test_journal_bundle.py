@@ -135,6 +135,20 @@ def test_an_edited_event_is_named(journal: dict[str, Any]) -> None:
     assert script(journal, resealed).returncode == 1
 
 
+def test_an_event_moved_to_another_stream_id_is_named(journal: dict[str, Any]) -> None:
+    """Chain format 2 hashes the originator id: a bundle whose event names an id that is not its
+    stream's (resealed, so the hash holds) is refused by both verifiers at that position."""
+    body = lines(export(journal, "moved.ndjson", "--since", "10", "--until", "40"))
+    i = 5  # position 15
+    event = json.loads(body[i])
+    assert event["chain"] == 2 and event["originator_id"]
+    event["originator_id"] = "00000000-0000-5000-8000-000000000000"
+    moved = write(journal, "moved-id.ndjson", [*body[:i], reseal(event), *body[i + 1:]])
+    rc, doc, _ = verify_bundle(journal, moved)
+    assert rc == 9 and (15, "originator_mismatch") in positions_named(doc)
+    assert 15 in script_positions(script(journal, moved))
+
+
 def test_a_removed_event_is_named(journal: dict[str, Any]) -> None:
     body = lines(export(journal, "remove.ndjson", "--since", "10", "--until", "40"))
     gap = write(journal, "gap.ndjson", [*body[:6], *body[7:]])  # position 16 removed

@@ -27,8 +27,8 @@ from typing import Any
 import msgspec
 
 from skill_ledger.domain.codec import GENESIS_HASH, event_hash
-from skill_ledger.domain.events import stream_uuid
 from skill_ledger.domain.errors import NoteError, ProofError
+from skill_ledger.domain.events import stream_uuid
 from skill_ledger.domain.merkle import Frontier, event_leaf_hash, node_hash, verify_consistency, verify_inclusion
 from skill_ledger.domain.notes import Checkpoint, NoteVerifier, open_checkpoint, parse_checkpoint, parse_note
 

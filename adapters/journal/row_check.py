@@ -57,6 +57,7 @@ class RowChecker:
         self.first_of_format: dict[int, int] = {}  # chain format -> first position with it
         self._readable = registered_topics()
         self._bound: set[tuple[str, str]] = set()  # (originator id, stream) pairs found bound
+        self._oid_text: dict[str, str] = {}  # stored originator id -> its exported form
 
     def check(self, row: StoredRow) -> tuple[bytes, dict[str, Any]]:
         """Record the row's problems; returns its tree leaf and its decoded state (empty when it
@@ -104,15 +105,15 @@ class RowChecker:
         stream = state.get("stream") if state else None
         if isinstance(stream, str) and (row.originator_id, stream) not in self._bound:
             try:
-                bound = originator_text(row.originator_id) == str(stream_uuid(stream))
+                bound = self._originator(row) == str(stream_uuid(stream))
             except ValueError:
                 bound = False
             if bound:
                 self._bound.add((row.originator_id, stream))
             else:
                 self.problems.append((row.position, "originator_mismatch",
-                                      f"stored under originator id {row.originator_id}, which is not the id of stream "
-                                      f"{stream!r} (events moved to another stream id)"))
+                                      (f"stored under originator id {row.originator_id}, which is not the id of "
+                                       f"stream {stream!r} (events moved to another stream id)")))
         if row.hash is not None and (row.chain_originator_id != row.originator_id
                                      or row.chain_originator_version != row.originator_version):
             self.problems.append((row.position, "chain_entry_mismatch",
@@ -146,7 +147,8 @@ class RowChecker:
             return ""
         try:
             exported = exported_event(row.position, row.originator_version, row.topic, state, row.prev_hash or "",
-                                      chain=row.chain_format, originator_id=_originator(row), db_role=row.db_role)
+                                      chain=row.chain_format, originator_id=self._exported_id(row),
+                                      db_role=row.db_role)
             actual = event_hash(exported)
         except (KeyError, TypeError, ValueError) as e:
             self.problems.append((row.position, "undecodable", f"stored event cannot be decoded: {e}"))
@@ -157,6 +159,20 @@ class RowChecker:
             self.problems.append((row.position, "state_not_canonical",
                                   "stored state bytes are not the canonical encoding of the hashed event (edited)"))
         return actual
+
+    def _originator(self, row: StoredRow) -> str:
+        """The stored originator id as the exported shape writes it (raises ValueError when it
+        is not a UUID); computed once per stream."""
+        text = self._oid_text.get(row.originator_id)
+        if text is None:
+            text = self._oid_text[row.originator_id] = originator_text(row.originator_id)
+        return text
+
+    def _exported_id(self, row: StoredRow) -> str:
+        try:
+            return self._originator(row)
+        except ValueError:
+            return str(row.originator_id)  # not a UUID at all: hashed as stored (and reported)
 
 
 def format_downgrades(first_of_format: dict[int, int], newest_before: int, found: list[Finding]) -> list[Finding]:
@@ -187,13 +203,6 @@ def _decoded(row: StoredRow) -> dict[str, Any] | None:
     except msgspec.DecodeError:
         return None
     return state if isinstance(state, dict) else None
-
-
-def _originator(row: StoredRow) -> str:
-    try:
-        return originator_text(row.originator_id)
-    except ValueError:
-        return str(row.originator_id)
 
 
 def _leaf(row: StoredRow, actual: str) -> bytes:

@@ -4,8 +4,8 @@
     python3 verify_bundle.py BUNDLE --public-key FILE
 
 FILE holds the journal's public key: its C2SP verifier key (`name+keyid+base64`), a PEM
-public key, or the 32 bytes as hex or base64. The format is docs/journal-bundle.md; this
-script is an independent reading of it (the ledger's own check is `skills journal verify
+public key, or the 32 bytes as hex or base64. The format is docs/transparency-log.md, section 7;
+this script is an independent reading of it (the ledger's own check is `skills journal verify
 --bundle`). Exit 0: every event is the one the signed checkpoint covers; exit 1: problems,
 one per line, by position.
 

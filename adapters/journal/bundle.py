@@ -1,8 +1,8 @@
 """Evidence bundles: a range of the journal that an auditor verifies with no home and no
 journal, only the journal's public key (``skills journal export`` / ``verify --bundle``).
 
-A bundle is one NDJSON file (``docs/journal-bundle.md``): a header line, then the events of
-positions ``first..last`` in the exported shape, exactly as ``skills journal --json`` prints
+A bundle is one NDJSON file (``docs/transparency-log.md``, section 7): a header line, then the
+events of positions ``first..last`` in the exported shape, exactly as ``skills journal --json`` prints
 them. The header carries the signed checkpoint the range is verified against (the first one
 covering ``last``, of ``N`` events) and what, with the events, rebuilds its tree:
 

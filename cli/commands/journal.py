@@ -1,7 +1,6 @@
 """``skills journal``: the events (NDJSON with --json, CSV with --format csv), ``verify``,
 ``checkpoint``, the proofs (``prove``, ``consistency``, ``verify-proof``) and evidence bundles
-(``export``, ``verify --bundle``). ``docs/transparency-log.md`` and ``docs/journal-bundle.md``
-describe the formats."""
+(``export``, ``verify --bundle``). ``docs/transparency-log.md`` describes the formats."""
 
 from __future__ import annotations
 

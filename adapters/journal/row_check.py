@@ -124,7 +124,8 @@ class RowChecker:
         (which an upcaster reads). Anything else would break every read."""
         if row.topic not in self._readable:
             self.problems.append((row.position, "unknown_topic",
-                                  f"topic {row.topic!r} is not an event this version can read (renamed or re-versioned)"))
+                                  (f"topic {row.topic!r} is not an event this version can read "
+                                   "(renamed or re-versioned)")))
 
     def _format(self, row: StoredRow) -> None:
         """The chain format is one this version knows, and never goes back: once a journal writes
@@ -154,7 +155,8 @@ class RowChecker:
             self.problems.append((row.position, "undecodable", f"stored event cannot be decoded: {e}"))
             return ""
         if actual != row.hash:
-            self.problems.append((row.position, "hash_mismatch", "stored event does not match its hash (edited or moved)"))
+            self.problems.append((row.position, "hash_mismatch",
+                                  "stored event does not match its hash (edited or moved)"))
         elif row.chain_format >= 2 and state_bytes(exported) != row.state:
             self.problems.append((row.position, "state_not_canonical",
                                   "stored state bytes are not the canonical encoding of the hashed event (edited)"))

@@ -10,8 +10,8 @@ and assembles the tree; the result is exactly the sequential pass's.
 
 A worker is a child process (``scan_parallel``): it gets the journal URL through its stdin
 (never a command line: a PostgreSQL URL carries a password) and opens the journal as it is.
-If a worker fails, the pass runs again in this process. ``SKILLS_VERIFY_PROCESSES`` sets the number of processes (default: the CPUs this
-process may run on, at most 4; ``1``: no workers).
+If a worker fails, the pass runs again in this process. ``SKILLS_VERIFY_PROCESSES`` sets the
+number of processes (default: the CPUs this process may run on, at most 4; ``1``: no workers).
 """
 
 from __future__ import annotations

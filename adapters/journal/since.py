@@ -161,7 +161,8 @@ def _links(tree: JournalTree, links: list[tuple[int, str, int, str | None]], siz
             continue
         entry = tree.chain_entry(originator, version - 1)
         if entry is None:
-            out.append(Problem(position, "stream_version_gap", f"stream version {version} has no version {version - 1}"))
+            out.append(Problem(position, "stream_version_gap",
+                               f"stream version {version} has no version {version - 1}"))
             continue
         at, digest = entry
         if prev != digest:

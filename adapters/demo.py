@@ -105,6 +105,10 @@ def run_demo(home: str | None, *, actor: str | None, step: Step, force: bool = F
 def _check_demo_home(home: Path, force: bool) -> None:
     from skill_ledger.domain.errors import UsageError
 
+    from .settings import check_home
+
+    check_home(home.expanduser().resolve(), "--home")  # a file (or below one) is a configuration_error, as everywhere
+
     try:
         entries = sorted(p.name for p in home.iterdir()) if home.is_dir() else None
     except OSError as e:

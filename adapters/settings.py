@@ -130,12 +130,16 @@ def require_postgres_support() -> None:
 
 
 def resolve(
-    *, home: str | None, journal: str | None, actor: str | None, command: str = "", env: dict[str, str] | None = None
+    *, home: str | None, journal: str | None, actor: str | None, command: str = "", env: dict[str, str] | None = None,
+    home_must_be_usable: bool = True,
 ) -> Settings:
+    """The settings of one command. ``home_must_be_usable=False`` (``skills doctor``) accepts a
+    home that is a file or lies below one, so that the doctor can report it as a failed check."""
     env = dict(os.environ if env is None else env)
     home_path = Path(home).expanduser() if home else default_home(env)
     home_path = home_path.resolve()
-    check_home(home_path, "--home" if home else "SKILLS_HOME" if env.get("SKILLS_HOME") else "the default home")
+    if home_must_be_usable:
+        check_home(home_path, "--home" if home else "SKILLS_HOME" if env.get("SKILLS_HOME") else "the default home")
     journal_value = journal or env.get("SKILLS_JOURNAL") or str(home_path / "journal.db")
     actor_value = actor or env.get("SKILLS_ACTOR") or default_actor()
     if not actor_value.strip():

@@ -33,11 +33,12 @@ class CliContext:
         self.interrupt_state: str | None = None
         self._settings: Any = None
 
-    def settings(self) -> Any:
+    def settings(self, *, home_must_be_usable: bool = True) -> Any:
         if self._settings is None:
             from skill_ledger.adapters.settings import resolve
 
-            self._settings = resolve(home=self.home, journal=self.journal, actor=self.actor, command=self.command)
+            self._settings = resolve(home=self.home, journal=self.journal, actor=self.actor, command=self.command,
+                                     home_must_be_usable=home_must_be_usable)
         return self._settings
 
 

@@ -17,6 +17,7 @@ import msgspec
 
 from skill_ledger.domain.eligibility import compat_problem, eligibility, is_overridden
 from skill_ledger.domain.grammars import parse_semver_lenient
+from skill_ledger.domain.registry import ROLES
 
 from .records import EventView, ManifestFacts, view_from_dict
 from .schema import (
@@ -367,7 +368,7 @@ class Fold:
             case "registry.removed":
                 params = (at, v.reason, position, name)
             case "registry.metadata_trusted":
-                params = (bytes(v.metadata).decode("utf-8"), at, position, name)
+                params = (_metadata_json(v.metadata), at, position, name)
             case "registry.target_installed":
                 params = (position, name)
             case _:  # registry.update_refused
@@ -467,12 +468,27 @@ def summarize_view(kind: str, v: EventView) -> str:
     return kind
 
 
-def _metadata_text(raw: msgspec.Raw) -> str:
-    """``root v1, timestamp v3, ...`` of a recorded ``metadata`` member."""
+def _in_role_order(raw: msgspec.Raw) -> dict[str, Any] | None:
+    """A recorded ``metadata`` member with its roles in TUF's order (root, timestamp, snapshot,
+    targets, then any other): the journal stores it with sorted keys (canonical JSON)."""
     try:
         versions = msgspec.json.decode(raw)
     except msgspec.DecodeError:
-        versions = None
+        return None
     if not isinstance(versions, dict):
+        return None
+    rank = {role: i for i, role in enumerate(ROLES)}
+    return dict(sorted(versions.items(), key=lambda item: (rank.get(item[0], len(rank)), item[0])))
+
+
+def _metadata_json(raw: msgspec.Raw) -> str:
+    versions = _in_role_order(raw)
+    return bytes(raw).decode("utf-8") if versions is None else msgspec.json.encode(versions).decode("utf-8")
+
+
+def _metadata_text(raw: msgspec.Raw) -> str:
+    """``root v1, timestamp v3, ...`` of a recorded ``metadata`` member."""
+    versions = _in_role_order(raw)
+    if versions is None:
         return "metadata ?"
     return ", ".join(f"{role} v{number}" for role, number in versions.items())

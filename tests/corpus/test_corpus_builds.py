@@ -2,10 +2,9 @@
 wasi-libc, validates, has the interface its toolchain gives it, and runs through today's
 runner with the result it should have.
 
-What issue 17 asks the runner and the audit to change is written here as the behaviour
-it wants, marked ``xfail(strict=True)`` with the issue's item as the reason: whoever fixes
-an item removes the mark (a strict xfail that starts passing fails the suite, so a fix
-cannot go unnoticed). Everything without the mark passes today.
+What issue 17 asked the runner and the audit to change is written here as the behaviour it
+wanted; the one item not delivered (running WASI preview 2 components) is tested as the
+refusal it is today.
 """
 
 from __future__ import annotations
@@ -341,13 +340,17 @@ def test_default_assemblyscript_build_passes_the_audit_and_runs(lab):
     assert result["output"] == {"digits": 6}
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17: WASI preview 2 command components are refused "
-                                       "(wasm_module_validation); wasmtime-py 50 can run them, but the runner's "
-                                       "contract cannot be kept for them yet: docs/runtime-abis.md")
-def test_wasi_p2_command_component_passes_the_audit_and_runs(lab):
+def test_a_wasi_p2_command_component_is_refused_by_the_audit_and_never_runs(lab):
+    """Issue 17 asked for WASI preview 2 components to run; they are refused instead, because
+    the runner's limits cannot be kept for them with wasmtime-py 50 (docs/runtime-abis.md). The
+    refusal is clear, names what the file is, and nothing of the component runs."""
+    code, report = skills(lab, "audit", "corpus.component-p2")
+    assert code == 5, report
+    failed = [c for c in _checks(report) if c["status"] == "fail"]
+    assert failed and all("component" in c["message"] for c in failed), failed
     code, result = run(lab, "corpus.component-p2", "the quick brown fox")
-    assert code == 0, result
-    assert result["output"] == {"words": 4, "bytes": 21}
+    assert code == 7, result
+    assert "output" not in result
 
 
 def test_info_shows_the_abi_and_the_imports_of_each_tool(lab):

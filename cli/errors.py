@@ -84,6 +84,7 @@ EXIT_CODES: dict[str, int] = {
     "compile_limits_exceeded": EXECUTION_FAILED,  # compiling the module hit the worker's time or memory limit
     # journal
     "journal_tampered": JOURNAL_INTEGRITY,
+    "journal_unverifiable": JOURNAL_INTEGRITY,  # checkpoints with no key or no anchor to check them against
     "journal_truncated": JOURNAL_INTEGRITY,  # the views are ahead of the journal (left for inspection)
     "journal_unsupported": JOURNAL_INTEGRITY,  # a newer journal schema or an unknown event encoding
     "concurrency_conflict": JOURNAL_INTEGRITY,

@@ -366,6 +366,13 @@ class JournalTampered(SkillLedgerError):
     code = "journal_tampered"
 
 
+class JournalUnverifiable(SkillLedgerError):
+    """The journal's checkpoints cannot be trusted because what checks them is missing: the
+    checkpoint key or the anchor (``journal verify`` fails closed)."""
+
+    code = "journal_unverifiable"
+
+
 class JournalTruncated(JournalTampered):
     """The views have projected events the journal no longer has: the journal was truncated or
     replaced by an older copy. The views are left as they are, for inspection."""

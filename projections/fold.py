@@ -9,6 +9,7 @@ loaded, so a rebuild and an incremental catch-up produce identical tables.
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -19,12 +20,24 @@ from skill_ledger.domain.grammars import parse_semver_lenient
 from skill_ledger.domain.registry import ROLES
 
 from .records import EventView, ManifestFacts, view_from_dict
-from .schema import AUDITS, MANIFESTS, POLICY, REGISTRIES, REJECTIONS, TIMELINE, VERSIONS
+from .schema import (
+    AUDITS,
+    FACT_COLUMNS,
+    MANIFESTS,
+    POLICY,
+    REGISTRIES,
+    REJECTIONS,
+    STATE_COLUMNS,
+    TIMELINE,
+    VERSIONS,
+)
 from .search import search_row
 from .shards import SHARED_PREFIX
 from .times import fixed_time
 
 _json = msgspec.json.Encoder()
+_facts_of = operator.itemgetter(*FACT_COLUMNS)
+_state_of = operator.itemgetter(*STATE_COLUMNS)
 
 VersionKey = tuple[str, str]
 TrustKey = tuple[str, str]
@@ -92,6 +105,9 @@ class Fold:
         self.timeline: list[tuple[Any, ...]] = []
         self.rejections: list[tuple[Any, ...]] = []
         self.policy: tuple[Any, ...] | None = None
+        # The history of the version rows (``projections.asof``): {(skill_id, version, position): row}
+        self.version_facts: dict[tuple[str, str, int], tuple[Any, ...]] = {}
+        self.version_states: dict[tuple[str, str, int], tuple[Any, ...]] = {}
         self.registries: list[tuple[str, tuple[Any, ...]]] = []  # (statement, parameters), in event order
         self._stream_version = 0  # of the event being folded
         self._at = ""  # its time in the fixed form (every event uses it, some twice)
@@ -128,6 +144,8 @@ class Fold:
         self.timeline = []
         self.rejections = []
         self.policy = None
+        self.version_facts = {}
+        self.version_states = {}
         self.registries = []
 
     def clear_index_output(self) -> None:
@@ -216,7 +234,7 @@ class Fold:
             source=v.source, key_revoked=int(self._key_revoked(v.publisher or "", v.key_hex or "")),
             compat_problem=compat_problem(facts.compat), tool_count=len(tool_ids),
         )
-        self._finish(key, row, position)
+        self._finish(key, row, position, facts=True)
 
     def _audited(self, position: int, v: EventView) -> None:
         key = (self._skill_id(v), v.version or "")
@@ -249,7 +267,7 @@ class Fold:
             return
         row.update(installed=1, installed_at=self._at, blob=v.blob, status=None,
                    status_reason_code=None, status_reason=None)
-        self._finish(key, row, position)
+        self._finish(key, row, position, facts=True)
 
     def _current_changed(self, position: int, v: EventView) -> None:
         skill_id = self._skill_id(v)
@@ -285,11 +303,17 @@ class Fold:
             row.update(installed=0, status="removed", status_reason_code=None, status_reason=v.reason)
             self._finish(key, row, position)
 
-    def _finish(self, key: VersionKey, row: dict[str, Any], position: int) -> None:
+    def _finish(self, key: VersionKey, row: dict[str, Any], position: int, *, facts: bool = False) -> None:
+        """A version row changed at ``position``: its eligibility follows, and its history gets the
+        new state (and, when the artifact's verification or install set them, its facts)."""
         row["eligible"], row["eligibility_reasons"] = _eligibility(
             row["installed"], row["status"], row["key_revoked"], row["last_audit_passed"], row["compat_problem"],
             row["status_reason_code"])
         self._touch(key, row, position)
+        at = (key[0], key[1], position)
+        self.version_states[at] = (*at, *_state_of(row))
+        if facts:
+            self.version_facts[at] = (*at, *_facts_of(row))
 
     def _key(self, position: int, v: EventView, kind: str | None, state: str) -> None:
         publisher = self._skill_id(v)  # the stream key is the publisher name

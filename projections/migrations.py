@@ -23,7 +23,7 @@ from skill_ledger.domain.eligibility import OVERRIDE
 from .db import create_indexes, create_tables, enable_search, transaction, utils
 from .fold import jdump
 from .records import manifest_facts
-from .schema import REGISTRIES, SCHEMA_VERSION, SEARCH, TABLES, Table
+from .schema import POSITIONS, REGISTRIES, SCHEMA_VERSION, SEARCH, TABLES, VERSION_FACTS, VERSION_STATES, Table
 from .search import search_row
 
 if TYPE_CHECKING:
@@ -140,4 +140,20 @@ def _v11_to_v12(con: sqlite3.Connection) -> None:
     conform_tables(con, [REGISTRIES])
 
 
-MIGRATIONS: dict[int, Step] = {9: _v9_to_v10, 10: _v10_to_v11, 11: _v11_to_v12}
+def _v12_to_v13(con: sqlite3.Connection) -> None:
+    """Version 13 adds the ``history`` projection (``version_facts`` and ``version_states``, for
+    ``list --as-of`` and ``info --as-of``): every state a version row has been in, which only the
+    journal knows. Its tables are created empty and its position set to 0 when there are version
+    rows: the next catch-up folds the journal into it alone (``ViewStore._backfill``), keeping
+    every other table as it is. With no version row yet, the empty history is right as it is."""
+    conform_tables(con, [VERSION_FACTS, VERSION_STATES])
+    if con.execute("SELECT 1 FROM versions LIMIT 1").fetchone():
+        for table in (VERSION_FACTS, VERSION_STATES):
+            con.execute(f"DELETE FROM {table.name}")  # empty unless tables of those names were there before
+        position = 0
+    else:
+        (position,) = con.execute("SELECT coalesce(min(position), 0) FROM positions").fetchone()
+    con.execute(POSITIONS.insert_sql("INSERT OR REPLACE"), ("history", position))
+
+
+MIGRATIONS: dict[int, Step] = {9: _v9_to_v10, 10: _v10_to_v11, 11: _v11_to_v12, 12: _v12_to_v13}

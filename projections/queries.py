@@ -204,12 +204,6 @@ def policy(con: sqlite3.Connection) -> dict[str, Any] | None:
             "updated_at": r["updated_at"], "updated_by": r["updated_by"]}
 
 
-def position_at(con: sqlite3.Connection, fixed_iso: str) -> int:
-    """The last journal position recorded at or before a fixed-width UTC time."""
-    r = con.execute("SELECT max(position) FROM timeline WHERE recorded_at <= ?", (fixed_iso,)).fetchone()
-    return r[0] or 0
-
-
 def publishers_of(con: sqlite3.Connection, skill_id: str) -> list[str]:
     return [r[0] for r in con.execute("SELECT DISTINCT publisher FROM versions WHERE skill_id=? ORDER BY 1",
                                       (skill_id,))]

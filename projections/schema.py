@@ -22,8 +22,10 @@ from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 # 10: full-text search; 11: an override of a failed audit keeps the version eligible; 12: registries
-# (all migrated in place, projections/migrations.py).
-SCHEMA_VERSION = 12
+# (all migrated in place, projections/migrations.py); 13: the history of the version rows (``list/info
+# --as-of``), migrated in place only when there is no version row yet (otherwise only a replay can fill
+# it: the file is rebuilt).
+SCHEMA_VERSION = 13
 NOT_NULL = True
 
 
@@ -169,6 +171,27 @@ REJECTIONS = Table("rejections", ("position",), [
     ("version", str), ("publisher", str),
 ])
 
+# The history of the version rows, for ``list --as-of`` and ``info --as-of`` (``projections.asof``):
+# a row each time a version row changes, valid from that position until the version's next row.
+# The columns that only an artifact's verification and install set (its facts) are kept apart from
+# those every status change sets, so the history holds about one small row per event.
+FACT_COLUMNS = ("v_major", "v_minor", "v_patch", "publisher", "name", "key_id", "key_hex", "payload_sha256",
+                "artifact_sha256", "blob", "source", "installed_at", "compat_problem", "tool_count")
+STATE_COLUMNS = ("installed", "current", "status", "status_reason_code", "status_reason", "trust_decision",
+                 "last_audit_at", "last_audit_trigger", "last_audit_passed", "last_audit_policy_version",
+                 "last_audit_failed_checks", "key_revoked", "eligible", "eligibility_reasons")
+_VERSION_COLUMNS = {c.name: c for c in VERSIONS.columns}
+VERSION_FACTS = Table("version_facts", ("skill_id", "version", "valid_from"), [
+    ("skill_id", str, NOT_NULL), ("version", str, NOT_NULL), ("valid_from", int, NOT_NULL),
+    *(_VERSION_COLUMNS[c] for c in FACT_COLUMNS),
+])
+VERSION_STATES = Table("version_states", ("skill_id", "version", "valid_from"), [
+    ("skill_id", str, NOT_NULL), ("version", str, NOT_NULL), ("valid_from", int, NOT_NULL),
+    *(_VERSION_COLUMNS[c] for c in STATE_COLUMNS),
+])
+if set(FACT_COLUMNS) | set(STATE_COLUMNS) | {"skill_id", "version", "updated_position"} != set(VERSIONS.names):
+    raise ValueError("the version history must keep every column of versions")
+
 # One row per registry (``skills registry list``): its pinned root, the metadata versions last
 # trusted, and how many installs and refusals its stream recorded. Part of the timeline
 # projection (its events are timeline lines too).
@@ -186,6 +209,7 @@ PROJECTIONS: dict[str, tuple[Table, ...]] = {
     "trust": (TRUST_KEYS,),
     "audits": (AUDITS, POLICY),
     "timeline": (TIMELINE, REJECTIONS, REGISTRIES),
+    "history": (VERSION_FACTS, VERSION_STATES),
 }
 # The tables of the projections (what ``index verify`` compares and a sharded rebuild merges;
 # meta holds identities, positions are compared separately).

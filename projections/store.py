@@ -262,6 +262,7 @@ class ViewStore:
                 from .replay import replay
 
                 return replay(self, fetch, until, batch, progress)
+            self._backfill(fetch, batch)
             return self._catch_up(fetch, until, batch, progress)
         finally:
             if gc_was_enabled:
@@ -295,6 +296,35 @@ class ViewStore:
             if progress is not None:
                 progress(len(rows))
         return done
+
+    def _backfill(self, fetch: Fetch, batch: int) -> None:
+        """A projection a migration added empty (``history``, schema 13) is at position 0 while
+        the others are ahead: fold the journal from the start into it alone, up to their
+        position. One transaction, under the write lock: another process opening the file
+        meanwhile waits, then finds it filled (a catch-up must never start from the lagging
+        position, which would fold the other projections' events twice)."""
+        from .fold import Fold
+        from .records import manifest_facts
+        from .writes import history_statements
+
+        if self.positions().get("history", 0) != 0:
+            return
+        with transaction(self.con):
+            positions = self.positions()
+            target = max(positions.values(), default=0)
+            if positions.get("history") != 0 or target == 0:
+                return
+            fold = Fold(_SqlLoader(self.con), self.manifest_facts or manifest_facts)
+            fold.complete = True  # from position 0: every row is in memory, none is loaded
+            position = 0
+            while position < target:
+                rows = fetch(position, batch, target)
+                if not rows:
+                    break
+                fold_batch(fold, rows, keep_index=True)
+                position = rows[-1][0]
+                self.write_batch(history_statements(fold), position, ("history",))
+            self.write_batch([], target, ("history",))
 
     def write_batch(self, statements: Statements, position: int, projections: tuple[str, ...] | None = None) -> None:
         """A batch's rows and the new position of ``projections`` (all when None), inside the

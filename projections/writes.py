@@ -5,7 +5,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .schema import AUDITS, MANIFESTS, POLICY, REJECTIONS, SEARCH, TIMELINE, TOOLS, TRUST_KEYS, VERSIONS
+from .schema import (
+    AUDITS,
+    MANIFESTS,
+    POLICY,
+    REJECTIONS,
+    SEARCH,
+    TIMELINE,
+    TOOLS,
+    TRUST_KEYS,
+    VERSION_FACTS,
+    VERSION_STATES,
+    VERSIONS,
+)
 
 if TYPE_CHECKING:
     from .fold import Fold
@@ -58,7 +70,14 @@ def other_statements(fold: Fold) -> Statements:
     for table, rows in ((AUDITS, fold.audits), (TIMELINE, fold.timeline), (REJECTIONS, fold.rejections)):
         if rows:
             out.append((table.insert_sql(), rows))
+    out += history_statements(fold)
     if fold.policy is not None:
         out.append((POLICY.insert_sql("INSERT OR REPLACE"), [fold.policy]))
     out += [(sql, [params]) for sql, params in fold.registries]  # in event order
     return out
+
+
+def history_statements(fold: Fold) -> Statements:
+    """The ``history`` projection's rows: each version row's new state (and facts) of the batch."""
+    return [(table.insert_sql(), list(rows.values()))
+            for table, rows in ((VERSION_FACTS, fold.version_facts), (VERSION_STATES, fold.version_states)) if rows]

@@ -264,26 +264,10 @@ def catch_up_after(ledger: "Ledger", *, notify: Notify | None = None) -> None:
         store.close()
 
 
-def parse_as_of(store: ViewStore, value: str) -> int:
-    """``POSITION`` or an ISO-8601 time (naive means UTC): the journal position to replay up to."""
-    import datetime as dt
-
-    from skill_ledger.domain.errors import UsageError
-    from skill_ledger.projections.queries import position_at
-    from skill_ledger.projections.times import fixed
-
-    text = value.strip()
-    if text.isdigit():
-        return int(text)
-    try:
-        t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise UsageError(f"--as-of expects a journal position or an ISO-8601 time, got {value!r}") from None
-    return position_at(store.con, fixed(t))
-
-
 def views_as_of(settings: Settings, position: int, *, notify: Notify | None = None) -> ViewStore:
-    """A scratch read model replayed from the journal up to ``position`` (discard it after use)."""
+    """A scratch read model replayed from the journal up to ``position`` (discard it after use):
+    what ``--as-of`` means, which the commands answer from the history projection instead
+    (``projections.asof``); the tests compare the two."""
     from skill_ledger.adapters.usecases.unit_of_work import Ledger
 
     ledger = Ledger(settings)

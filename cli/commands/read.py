@@ -26,28 +26,30 @@ from skill_ledger.cli.output import (
 
 @contextlib.contextmanager
 def views(as_of: str | None = None) -> Iterator[tuple[object, dict | None]]:
-    """The caught-up read model, or a scratch replay up to ``--as-of``."""
-    from skill_ledger.adapters.readmodel.views import discard, open_views, parse_as_of, views_as_of
+    """The caught-up read model; with ``as_of``, the same connection reading the state as of
+    that journal position or time (from the history projection, ``projections.asof``)."""
+    from skill_ledger.adapters.readmodel.views import open_views
 
-    settings = obj().settings()
-    store = open_views(settings, notify=notice, **caught_up())
-    if as_of is None:
-        try:
-            yield store, None
-        finally:
-            store.close()
-        return
-    position = parse_as_of(store, as_of)
-    store.close()
-    scratch = views_as_of(settings, position, notify=notice)
+    store = open_views(obj().settings(), notify=notice, **caught_up())
     try:
-        yield scratch, {"position": scratch.position(), "requested": as_of}
+        if as_of is None:
+            yield store, None
+            return
+        from skill_ledger.projections.asof import resolve_when, shadow, unshadow
+
+        position = resolve_when(store.con, as_of, "--as-of", head=store.position())
+        shadow(store.con, position)
+        try:
+            yield store, {"position": position, "requested": as_of}
+        finally:
+            unshadow(store.con)
     finally:
-        discard(scratch)
+        store.close()
 
 
 AS_OF = click.option("--as-of", "as_of", metavar="POSITION|ISO-8601",
-                     help="Show the state as it was at a journal position or a time (replayed, not stored).")
+                     help="Show the state as it was at a journal position or a time (the last position recorded at or "
+                          "before it); a position beyond the head is refused.")
 
 
 def caught_up() -> dict:

@@ -36,7 +36,7 @@ from skill_ledger.adapters.usecases import lifecycle
 from skill_ledger.adapters.usecases.checkpoints import record_checkpoint
 from skill_ledger.adapters.usecases.install import install
 from skill_ledger.adapters.usecases.unit_of_work import Ledger
-from skill_ledger.domain.checkpoints import Checkpoints, checkpoint_message, root_hash
+from skill_ledger.domain.checkpoints import Checkpoints, checkpoint_note
 from skill_ledger.domain.codec import (
     GENESIS_HASH,
     canonical_state,
@@ -345,17 +345,23 @@ def test_a_checkpoint_signed_by_another_key_is_detected(journal: Path, home: Pat
     checkpoint(home)  # creates the home's journal key
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+    from skill_ledger.adapters.journal.tree import JournalTree
+    from skill_ledger.domain.notes import NoteSigner
+
     ledger = h.ledger_for(home)
+    tree = JournalTree(ledger.app)
     try:
         sk = Ed25519PrivateKey.from_private_bytes(bytes([0x77]) * 32)
         public = sk.public_key().public_bytes_raw()
-        hashes = [r.hash for r in iter_rows(ledger.app)]
-        root = root_hash(hashes)
+        size = ledger.head()
+        root = tree.extend(size).root()
         agg = ledger.load(Checkpoints, "checkpoints")
-        agg.record(ledger.actor, position=len(hashes), root=root, event_count=len(hashes), key_id=key_id(public),
-                   public_key_hex=public.hex(), signature=sk.sign(checkpoint_message(len(hashes), root, len(hashes))).hex())
+        note = checkpoint_note(agg.origin, size, root, NoteSigner(agg.origin, sk))
+        agg.record(ledger.actor, size=size, root=root, origin=agg.origin, key_id=key_id(public),
+                   public_key_hex=public.hex(), note=note)
         at = ledger.save(agg)[0]
     finally:
+        tree.close()
         ledger.close()
     assert_detected(home, at, "checkpoint_untrusted_key")
 

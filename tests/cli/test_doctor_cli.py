@@ -261,8 +261,10 @@ def _tamper_journal(home: Path) -> None:
 
 
 def test_a_tampered_journal_fails_with_exit_9_naming_the_position(healthy):
+    """The edit is under the newest checkpoint: --thorough verifies every event (the default
+    verifies what follows the checkpoint, as ``journal verify --since-checkpoint``)."""
     _tamper_journal(healthy.home)
-    code, doc = doctor(healthy)
+    code, doc = doctor(healthy, "--thorough")
     check = by_id(doc)["journal.verify"]
     assert code == 9 and check["status"] == "fail" and check["area"] == "journal"
     assert CODES[9] == "journal_tampered"
@@ -283,7 +285,7 @@ def test_the_doctor_does_not_put_back_a_dropped_guard(healthy):
 def test_journal_failures_win_over_file_failures(healthy):
     _tamper_journal(healthy.home)
     blob_path(healthy.home).unlink()
-    code, doc = doctor(healthy)
+    code, doc = doctor(healthy, "--thorough")
     assert code == 9 and doc["summary"]["failing_area"] == "journal" and CODES[9] == "journal_tampered"
     assert by_id(doc)["blobs"]["status"] == "fail"
 

@@ -117,7 +117,7 @@ def test_info_history_and_journal(run):
 def test_index_commands_and_palyra_export(run):
     installed(run)
     d = js(run("index", "status", "--json"))
-    assert d["head"] == 6 and {p["name"] for p in d["projections"]} == {"index", "trust", "audits", "timeline"}
+    assert d["head"] == 6 and {p["name"] for p in d["projections"]} == {"index", "trust", "audits", "timeline", "history"}
     r = run("index", "rebuild", "--json")
     assert r.exit_code == 0 and js(r)["replayed"] == 6
     assert run("index", "verify").exit_code == 0

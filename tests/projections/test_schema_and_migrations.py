@@ -27,6 +27,8 @@ from skill_ledger.projections.schema import (
     SEARCH,
     SEARCH_FTS,
     TABLES,
+    VERSION_FACTS,
+    VERSION_STATES,
     Table,
 )
 from skill_ledger.projections.search import search
@@ -152,7 +154,8 @@ def make_v9(live: Path, path: Path) -> None:
     con.execute("ATTACH DATABASE ? AS live", (str(live),))
     con.execute("BEGIN")
     for table in TABLES:
-        if table is not SEARCH and table is not REGISTRIES:  # version 10 added search, 12 registries
+        # version 10 added search, 12 registries, 13 the version history
+        if table not in (SEARCH, REGISTRIES, VERSION_FACTS, VERSION_STATES):
             columns = ", ".join(table.names)
             con.execute(f"INSERT INTO main.{table.name} ({columns}) SELECT {columns} FROM live.{table.name}")
     # version 9 (and 10) derived an override of a failed audit as not eligible

@@ -9,7 +9,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import builders as b  # noqa: E402
 
-from skill_ledger.adapters.readmodel.views import discard, open_views, parse_as_of, scratch, views_as_of  # noqa: E402
+from skill_ledger.adapters.readmodel.views import discard, open_views, scratch, views_as_of  # noqa: E402
+from skill_ledger.projections.asof import resolve_when  # noqa: E402
 from skill_ledger.adapters.usecases import lifecycle  # noqa: E402
 from skill_ledger.adapters.usecases.install import install  # noqa: E402
 from skill_ledger.projections import queries  # noqa: E402
@@ -105,7 +106,7 @@ def test_views_ahead_of_the_journal_are_rebuilt(tmp_path, populated):
 
 def test_as_of_replays_into_a_scratch_store(populated):
     store = open_store(populated, [])
-    position = parse_as_of(store, "6")
+    position = resolve_when(store.con, "6", "--as-of")
     old = views_as_of(populated.settings, position)
     try:
         entries = queries.list_entries(old.con)
@@ -113,12 +114,12 @@ def test_as_of_replays_into_a_scratch_store(populated):
         assert old.position() == 6
     finally:
         discard(old)
-    assert parse_as_of(store, "1999-01-01T00:00:00") == 0
-    assert parse_as_of(store, "2999-01-01T00:00:00Z") == populated.head()
+    assert resolve_when(store.con, "1999-01-01T00:00:00", "--as-of") == 0
+    assert resolve_when(store.con, "2999-01-01T00:00:00Z", "--as-of") == populated.head()
     from skill_ledger.domain.errors import UsageError
 
     with pytest.raises(UsageError):
-        parse_as_of(store, "yesterday")
+        resolve_when(store.con, "yesterday", "--as-of")
 
 
 def test_info_and_trust_queries(populated):

@@ -1,0 +1,87 @@
+"""The full ``journal verify`` in chunks checked by worker processes (``adapters/journal/scan*.py``)
+finds exactly what the one-process pass finds: on an intact journal with version-1 and
+version-2 checkpoints and a stored tree, and on journals damaged inside a chunk, across a
+chunk boundary and at the end. Chunks are made small (16 events) so a small journal has many."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import helpers_ledger as h
+import pytest
+import tlog_helpers as t
+
+from skill_ledger.adapters.journal import scan
+from skill_ledger.adapters.journal.verify import verify_journal
+from skill_ledger.adapters.usecases.checkpoints import home_public_key, read_anchor
+
+
+def both(home: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[dict, dict]:
+    """(one process, worker processes) reports of the home's journal, problems sorted."""
+    settings = h.settings_for(home)
+    key, anchor = home_public_key(settings), read_anchor(settings)
+    out = []
+    for parallel in (False, True):
+        if parallel:
+            monkeypatch.setattr(scan, "CHUNK_LEVEL", 4)
+            monkeypatch.setattr(scan, "PARALLEL_MIN_EVENTS", 0)
+            monkeypatch.setenv(scan.PROCESSES_ENV, "2")
+        ledger = h.ledger_for(home)
+        try:
+            r = verify_journal(ledger.app, key=key, anchor=anchor, fail_closed=True,
+                               journal_url=settings.journal_url if parallel else None)
+        finally:
+            ledger.close()
+        d = {f: getattr(r, f) for f in r.__struct_fields__}
+        d["problems"] = sorted((p.position, p.code, p.message) for p in r.problems)
+        out.append(d)
+    return out[0], out[1]
+
+
+@pytest.fixture
+def journal(home: Path) -> Path:
+    seed = bytes([0x55]) * 32
+    t.build_journal(home, steps=3)
+    t.write_journal_key(home, seed)
+    at = t.record_legacy_checkpoint(home, seed)  # a version-1 checkpoint in the middle of a chunk
+    t.write_legacy_anchor(home, at)
+    t.add_events(home, 7, name="acme.s1")
+    t.checkpoint(home)
+    t.add_events(home, 9, name="acme.s2")
+    t.checkpoint(home)
+    t.add_events(home, 3)
+    return home
+
+
+def test_an_intact_journal_verifies_the_same_in_chunks(journal: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    one, chunks = both(journal, monkeypatch)
+    assert one["ok"] and one["checkpoints"] == 3 and one["events"] > 80
+    assert chunks == one
+
+
+@pytest.mark.parametrize("where", ["inside", "boundary", "end"])
+def test_damage_is_found_the_same_in_chunks(journal: Path, monkeypatch: pytest.MonkeyPatch, where: str) -> None:
+    head = t.head(journal)
+    position = {"inside": 21, "boundary": 33, "end": head}[where]
+    t.edit_event(journal, position, {"reason": f"edited at {where}"})
+    one, chunks = both(journal, monkeypatch)
+    assert not one["ok"] and one["first_bad_position"] <= position
+    assert chunks == one
+
+
+def test_a_deleted_event_and_a_rewrite_are_found_the_same_in_chunks(journal: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    head = t.head(journal)
+    t.rechain(journal, [p for p in range(1, head + 1) if p != 40])  # one event fewer, every hash recomputed
+    one, chunks = both(journal, monkeypatch)
+    assert not one["ok"] and {"checkpoint_mismatch"} <= {p[1] for p in one["problems"]}
+    assert chunks == one
+    con = t.raw(journal)
+    t.drop_guard(con)
+    con.execute("DELETE FROM stored_events WHERE rowid = 48")
+    t.restore_guard(con)
+    con.close()
+    one, chunks = both(journal, monkeypatch)
+    assert (48, "missing_event") in {(p[0], p[1]) for p in one["problems"]}
+    assert chunks["problems"] == one["problems"], sorted(set(chunks["problems"]) ^ set(one["problems"]))
+    assert chunks == one

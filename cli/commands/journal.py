@@ -89,7 +89,11 @@ def journal(ctx: click.Context, skill: str | None, kinds: tuple[str, ...], since
     if obj().as_json and fmt not in (None, "ndjson"):
         raise UsageError(f"--json and --format {fmt} contradict each other")
     fmt = "ndjson" if obj().as_json else (fmt or "text")
-    actor = obj().actor  # a filter here: reading appends nothing, so there is no actor to record
+    # A filter here (reading appends nothing, so there is no actor to record), but only when given
+    # to this command: a root-level --actor (a script's or a wrapper's default principal) or
+    # SKILLS_ACTOR must not silently hide events from a listing.
+    given_here = ctx.get_parameter_source("actor") == click.core.ParameterSource.COMMANDLINE
+    actor = obj().actor if given_here else None
     settings = obj().settings()
     first, last = _positions(settings, since, until)
     writer = _csv_writer() if fmt == "csv" else None
@@ -130,7 +134,8 @@ for _param in journal.params:
     if _param.name == "as_json":
         _param.help = "Machine output: NDJSON on stdout (one exported event per line, hashes included)."
     elif _param.name == "actor":
-        _param.help = "Only the events this principal appended."
+        _param.help = ("Only the events this principal appended (given after `journal`; a root-level --actor "
+                       "and SKILLS_ACTOR do not filter).")
 
 
 def _key_option(f: Any) -> Any:

@@ -50,6 +50,17 @@ def test_actor_filters_the_events(journal: Path) -> None:
     assert ndjson(t.skills(journal, "journal", "--json", "--actor", "user:bob", "--limit", "1")) == bobs[:1]
 
 
+def test_a_root_level_actor_or_skills_actor_does_not_hide_events(journal: Path, monkeypatch: pytest.MonkeyPatch
+                                                                  ) -> None:
+    """``--actor`` before the subcommand is the principal a command records (a wrapper's default):
+    on a listing it must not silently become a filter; only ``journal --actor`` filters."""
+    everything = ndjson(t.skills(journal, "journal", "--json"))
+    assert {e["actor"]["principal"] for e in everything} == {"user:alice", "user:bob"}
+    assert ndjson(t.skills(journal, "--actor", "user:bob", "journal", "--json")) == everything
+    monkeypatch.setenv("SKILLS_ACTOR", "user:bob")
+    assert ndjson(t.skills(journal, "journal", "--json")) == everything
+
+
 def test_since_and_until_take_times(journal: Path) -> None:
     everything = ndjson(t.skills(journal, "journal", "--json"))
     at = {e["position"]: e["recorded_at"] for e in everything}

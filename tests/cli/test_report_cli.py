@@ -308,6 +308,8 @@ def test_a_journal_truncated_behind_its_views_fails_the_report(scenario: Scenari
     shutil.copytree(home, other)
     (other / "journal.db").unlink()
     (other / "journal-anchor.json").unlink()  # (the checkpoint anchor is of the first journal too)
+    # and so is its key: a home with a checkpoint key but no anchor fails closed (the anchor was deleted)
+    (other / "journal-signing-key.pem").unlink()
     Scenario(other).d.do("user:x", "trust allow", "allow", "acme", "11" * 32, "another journal")
     assert doc(other, tmp_path)["scope"]["journal_verification"]["ok"] is True
 

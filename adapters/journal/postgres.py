@@ -365,6 +365,10 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
             return [(r[0], r[1], r[2], bytes(r[3])) for r in curs.fetchall()]
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def select_stream(self, originator_id: UUID) -> list[tuple[int, str, bytes]]:
+        """(stream version, topic, state) of one stream's events, in order (as the SQLite recorder's)."""
+        return [(e.originator_version, e.topic, bytes(e.state)) for e in self.select_events(originator_id)]
+
     def select_rows(self, after: int, until: int | None, topics: Sequence[str], originator_ids: Sequence[str],
                     limit: int) -> list[StoredRow]:
         chain = ("1, c.originator_id, c.originator_version, NULL, NULL" if self.schema_version == "1" else

@@ -191,6 +191,10 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
             "CREATE TABLE IF NOT EXISTS journal_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
             f"INSERT OR IGNORE INTO journal_meta VALUES ('schema_version', '{JOURNAL_SCHEMA_VERSION}')",
             f"INSERT OR IGNORE INTO journal_meta VALUES ('encoding', '{ENCODING}')",
+            # Reads by event kind (the registries to update, the skills installed, the artifacts
+            # verified, the checkpoints) cost the events of that kind, not the whole journal.
+            # An existing journal gets the index the first time it is opened for writing.
+            "CREATE INDEX IF NOT EXISTS stored_events_topic ON stored_events (topic)",
             *guard_statements(),
         ]
 
@@ -261,6 +265,16 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
             c.sqlite_cursor.row_factory = None  # plain tuples, not sqlite3.Row objects
             c.execute(sql, params)
             return c.fetchall()  # type: ignore[no-any-return]  # (int, int, str, bytes) tuples
+
+    def select_stream(self, originator_id: UUID) -> list[tuple[int, str, bytes]]:
+        """(stream version, topic, state) of one stream's events, in order: what loading an
+        aggregate needs, as plain tuples (the library's ``select_events`` builds a UUID and a
+        ``StoredEvent`` per row, the larger part of reading a long stream)."""
+        with self.datastore.transaction(commit=False) as c:
+            c.sqlite_cursor.row_factory = None
+            c.execute("SELECT originator_version, topic, state FROM stored_events WHERE originator_id = ? "
+                      "ORDER BY originator_version", (originator_id.hex,))
+            return c.fetchall()  # type: ignore[no-any-return]
 
     def select_rows(self, after: int, until: int | None, topics: Sequence[str], originator_ids: Sequence[str],
                     limit: int) -> list[StoredRow]:

@@ -16,13 +16,12 @@ stable code, python-tuf's exception name and the phase it happened in.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import msgspec
-from eventsourcing.application import AggregateNotFoundError
 
 from skill_ledger.adapters.registry.client import (
     Registries,
@@ -85,21 +84,8 @@ class RefreshResult(msgspec.Struct, frozen=True):
 
 
 def load_registry(ledger: Ledger, name: str) -> Registry:
-    """The ``Registry`` aggregate from the journal (a blank one for a name never added).
-
-    Like ``Ledger.load``, with a plain projector: a registry's stream holds an event per skill
-    installed from it, and eventsourcing's default projector checks each event against a
-    runtime protocol, which doubled the cost of reading a thousand of them."""
-    try:
-        return ledger.app.repository.get(Registry.id_for(name), projector_func=_project)  # type: ignore[no-any-return]
-    except AggregateNotFoundError:
-        return Registry.start(name)
-
-
-def _project(aggregate: Registry | None, events: Iterable[Any]) -> Registry | None:
-    for event in events:
-        aggregate = event.mutate(aggregate)
-    return aggregate
+    """The ``Registry`` aggregate from the journal (a blank one for a name never added)."""
+    return ledger.load(Registry, name)
 
 
 def registries(ledger: Ledger) -> Registries:

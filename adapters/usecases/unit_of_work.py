@@ -14,16 +14,18 @@ import random
 import time
 from collections.abc import Callable
 from typing import TypeVar
+from uuid import UUID
 
 import msgspec
-from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError, OperationalError
 
+from skill_ledger.adapters.journal.rows import chained
 from skill_ledger.adapters.journal.sqlite import LedgerApplication, iter_rows, open_journal
 from skill_ledger.adapters.settings import Settings
 from skill_ledger.adapters.storage.blobs import BlobStore
 from skill_ledger.adapters.storage.files import ensure_private_dir
 from skill_ledger.domain.audit_policy import POLICY_KEY, AuditPolicy
+from skill_ledger.domain.codec import decode_event
 from skill_ledger.domain.errors import ConcurrencyConflict, NotInstalled, SkillLedgerError, UsageError
 from skill_ledger.domain.events import Actor, LedgerAggregate, topics_for_kinds
 from skill_ledger.domain.grammars import skill_id as check_skill_id
@@ -64,10 +66,18 @@ class Ledger:
 
     def load(self, cls: type[TAgg], key: str) -> TAgg:
         """The aggregate for ``<prefix>:<key>``, or a blank one whose first event opens the stream."""
-        try:
-            return self.app.repository.get(cls.id_for(key))  # type: ignore[return-value]
-        except AggregateNotFoundError:
-            return cls.start(key)
+        aggregate = self.replay(cls.id_for(key))
+        return aggregate if aggregate is not None else cls.start(key)  # type: ignore[return-value]
+
+    def replay(self, originator_id: UUID) -> LedgerAggregate | None:
+        """The aggregate of one stream (None when the stream is empty): its events, read as plain
+        rows and decoded straight into typed events, applied in order. The same as the
+        library's ``repository.get`` without a snapshot, at about half the cost on a long stream
+        (a registry's stream holds an event per skill installed from it)."""
+        aggregate = None
+        for version, topic, state in chained(self.app).select_stream(originator_id):
+            aggregate = decode_event(topic, state, originator_id, version).mutate(aggregate)
+        return aggregate
 
     def exists(self, cls: type[LedgerAggregate], key: str) -> bool:
         return bool(self.app.recorder.select_events(cls.id_for(key), limit=1))

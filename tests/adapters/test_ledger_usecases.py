@@ -324,3 +324,38 @@ def test_rejection_event_fields_are_bounded(home, tmp_path):
     assert len(data["details"]["detail"].encode()) <= 1_024
     assert len(data["source"].encode()) <= 4_096 and "…[truncated " in data["source"]
     assert len(json.dumps(e).encode()) < 12_000
+
+
+def test_loading_an_aggregate_replays_its_stream_as_the_library_does(home, tmp_path):
+    """``Ledger.load`` reads plain rows; the aggregate equals eventsourcing's own reconstruction."""
+    from skill_ledger.domain.skill import Skill
+
+    led = b.ledger(home)
+    install(led, b.write(tmp_path, "a.skill", b.artifact()), allow_tofu=True)
+    install(led, b.write(tmp_path, "b.skill", b.artifact(version="1.1.0")), allow_tofu=True)
+    lifecycle.quarantine(led, "acme.echo", "1.0.0", "suspicious")
+    ours = led.load(Skill, "acme.echo")
+    theirs = led.app.repository.get(Skill.id_for("acme.echo"))
+    assert ours.version == theirs.version > 5
+    def state(skill):
+        return {**vars(skill), "versions": {v: vars(sv) for v, sv in skill.versions.items()}}
+
+    assert state(ours) == state(theirs)
+    assert led.replay(Skill.id_for("nobody.here")) is None
+    assert led.load(Skill, "nobody.here").version == 0
+
+
+def test_reads_by_event_kind_use_the_topic_index_and_old_journals_gain_it(home, tmp_path):
+    led = b.ledger(home)
+    install(led, b.write(tmp_path, "a.skill", b.artifact()), allow_tofu=True)
+    led.close()
+    path = home / "journal.db"
+    with sqlite3.connect(path) as con:
+        plan = con.execute("EXPLAIN QUERY PLAN SELECT rowid FROM stored_events WHERE rowid > 0 "
+                           "AND topic IN ('skill.installed.v1') ORDER BY rowid").fetchall()
+        assert any("stored_events_topic" in row[-1] for row in plan), plan
+        con.execute("DROP INDEX stored_events_topic")  # a journal written before the index existed
+    led = b.ledger(home)
+    assert led.skill_ids() == ["acme.echo"]
+    with sqlite3.connect(path) as con:
+        assert con.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'stored_events_topic'").fetchone()

@@ -138,14 +138,14 @@ class JournalTree:
 
     def get_nodes(self, keys: Sequence[NodeKey]) -> list[bytes]:
         out: list[bytes] = []
+        wanted = [k for k in keys if k[0] >= STORED_LEVEL and k not in self._memory]
+        stored = self.db.find_nodes(wanted) if wanted else {}  # one query for the whole proof
         for level, index in keys:
             if level < STORED_LEVEL:
                 first = index << level
                 out.append(tree_root(event_leaf_hash(h) for h in self.event_hashes(first + 1, first + (1 << level))))
                 continue
-            h = self._memory.get((level, index))
-            if h is None:
-                h = self.db.node(level, index)
+            h = self._memory.get((level, index)) or stored.get((level, index))
             if h is None:
                 raise JournalTampered(f"the stored Merkle tree lacks node (level {level}, index {index})",
                                       {"level": level, "index": index})
@@ -218,7 +218,7 @@ class TreeDB:
 
     def newest_tree(self) -> tuple[int, bytes] | None: ...
     def append(self, old_size: int, frontier: Frontier, nodes: list[Node]) -> tuple[int, Frontier] | None: ...
-    def node(self, level: int, index: int) -> bytes | None: ...
+    def find_nodes(self, keys: Sequence[NodeKey]) -> dict[NodeKey, bytes]: ...
     def chain_hashes(self, first: int, last: int) -> list[tuple[int, str]]: ...
     def nodes_of_level(self, level: int) -> Iterator[tuple[int, bytes]]: ...
     def trees(self) -> list[tuple[int, bytes, bytes]]: ...
@@ -303,11 +303,19 @@ class SqliteTreeDB(TreeDB):
             raise
         return None
 
-    def node(self, level: int, index: int) -> bytes | None:
+    def find_nodes(self, keys: Sequence[NodeKey]) -> dict[NodeKey, bytes]:
+        """The stored nodes among ``keys`` (one query per 400 keys; absent ones are left out)."""
         if not self._has_tables():
-            return None
-        row = self.con.execute("SELECT hash FROM merkle_nodes WHERE level = ? AND idx = ?", (level, index)).fetchone()
-        return bytes(row[0]) if row else None
+            return {}
+        out: dict[NodeKey, bytes] = {}
+        for at in range(0, len(keys), 400):
+            chunk = keys[at:at + 400]
+            values = ",".join("(?,?)" for _ in chunk)
+            for level, index, h in self.con.execute(
+                    f"WITH k(level, idx) AS (VALUES {values}) SELECT m.level, m.idx, m.hash FROM k "
+                    "JOIN merkle_nodes m ON m.level = k.level AND m.idx = k.idx", [v for key in chunk for v in key]):
+                out[(int(level), int(index))] = bytes(h)
+        return out
 
     def chain_hashes(self, first: int, last: int) -> list[tuple[int, str]]:
         return self.con.execute("SELECT position, hash FROM event_chain WHERE position BETWEEN ? AND ? "

@@ -8,7 +8,7 @@ and the second resumes from the first's rows.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -97,13 +97,15 @@ class PostgresTreeDB(TreeDB):
             raise ReadOnlyJournal(str(e)) from None
         return None
 
-    def node(self, level: int, index: int) -> bytes | None:
+    def find_nodes(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        """The stored nodes among ``keys`` (one query; absent ones are left out)."""
         with self.datastore.transaction(commit=False) as curs:
             if not self._has_tables(curs):
-                return None
-            curs.execute(SQL("SELECT hash FROM {} WHERE level = %s AND idx = %s").format(self.nodes), (level, index))
-            row = curs.fetchone()
-        return bytes(row["hash"]) if row else None
+                return {}
+            curs.execute(SQL("SELECT m.level, m.idx, m.hash FROM unnest(%s::integer[], %s::bigint[]) AS k(level, idx) "
+                             "JOIN {} m ON m.level = k.level AND m.idx = k.idx").format(self.nodes),
+                         ([k[0] for k in keys], [k[1] for k in keys]))
+            return {(int(r["level"]), int(r["idx"])): bytes(r["hash"]) for r in curs.fetchall()}
 
     def chain_hashes(self, first: int, last: int) -> list[tuple[int, str]]:
         with self.datastore.transaction(commit=False) as curs:

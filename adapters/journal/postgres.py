@@ -56,6 +56,7 @@ from .sqlite import APPEND_ONLY_MESSAGE, GUARDED_TABLES, LedgerApplication, Stor
 EVENTS_TABLE = "stored_events"  # the SQLite journal's name, not the library's "<app>_events"
 CHAIN_TABLE = "event_chain"
 META_TABLE = "journal_meta"
+TOPIC_INDEX = "stored_events_topic"
 GUARD_FUNCTION = "journal_append_only"
 STAMP_CONSTRAINT = "event_chain_stamped"
 # Schema 2's event_chain columns after the first five.
@@ -175,6 +176,8 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
                 "UNIQUE (originator_id, originator_version), CONSTRAINT {} " + _STAMP_CHECK + ")").format(
                 self.chain, Identifier(STAMP_CONSTRAINT)),
             SQL("CREATE TABLE IF NOT EXISTS {} (key text PRIMARY KEY, value text NOT NULL)").format(self.meta),
+            # Reads by event kind cost the events of that kind (as on SQLite).
+            SQL("CREATE INDEX IF NOT EXISTS {} ON {} (topic)").format(Identifier(TOPIC_INDEX), self.events),
             SQL("INSERT INTO {} VALUES ('schema_version', {}), ('encoding', {}) ON CONFLICT (key) DO NOTHING").format(
                 self.meta, Literal(JOURNAL_SCHEMA_VERSION), Literal(ENCODING)),
             SQL("CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql AS $guard$ BEGIN "
@@ -234,8 +237,12 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
             if schema != JOURNAL_SCHEMA_VERSION:
                 return False
             present = self._triggers(curs)
+            index = f'"{self.datastore.schema}"."{TOPIC_INDEX}"'
+            curs.execute("SELECT to_regclass(%s) IS NOT NULL AS indexed", (index,))
+            row = curs.fetchone()
         self.schema_version = schema
-        return all(f"{t}_no_{op}" in present.get(t, {}) for t in GUARDED_TABLES for op in GUARD_OPS)
+        return bool(row and row["indexed"]) and all(
+            f"{t}_no_{op}" in present.get(t, {}) for t in GUARDED_TABLES for op in GUARD_OPS)
 
     def check_meta(self) -> None:
         """Read and check ``journal_meta`` of a journal opened without creating anything."""

@@ -559,3 +559,16 @@ def test_views_ahead_of_a_truncated_journal_are_reported_on_postgres(tmp_path: P
     assert proc.returncode == 9, proc.stderr
     assert "error[journal_truncated]" in proc.stderr and "position 7" in proc.stderr and "position 6" in proc.stderr
     assert (home / "views.db").read_bytes() == views
+
+
+def test_reads_by_kind_use_the_topic_index_and_a_journal_without_it_gains_it(tmp_path: Path, pg: pg_server.PgServer,
+                                                                               url: str) -> None:
+    home = tmp_path / "home"
+    install(tmp_path, home, url)
+    dbname = url.rsplit("/", 1)[1]
+    with pg.superuser(dbname) as con:
+        assert con.execute("SELECT to_regclass('stored_events_topic') IS NOT NULL").fetchone()[0]
+        con.execute("DROP INDEX stored_events_topic")  # a journal written before the index existed
+    assert ok_json(home, url, "list")["entries"]  # a command opens the journal
+    with pg.superuser(dbname) as con:
+        assert con.execute("SELECT to_regclass('stored_events_topic') IS NOT NULL").fetchone()[0]

@@ -38,7 +38,7 @@ from .model import (
     TimelineEntry,
     VersionPosture,
 )
-from .render import FORMATS, html_environment, markdown_environment, style
+from .render import FORMATS, html_entry_rows, html_environment, markdown_environment, md_entry_rows, style
 
 Chunks = Callable[[], Iterator[bytes]]
 
@@ -245,6 +245,7 @@ class TemplateWriter(Writer):
         env = html_environment() if self.html else markdown_environment()
         ext = "html" if self.html else "md"
         self.parts = env.get_template(f"parts.{ext}.j2").module
+        self.entry_rows = html_entry_rows if self.html else md_entry_rows
         self.template = env.get_template(f"report.{ext}.j2")
 
     def posture(self, rows: list[VersionPosture]) -> bytes:
@@ -256,7 +257,7 @@ class TemplateWriter(Writer):
         return str(self.parts.timeline_open(skill_id)).encode("utf-8")
 
     def timeline_entries(self, entries: list[TimelineEntry]) -> bytes:
-        return str(self.parts.entry_rows(entries, False)).encode("utf-8")
+        return self.entry_rows(entries, False).encode("utf-8")
 
     def timeline_close(self) -> bytes:
         return str(self.parts.timeline_close()).encode("utf-8")

@@ -49,7 +49,9 @@ SHARDED_MIN_EVENTS = 20_000
 
 class ReportSource(Protocol):
     """The journal as the report reads it (``adapters.usecases.reports`` implements it over the
-    journal recorders; ``build.EventsSource`` over a list of exported events)."""
+    journal recorders; ``build.EventsSource`` over a list of exported events). A source may also
+    have ``scan(until=...)``: the rows of ``rows(until=...)`` for the first pass, whose states
+    may be read only when asked for."""
 
     def head(self) -> tuple[int, str | None]:
         """The last position and its chain hash (0 and None: an empty journal)."""
@@ -155,7 +157,9 @@ class _Run:
         self.facts = JournalFacts(revoked_keys=[], revocations=[])
 
     def first_pass(self) -> None:
-        for row in self.source.rows(until=self.ctx.until):
+        # a source may offer a cheaper read for this pass (``scan``: states read only when asked for)
+        scan = getattr(self.source, "scan", self.source.rows)
+        for row in scan(until=self.ctx.until):
             self.journal.feed(row)
         if self.head > self.ctx.until:
             checkpoints = topics_for_kinds(["journal.checkpoint"])

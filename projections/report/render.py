@@ -141,9 +141,21 @@ except ImportError:  # pragma: no cover - another markupsafe: its public escape(
 
 def _h(value: Any) -> str:
     """``{{ value }}`` in the HTML environment (``finalize``, then autoescaping)."""
-    if type(value) is str and value.isprintable():
-        return _escape_inner(value)
+    t = type(value)
+    if t is str:
+        if value.isprintable():
+            return _escape_inner(value)
+    elif t is int:
+        return str(value)
+    elif value is None:
+        return "-"
     return str(escape(_html_finalize(value)))
+
+
+def html_evidence(items: Iterable[Any]) -> Markup:
+    """Links to cited events (``ev`` in the templates)."""
+    return Markup(", ".join(f'<a href="#ev-{_h(e.position)}" title="{_h(e.hash)}">#{_h(e.position)}</a>'  # noqa: S704
+                            for e in items))
 
 
 def html_entry_rows(entries: Iterable[Any], stream: bool) -> Markup:
@@ -181,7 +193,7 @@ def _common(env: Environment) -> Environment:
 def _html_env() -> Environment:
     env = Environment(loader=PackageLoader(_PACKAGE, "templates"), autoescape=select_autoescape(default=True),
                       undefined=StrictUndefined, finalize=_html_finalize, trim_blocks=True, lstrip_blocks=True)
-    env.globals.update(entry_rows=html_entry_rows)
+    env.globals.update(entry_rows=html_entry_rows, ev=html_evidence)
     return _common(env)
 
 

@@ -16,12 +16,11 @@ import functools
 import hashlib
 import re
 import unicodedata
-from collections.abc import Iterable
 from typing import Any
 
 import msgspec
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from .model import SEVERITIES
 
@@ -123,66 +122,6 @@ def _who(actor: Any) -> str:
     return f"{actor.principal} (OS user {actor.os_user})" if actor.os_user else actor.principal
 
 
-# --- the rows of the timelines: one per event ------------------------------------------------------
-# Written here rather than as template macros: a report lists every event of its window, and in
-# a macro each of a row's dozen values goes through Jinja2's attribute lookup, ``finalize`` and
-# ``escape`` (over 100k events: most of the time the HTML and Markdown forms took over the
-# JSON one). Each value gets exactly the treatment the environments give ``{{ value }}``:
-# :func:`visible` and markupsafe's escaping in HTML, :func:`md_escape` in Markdown.
-
-
-try:  # markupsafe's escaping of a str: what escape() does, without wrapping the result in Markup
-    from markupsafe import _escape_inner
-except ImportError:  # pragma: no cover - another markupsafe: its public escape() does the same
-
-    def _escape_inner(s: str, /) -> str:
-        return str(escape(s))
-
-
-def _h(value: Any) -> str:
-    """``{{ value }}`` in the HTML environment (``finalize``, then autoescaping)."""
-    t = type(value)
-    if t is str:
-        if value.isprintable():
-            return _escape_inner(value)
-    elif t is int:
-        return str(value)
-    elif value is None:
-        return "-"
-    return str(escape(_html_finalize(value)))
-
-
-def html_evidence(items: Iterable[Any]) -> Markup:
-    """Links to cited events (``ev`` in the templates)."""
-    return Markup(", ".join(f'<a href="#ev-{_h(e.position)}" title="{_h(e.hash)}">#{_h(e.position)}</a>'  # noqa: S704
-                            for e in items))
-
-
-def html_entry_rows(entries: Iterable[Any], stream: bool) -> Markup:
-    """Timeline entries as HTML table rows (with a stream column when ``stream``)."""
-    rows = []
-    for e in entries:
-        a = e.actor
-        cell = f"<td>{_h(e.stream)}</td>" if stream else ""
-        rows.append(f'<tr id="ev-{_h(e.position)}"><td class="pos">#{_h(e.position)}<span class="hash">{_h(e.hash)}'
-                    f'</span></td><td>{_h(e.recorded_at)}</td><td class="nowrap"><span title="{_h(a.command)} on '
-                    f'{_h(a.host)}">{_h(_who(a))}</span></td>{cell}<td><span class="mono">{_h(e.kind)}</span><br>'
-                    f"{_h(e.summary)}</td><td>{_h(e.version)}</td><td>{_h(e.reason_code)}</td><td>{_h(e.reason)}"
-                    "</td></tr>\n")
-    return Markup("".join(rows))  # noqa: S704 - every value escaped above
-
-
-def md_entry_rows(entries: Iterable[Any], stream: bool) -> str:
-    """Timeline entries as Markdown table rows (with a stream column when ``stream``)."""
-    m = md_escape
-    rows = []
-    for e in entries:
-        cell = f" {m(e.stream)} |" if stream else ""
-        rows.append(f"| {_md_anchor(e.position)} {_md_code(e.hash)} | {m(e.recorded_at)} | {m(_who(e.actor))} |{cell} "
-                    f"{_md_code(e.kind)} {m(e.summary)} | {m(e.version)} | {m(e.reason_code)} | {m(e.reason)} |\n")
-    return MdSafe("".join(rows))
-
-
 def _common(env: Environment) -> Environment:
     env.filters.update(short=_short, yes=_yes, seconds=_seconds, value=_json_value, who=_who)
     env.globals.update(severities=SEVERITIES)
@@ -191,19 +130,21 @@ def _common(env: Environment) -> Environment:
 
 @functools.cache
 def _html_env() -> Environment:
+    from . import rows  # (it imports this module)
     env = Environment(loader=PackageLoader(_PACKAGE, "templates"), autoescape=select_autoescape(default=True),
                       undefined=StrictUndefined, finalize=_html_finalize, trim_blocks=True, lstrip_blocks=True)
-    env.globals.update(entry_rows=html_entry_rows, ev=html_evidence)
+    env.globals.update(entry_rows=rows.html_entry_rows, ev=rows.html_evidence)
     return _common(env)
 
 
 @functools.cache
 def _markdown_env() -> Environment:
+    from . import rows  # (it imports this module)
     env = Environment(loader=PackageLoader(_PACKAGE, "templates"), autoescape=False, undefined=StrictUndefined,
                       finalize=md_escape, trim_blocks=True, lstrip_blocks=True)
     # |rendered marks the output of a macro of parts.md.j2 (already escaped inside it)
     env.filters.update(code=_md_code, links=_md_links, anchor=_md_anchor, rendered=MdSafe)
-    env.globals.update(entry_rows=md_entry_rows)
+    env.globals.update(entry_rows=rows.md_entry_rows)
     return _common(env)
 
 

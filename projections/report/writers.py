@@ -11,7 +11,8 @@ the encoded :class:`~.model.Report` (struct members in declaration order, dictio
 sorted): the tests check that decoding the stream and formatting it again gives the same bytes.
 HTML and Markdown are rendered by the Jinja2 templates ``report.*.j2`` (the skeleton) and
 ``parts.*.j2`` (the pieces), with the environments of ``render.py`` (autoescaping; the Markdown
-escape as ``finalize``).
+escape as ``finalize``), but for the rows there is one of per event or version (``rows.py``:
+the same escaping, written in Python).
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ from .model import (
     TimelineEntry,
     VersionPosture,
 )
-from .render import FORMATS, html_entry_rows, html_environment, markdown_environment, md_entry_rows, style
+from .render import FORMATS, html_environment, markdown_environment, style
+from .rows import html_entry_rows, html_posture, md_entry_rows, md_posture_rows
 
 Chunks = Callable[[], Iterator[bytes]]
 
@@ -250,8 +252,8 @@ class TemplateWriter(Writer):
 
     def posture(self, rows: list[VersionPosture]) -> bytes:
         if self.html:
-            return str(self.parts.posture_skill(rows[0].skill_id, rows)).encode("utf-8")
-        return str(self.parts.posture_rows(rows)).encode("utf-8")
+            return html_posture(rows[0].skill_id, rows).encode("utf-8")
+        return md_posture_rows(rows).encode("utf-8")
 
     def timeline_open(self, skill_id: str) -> bytes:
         return str(self.parts.timeline_open(skill_id)).encode("utf-8")

@@ -1,0 +1,128 @@
+"""The rows written in Python (``projections/report/rows.py``) against the template macros they
+replaced (kept here verbatim): the same bytes for hostile values, in HTML and Markdown."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from skill_ledger.projections.report import rows
+from skill_ledger.projections.report.model import Actor, Evidence, LastAudit, TimelineEntry, VersionPosture
+from skill_ledger.projections.report.render import html_environment, markdown_environment
+
+OLD_HTML_MACROS = '''\
+{% macro ev(items) %}{% for e in items %}<a href="#ev-{{ e.position }}" title="{{ e.hash }}">#{{ e.position }}</a>{% if not loop.last %}, {% endif %}{% endfor %}{% endmacro %}
+{% macro posture_skill(skill_id, versions) %}
+<h3 id="skill-{{ skill_id }}">{{ skill_id }}</h3>
+<table>
+<tr><th>Version</th><th>Name / description</th><th>Status</th><th>Current</th><th>Eligible</th><th>Trust</th><th>Last audit</th><th>Status reason</th><th>Evidence</th></tr>
+{% for p in versions %}
+<tr>
+<td class="mono nowrap">{{ p.version }}<br><span class="muted">{{ p.publisher }}</span></td>
+<td>{{ p.display_name or p.name }}{% if p.description %}<br><span class="muted">{{ p.description }}</span>{% endif %}</td>
+<td class="nowrap status-{{ p.status }}">{{ p.status }}</td>
+<td>{{ p.current|yes }}</td>
+<td>{{ p.eligible|yes }}{% if p.eligibility_reasons %} ({{ p.eligibility_reasons|join(", ") }}){% endif %}</td>
+<td>{{ p.trust_decision }}<br><span class="mono" title="key id">{{ p.key_id }}</span>{% if p.key_revoked %} <strong>revoked</strong>{% endif %}</td>
+<td>{% if p.last_audit %}{{ "passed" if p.last_audit.passed else "FAILED" }} ({{ p.last_audit.trigger }}, policy v{{ p.last_audit.policy_version }}) {{ p.last_audit.at }}{% if p.last_audit.failed_checks %}<br><span class="muted">{{ p.last_audit.failed_checks|join(", ") }}</span>{% endif %}{% else %}none{% endif %}</td>
+<td>{{ [p.status_reason_code, p.status_reason]|select|join(": ") or "-" }}</td>
+<td>{{ ev(p.evidence) }}</td>
+</tr>
+{% endfor %}
+</table>
+{% endmacro %}
+{% macro entry_rows(entries, stream) %}{% for e in entries %}<tr id="ev-{{ e.position }}"><td class="pos">#{{ e.position }}<span class="hash">{{ e.hash }}</span></td><td>{{ e.recorded_at }}</td><td class="nowrap"><span title="{{ e.actor.command }} on {{ e.actor.host }}">{{ e.actor|who }}</span></td>{% if stream %}<td>{{ e.stream }}</td>{% endif %}<td><span class="mono">{{ e.kind }}</span><br>{{ e.summary }}</td><td>{{ e.version }}</td><td>{{ e.reason_code }}</td><td>{{ e.reason }}</td></tr>
+{% endfor %}{% endmacro %}'''
+
+OLD_MD_MACROS = '''\
+{% macro posture_rows(versions) %}
+{% for p in versions %}
+| {{ p.skill_id }} | {{ p.version }} | {{ p.publisher }} | {{ p.display_name or p.name }}{% if p.description %}: {{ p.description }}{% endif %} | {{ p.status }} | {{ p.current|yes }} | {{ p.eligible|yes }}{% if p.eligibility_reasons %} ({{ p.eligibility_reasons|join(", ") }}){% endif %} | {{ p.trust_decision }} | {{ p.key_id|code }}{% if p.key_revoked %} revoked{% endif %} | {% if p.last_audit %}{{ "passed" if p.last_audit.passed else "FAILED" }} ({{ p.last_audit.trigger }}, policy v{{ p.last_audit.policy_version }}) {{ p.last_audit.at }}{% else %}none{% endif %} | {{ [p.status_reason_code, p.status_reason]|select|join(": ") or "-" }} | {{ p.evidence|links }} |
+{% endfor %}
+{% endmacro %}
+{% macro entry_rows(entries, stream) %}
+{% for e in entries %}
+| {{ e.position|anchor }} {{ e.hash|code }} | {{ e.recorded_at }} | {{ e.actor|who }} |{% if stream %} {{ e.stream }} |{% endif %} {{ e.kind|code }} {{ e.summary }} | {{ e.version }} | {{ e.reason_code }} | {{ e.reason }} |
+{% endfor %}
+{% endmacro %}'''
+
+NASTY = ["plain", "", "<script>alert('x')</script>", 'a "quoted" & <b>bold</b>',
+         "pipe | back`tick` *em* _u_ [l](u)",
+         "bidi \u202eevil\u202c zero\u200bwidth", "line\nbreak\ttab\r", "# heading", "caf\u00e9 \u00a0nbsp", "1.2.3-rc.1+b"]
+
+
+def _text(i: int) -> str:
+    return NASTY[i % len(NASTY)]
+
+
+def _maybe(i: int) -> str | None:
+    return None if i % 3 == 0 else _text(i)
+
+
+def _actor(i: int) -> Actor:
+    return Actor(principal=_text(i), host=_text(i + 1), command=_text(i + 2), os_user=_maybe(i + 3),
+                 os_uid=i if i % 2 else None)
+
+
+def _entries() -> list[TimelineEntry]:
+    return [TimelineEntry(position=i + 1, hash=_text(i + 4) if i % 4 == 0 else f"{i:064x}", recorded_at=_text(i + 5),
+                          stream=_text(i + 6), actor=_actor(i), kind=_text(i + 7), version=_maybe(i + 8),
+                          reason=_maybe(i + 9), reason_code=_maybe(i + 1), summary=_text(i + 2), details={})
+            for i in range(40)]
+
+
+def _postures() -> list[VersionPosture]:
+    out = []
+    for i in range(40):
+        audit = None if i % 4 == 0 else LastAudit(
+            at=_text(i), trigger=_text(i + 1), passed=i % 2 == 0, policy_version=i,
+            failed_checks=[_text(j) for j in range(i % 3)], position=i + 1, hash=_text(i + 2))
+        out.append(VersionPosture(
+            skill_id=_text(i), version=_text(i + 1), publisher=_text(i + 2), name=_maybe(i + 3),
+            display_name=_maybe(i + 4), description=_maybe(i + 5), installed=i % 5 != 0, status=_maybe(i + 6),
+            current=i % 2 == 1, eligible=i % 3 == 1, eligibility_reasons=[_text(j) for j in range(i % 3)],
+            trust_decision=_text(i + 7), key_id=_text(i + 8), key_revoked=i % 4 == 1, payload_sha256="",
+            artifact_sha256="", installed_at=None, last_audit=audit, status_reason_code=_maybe(i + 9),
+            status_reason=_maybe(i + 1),
+            evidence=[Evidence(position=j + 1, hash=_text(j)) for j in range(i % 4)]))
+    return out
+
+
+@pytest.fixture(scope="module")
+def old_html():
+    return html_environment().from_string(OLD_HTML_MACROS).module
+
+
+@pytest.fixture(scope="module")
+def old_md():
+    return markdown_environment().from_string(OLD_MD_MACROS).module
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_entry_rows_are_the_macros(old_html, old_md, stream: bool) -> None:
+    entries = _entries()
+    for chunk in (entries[:1], entries[:7], entries, []):
+        assert str(rows.html_entry_rows(chunk, stream)) == str(old_html.entry_rows(chunk, stream))
+        assert str(rows.md_entry_rows(chunk, stream)) == str(old_md.entry_rows(chunk, stream))
+
+
+def test_posture_and_evidence_are_the_macros(old_html, old_md) -> None:
+    postures = _postures()
+    for _key, group in itertools.groupby(postures, key=lambda p: p.skill_id):
+        versions = list(group)
+        assert str(rows.html_posture(versions[0].skill_id, versions)) == str(
+            old_html.posture_skill(versions[0].skill_id, versions))
+        assert str(rows.md_posture_rows(versions)) == str(old_md.posture_rows(versions))
+    for p in postures:
+        assert str(rows.html_posture(p.skill_id, [p])) == str(old_html.posture_skill(p.skill_id, [p]))
+        assert str(rows.md_posture_rows([p])) == str(old_md.posture_rows([p]))
+        assert str(rows.html_evidence(p.evidence)) == str(old_html.ev(p.evidence))
+
+
+def test_rows_escape_what_they_show() -> None:
+    """No journal value reaches the output unescaped (what the macros guaranteed)."""
+    html = str(rows.html_entry_rows(_entries(), True)) + str(rows.html_posture("<x>", _postures()))
+    assert "<script>" not in html and "\u202e" not in html and "[U+202E]" in html
+    md = rows.md_entry_rows(_entries(), True) + rows.md_posture_rows(_postures())
+    assert "<script>" not in md and "](u)" not in md and "\u202e" not in md

@@ -20,7 +20,7 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
-from .render import MdSafe, _html_finalize, _md_anchor, _md_code, _md_links, _who, _yes, md_escape
+from .render import MdSafe, _html_finalize, _json_value, _md_anchor, _md_code, _md_links, _who, _yes, md_escape
 
 try:  # markupsafe's escaping of a str: what escape() does, without wrapping the result in Markup
     from markupsafe import _escape_inner
@@ -135,3 +135,55 @@ def md_posture_rows(versions: Iterable[Any]) -> str:
                     f"{m(p.trust_decision)} | {m(_md_code(p.key_id))}{' revoked' if p.key_revoked else ''} | {audit} | "
                     f"{m(status_reason)} | {_md_links(p.evidence)} |\n")
     return MdSafe("".join(rows))
+
+
+# --- findings and the appendix --------------------------------------------------------------------
+
+
+def _html_changes(f: Any) -> str:
+    if not f.changes:
+        return ""
+    rows = ["<table><tr><th>Policy member</th><th>Old</th><th>New</th><th>Direction</th></tr>\n"]
+    rows += [f'<tr><td class="mono">{_h(c.key)}</td><td class="mono">{_h(_json_value(c.old))}</td>'
+             f'<td class="mono">{_h(_json_value(c.new))}</td><td>{_h(c.direction)}</td></tr>\n' for c in f.changes]
+    return "".join(rows) + "</table>\n"
+
+
+def html_finding_open(f: Any) -> Markup:
+    """A finding up to its evidence (the skeleton streams the evidence, then ``finding_close``)."""
+    meta = (f"skill {_h(f.skill_id)} {_h(f.version)} &middot; " if f.skill_id else "") + (
+        f"publisher {_h(f.publisher)} &middot; " if f.publisher else "") + (
+        f"{_h(f.at)} &middot; " if f.at else "") + (f"by {_h(f.actor)} &middot; " if f.actor else "") + (
+        f"{_h(f.count)} events &middot; " if f.count > 1 else "")
+    return Markup(  # noqa: S704 - every value escaped
+        f'<article class="finding {_h(f.severity)}" id="{_h(f.id)}">\n<div><span class="sev {_h(f.severity)}">'
+        f'{_h(f.severity)}</span> <strong class="mono">{_h(f.id)}</strong> &middot; <span class="mono">'
+        f"{_h(f.kind)}</span></div>\n<div><strong>{_h(f.title)}</strong></div>\n<p>{_h(f.detail)}</p>\n"
+        f'{_html_changes(f)}<div class="meta">{meta}evidence: ')
+
+
+def md_finding_open(f: Any) -> str:
+    """A finding up to its evidence, as a Markdown list item."""
+    m = md_escape
+    changes = "".join(f"  - {m(_md_code(c.key))}: {m(_json_value(c.old))} → {m(_json_value(c.new))} "
+                      f"({m(c.direction)})\n" for c in f.changes)
+    meta = (f"Skill {m(f.skill_id)} {m(f.version)}. " if f.skill_id else "") + (
+        f"Publisher {m(f.publisher)}. " if f.publisher else "") + (f"{m(f.count)} events. " if f.count > 1 else "")
+    return MdSafe(f"- **{m(_md_code(f.id))} {m(f.title)}** ({m(_md_code(f.kind))})\n  {m(f.detail)}\n{changes}"
+                  f"  {meta}Evidence: ")
+
+
+def html_cited_rows(rows: Iterable[Any]) -> Markup:
+    """The appendix's rows: cited events not shown as entries."""
+    return Markup("".join(  # noqa: S704 - every value escaped
+        f'<tr id="ev-{_h(c.position)}"><td>{_h(c.position)}</td><td class="hash">{_h(c.hash)}</td>'
+        f'<td class="mono">{_h(c.kind)}</td><td>{_h(c.recorded_at)}</td><td>{_h(c.stream)}</td>'
+        f"<td>{_h(_who(c.actor))} ({_h(c.actor.command)}@{_h(c.actor.host)})</td></tr>\n" for c in rows))
+
+
+def md_cited_rows(rows: Iterable[Any]) -> str:
+    """The appendix's rows, in Markdown."""
+    m = md_escape
+    return MdSafe("".join(
+        f"| {_md_anchor(c.position)} | {m(_md_code(c.hash))} | {m(_md_code(c.kind))} | {m(c.recorded_at)} | "
+        f"{m(c.stream)} | {m(_who(c.actor))} ({m(c.actor.command)}@{m(c.actor.host)}) |\n" for c in rows))

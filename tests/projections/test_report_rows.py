@@ -8,7 +8,17 @@ import itertools
 import pytest
 
 from skill_ledger.projections.report import rows
-from skill_ledger.projections.report.model import Actor, Evidence, LastAudit, TimelineEntry, VersionPosture
+from skill_ledger.projections.report.model import (
+    Actor,
+    CitedEvent,
+    Evidence,
+    Finding,
+    LastAudit,
+    PolicyChange,
+    TimelineEntry,
+    VersionPosture,
+)
+from skill_ledger.projections.report.writers import StreamedFinding
 from skill_ledger.projections.report.render import html_environment, markdown_environment
 
 OLD_HTML_MACROS = '''\
@@ -33,6 +43,19 @@ OLD_HTML_MACROS = '''\
 </table>
 {% endmacro %}
 {% macro entry_rows(entries, stream) %}{% for e in entries %}<tr id="ev-{{ e.position }}"><td class="pos">#{{ e.position }}<span class="hash">{{ e.hash }}</span></td><td>{{ e.recorded_at }}</td><td class="nowrap"><span title="{{ e.actor.command }} on {{ e.actor.host }}">{{ e.actor|who }}</span></td>{% if stream %}<td>{{ e.stream }}</td>{% endif %}<td><span class="mono">{{ e.kind }}</span><br>{{ e.summary }}</td><td>{{ e.version }}</td><td>{{ e.reason_code }}</td><td>{{ e.reason }}</td></tr>
+{% endfor %}{% endmacro %}
+{% macro finding_open(f) %}
+<article class="finding {{ f.severity }}" id="{{ f.id }}">
+<div><span class="sev {{ f.severity }}">{{ f.severity }}</span> <strong class="mono">{{ f.id }}</strong> &middot; <span class="mono">{{ f.kind }}</span></div>
+<div><strong>{{ f.title }}</strong></div>
+<p>{{ f.detail }}</p>
+{% if f.changes %}
+<table><tr><th>Policy member</th><th>Old</th><th>New</th><th>Direction</th></tr>
+{% for c in f.changes %}<tr><td class="mono">{{ c.key }}</td><td class="mono">{{ c.old|value }}</td><td class="mono">{{ c.new|value }}</td><td>{{ c.direction }}</td></tr>
+{% endfor %}</table>
+{% endif %}
+<div class="meta">{% if f.skill_id %}skill {{ f.skill_id }} {{ f.version }} &middot; {% endif %}{% if f.publisher %}publisher {{ f.publisher }} &middot; {% endif %}{% if f.at %}{{ f.at }} &middot; {% endif %}{% if f.actor %}by {{ f.actor }} &middot; {% endif %}{% if f.count > 1 %}{{ f.count }} events &middot; {% endif %}evidence: {% endmacro %}
+{% macro cited_rows(rows) %}{% for c in rows %}<tr id="ev-{{ c.position }}"><td>{{ c.position }}</td><td class="hash">{{ c.hash }}</td><td class="mono">{{ c.kind }}</td><td>{{ c.recorded_at }}</td><td>{{ c.stream }}</td><td>{{ c.actor|who }} ({{ c.actor.command }}@{{ c.actor.host }})</td></tr>
 {% endfor %}{% endmacro %}'''
 
 OLD_MD_MACROS = '''\
@@ -44,6 +67,18 @@ OLD_MD_MACROS = '''\
 {% macro entry_rows(entries, stream) %}
 {% for e in entries %}
 | {{ e.position|anchor }} {{ e.hash|code }} | {{ e.recorded_at }} | {{ e.actor|who }} |{% if stream %} {{ e.stream }} |{% endif %} {{ e.kind|code }} {{ e.summary }} | {{ e.version }} | {{ e.reason_code }} | {{ e.reason }} |
+{% endfor %}
+{% endmacro %}
+{% macro finding_open(f) %}
+- **{{ f.id|code }} {{ f.title }}** ({{ f.kind|code }})
+  {{ f.detail }}
+{% for c in f.changes %}
+  - {{ c.key|code }}: {{ c.old|value }} → {{ c.new|value }} ({{ c.direction }})
+{% endfor %}
+  {%+ if f.skill_id %}Skill {{ f.skill_id }} {{ f.version }}. {% endif %}{% if f.publisher %}Publisher {{ f.publisher }}. {% endif %}{% if f.count > 1 %}{{ f.count }} events. {% endif %}Evidence: {% endmacro %}
+{% macro cited_rows(rows) %}
+{% for c in rows %}
+| {{ c.position|anchor }} | {{ c.hash|code }} | {{ c.kind|code }} | {{ c.recorded_at }} | {{ c.stream }} | {{ c.actor|who }} ({{ c.actor.command }}@{{ c.actor.host }}) |
 {% endfor %}
 {% endmacro %}'''
 
@@ -120,9 +155,53 @@ def test_posture_and_evidence_are_the_macros(old_html, old_md) -> None:
         assert str(rows.html_evidence(p.evidence)) == str(old_html.ev(p.evidence))
 
 
+def _findings() -> list[StreamedFinding]:
+    values = [None, 3, 2.5, True, "<b>", {"a": [1, "|"]}, ["x", None]]
+    out = []
+    for i in range(30):
+        changes = [PolicyChange(key=_text(i + j), old=values[(i + j) % len(values)], new=values[(i + 2 * j) % len(values)],
+                                direction=("stricter", "looser", "changed")[j % 3]) for j in range(i % 3)]
+        out.append(StreamedFinding(Finding(
+            id=_text(i) if i % 5 == 0 else f"F-{i}", kind=_text(i + 1), severity=("high", "medium", "low")[i % 3],
+            title=_text(i + 2), detail=_text(i + 3), skill_id=_maybe(i + 4), version=_maybe(i + 5),
+            publisher=_maybe(i + 6), at=_maybe(i + 7), actor=_maybe(i + 8), count=i % 4, changes=changes,
+            evidence=[])))
+    return out
+
+
+def _cited() -> list[CitedEvent]:
+    return [CitedEvent(position=i + 1, hash=_text(i) if i % 3 == 0 else f"{i:064x}", kind=_text(i + 1),
+                       recorded_at=_text(i + 2), stream=_text(i + 3), actor=_actor(i)) for i in range(30)]
+
+
+def test_findings_and_appendix_are_the_macros(old_html, old_md) -> None:
+    for f in _findings():
+        assert str(rows.html_finding_open(f)) == str(old_html.finding_open(f))
+        assert str(rows.md_finding_open(f)) == str(old_md.finding_open(f))
+    cited = _cited()
+    for chunk in (cited[:1], cited, []):
+        assert str(rows.html_cited_rows(chunk)) == str(old_html.cited_rows(chunk))
+        assert str(rows.md_cited_rows(chunk)) == str(old_md.cited_rows(chunk))
+
+
 def test_rows_escape_what_they_show() -> None:
     """No journal value reaches the output unescaped (what the macros guaranteed)."""
     html = str(rows.html_entry_rows(_entries(), True)) + str(rows.html_posture("<x>", _postures()))
     assert "<script>" not in html and "\u202e" not in html and "[U+202E]" in html
     md = rows.md_entry_rows(_entries(), True) + rows.md_posture_rows(_postures())
     assert "<script>" not in md and "](u)" not in md and "\u202e" not in md
+
+
+def test_md_escape_is_the_translation() -> None:
+    """md_escape's replace chain (text of 8 characters or more) gives what the table gives."""
+    import random
+
+    from skill_ledger.projections.report.render import _MD_TABLE, md_escape, visible
+
+    rng = random.Random(7)
+    alphabet = "ab1 \\&<>;!\"#$%'()*+,-./:=?@[]^_`{|}~\n\u202e\u00e9"
+    for n in list(range(20)) + [40, 200]:
+        for _ in range(50):
+            text = "".join(rng.choice(alphabet) for _ in range(n))
+            assert md_escape(text) == visible(text).translate(_MD_TABLE), text
+    assert md_escape(None) == "\\-" and md_escape(12345678) == "12345678"

@@ -155,7 +155,7 @@ def _html_env() -> Environment:
     env = Environment(loader=PackageLoader(_PACKAGE, "templates"), autoescape=select_autoescape(default=True),
                       undefined=StrictUndefined, finalize=_html_finalize, trim_blocks=True, lstrip_blocks=True)
     env.globals.update(entry_rows=rows.html_entry_rows, ev=rows.html_evidence, finding_open=rows.html_finding_open,
-                       cited_rows=rows.html_cited_rows)
+                       cited_rows=rows.html_cited_rows, rejection_rows=rows.html_rejection_rows)
     return _common(env)
 
 
@@ -166,7 +166,8 @@ def _markdown_env() -> Environment:
                       finalize=md_escape, trim_blocks=True, lstrip_blocks=True)
     # |rendered marks the output of a macro of parts.md.j2 (already escaped inside it)
     env.filters.update(code=_md_code, links=_md_links, anchor=_md_anchor, rendered=MdSafe)
-    env.globals.update(entry_rows=rows.md_entry_rows, finding_open=rows.md_finding_open, cited_rows=rows.md_cited_rows)
+    env.globals.update(entry_rows=rows.md_entry_rows, finding_open=rows.md_finding_open, cited_rows=rows.md_cited_rows,
+                       rejection_rows=rows.md_rejection_rows)
     return _common(env)
 
 

@@ -20,7 +20,18 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
-from .render import MdSafe, _html_finalize, _json_value, _md_anchor, _md_code, _md_links, _who, _yes, md_escape
+from .render import (
+    MdSafe,
+    _html_finalize,
+    _json_value,
+    _md_anchor,
+    _md_code,
+    _md_links,
+    _short,
+    _who,
+    _yes,
+    md_escape,
+)
 
 try:  # markupsafe's escaping of a str: what escape() does, without wrapping the result in Markup
     from markupsafe import _escape_inner
@@ -137,7 +148,7 @@ def md_posture_rows(versions: Iterable[Any]) -> str:
     return MdSafe("".join(rows))
 
 
-# --- findings and the appendix --------------------------------------------------------------------
+# --- findings, rejections and the appendix --------------------------------------------------------------------
 
 
 def _html_changes(f: Any) -> str:
@@ -187,3 +198,27 @@ def md_cited_rows(rows: Iterable[Any]) -> str:
     return MdSafe("".join(
         f"| {_md_anchor(c.position)} | {m(_md_code(c.hash))} | {m(_md_code(c.kind))} | {m(c.recorded_at)} | "
         f"{m(c.stream)} | {m(_who(c.actor))} ({m(c.actor.command)}@{m(c.actor.host)}) |\n" for c in rows))
+
+
+def _html_actor(a: Any) -> str:
+    """The ``actor`` macro of parts.html.j2."""
+    return f'<span title="{_h(a.command)} on {_h(a.host)}">{_h(_who(a))}</span>' if a else "-"
+
+
+def html_rejection_rows(rows: Iterable[Any]) -> Markup:
+    """Rejected artifacts as HTML table rows."""
+    return Markup("".join(  # noqa: S704 - every value escaped
+        f'<tr id="ev-{_h(x.position)}"><td class="pos">#{_h(x.position)}<span class="hash">{_h(x.hash)}</span></td>'
+        f'<td>{_h(x.recorded_at)}</td><td class="nowrap">{_html_actor(x.actor)}</td><td class="mono" '
+        f'title="{_h(x.artifact_sha256)}">{_h(_short(x.artifact_sha256))}<br><span class="muted">{_h(x.source)}'
+        f"</span></td><td>{_h(x.error_code)}</td><td>{_h(x.skill_id)} {_h(x.version)} {_h(x.publisher)}</td>"
+        f"<td>{_h(x.message)}</td></tr>\n" for x in rows))
+
+
+def md_rejection_rows(rows: Iterable[Any]) -> str:
+    """Rejected artifacts as Markdown table rows."""
+    m = md_escape
+    return MdSafe("".join(
+        f"| {_md_anchor(x.position)} {m(_md_code(x.hash))} | {m(x.recorded_at)} | {m(_who(x.actor))} | "
+        f"{m(_md_code(_short(x.artifact_sha256)))} from {m(x.source)} | {m(x.error_code)} | {m(x.skill_id)} "
+        f"{m(x.version)} {m(x.publisher)} | {m(x.message)} |\n" for x in rows))

@@ -15,6 +15,7 @@ from skill_ledger.projections.report.model import (
     Finding,
     LastAudit,
     PolicyChange,
+    Rejection,
     TimelineEntry,
     VersionPosture,
 )
@@ -56,6 +57,9 @@ OLD_HTML_MACROS = '''\
 {% endif %}
 <div class="meta">{% if f.skill_id %}skill {{ f.skill_id }} {{ f.version }} &middot; {% endif %}{% if f.publisher %}publisher {{ f.publisher }} &middot; {% endif %}{% if f.at %}{{ f.at }} &middot; {% endif %}{% if f.actor %}by {{ f.actor }} &middot; {% endif %}{% if f.count > 1 %}{{ f.count }} events &middot; {% endif %}evidence: {% endmacro %}
 {% macro cited_rows(rows) %}{% for c in rows %}<tr id="ev-{{ c.position }}"><td>{{ c.position }}</td><td class="hash">{{ c.hash }}</td><td class="mono">{{ c.kind }}</td><td>{{ c.recorded_at }}</td><td>{{ c.stream }}</td><td>{{ c.actor|who }} ({{ c.actor.command }}@{{ c.actor.host }})</td></tr>
+{% endfor %}{% endmacro %}
+{% macro actor(a) %}{% if a %}<span title="{{ a.command }} on {{ a.host }}">{{ a|who }}</span>{% else %}-{% endif %}{% endmacro %}
+{% macro rejection_rows(rows) %}{% for x in rows %}<tr id="ev-{{ x.position }}"><td class="pos">#{{ x.position }}<span class="hash">{{ x.hash }}</span></td><td>{{ x.recorded_at }}</td><td class="nowrap">{{ actor(x.actor) }}</td><td class="mono" title="{{ x.artifact_sha256 }}">{{ x.artifact_sha256|short }}<br><span class="muted">{{ x.source }}</span></td><td>{{ x.error_code }}</td><td>{{ x.skill_id }} {{ x.version }} {{ x.publisher }}</td><td>{{ x.message }}</td></tr>
 {% endfor %}{% endmacro %}'''
 
 OLD_MD_MACROS = '''\
@@ -79,6 +83,11 @@ OLD_MD_MACROS = '''\
 {% macro cited_rows(rows) %}
 {% for c in rows %}
 | {{ c.position|anchor }} | {{ c.hash|code }} | {{ c.kind|code }} | {{ c.recorded_at }} | {{ c.stream }} | {{ c.actor|who }} ({{ c.actor.command }}@{{ c.actor.host }}) |
+{% endfor %}
+{% endmacro %}
+{% macro rejection_rows(rows) %}
+{% for x in rows %}
+| {{ x.position|anchor }} {{ x.hash|code }} | {{ x.recorded_at }} | {{ x.actor|who }} | {{ x.artifact_sha256|short|code }} from {{ x.source }} | {{ x.error_code }} | {{ x.skill_id }} {{ x.version }} {{ x.publisher }} | {{ x.message }} |
 {% endfor %}
 {% endmacro %}'''
 
@@ -172,6 +181,20 @@ def _findings() -> list[StreamedFinding]:
 def _cited() -> list[CitedEvent]:
     return [CitedEvent(position=i + 1, hash=_text(i) if i % 3 == 0 else f"{i:064x}", kind=_text(i + 1),
                        recorded_at=_text(i + 2), stream=_text(i + 3), actor=_actor(i)) for i in range(30)]
+
+
+def _rejections() -> list[Rejection]:
+    return [Rejection(position=i + 1, hash=_text(i) if i % 3 == 0 else f"{i:064x}", recorded_at=_text(i + 1),
+                      actor=_actor(i), artifact_sha256=_text(i + 2) if i % 2 else f"{i:064x}", source=_text(i + 3),
+                      error_code=_text(i + 4), message=_text(i + 5), skill_id=_maybe(i + 6), version=_maybe(i + 7),
+                      publisher=_maybe(i + 8)) for i in range(30)]
+
+
+def test_rejection_rows_are_the_macros(old_html, old_md) -> None:
+    rejections = _rejections()
+    for chunk in (rejections[:1], rejections, []):
+        assert str(rows.html_rejection_rows(chunk)) == str(old_html.rejection_rows(chunk))
+        assert str(rows.md_rejection_rows(chunk)) == str(old_md.rejection_rows(chunk))
 
 
 def test_findings_and_appendix_are_the_macros(old_html, old_md) -> None:

@@ -69,6 +69,8 @@ def md_escape(value: Any) -> str:
     ever either."""
     if type(value) is str:
         text = value if value.isprintable() else visible(value)
+    elif value is None:  # an absent member, shown as "-"
+        return "\\-"
     elif isinstance(value, (MdSafe, Markup)):
         return value
     else:

@@ -27,7 +27,14 @@ from typing import Any, BinaryIO
 
 import msgspec
 
-from skill_ledger.adapters.journal.sqlite import LedgerApplication, chain_hash, chained, iter_rows, open_journal
+from skill_ledger.adapters.journal.sqlite import (
+    ChainedSQLiteRecorder,
+    LedgerApplication,
+    chain_hash,
+    chained,
+    iter_rows,
+    open_journal,
+)
 from skill_ledger.adapters.journal.verify import Problem, VerifyReport, verify_settings_journal
 from skill_ledger.adapters.settings import Settings
 from skill_ledger.adapters.storage.files import fsync_dir
@@ -88,17 +95,96 @@ class JournalSource:
         end = self._head if until is None else min(until, self._head)
         return iter_rows(self.app, after=after, until=end, topics=topics, batch=_BATCH)
 
+    def scan(self, *, until: int | None = None) -> Iterator[Any]:
+        """``rows(until=until)`` for the report's first pass, which decodes the rows of skill
+        streams only to classify a stream by its first row (``projections.report.fold``): on
+        SQLite, the state of a ``skill.*`` event past its stream's first version is left out of
+        the scan and read only if asked for (92% of a journal's rows, and most of its bytes: the
+        first pass over 100k events takes 0.18 s rather than 0.38 s)."""
+        end = self._head if until is None else until
+        recorder = chained(self.app)
+        if not isinstance(recorder, ChainedSQLiteRecorder):
+            return self.rows(until=end)
+        return _sqlite_scan(recorder, min(end, self._head))
+
     def stream_rows(self, originator_id: str, *, until: int | None, topics: Sequence[str] = ()) -> Iterator[Any]:
         """One stream's rows. A stream is usually one short page: stop at a short page rather
         than ask again (``iter_rows`` stops at an empty one, a second query per skill)."""
         end = self._head if until is None else min(until, self._head)
         recorder, after = chained(self.app), 0
+        if isinstance(recorder, ChainedSQLiteRecorder):
+            yield from _sqlite_stream_rows(recorder, originator_id, end, topics)
+            return
         while True:
             rows = recorder.select_rows(after, end, topics, [originator_id], _BATCH)
             yield from rows
             if len(rows) < _BATCH:
                 return
             after = rows[-1].position
+
+
+class _StreamRow(msgspec.Struct, frozen=True, gc=False):
+    """A row of a skill stream as the report reads it (``projections.report.events.Row``)."""
+
+    position: int
+    originator_id: str
+    originator_version: int
+    topic: str
+    state: bytes
+    hash: str | None
+
+
+def _sqlite_stream_rows(recorder: ChainedSQLiteRecorder, originator_id: str, until: int,
+                        topics: Sequence[str]) -> Iterator[_StreamRow]:
+    """``select_rows`` of one stream, cut down to what the report reads: one query on the
+    stream's index, only the chain hash joined, read in pages. The second pass asks this once
+    per skill (2,500 times over 100k events): 1.15 s through ``select_rows`` (its paging
+    condition, the chain row's other members, a ``StoredRow`` each), 0.42 s this way."""
+    sql = ("SELECT e.rowid, e.originator_version, e.topic, e.state, c.hash FROM stored_events e "
+           "LEFT JOIN event_chain c ON c.position = e.rowid WHERE e.originator_id = ? AND e.rowid > 0 AND e.rowid <= ?")
+    params: list[Any] = [originator_id, until]
+    if topics:
+        sql += f" AND e.topic IN ({','.join('?' * len(topics))})"
+        params.extend(topics)
+    with recorder.datastore.transaction(commit=False) as c:
+        c.execute(sql + " ORDER BY e.rowid", params)
+        while rows := c.sqlite_cursor.fetchmany(_BATCH):
+            for position, version, topic, state, hash_ in rows:
+                yield _StreamRow(position, originator_id, version, topic, state, hash_)
+
+
+class _ScanRow:
+    """A row of :func:`_sqlite_scan`: its state is read from the journal when first asked for,
+    unless the scan brought it."""
+
+    __slots__ = ("position", "originator_id", "originator_version", "topic", "hash", "_state", "_recorder")
+
+    def __init__(self, recorder: ChainedSQLiteRecorder, position: int, originator_id: str, version: int, topic: str,
+                 state: bytes | None, hash_: str | None) -> None:
+        self.position, self.originator_id, self.originator_version = position, originator_id, version
+        self.topic, self._state, self.hash, self._recorder = topic, state, hash_, recorder
+
+    @property
+    def state(self) -> bytes:
+        if self._state is None:
+            with self._recorder.datastore.transaction(commit=False) as c:
+                c.execute("SELECT state FROM stored_events WHERE rowid = ?", (self.position,))
+                found = c.fetchone()
+            self._state = found[0] if found is not None and found[0] is not None else b""
+        return self._state
+
+
+def _sqlite_scan(recorder: ChainedSQLiteRecorder, until: int) -> Iterator[_ScanRow]:
+    """Every row up to ``until`` by position, joined with its chain hash; see ``JournalSource.scan``."""
+    sql = ("SELECT e.rowid, e.originator_id, e.originator_version, e.topic, "
+           "CASE WHEN e.originator_version > 1 AND e.topic GLOB 'skill.*' THEN NULL ELSE e.state END, c.hash "
+           "FROM stored_events e LEFT JOIN event_chain c ON c.position = e.rowid WHERE e.rowid > 0 AND e.rowid <= ? "
+           "ORDER BY e.rowid")
+    with recorder.datastore.transaction(commit=False) as c:
+        c.execute(sql, (until,))
+        while rows := c.sqlite_cursor.fetchmany(_BATCH):
+            for position, oid, version, topic, state, hash_ in rows:
+                yield _ScanRow(recorder, position, oid, version, topic, state, hash_)
 
 
 def compliance_report(settings: Settings, options: ReportOptions, *, output: str | None, stdout: BinaryIO,

@@ -49,7 +49,9 @@ SHARDED_MIN_EVENTS = 20_000
 
 class ReportSource(Protocol):
     """The journal as the report reads it (``adapters.usecases.reports`` implements it over the
-    journal recorders; ``build.EventsSource`` over a list of exported events)."""
+    journal recorders; ``build.EventsSource`` over a list of exported events). A source may also
+    have ``scan(until=...)``: the rows of ``rows(until=...)`` for the first pass, whose states
+    may be read only when asked for."""
 
     def head(self) -> tuple[int, str | None]:
         """The last position and its chain hash (0 and None: an empty journal)."""
@@ -124,12 +126,15 @@ def write_report(source: ReportSource, out: BinaryIO, fmt: str, request: ReportR
     until = head if request.until is None else min(request.until, head)
     (workdir / "main").mkdir()
     spool = Spool(workdir / "main")
+    run: _Run | None = None
     try:
         ctx = Context(since=request.since, until=until, selection=Selection(set(request.skills),
                                                                             set(request.publishers)), spool=spool)
         run = _Run(source, writer, request, ctx, head, workdir, notify)
+        if workers is not None and until >= sharded_min_events:  # the second pass may need them: start them now
+            run.spawn(workers)
         run.first_pass()
-        run.second_pass(workers if workers is not None and ctx.spool.skill_events() >= sharded_min_events else None)
+        run.second_pass(sharded=ctx.spool.skill_events() >= sharded_min_events)
         parts = DocumentParts(ctx, run.journal, run.facts.index(), run.totals, run.shown, request, run.end_time,
                               source)
         doc = parts.document(JournalHead(position=head, hash=head_hash))
@@ -137,6 +142,8 @@ def write_report(source: ReportSource, out: BinaryIO, fmt: str, request: ReportR
         return ReportOutcome(format=fmt, journal_head=doc.scope.journal_head, window=doc.scope.window,
                              summary=doc.summary, journal_verification=request.journal_verification)
     finally:
+        if run is not None:
+            run.kill_idle()
         spool.close()
 
 
@@ -153,9 +160,12 @@ class _Run:
         self.totals = Totals()
         self.end_time: dt.datetime | None = None
         self.facts = JournalFacts(revoked_keys=[], revocations=[])
+        self.idle: list[tuple[Path, Any]] = []  # workers spawned, not yet given a range
 
     def first_pass(self) -> None:
-        for row in self.source.rows(until=self.ctx.until):
+        # a source may offer a cheaper read for this pass (``scan``: states read only when asked for)
+        scan = getattr(self.source, "scan", self.source.rows)
+        for row in scan(until=self.ctx.until):
             self.journal.feed(row)
         if self.head > self.ctx.until:
             checkpoints = topics_for_kinds(["journal.checkpoint"])
@@ -169,18 +179,34 @@ class _Run:
             end = end.replace(tzinfo=dt.UTC)
         self.end_time = end
 
-    def second_pass(self, workers: SkillWorkers | None) -> None:
-        """Fold the skills: the first range here, the others in ``workers`` (when the journal is
-        big enough), each into its own spool, absorbed in range order."""
+    def spawn(self, workers: SkillWorkers) -> None:
+        """Start the worker processes before the first pass: they get ready (imports, templates,
+        the journal) meanwhile, then wait for a range of skills (one fewer than ``workers.count``:
+        this process folds the first range)."""
+        for i in range(1, workers.count):
+            directory = self.workdir / f"range-{i}"
+            directory.mkdir()
+            self.idle.append((directory, workers.spawn(directory, self.writer.fmt)))
+
+    def kill_idle(self) -> None:
+        """Stop the workers given no range (or all of them, when the report failed)."""
+        for _directory, worker in self.idle:
+            worker.kill()
+        self.idle.clear()
+
+    def second_pass(self, *, sharded: bool) -> None:
+        """Fold the skills: the first range here, the others in the spawned workers (when the
+        journal is big enough), each into its own spool, absorbed in range order."""
         facts = self.facts = self.journal.facts()
-        ranges = self.spool.skill_ranges(workers.count if workers is not None else 1)
+        ranges = self.spool.skill_ranges(len(self.idle) + 1 if sharded else 1)
         started: list[tuple[Path, SkillJob, Any]] = []
         try:
-            for i, (first, stop) in enumerate(ranges[1:], start=1):
+            for first, stop in ranges[1:]:
                 job = self._job(facts, list(self.spool.skills(first, stop)))
-                directory = self.workdir / f"range-{i}"
-                directory.mkdir()
-                started.append((directory, job, workers.start(job, directory) if workers is not None else None))
+                directory, worker = self.idle.pop(0)
+                worker.run(job)
+                started.append((directory, job, worker))
+            self.kill_idle()
             first, stop = ranges[0]
             self.totals.add(fold_skills(self.source, self.ctx, facts.index(), self.spool.skills(first, stop),
                                         self.writer, self.shown, max_audit_age=self.request.max_audit_age,
@@ -189,8 +215,7 @@ class _Run:
                 self._absorb(directory, job, worker)
         finally:
             for _directory, _job, worker in started:
-                if worker is not None:
-                    worker.kill()
+                worker.kill()
 
     def _job(self, facts: JournalFacts, skills: list[tuple[str, str]]) -> SkillJob:
         age = self.request.max_audit_age
@@ -204,12 +229,10 @@ class _Run:
     def _absorb(self, directory: Path, job: SkillJob, worker: Any) -> None:
         """A range's spool into ours; a range whose worker failed is folded here instead."""
         try:
-            if worker is None:
-                raise RuntimeError("no worker process")
             worker.wait()
             result, shown = read_job_result(directory)
         except Exception as e:  # noqa: BLE001 - whatever became of the other process: fold its range here
-            if worker is not None and self.notify is not None:
+            if self.notify is not None:
                 self.notify(f"notice: a report worker failed ({e}); folding its skills in this process")
             shutil.rmtree(directory, ignore_errors=True)
             directory.mkdir()

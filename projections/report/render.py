@@ -55,6 +55,9 @@ class MdSafe(str):
 # ``<``, ``>`` and ``&`` as entities; every other ASCII punctuation character backslash-escaped
 _MD_TABLE = str.maketrans({**{c: "\\" + c for c in "!\"#$%'()*+,-./:;=?@[\\]^_`{|}~"},
                            "<": "&lt;", ">": "&gt;", "&": "&amp;"})
+_MD_ENTITIES = (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"))
+_MD_PUNCT = frozenset("!\"#$%'()*+,-./:;=?@[]^_`{|}~")  # but the backslash
+_MD_SPECIAL = _MD_PUNCT | {"\\", "&", "<", ">"}
 
 
 def md_escape(value: Any) -> str:
@@ -64,9 +67,29 @@ def md_escape(value: Any) -> str:
     list or a table cell. Markdown we rendered ourselves (:class:`MdSafe`, and the ``Markup`` the
     writer wraps the parts it rendered earlier in) is left as it is: no value from the journal is
     ever either."""
-    if isinstance(value, (MdSafe, Markup)):
+    if type(value) is str:
+        text = value if value.isprintable() else visible(value)
+    elif value is None:  # an absent member, shown as "-"
+        return "\\-"
+    elif isinstance(value, (MdSafe, Markup)):
         return value
-    return visible(value).translate(_MD_TABLE)
+    else:
+        text = visible(value)
+    if len(text) < 8:
+        return text.translate(_MD_TABLE)
+    # the same as the translation, faster on longer text (str.translate with replacements longer
+    # than one character goes character by character; over 100k events a quarter of the Markdown
+    # form's time): one replace per punctuation character present, backslashes first, the entities
+    # last (their "&" and ";" are not escaped again)
+    found = _MD_SPECIAL.intersection(text)
+    if "\\" in found:
+        text = text.replace("\\", "\\\\")
+    for c in found & _MD_PUNCT:
+        text = text.replace(c, "\\" + c)
+    for c, entity in _MD_ENTITIES:
+        if c in found:
+            text = text.replace(c, entity)
+    return text
 
 
 _CODE_SAFE = re.compile(r"[A-Za-z0-9._:+/=@-]+")
@@ -130,17 +153,23 @@ def _common(env: Environment) -> Environment:
 
 @functools.cache
 def _html_env() -> Environment:
+    from . import rows  # (it imports this module)
     env = Environment(loader=PackageLoader(_PACKAGE, "templates"), autoescape=select_autoescape(default=True),
                       undefined=StrictUndefined, finalize=_html_finalize, trim_blocks=True, lstrip_blocks=True)
+    env.globals.update(entry_rows=rows.html_entry_rows, ev=rows.html_evidence, finding_open=rows.html_finding_open,
+                       cited_rows=rows.html_cited_rows, rejection_rows=rows.html_rejection_rows)
     return _common(env)
 
 
 @functools.cache
 def _markdown_env() -> Environment:
+    from . import rows  # (it imports this module)
     env = Environment(loader=PackageLoader(_PACKAGE, "templates"), autoescape=False, undefined=StrictUndefined,
                       finalize=md_escape, trim_blocks=True, lstrip_blocks=True)
     # |rendered marks the output of a macro of parts.md.j2 (already escaped inside it)
     env.filters.update(code=_md_code, links=_md_links, anchor=_md_anchor, rendered=MdSafe)
+    env.globals.update(entry_rows=rows.md_entry_rows, finding_open=rows.md_finding_open, cited_rows=rows.md_cited_rows,
+                       rejection_rows=rows.md_rejection_rows)
     return _common(env)
 
 

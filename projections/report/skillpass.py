@@ -214,6 +214,7 @@ class SkillWorkers(Protocol):
 
     count: int
 
-    def start(self, job: SkillJob, workdir: Path) -> Any:
-        """Start a worker on ``job``; the result has ``wait()`` (raises unless the worker
-        succeeded and wrote its result in ``workdir``) and ``kill()``."""
+    def spawn(self, workdir: Path, fmt: str) -> Any:
+        """Start a worker for a report in ``fmt`` that gets ready and waits for its job. The result
+        has ``run(job)`` (hand it its job), ``wait()`` (raises unless the worker succeeded and
+        wrote its result in ``workdir``) and ``kill()`` (also of a worker given no job)."""

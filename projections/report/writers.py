@@ -11,7 +11,8 @@ the encoded :class:`~.model.Report` (struct members in declaration order, dictio
 sorted): the tests check that decoding the stream and formatting it again gives the same bytes.
 HTML and Markdown are rendered by the Jinja2 templates ``report.*.j2`` (the skeleton) and
 ``parts.*.j2`` (the pieces), with the environments of ``render.py`` (autoescaping; the Markdown
-escape as ``finalize``).
+escape as ``finalize``), but for the rows there is one of per event or version (``rows.py``:
+the same escaping, written in Python).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from .model import (
     VersionPosture,
 )
 from .render import FORMATS, html_environment, markdown_environment, style
+from .rows import html_entry_rows, html_posture, md_entry_rows, md_posture_rows
 
 Chunks = Callable[[], Iterator[bytes]]
 
@@ -245,18 +247,19 @@ class TemplateWriter(Writer):
         env = html_environment() if self.html else markdown_environment()
         ext = "html" if self.html else "md"
         self.parts = env.get_template(f"parts.{ext}.j2").module
+        self.entry_rows = html_entry_rows if self.html else md_entry_rows
         self.template = env.get_template(f"report.{ext}.j2")
 
     def posture(self, rows: list[VersionPosture]) -> bytes:
         if self.html:
-            return str(self.parts.posture_skill(rows[0].skill_id, rows)).encode("utf-8")
-        return str(self.parts.posture_rows(rows)).encode("utf-8")
+            return html_posture(rows[0].skill_id, rows).encode("utf-8")
+        return md_posture_rows(rows).encode("utf-8")
 
     def timeline_open(self, skill_id: str) -> bytes:
         return str(self.parts.timeline_open(skill_id)).encode("utf-8")
 
     def timeline_entries(self, entries: list[TimelineEntry]) -> bytes:
-        return str(self.parts.entry_rows(entries, False)).encode("utf-8")
+        return self.entry_rows(entries, False).encode("utf-8")
 
     def timeline_close(self) -> bytes:
         return str(self.parts.timeline_close()).encode("utf-8")

@@ -210,12 +210,8 @@ def run(app: Any, journal_url: str, *, head: int, processes: int, sizes: set[int
     workers: list[Any] = []
     joined = _Joined(sizes, legacy_counts, level)
     try:
-        workers = [_start(journal_url, tasks[k::count]) for k in range(1, count)]
-        for i, (lo, _hi) in enumerate(chunks):
-            if i % count == 0:
-                outcome, firsts = _chunk(app, tasks[i])
-            else:
-                outcome, firsts = _result(workers[i % count - 1])
+        workers = [_start(journal_url, tasks[k::count]) for k in range(count - 1)]
+        for lo, (outcome, firsts) in _in_order(app, tasks, workers):
             joined.add(lo, outcome, firsts)
             if len(joined.problems) >= max_problems:
                 break
@@ -227,6 +223,19 @@ def run(app: Any, journal_url: str, *, head: int, processes: int, sizes: set[int
             if worker.stdout is not None:
                 worker.stdout.close()
     return joined.outcome()
+
+
+def _in_order(app: Any, tasks: list[tuple[Any, ...]], workers: list[Any]) -> Iterator[tuple[int, Any]]:
+    """(first position, result) of each chunk, in position order. Chunks are dealt in rounds of
+    one per process; this process takes the last of each round (the workers get the odd chunk
+    left over at the end: this process has the joining and the checks after the pass to do)
+    and checks it before waiting for the workers' ones."""
+    count = len(workers) + 1
+    for start in range(0, len(tasks), count):
+        mine = start + count - 1
+        own = _chunk(app, tasks[mine]) if mine < len(tasks) else None
+        for i in range(start, min(start + count, len(tasks))):
+            yield tasks[i][0], own if i == mine else _result(workers[i - start])
 
 
 def _result(worker: Any) -> tuple[Outcome, dict[str, tuple[int, int, str | None]]]:

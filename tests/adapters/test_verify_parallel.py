@@ -7,6 +7,8 @@ small (16 events) so a small journal has many."""
 from __future__ import annotations
 
 import os
+import sys
+import threading
 from pathlib import Path
 
 import helpers_ledger as h
@@ -17,15 +19,29 @@ from skill_ledger.adapters.journal import scan, scan_parallel
 from skill_ledger.adapters.journal.verify import verify_journal
 from skill_ledger.adapters.usecases.checkpoints import home_public_key, read_anchor
 
+CAN_FORK = scan_parallel.can_fork  # the real one (the fixture below chooses how workers start)
+
 
 @pytest.fixture(params=["fork", "interpreter"], autouse=True)
 def start(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """How the workers start: forks of the test process, or new interpreters."""
-    if request.param == "interpreter":
-        monkeypatch.setattr(scan_parallel, "can_fork", lambda url: False)
-    else:
-        assert scan_parallel.can_fork("sqlite:///x")  # on Linux, with no other thread
+    fork = request.param == "fork"  # (even if an earlier test left a thread behind)
+    monkeypatch.setattr(scan_parallel, "can_fork", lambda url: fork and url.startswith("sqlite://"))
     return str(request.param)
+
+
+def test_workers_are_forks_only_for_sqlite_with_no_other_thread() -> None:
+    real = CAN_FORK
+    assert not real("postgresql://u:p@db/x")
+    release = threading.Event()
+    thread = threading.Thread(target=release.wait)
+    thread.start()
+    try:
+        assert not real("sqlite:///x")
+    finally:
+        release.set()
+        thread.join()
+    assert real("sqlite:///x") == (sys.platform.startswith("linux") and threading.active_count() == 1)
 
 
 def both(home: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[dict, dict]:

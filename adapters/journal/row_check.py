@@ -14,6 +14,7 @@ A finding is ``(position, code, message)``: plain tuples, as worker processes se
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import msgspec
@@ -31,7 +32,9 @@ from skill_ledger.domain.events import registered_topics, stream_uuid
 from .rows import StoredRow
 
 Finding = tuple[int, str, str]
+_NO_HEAD = (0, GENESIS_HASH)  # a stream's head before its first event
 _decoder = msgspec.json.Decoder()
+_canonical = msgspec.json.Encoder(order="sorted")  # domain.codec's canonical encoding
 
 
 class RowChecker:
@@ -56,8 +59,6 @@ class RowChecker:
         self.newest_format = newest_format
         self.first_of_format: dict[int, int] = {}  # chain format -> first position with it
         self._readable = registered_topics()
-        self._bound: set[tuple[str, str]] = set()  # (originator id, stream) pairs found bound
-        self._oid_text: dict[str, str] = {}  # stored originator id -> its exported form
 
     def check(self, row: StoredRow) -> tuple[bytes, dict[str, Any]]:
         """Record the row's problems; returns its tree leaf and its decoded state (empty when it
@@ -71,6 +72,41 @@ class RowChecker:
         self.expected = row.position + 1
         self.last = row.position
         state = _decoded(row)
+        if state is not None and self._sound(row, state):
+            self.heads[row.originator_id] = (row.originator_version, row.hash)
+            return bytes.fromhex(row.hash), state
+        return self._check_each(row, state)
+
+    def _sound(self, row: StoredRow, state: dict[str, Any]) -> bool:
+        """The common case at once: the next event of a stream already seen here, bound to its
+        originator id, of a readable topic and the newest chain format seen, linked and hashed
+        right. Exactly when ``_check_each`` would find nothing and change nothing but the
+        stream's head; False sends the row through it."""
+        known = self.heads.get(row.originator_id)
+        if known is None and not self.links_known:  # the stream's first event in the range: _link's part
+            self.firsts[row.originator_id] = (row.position, row.originator_version, row.prev_hash)
+        else:
+            version, prev = known or _NO_HEAD
+            if row.originator_version != version + 1 or row.prev_hash != prev:
+                return False
+        stream = state.get("stream")
+        fmt = row.chain_format
+        if (row.hash is None or row.chain_originator_id != row.originator_id
+                or row.chain_originator_version != row.originator_version
+                or (isinstance(stream, str) and not _is_bound(row.originator_id, stream))
+                or row.topic not in self._readable or fmt != self.newest_format or fmt not in self.first_of_format):
+            return False
+        self.newest_format = fmt  # as _format does (the same value)
+        try:
+            exported = self._exported(row, state)
+            if event_hash(exported) != row.hash:
+                return False
+        except (KeyError, TypeError, ValueError):
+            return False
+        return fmt < 2 or canonical_state(state, row.state)
+
+    def _check_each(self, row: StoredRow, state: dict[str, Any] | None) -> tuple[bytes, dict[str, Any]]:
+        """Every check, one by one, each finding recorded."""
         self._bindings(row, state)
         self._topic(row)
         known = self._link(row)
@@ -103,17 +139,10 @@ class RowChecker:
         the chain row is this event's (same originator id and stream version). A stream moved to
         another originator id, or a chain row re-pointed, is found here in every chain format."""
         stream = state.get("stream") if state else None
-        if isinstance(stream, str) and (row.originator_id, stream) not in self._bound:
-            try:
-                bound = self._originator(row) == str(stream_uuid(stream))
-            except ValueError:
-                bound = False
-            if bound:
-                self._bound.add((row.originator_id, stream))
-            else:
-                self.problems.append((row.position, "originator_mismatch",
-                                      (f"stored under originator id {row.originator_id}, which is not the id of "
-                                       f"stream {stream!r} (events moved to another stream id)")))
+        if isinstance(stream, str) and not _is_bound(row.originator_id, stream):
+            self.problems.append((row.position, "originator_mismatch",
+                                  (f"stored under originator id {row.originator_id}, which is not the id of "
+                                   f"stream {stream!r} (events moved to another stream id)")))
         if row.hash is not None and (row.chain_originator_id != row.originator_id
                                      or row.chain_originator_version != row.originator_version):
             self.problems.append((row.position, "chain_entry_mismatch",
@@ -147,9 +176,7 @@ class RowChecker:
             self.problems.append((row.position, "undecodable", "stored event is not a JSON object"))
             return ""
         try:
-            exported = exported_event(row.position, row.originator_version, row.topic, state, row.prev_hash or "",
-                                      chain=row.chain_format, originator_id=self._exported_id(row),
-                                      db_role=row.db_role)
+            exported = self._exported(row, state)
             actual = event_hash(exported)
         except (KeyError, TypeError, ValueError) as e:
             self.problems.append((row.position, "undecodable", f"stored event cannot be decoded: {e}"))
@@ -162,19 +189,39 @@ class RowChecker:
                                   "stored state bytes are not the canonical encoding of the hashed event (edited)"))
         return actual
 
-    def _originator(self, row: StoredRow) -> str:
-        """The stored originator id as the exported shape writes it (raises ValueError when it
-        is not a UUID); computed once per stream."""
-        text = self._oid_text.get(row.originator_id)
-        if text is None:
-            text = self._oid_text[row.originator_id] = originator_text(row.originator_id)
-        return text
+    def _exported(self, row: StoredRow, state: dict[str, Any]) -> dict[str, Any]:
+        return exported_event(row.position, row.originator_version, row.topic, state, row.prev_hash or "",
+                              chain=row.chain_format, originator_id=self._exported_id(row), db_role=row.db_role)
 
     def _exported_id(self, row: StoredRow) -> str:
-        try:
-            return self._originator(row)
-        except ValueError:
-            return str(row.originator_id)  # not a UUID at all: hashed as stored (and reported)
+        text = _exported_oid(row.originator_id)
+        return str(row.originator_id) if text is None else text  # not a UUID at all: hashed as stored (and reported)
+
+
+# Pure functions of a stored originator id (and stream), remembered across chunks and checkers
+# (typed: an id stored as a number is never taken for one stored as text).
+@functools.lru_cache(maxsize=1 << 16, typed=True)
+def _exported_oid(originator_id: Any) -> str | None:
+    """The stored originator id as the exported shape writes it; None when it is not a UUID."""
+    try:
+        return originator_text(originator_id)
+    except ValueError:
+        return None
+
+
+@functools.lru_cache(maxsize=1 << 16, typed=True)
+def _is_bound(originator_id: Any, stream: str) -> bool:
+    """Whether the originator id is the name-based UUID of the stream."""
+    text = _exported_oid(originator_id)
+    return text is not None and text == str(stream_uuid(stream))
+
+
+def canonical_state(state: dict[str, Any], stored: bytes) -> bool:
+    """``state_bytes(exported) == stored`` for the exported shape of ``state`` (decoded from
+    ``stored``, with a string ``timestamp``), without building the shape's state again: that
+    state is ``state`` itself but for a timestamp written ``...+00:00``, which comes back as
+    ``...Z`` (so such bytes are never canonical)."""
+    return not state["timestamp"].endswith("+00:00") and _canonical.encode(state) == stored
 
 
 def format_downgrades(first_of_format: dict[int, int], newest_before: int, found: list[Finding]) -> list[Finding]:

@@ -1,24 +1,31 @@
-"""The full verify's pass in chunks checked by worker processes (``adapters.journal.scan`` for
-the design). This process joins the chunks in position order: it links each stream's first
-event of a chunk to the stream's last event before it, puts each chunk's subtree into the
-journal's frontier, and turns the chunks' frontiers into the journal's.
+"""The full verify's pass in chunks checked by several processes (``adapters.journal.scan`` for
+the design). This process checks every ``processes``-th chunk itself and joins the chunks in
+position order: it links each stream's first event of a chunk to the stream's last event before
+it, puts each chunk's subtree into the journal's frontier, and turns the chunks' frontiers into
+the journal's.
 
-A worker is ``python -m skill_ledger.adapters.journal.scan_parallel``: the parent writes the
-journal URL and then its chunks to the worker's stdin (the URL never appears on a command line:
-a PostgreSQL URL carries a password), each as a length-prefixed pickle, and reads one result
-per chunk from its stdout, in order. The chunks are dealt round robin. A worker that fails makes
-the pass run again in this process (``WorkerFailed``). The frames are pickles because they only
-ever pass between this process and its own children.
+The other chunks go to worker processes, dealt round robin; each sends back one result per
+chunk, in order, as a length-prefixed pickle on a pipe (pickles because they only ever pass
+between this process and its own children). A worker is, for a SQLite journal in a process with
+no other thread, a fork of this one (it starts in a few milliseconds: the modules are loaded);
+else ``python -m skill_ledger.adapters.journal.scan_parallel``, to which the parent writes the
+journal URL and then its chunks on stdin (the URL never appears on a command line: a PostgreSQL
+URL carries a password). Either opens the journal itself. A worker that fails makes the pass
+run again in this process (``WorkerFailed``).
 """
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 import pickle
+import signal
 import struct
 import subprocess
 import sys
+import threading
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -30,6 +37,8 @@ from .row_check import format_downgrades, link
 from .scan import Outcome, scan_range
 
 _LENGTH = struct.Struct(">Q")
+CHUNKS_PER_PROCESS = 8  # round robin: a process's share is never more than one chunk off
+MIN_CHUNK_LEVEL = 10
 
 
 class WorkerFailed(Exception):
@@ -59,18 +68,13 @@ def _chunk(app: Any, task: tuple[Any, ...]) -> tuple[Outcome, dict[str, tuple[in
                       max_problems=max_problems)
 
 
-def _worker() -> int:
-    """The worker's side: the URL, then chunks until the parent closes the pipe."""
+def _serve(url: str, tasks: Iterable[tuple[Any, ...]], sink: IO[bytes]) -> int:
+    """The worker's side: open the journal, check the chunks, one result each."""
     from .sqlite import open_journal
 
-    source, sink = sys.stdin.buffer, sys.stdout.buffer
-    app = open_journal(_read(source), create=False)
+    app = open_journal(url, create=False)
     try:
-        while True:
-            try:
-                task = _read(source)
-            except EOFError:
-                return 0
+        for task in tasks:
             try:
                 _write(sink, ("ok", _chunk(app, task)))
             except Exception as e:  # noqa: BLE001 - reported to the parent, which checks alone
@@ -78,9 +82,82 @@ def _worker() -> int:
             sink.flush()
     finally:
         app.close()
+    return 0
 
 
-def _start(url: str, tasks: list[tuple[Any, ...]]) -> subprocess.Popen[bytes]:
+def _tasks_from(source: IO[bytes]) -> Iterator[tuple[Any, ...]]:
+    while True:
+        try:
+            yield _read(source)
+        except EOFError:
+            return
+
+
+def _worker() -> int:
+    """A new interpreter's side: the URL, then chunks until the parent closes the pipe."""
+    source = sys.stdin.buffer
+    return _serve(_read(source), _tasks_from(source), sys.stdout.buffer)
+
+
+def can_fork(url: str) -> bool:
+    """Whether a worker can be a fork of this process: on Linux, for a SQLite journal (its
+    connections here are idle and never used by the child, which opens its own), and only
+    while this process runs no other thread (a fork copies no thread, but every lock one held)."""
+    return (sys.platform.startswith("linux") and hasattr(os, "fork") and url.startswith("sqlite://")
+            and threading.active_count() == 1)
+
+
+class _Forked:
+    """The ``subprocess.Popen`` surface ``run`` uses, for a forked worker."""
+
+    def __init__(self, pid: int, stdout: IO[bytes]) -> None:
+        self.pid, self.stdout = pid, stdout
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        return self._reap(os.WNOHANG)
+
+    def kill(self) -> None:
+        os.kill(self.pid, signal.SIGKILL)
+
+    def wait(self) -> None:
+        self._reap(0)
+
+    def _reap(self, flags: int) -> int | None:
+        if self.returncode is None:
+            try:
+                done = os.waitpid(self.pid, flags)[0]
+            except ChildProcessError:
+                done = self.pid  # reaped elsewhere
+            if done:
+                self.returncode = -1  # its status does not matter, only the results read
+        return self.returncode
+
+
+def _fork(url: str, tasks: list[tuple[Any, ...]]) -> _Forked:
+    read_end, write_end = os.pipe()
+    try:
+        pid = os.fork()
+    except OSError as e:
+        os.close(read_end)
+        os.close(write_end)
+        raise WorkerFailed(f"cannot start a verify process: {e}") from None
+    if pid == 0:  # the child: never returns into the caller
+        code = 1
+        try:
+            gc.freeze()  # the parent's objects are never collected (nor written to) here
+            os.close(read_end)
+            with open(write_end, "wb") as sink:
+                code = _serve(url, tasks, sink)
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    return _Forked(pid, open(read_end, "rb"))
+
+
+def _start(url: str, tasks: list[tuple[Any, ...]]) -> subprocess.Popen[bytes] | _Forked:
+    if can_fork(url):
+        return _fork(url, tasks)
     import skill_ledger
 
     env = dict(os.environ)
@@ -112,41 +189,63 @@ def _absorb(hashes: list[bytes], size: int, level: int, h: bytes) -> int:
     return size + (1 << level)
 
 
-def run(journal_url: str, *, head: int, workers: int, sizes: set[int], legacy_counts: set[int],
+def chunk_level(head: int, processes: int) -> int:
+    """Chunks of ``2**level`` events: about ``CHUNKS_PER_PROCESS`` per process, at most
+    ``scan.CHUNK_LEVEL`` (read now: the tests make chunks small)."""
+    wanted = max(1, head // (processes * CHUNKS_PER_PROCESS)).bit_length() - 1
+    return min(scan.CHUNK_LEVEL, max(MIN_CHUNK_LEVEL, wanted))
+
+
+def run(app: Any, journal_url: str, *, head: int, processes: int, sizes: set[int], legacy_counts: set[int],
         anchor_position: int | None, max_problems: int) -> Outcome:
-    """Raises ``WorkerFailed`` when a worker cannot deliver (the caller checks in one process)."""
-    level = scan.CHUNK_LEVEL  # read now: the tests make chunks small
+    """This process and ``processes - 1`` workers. Raises ``WorkerFailed`` when a worker cannot
+    deliver (the caller checks in one process)."""
+    level = chunk_level(head, processes)
     chunk = 1 << level
     chunks = [(lo, min(lo + chunk - 1, head)) for lo in range(1, head + 1, chunk)]
     tasks = [(lo, hi, sorted(s for s in sizes if lo - 1 < s <= hi), bool(legacy_counts),
               anchor_position if anchor_position is not None and lo <= anchor_position <= hi else None, max_problems)
              for lo, hi in chunks]
-    count = min(workers, len(chunks))
-    procs: list[subprocess.Popen[bytes]] = []
+    count = min(processes, len(chunks))
+    workers: list[Any] = []
     joined = _Joined(sizes, legacy_counts, level)
     try:
-        procs = [_start(journal_url, tasks[k::count]) for k in range(count)]
-        for i, (lo, _hi) in enumerate(chunks):
-            proc = procs[i % count]
-            assert proc.stdout is not None
-            try:
-                status, value = _read(proc.stdout)
-            except (EOFError, OSError, pickle.UnpicklingError) as e:
-                raise WorkerFailed(f"a verify process ended without a result: {e}") from None
-            if status != "ok":
-                raise WorkerFailed(f"a verify process failed: {value}")
-            outcome, firsts = value
+        workers = [_start(journal_url, tasks[k::count]) for k in range(count - 1)]
+        for lo, (outcome, firsts) in _in_order(app, tasks, workers):
             joined.add(lo, outcome, firsts)
             if len(joined.problems) >= max_problems:
                 break
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
-            if proc.stdout is not None:
-                proc.stdout.close()
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+            worker.wait()
+            if worker.stdout is not None:
+                worker.stdout.close()
     return joined.outcome()
+
+
+def _in_order(app: Any, tasks: list[tuple[Any, ...]], workers: list[Any]) -> Iterator[tuple[int, Any]]:
+    """(first position, result) of each chunk, in position order. Chunks are dealt in rounds of
+    one per process; this process takes the last of each round (the workers get the odd chunk
+    left over at the end: this process has the joining and the checks after the pass to do)
+    and checks it before waiting for the workers' ones."""
+    count = len(workers) + 1
+    for start in range(0, len(tasks), count):
+        mine = start + count - 1
+        own = _chunk(app, tasks[mine]) if mine < len(tasks) else None
+        for i in range(start, min(start + count, len(tasks))):
+            yield tasks[i][0], own if i == mine else _result(workers[i - start])
+
+
+def _result(worker: Any) -> tuple[Outcome, dict[str, tuple[int, int, str | None]]]:
+    try:
+        status, value = _read(worker.stdout)
+    except (EOFError, OSError, pickle.UnpicklingError) as e:
+        raise WorkerFailed(f"a verify process ended without a result: {e}") from None
+    if status != "ok":
+        raise WorkerFailed(f"a verify process failed: {value}")
+    return value
 
 
 class _Joined:

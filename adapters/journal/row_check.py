@@ -71,6 +71,10 @@ class RowChecker:
                                   f"positions jump from {self.expected - 1} to {row.position}: events deleted"))
         self.expected = row.position + 1
         self.last = row.position
+        if type(row.originator_version) is not int:  # SQLite stores any type in any column
+            self.problems.append((row.position, "stream_version_gap",
+                                  f"stream version {row.originator_version!r} is not an integer"))
+            row = msgspec.structs.replace(row, originator_version=-1)  # matches no link and no hash
         state = _decoded(row)
         if state is not None and self._sound(row, state):
             self.heads[row.originator_id] = (row.originator_version, row.hash)

@@ -169,6 +169,27 @@ def test_moving_a_stream_of_an_old_journal_is_detected(home: Path) -> None:
     assert problems_at(doc, first) == {"originator_mismatch"}  # the format-1 hash alone does not see it
 
 
+@pytest.mark.parametrize("since_checkpoint", [False, True], ids=["full", "since_checkpoint"])
+def test_a_stream_version_that_is_not_a_number_is_reported_not_a_crash(new_home: Path, since_checkpoint: bool) -> None:
+    """SQLite keeps any type in any column: a text stream version crashed the verifier (exit 1,
+    a traceback) on the stream's next event. Now it is a finding at its position, exit 9."""
+    if since_checkpoint:
+        assert cli(new_home, "journal", "checkpoint")[0] == 0
+        assert cli(new_home, "quarantine", "acme.alpha", "--reason", "after the checkpoint")[0] == 0
+    con = raw(new_home)
+    rows = stream_rows(con, "skill:acme.alpha")
+    target = rows[-1][0] if since_checkpoint else rows[1][0]  # since: the event after the checkpoint
+    con.execute("UPDATE stored_events SET originator_version = 'two' WHERE rowid = ?", (target,))
+    close_tampered(con)
+    args = ("--json", "journal", "verify", *(["--since-checkpoint"] if since_checkpoint else []))
+    rc, out, err = cli(new_home, *args)
+    assert rc == 9, err
+    assert "Traceback" not in err
+    doc = json.loads(out)
+    assert doc["first_bad_position"] <= target
+    assert "stream_version_gap" in problems_at(doc, target)
+
+
 @pytest.mark.parametrize("journal", ["new", "old"])
 def test_changing_a_topics_version_suffix_is_detected(home: Path, journal: str) -> None:
     """``skill.quarantined.v1`` -> ``.v2``: the first release verified it and then failed every

@@ -51,6 +51,7 @@ from skill_ledger.projections.report import (
     position_at_time,
     write_report,
 )
+from skill_ledger.projections.report.events import EventRow
 from skill_ledger.projections.report.model import JournalHead, Summary, Window
 
 from .report_workers import report_workers
@@ -123,19 +124,8 @@ class JournalSource:
             after = rows[-1].position
 
 
-class _StreamRow(msgspec.Struct, frozen=True, gc=False):
-    """A row of a skill stream as the report reads it (``projections.report.events.Row``)."""
-
-    position: int
-    originator_id: str
-    originator_version: int
-    topic: str
-    state: bytes
-    hash: str | None
-
-
 def _sqlite_stream_rows(recorder: ChainedSQLiteRecorder, originator_id: str, until: int,
-                        topics: Sequence[str]) -> Iterator[_StreamRow]:
+                        topics: Sequence[str]) -> Iterator[EventRow]:
     """``select_rows`` of one stream, cut down to what the report reads: one query on the
     stream's index, only the chain hash joined, read in pages. The second pass asks this once
     per skill (2,500 times over 100k events): 1.15 s through ``select_rows`` (its paging
@@ -150,7 +140,7 @@ def _sqlite_stream_rows(recorder: ChainedSQLiteRecorder, originator_id: str, unt
         c.execute(sql + " ORDER BY e.rowid", params)
         while rows := c.sqlite_cursor.fetchmany(_BATCH):
             for position, version, topic, state, hash_ in rows:
-                yield _StreamRow(position, originator_id, version, topic, state, hash_)
+                yield EventRow(position, originator_id, version, topic, state, hash_)
 
 
 class _ScanRow:

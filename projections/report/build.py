@@ -22,19 +22,11 @@ from skill_ledger.domain.codec import kind_of_topic
 from skill_ledger.domain.events import stream_uuid
 
 from .engine import ReportRequest, write_report
+from .events import EventRow
 from .model import JournalVerification, Report
 from .writers import write_document
 
 _encoder = msgspec.json.Encoder()
-
-
-class _Row(msgspec.Struct, frozen=True):
-    position: int
-    originator_id: str
-    originator_version: int
-    topic: str
-    state: bytes
-    hash: str | None
 
 
 class EventsSource:
@@ -42,7 +34,7 @@ class EventsSource:
     return for them (the state is the event's data and envelope, as stored)."""
 
     def __init__(self, events: Iterable[dict[str, Any]]) -> None:
-        self._rows: list[_Row] = []
+        self._rows: list[EventRow] = []
         last = 0
         for e in events:
             position = e["position"]
@@ -54,21 +46,21 @@ class EventsSource:
             state = {**data, "timestamp": e.get("recorded_at"), "stream": e.get("stream"), "actor": e.get("actor")} \
                 if isinstance(data, dict) else data
             version = e.get("stream_version")
-            self._rows.append(_Row(position=position, originator_id=stream_uuid(stream).hex,
+            self._rows.append(EventRow(position=position, originator_id=stream_uuid(stream).hex,
                                    originator_version=version if isinstance(version, int) else 0,
                                    topic=f"{e.get('kind')}.v1", state=_encoder.encode(state), hash=e.get("hash")))
 
     def head(self) -> tuple[int, str | None]:
         return (self._rows[-1].position, self._rows[-1].hash) if self._rows else (0, None)
 
-    def rows(self, *, after: int = 0, until: int | None = None, topics: Sequence[str] = ()) -> Iterator[_Row]:
+    def rows(self, *, after: int = 0, until: int | None = None, topics: Sequence[str] = ()) -> Iterator[EventRow]:
         kinds = {kind_of_topic(t) for t in topics}
         for r in self._rows:
             if r.position > after and (until is None or r.position <= until) and (
                     not kinds or kind_of_topic(r.topic) in kinds):
                 yield r
 
-    def stream_rows(self, originator_id: str, *, until: int | None, topics: Sequence[str] = ()) -> Iterator[_Row]:
+    def stream_rows(self, originator_id: str, *, until: int | None, topics: Sequence[str] = ()) -> Iterator[EventRow]:
         return (r for r in self.rows(until=until, topics=topics) if r.originator_id == originator_id)
 
 

@@ -41,6 +41,17 @@ class Row(Protocol):
     def hash(self) -> str | None: ...
 
 
+class EventRow(msgspec.Struct, frozen=True, gc=False):
+    """A ``Row`` as plain data (a source that builds its rows itself: a lean read, a test's events)."""
+
+    position: int
+    originator_id: str
+    originator_version: int
+    topic: str
+    state: bytes
+    hash: str | None
+
+
 class Event(msgspec.Struct, gc=False):
     """A decoded row: the exported shape's members the report reads. ``data`` is the stored
     state (the kind's members and the envelope), a dict whatever was stored."""

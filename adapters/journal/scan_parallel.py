@@ -24,11 +24,11 @@ import signal
 import struct
 import subprocess
 import sys
-import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from skill_ledger.adapters.forking import can_fork
 from skill_ledger.domain.checkpoints import CHECKPOINT_CONTEXT
 from skill_ledger.domain.merkle import node_hash
 
@@ -97,14 +97,6 @@ def _worker() -> int:
     """A new interpreter's side: the URL, then chunks until the parent closes the pipe."""
     source = sys.stdin.buffer
     return _serve(_read(source), _tasks_from(source), sys.stdout.buffer)
-
-
-def can_fork(url: str) -> bool:
-    """Whether a worker can be a fork of this process: on Linux, for a SQLite journal (its
-    connections here are idle and never used by the child, which opens its own), and only
-    while this process runs no other thread (a fork copies no thread, but every lock one held)."""
-    return (sys.platform.startswith("linux") and hasattr(os, "fork") and url.startswith("sqlite://")
-            and threading.active_count() == 1)
 
 
 class _Forked:

@@ -3,31 +3,41 @@ ids of the report's second pass (``projections.report.skillpass``) into a spool 
 which the parent appends to its own in range order, so the document is the one a single
 process writes.
 
-A worker is this module run as ``python -m skill_ledger.adapters.usecases.report_workers DIR``,
-started before the report's first pass: it imports what it needs, loads the templates and opens
-the journal read-only meanwhile (about 0.2 s of start-up off the report's time), then waits
-for a line on its standard input: ``go`` when its job is in ``DIR/job.msgpack`` (end of input:
-no job, it exits). It writes its spool and result in ``DIR``. The journal URL reaches it through the environment, never the command line
-(a PostgreSQL URL carries a password, and command lines are visible to every user). It stops
-when its parent is gone. A worker that fails makes the parent fold its range itself.
+A worker is, for a SQLite journal in a process with no other thread, a fork of this one (it is
+ready in milliseconds: the modules and the templates are loaded; it opens the journal itself and
+never touches this process's connections); else this module run as
+``python -m skill_ledger.adapters.usecases.report_workers DIR``, which imports what it needs,
+loads the templates and opens the journal read-only meanwhile (about 0.2 s of start-up). Either
+is started before the report's first pass and waits for a line on a pipe: ``go`` when its job is
+in ``DIR/job.msgpack`` (end of input: no job, it exits). It writes its spool and result in
+``DIR``. The journal URL reaches a new interpreter through the environment, never the command
+line (a PostgreSQL URL carries a password, and command lines are visible to every user). A
+worker stops when its parent is gone. A worker that fails makes the parent fold its range itself.
 
 ``SKILLS_REPORT_PROCESSES`` sets the number of processes (the parent included; default: the
 CPUs this process may run on, at most 4; ``1``: everything in one process). The journal must
-have at least ``SHARDED_MIN_EVENTS`` skill events for a second process to start.
+have at least ``min_events`` skill events for a second process to start (``FORK_MIN_EVENTS``
+for forks, ``SHARDED_MIN_EVENTS`` for new interpreters).
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import os
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
+from skill_ledger.adapters.forking import can_fork
 from skill_ledger.adapters.settings import Settings
 from skill_ledger.domain.errors import ConfigurationError
+from skill_ledger.projections.report.engine import SHARDED_MIN_EVENTS
 from skill_ledger.projections.report.skillpass import SkillJob, run_skill_job
 
 PROCESSES_ENV = "SKILLS_REPORT_PROCESSES"
@@ -35,6 +45,8 @@ MAX_PROCESSES = 16
 DEFAULT_MAX_PROCESSES = 4
 JOB_FILE = "job.msgpack"
 GO = b"go\n"  # on a worker's standard input: its job is in JOB_FILE
+ERROR_FILE = "error.txt"  # a forked worker's last words
+FORK_MIN_EVENTS = 4_000  # a fork costs a few milliseconds: worth it from a few thousand skill events
 
 
 def process_count(env: dict[str, str] | None = None) -> int:
@@ -95,13 +107,116 @@ class _Worker:
         self._reap()
 
 
+class _ForkedWorker:
+    """A fork of this process waiting for its job (the ``_Worker`` surface)."""
+
+    def __init__(self, pid: int, go: int, workdir: Path) -> None:
+        self.pid, self.go, self.workdir = pid, go, workdir
+        self.status: int | None = None
+
+    def run(self, job: SkillJob) -> None:
+        (self.workdir / JOB_FILE).write_bytes(msgspec.msgpack.encode(job))
+        try:
+            os.write(self.go, GO)
+        except OSError:  # it is gone already (wait() says so)
+            pass
+        self._close_go()
+
+    def _close_go(self) -> None:
+        if self.go >= 0:
+            os.close(self.go)
+            self.go = -1
+
+    def _reap(self) -> int:
+        self._close_go()
+        if self.status is None:
+            try:
+                self.status = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
+            except ChildProcessError:
+                self.status = -1
+        return self.status
+
+    def wait(self) -> None:
+        status = self._reap()
+        if status != 0:
+            try:
+                said = (self.workdir / ERROR_FILE).read_text("utf-8", "replace").strip()
+            except OSError:
+                said = ""
+            raise RuntimeError(f"exit status {status}: {said or 'no message'}")
+
+    def kill(self) -> None:
+        if self.status is None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self._reap()
+
+
+def _forked_worker(url: str, workdir: Path, parent: int, go: int) -> int:
+    """The forked child's side (it never returns into the report): open the journal, wait for
+    ``go``, fold the job's skills."""
+    from skill_ledger.adapters.journal.sqlite import open_journal
+
+    from .reports import JournalSource
+
+    try:
+        app = open_journal(url, create=False)
+        try:
+            with open(go, "rb") as pipe:
+                if pipe.readline() != GO:
+                    return 0
+            job = msgspec.msgpack.decode((workdir / JOB_FILE).read_bytes(), type=SkillJob)
+            run_skill_job(JournalSource(app, job.until), job, workdir, before_each=_watch(parent))
+        finally:
+            app.close()
+    except _ParentGone:
+        return 3
+    except Exception as e:  # reported by the parent, which then folds the range itself
+        (workdir / ERROR_FILE).write_text(f"error: {type(e).__name__}: {e}", "utf-8")
+        return 1
+    return 0
+
+
+def _watch(parent: int) -> Any:
+    def watch_parent() -> None:  # before every skill: an abandoned report stops
+        if parent and os.getppid() != parent:
+            raise _ParentGone()
+
+    return watch_parent
+
+
 class ReportWorkers:
-    """``projections.report.skillpass.SkillWorkers`` as child processes of this one."""
+    """``projections.report.skillpass.SkillWorkers`` as child processes of this one: forks where
+    ``can_fork`` (``fork=None``; True or False to choose), else new interpreters."""
 
-    def __init__(self, settings: Settings, count: int) -> None:
+    def __init__(self, settings: Settings, count: int, *, fork: bool | None = None) -> None:
         self.settings, self.count = settings, count
+        self.fork = can_fork(settings.journal_url) if fork is None else fork
+        self.min_events = FORK_MIN_EVENTS if self.fork else SHARDED_MIN_EVENTS
 
-    def spawn(self, workdir: Path, fmt: str) -> _Worker:
+    def spawn(self, workdir: Path, fmt: str) -> _Worker | _ForkedWorker:
+        if self.fork and threading.active_count() == 1:
+            return self._fork(workdir)
+        return self._interpreter(workdir, fmt)
+
+    def _fork(self, workdir: Path) -> _ForkedWorker:
+        read_end, write_end = os.pipe()
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:  # the child: never returns into the caller
+            code = 1
+            try:
+                gc.freeze()  # the parent's objects are never collected (nor written to) here
+                os.close(write_end)
+                code = _forked_worker(self.settings.journal_url, workdir, parent, read_end)
+            finally:
+                os._exit(code)
+        os.close(read_end)
+        return _ForkedWorker(pid, write_end, workdir)
+
+    def _interpreter(self, workdir: Path, fmt: str) -> _Worker:
         env = dict(os.environ)
         env["SKILLS_JOURNAL"] = self.settings.journal_url
         env["PYTHONPATH"] = os.pathsep.join(p for p in (_import_root(), env.get("PYTHONPATH", "")) if p)
@@ -153,11 +268,7 @@ def _main(argv: list[str] | None = None) -> int:
             workdir = Path(args.workdir)
             job = msgspec.msgpack.decode((workdir / JOB_FILE).read_bytes(), type=SkillJob)
 
-            def watch_parent() -> None:  # before every skill: an abandoned report stops
-                if args.parent and os.getppid() != args.parent:
-                    raise _ParentGone()
-
-            run_skill_job(JournalSource(app, job.until), job, workdir, before_each=watch_parent)
+            run_skill_job(JournalSource(app, job.until), job, workdir, before_each=_watch(args.parent))
         finally:
             app.close()
     except _ParentGone:

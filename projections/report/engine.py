@@ -43,7 +43,8 @@ from .spool import Spool
 from .state import JournalFacts, parse_time
 from .writers import Writer, writer_for
 
-# Below this many skill events, a second process costs more than it saves.
+# Below this many skill events, a second process costs more than it saves (a new interpreter;
+# a fork starts faster: ``adapters.usecases.report_workers.FORK_MIN_EVENTS``).
 SHARDED_MIN_EVENTS = 20_000
 
 
@@ -116,12 +117,15 @@ def position_at_time(source: ReportSource, t: dt.datetime, *, inclusive: bool, h
 
 def write_report(source: ReportSource, out: BinaryIO, fmt: str, request: ReportRequest, *, workdir: Path,
                  workers: SkillWorkers | None = None, notify: Callable[[str], None] | None = None,
-                 sharded_min_events: int = SHARDED_MIN_EVENTS) -> ReportOutcome:
+                 sharded_min_events: int | None = None) -> ReportOutcome:
     """Write the report over ``source`` in ``fmt`` to ``out``. ``workdir``: an empty private
     directory for the spool (about as big as the report). ``workers``: fold ranges of skills in
     other processes when the skill streams hold ``sharded_min_events`` events or more (the
-    document is the same). ``notify``: one-line notices (a failed worker)."""
+    document is the same; None: the workers' own ``min_events``). ``notify``: one-line notices (a
+    failed worker)."""
     writer = writer_for(fmt)
+    if sharded_min_events is None:
+        sharded_min_events = workers.min_events if workers is not None else SHARDED_MIN_EVENTS
     head, head_hash = source.head()
     until = head if request.until is None else min(request.until, head)
     (workdir / "main").mkdir()

@@ -15,7 +15,7 @@ hostile values.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from markupsafe import Markup, escape
@@ -182,6 +182,49 @@ def md_finding_open(f: Any) -> str:
         f"Publisher {m(f.publisher)}. " if f.publisher else "") + (f"{m(f.count)} events. " if f.count > 1 else "")
     return MdSafe(f"- **{m(_md_code(f.id))} {m(f.title)}** ({m(_md_code(f.kind))})\n  {m(f.detail)}\n{changes}"
                   f"  {meta}Evidence: ")
+
+
+EVIDENCE_BATCH = 256  # links written at a time: a finding may cite a million denials
+_NO_EVIDENCE = "none recorded in the journal"
+_HTML_FINDING_CLOSE = "</div>\n</article>\n"
+
+
+def _findings(items: Iterable[Any], open_: Any, link: Any, close: str, wrap: Any) -> Iterator[Any]:
+    """Each finding: its opening, the links to its evidence (read as they come, written in
+    batches) or a note that there is none, and its closing."""
+    for f in items:
+        out = [open_(f)]
+        n = 0
+        for e in f.evidence:
+            out.append(link(e) if n == 0 else ", " + link(e))
+            n += 1
+            if n % EVIDENCE_BATCH == 0:
+                yield wrap("".join(out))
+                out = []
+        if n == 0:
+            out.append(_NO_EVIDENCE)
+        out.append(close)
+        yield wrap("".join(out))
+
+
+def _html_link(e: Any) -> str:
+    return f'<a href="#ev-{_h(e.position)}" title="{_h(e.hash)}">#{_h(e.position)}</a>'
+
+
+def _md_link(e: Any) -> str:
+    n = int(e.position)
+    return f"[#{n}](#ev-{n})"
+
+
+def html_findings(items: Iterable[Any]) -> Iterator[Markup]:
+    """The findings of one severity, as ``finding_open``, the evidence links and ``finding_close``
+    of ``parts.html.j2`` wrote them."""
+    return _findings(items, html_finding_open, _html_link, _HTML_FINDING_CLOSE, Markup)
+
+
+def md_findings(items: Iterable[Any]) -> Iterator[str]:
+    """The findings of one severity as Markdown list items (each ends its line)."""
+    return _findings(items, md_finding_open, _md_link, "\n", MdSafe)
 
 
 def html_cited_rows(rows: Iterable[Any]) -> Markup:

@@ -213,6 +213,7 @@ class SkillWorkers(Protocol):
     """Runs skill jobs in other processes (``adapters.usecases.report_workers``)."""
 
     count: int
+    min_events: int  # skill events from which a second process pays (a fork starts faster)
 
     def spawn(self, workdir: Path, fmt: str) -> Any:
         """Start a worker for a report in ``fmt`` that gets ready and waits for its job. The result

@@ -317,11 +317,13 @@ def test_a_journal_truncated_behind_its_views_fails_the_report(scenario: Scenari
 # --- the second pass in worker processes -------------------------------------------------------------
 
 
-def test_worker_processes_write_the_same_report_and_a_failed_one_is_redone(scenario: Scenario,
-                                                                         tmp_path: Path) -> None:
-    """Ranges of skills folded by real worker processes (``python -m ...report_workers``) give the
-    bytes one process writes, in every format; a worker that cannot open the journal is
-    replaced by the parent folding its range, with a notice, and the report is still the same."""
+@pytest.mark.parametrize("fork", [True, False], ids=["forked", "interpreter"])
+def test_worker_processes_write_the_same_report_and_a_failed_one_is_redone(scenario: Scenario, tmp_path: Path,
+                                                                         fork: bool) -> None:
+    """Ranges of skills folded by real worker processes (forks of this one, or new interpreters:
+    ``python -m ...report_workers``) give the bytes one process writes, in every format; a
+    worker that cannot open the journal is replaced by the parent folding its range, with a
+    notice, and the report is still the same."""
     import io
     import tempfile
 
@@ -334,6 +336,10 @@ def test_worker_processes_write_the_same_report_and_a_failed_one_is_redone(scena
     request = ReportRequest(generated_at=AT, generated_by="user:auditor", project_version="0",
                             journal_verification=JournalVerification(ok=True), max_audit_age=None)
     notices: list[str] = []
+    if fork:
+        import threading
+
+        assert threading.active_count() == 1  # else the workers would quietly be new interpreters
 
     def write(fmt: str, workers: Any) -> bytes:
         out = io.BytesIO()
@@ -345,9 +351,9 @@ def test_worker_processes_write_the_same_report_and_a_failed_one_is_redone(scena
 
     for fmt in FORMATS:
         alone = write(fmt, None)
-        assert write(fmt, ReportWorkers(settings, 3)) == alone, fmt
+        assert write(fmt, ReportWorkers(settings, 3, fork=fork)) == alone, fmt
     assert notices == []
     broken = resolve(home=str(scenario.home), journal=str(tmp_path / "missing" / "journal.db"), actor="x")
-    assert write("json", ReportWorkers(broken, 3)) == write("json", None)
+    assert write("json", ReportWorkers(broken, 3, fork=fork)) == write("json", None)
     assert len(notices) == 2 and all("a report worker failed" in n and "folding its skills in this process" in n
                                      for n in notices)

@@ -207,6 +207,39 @@ def test_findings_and_appendix_are_the_macros(old_html, old_md) -> None:
         assert str(rows.md_cited_rows(chunk)) == str(old_md.cited_rows(chunk))
 
 
+# The findings loops of report.html.j2 and report.md.j2 before ``findings`` replaced them.
+OLD_HTML_FINDINGS = (
+    "{% for f in items %}{{ finding_open(f) }}{% for chunk in f.evidence|batch(256) %}{% if not loop.first %}, "
+    "{% endif %}{{ ev(chunk) }}{% else %}none recorded in the journal{% endfor %}{{ finding_close() }}{% endfor %}")
+OLD_MD_FINDINGS = (
+    "{% for f in items %}{{ finding_open(f)|rendered }}{% for chunk in f.evidence|batch(256) %}{% if not loop.first %}"
+    ", {% endif %}{{ chunk|links }}{% else %}none recorded in the journal{% endfor %}\n\n{% endfor %}")
+
+
+@pytest.mark.parametrize("cited", [0, 1, 3, 256, 257, 700])
+def test_findings_with_their_evidence_are_the_template_loops(old_html, cited: int) -> None:
+    """Each finding, its evidence streamed in batches (none, one, several, batch edges) or the
+    note that there is none: what the templates' loops wrote, in both formats."""
+    findings = _findings()
+
+    def streamed() -> list[StreamedFinding]:
+        return [StreamedFinding(f.finding, iter([Evidence(position=j + 1, hash=_text(i + j) if j % 5 == 0 else
+                                                         f"{j:064x}") for j in range(cited if i % 2 else i % 3)]))
+                for i, f in enumerate(findings)]
+
+    html_env, md_env = html_environment(), markdown_environment()
+    html_loop = html_env.from_string(OLD_HTML_FINDINGS)
+    md_loop = md_env.from_string(OLD_MD_FINDINGS)
+    finding_close = html_env.get_template("parts.html.j2").module.finding_close
+    old = html_loop.render(items=streamed(), finding_open=rows.html_finding_open, ev=old_html.ev,
+                           finding_close=finding_close)
+    assert "".join(rows.html_findings(streamed())) == old
+    old = md_loop.render(items=streamed(), finding_open=rows.md_finding_open)
+    assert "".join(rows.md_findings(streamed())) == old
+    if cited > 256:  # the evidence is written as it is read, not gathered first
+        assert len(list(rows.md_findings(streamed()[1:2]))) == 1 + cited // 256
+
+
 def test_rows_escape_what_they_show() -> None:
     """No journal value reaches the output unescaped (what the macros guaranteed)."""
     html = str(rows.html_entry_rows(_entries(), True)) + str(rows.html_posture("<x>", _postures()))

@@ -39,6 +39,7 @@ from .rules import FindingDraft, checkpoint_missing, journal_failed, tofu_only
 from .skillpass import Shown, Totals
 from .spool import Spool
 from .state import FactsIndex, KeyAct, KeyState, RevocationState
+from .rows import RenderedFinding
 from .writers import Document, StreamedFinding
 
 
@@ -169,12 +170,14 @@ class DocumentParts:
             elif kind == "execution_denied":
                 yield from self._denial_findings()
             else:
-                for f in self.spool.findings_of(KIND_INDEX[kind]):
-                    if f.id in duplicates:  # a damaged journal may make two alike: never two with one id
-                        n = seen[f.id] = seen.get(f.id, 0) + 1
-                        if n > 1:
-                            f = msgspec.structs.replace(f, id=f"{f.id}-{n}")
-                    yield StreamedFinding(f)
+                for fid, text, finding in self.spool.findings_of(KIND_INDEX[kind]):
+                    if fid not in duplicates:
+                        yield RenderedFinding(text) if text is not None else StreamedFinding(finding())
+                        continue
+                    # a damaged journal may make two alike: never two with one id
+                    f, n = finding(), seen.get(fid, 0) + 1
+                    seen[fid] = n
+                    yield StreamedFinding(f if n == 1 else msgspec.structs.replace(f, id=f"{fid}-{n}"))
 
     def _rejection_findings(self) -> Iterator[StreamedFinding]:
         for first, last, count in self.spool.rejection_groups():

@@ -129,7 +129,7 @@ def write_report(source: ReportSource, out: BinaryIO, fmt: str, request: ReportR
     head, head_hash = source.head()
     until = head if request.until is None else min(request.until, head)
     (workdir / "main").mkdir()
-    spool = Spool(workdir / "main")
+    spool = Spool(workdir / "main", render_finding=writer.finding_text)
     run: _Run | None = None
     try:
         ctx = Context(since=request.since, until=until, selection=Selection(set(request.skills),
@@ -169,8 +169,7 @@ class _Run:
     def first_pass(self) -> None:
         # a source may offer a cheaper read for this pass (``scan``: states read only when asked for)
         scan = getattr(self.source, "scan", self.source.rows)
-        for row in scan(until=self.ctx.until):
-            self.journal.feed(row)
+        self.journal.feed_all(scan(until=self.ctx.until))
         if self.head > self.ctx.until:
             checkpoints = topics_for_kinds(["journal.checkpoint"])
             for row in self.source.rows(after=self.ctx.until, until=self.head, topics=checkpoints):

@@ -17,7 +17,7 @@ not know, is carried as what it is (kind, time, actor, position, hash) and chang
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from skill_ledger.domain.events import stream_uuid
@@ -189,6 +189,37 @@ class GlobalFold:
         if handler is None or not handler(e, e.data, in_window):
             if in_window:
                 self._generic(e)
+
+    def feed_all(self, rows: Iterable[Row]) -> None:
+        """:meth:`feed` each row. A row of a skill stream already met (nine rows in ten) is only
+        counted, as ``feed`` does, without leaving this loop: over a million events the calls
+        and attribute writes of ``feed`` were a fifth of the report's first pass. (A failed
+        report leaves the counters behind: nothing reads them then.)"""
+        streams, checkpoint_kinds = self.skill_streams, self._checkpoint_kinds
+        since, watch = self.ctx.since, self.watch_position
+        last_position, last_row, last_content = self.last_position, self.last_row, self.last_content
+        window_first, window_last, window_count = self.window_first, self.window_last, self.window_count
+        for row in rows:
+            position, oid = row.position, row.originator_id
+            n = streams.get(oid)
+            if (n is None or checkpoint_kinds.get(row.topic) is not False or type(position) is not int
+                    or position <= last_position or position == watch):
+                self.last_position, self.last_row, self.last_content = last_position, last_row, last_content
+                self.window_first, self.window_last, self.window_count = window_first, window_last, window_count
+                self.feed(row)  # anything else, the one way
+                last_position, last_row, last_content = self.last_position, self.last_row, self.last_content
+                window_first, window_last, window_count = self.window_first, self.window_last, self.window_count
+                continue
+            last_position = position
+            last_row = last_content = row
+            if since is None or position > since:
+                window_count += 1
+                if window_first is None:
+                    window_first = row
+                window_last = row
+            streams[oid] = n + 1
+        self.last_position, self.last_row, self.last_content = last_position, last_row, last_content
+        self.window_first, self.window_last, self.window_count = window_first, window_last, window_count
 
     def feed_checkpoint(self, row: Row) -> None:
         """A checkpoint after the window end: it may cover the window."""

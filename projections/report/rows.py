@@ -15,12 +15,15 @@ hostile values.
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from markupsafe import Markup, escape
 
 from .render import (
+    _CODE_SAFE,
     MdSafe,
     _html_finalize,
     _json_value,
@@ -31,6 +34,7 @@ from .render import (
     _who,
     _yes,
     md_escape,
+    visible,
 )
 
 try:  # markupsafe's escaping of a str: what escape() does, without wrapping the result in Markup
@@ -83,15 +87,48 @@ def html_entry_rows(entries: Iterable[Any], stream: bool) -> Markup:
 
 
 def md_entry_rows(entries: Iterable[Any], stream: bool) -> str:
-    """Timeline entries as Markdown table rows (with a stream column when ``stream``)."""
+    """Timeline entries as Markdown table rows (with a stream column when ``stream``): each value
+    as ``m(value)``, ``m(_md_code(value))`` or ``_md_anchor`` give it, by the shortest way (this
+    is the Markdown form's per-event work)."""
     m = md_escape
     rows = []
     for e in entries:
+        n = int(e.position)
         cell = f" {m(e.stream)} |" if stream else ""
-        rows.append(f"| {_md_anchor(e.position)} {m(_md_code(e.hash))} | {m(e.recorded_at)} | {m(_who(e.actor))} |"
-                    f"{cell} {m(_md_code(e.kind))} {m(e.summary)} | {m(e.version)} | {m(e.reason_code)} | "
-                    f"{m(e.reason)} |\n")
+        rows.append(f'| <a id="ev-{n}"></a>{n} {_md_code_text(e.hash)} | {_md_time(e.recorded_at)} | '
+                    f"{_md_who(e.actor)} |{cell} {_md_code_cached(e.kind)} {m(e.summary)} | {m(e.version)} | "
+                    f"{m(e.reason_code)} | {m(e.reason)} |\n")
     return MdSafe("".join(rows))
+
+
+def _md_code_text(value: Any) -> str:
+    """``md_escape(_md_code(value))``: a code span, or the text escaped twice (as the macros did)."""
+    text = visible(value)
+    return f"`{text}`" if _CODE_SAFE.fullmatch(text) else md_escape(md_escape(text))
+
+
+_md_code_cached = functools.lru_cache(maxsize=256)(_md_code_text)  # event kinds: a few dozen
+_TIME = re.compile(r"[0-9T:.+-]+")
+
+
+def _md_time(value: Any) -> str:
+    """``md_escape`` of a time: the common ISO 8601 text has four punctuation characters to escape."""
+    if type(value) is str and _TIME.fullmatch(value):
+        return value.replace("-", "\\-").replace(":", "\\:").replace(".", "\\.").replace("+", "\\+")
+    return md_escape(value)
+
+
+@functools.lru_cache(maxsize=256)
+def _md_who_of(actor: Any) -> str:
+    return md_escape(_who(actor))
+
+
+def _md_who(actor: Any) -> str:
+    """``md_escape(_who(actor))``; the report's actors are shared structs, few and hashable."""
+    try:
+        return _md_who_of(actor)
+    except TypeError:  # (an unhashable stand-in)
+        return md_escape(_who(actor))
 
 
 # --- posture --------------------------------------------------------------------------------------
@@ -189,10 +226,22 @@ _NO_EVIDENCE = "none recorded in the journal"
 _HTML_FINDING_CLOSE = "</div>\n</article>\n"
 
 
+class RenderedFinding:
+    """A finding the spool holds already rendered in the report's format (``Writer.finding_text``)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: bytes) -> None:
+        self.text = text
+
+
 def _findings(items: Iterable[Any], open_: Any, link: Any, close: str, wrap: Any) -> Iterator[Any]:
     """Each finding: its opening, the links to its evidence (read as they come, written in
-    batches) or a note that there is none, and its closing."""
+    batches) or a note that there is none, and its closing; a :class:`RenderedFinding` as it is."""
     for f in items:
+        if type(f) is RenderedFinding:
+            yield wrap(f.text.decode("utf-8"))
+            continue
         out = [open_(f)]
         n = 0
         for e in f.evidence:

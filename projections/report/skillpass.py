@@ -186,14 +186,15 @@ SHOWN_FILE = "shown"
 def run_skill_job(source: StreamSource, job: SkillJob, workdir: Path, *,
                   before_each: Callable[[], None] | None = None) -> SkillJobResult:
     """Fold a job's skills into a spool in ``workdir`` (what the parent then absorbs)."""
-    spool = Spool(workdir)
+    writer = writer_for(job.format)
+    spool = Spool(workdir, render_finding=writer.finding_text)
     try:
         ctx = Context(since=job.since, until=job.until, selection=Selection(set(job.skills_filter),
                                                                             set(job.publishers_filter)), spool=spool)
         shown = Shown(job.until)
         age = dt.timedelta(seconds=job.max_audit_age_seconds) if job.max_audit_age_seconds is not None else None
         end = dt.datetime.fromisoformat(job.end_time) if job.end_time else None
-        totals = fold_skills(source, ctx, job.facts.index(), job.skills, writer_for(job.format), shown,
+        totals = fold_skills(source, ctx, job.facts.index(), job.skills, writer, shown,
                              max_audit_age=age, end_time=end, before_each=before_each)
         spool.commit()
         (workdir / SHOWN_FILE).write_bytes(bytes(shown.bits))

@@ -20,7 +20,7 @@ no journal, no fsync; it is deleted with its directory.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
@@ -38,7 +38,8 @@ CREATE TABLE keys (publisher TEXT NOT NULL, key_hex TEXT NOT NULL, kind TEXT NOT
                    body BLOB NOT NULL, PRIMARY KEY (publisher, key_hex)) WITHOUT ROWID;
 CREATE TABLE revocations (position INTEGER PRIMARY KEY, publisher TEXT NOT NULL, key_hex TEXT NOT NULL,
                           body BLOB NOT NULL);
-CREATE TABLE findings (kind INTEGER NOT NULL, first_position INTEGER NOT NULL, id TEXT NOT NULL, body BLOB NOT NULL);
+CREATE TABLE findings (kind INTEGER NOT NULL, first_position INTEGER NOT NULL, id TEXT NOT NULL, body BLOB NOT NULL,
+                       text BLOB);
 CREATE TABLE cited (position INTEGER PRIMARY KEY, body BLOB NOT NULL);
 CREATE TABLE trust_events (position INTEGER PRIMARY KEY, publisher TEXT NOT NULL, body BLOB NOT NULL);
 CREATE TABLE other_events (position INTEGER PRIMARY KEY, body BLOB NOT NULL);
@@ -60,7 +61,7 @@ CREATE INDEX unenforced_key ON unenforced (publisher, key_hex, seq);
 _INSERTS = {
     "skills": "INSERT OR IGNORE INTO skills (skill_id, oid) VALUES (?, ?)",
     "revocations": "INSERT INTO revocations VALUES (?, ?, ?, ?)",
-    "findings": "INSERT INTO findings VALUES (?, ?, ?, ?)",
+    "findings": "INSERT INTO findings VALUES (?, ?, ?, ?, ?)",
     "cited": "INSERT OR IGNORE INTO cited VALUES (?, ?)",
     "trust_events": "INSERT INTO trust_events VALUES (?, ?, ?)",
     "other_events": "INSERT INTO other_events VALUES (?, ?)",
@@ -84,8 +85,11 @@ def _decode(kind: type[T], body: bytes) -> T:
 class Spool:
     """The scratch storage of one report (see the module docstring)."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, render_finding: Callable[[Finding], bytes] | None = None) -> None:
+        """``render_finding``: a finding as the document will show it, rendered as it is spooled
+        (in whichever process folds it, rather than all at the end in this one)."""
         self.directory = Path(directory)
+        self.render_finding = render_finding
         self.con = sqlite3.connect(self.directory / "spool.db", isolation_level=None, check_same_thread=False)
         for pragma in ("journal_mode=OFF", "synchronous=OFF", "temp_store=FILE", "cache_size=-4096"):
             self.con.execute(f"PRAGMA {pragma}")
@@ -153,7 +157,8 @@ class Spool:
 
     def finding(self, kind_index: int, finding: Finding) -> None:
         first = finding.evidence[0].position if finding.evidence else 0
-        self._add("findings", (kind_index, first, finding.id, _encode(finding)))
+        text = self.render_finding(finding) if self.render_finding is not None else None
+        self._add("findings", (kind_index, first, finding.id, _encode(finding), text))
 
     def trust_event(self, publisher: str, entry: TimelineEntry) -> None:
         self._add("trust_events", (entry.position, publisher, _encode(entry)))
@@ -247,10 +252,12 @@ class Spool:
             "SELECT skill_id, oid FROM skills WHERE (?1 IS NULL OR skill_id >= ?1) AND (?2 IS NULL OR skill_id < ?2) "
             "ORDER BY skill_id", (first, stop)))
 
-    def findings_of(self, kind_index: int) -> Iterator[Finding]:
-        for (body,) in self.con.execute("SELECT body FROM findings WHERE kind = ? ORDER BY first_position, id",
-                                        (kind_index,)):
-            yield _decode(Finding, body)
+    def findings_of(self, kind_index: int) -> Iterator[tuple[str, bytes | None, Callable[[], Finding]]]:
+        """(id, rendered text or None, the finding) of each finding of a kind, in the document's
+        order (the finding is decoded only when asked for)."""
+        for fid, body, text in self.con.execute(
+                "SELECT id, body, text FROM findings WHERE kind = ? ORDER BY first_position, id", (kind_index,)):
+            yield fid, text, lambda body=body: _decode(Finding, body)
 
     def finding_count(self, kind_index: int) -> int:
         return int(self.con.execute("SELECT count(*) FROM findings WHERE kind = ?", (kind_index,)).fetchone()[0])

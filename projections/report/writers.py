@@ -40,7 +40,15 @@ from .model import (
     VersionPosture,
 )
 from .render import FORMATS, html_environment, markdown_environment, style
-from .rows import html_entry_rows, html_posture, md_entry_rows, md_posture_rows
+from .rows import (
+    RenderedFinding,
+    html_entry_rows,
+    html_findings,
+    html_posture,
+    md_entry_rows,
+    md_findings,
+    md_posture_rows,
+)
 
 Chunks = Callable[[], Iterator[bytes]]
 
@@ -97,6 +105,11 @@ class Writer:
         raise NotImplementedError
 
     def document(self, doc: Document, out: BinaryIO) -> None:
+        raise NotImplementedError
+
+    def finding_text(self, f: Finding) -> bytes:
+        """A finding with its evidence, as the document writes it (rendered while the skills are
+        folded, by whichever process folds them)."""
         raise NotImplementedError
 
 
@@ -174,11 +187,15 @@ class JsonWriter(Writer):
         end = b"]" if self._first_entry else b"\n" + _INDENT[3] + b"]"
         return end + b"\n" + _INDENT[2] + b"}"
 
+    def finding_text(self, f: Finding) -> bytes:
+        return _fmt(f, 2)
+
     def document(self, doc: Document, out: BinaryIO) -> None:
         w = out.write
         w(b'{\n  "report_version": 1,\n  "summary": ' + _fmt(doc.summary, 1) + b',\n  "scope": ' + _fmt(doc.scope, 1)
           + b',\n  "findings": ')
-        _json_list(w, (self._finding(f) for _sev, _n, found in doc.finding_groups for f in found), 1)
+        _json_list(w, (f.text if type(f) is RenderedFinding else self._finding(f)
+                       for _sev, _n, found in doc.finding_groups for f in found), 1)
         w(b',\n  "posture": ')
         self._splice(w, doc.posture)
         w(b',\n  "timelines": ')
@@ -248,6 +265,7 @@ class TemplateWriter(Writer):
         ext = "html" if self.html else "md"
         self.parts = env.get_template(f"parts.{ext}.j2").module
         self.entry_rows = html_entry_rows if self.html else md_entry_rows
+        self.findings = html_findings if self.html else md_findings
         self.template = env.get_template(f"report.{ext}.j2")
 
     def posture(self, rows: list[VersionPosture]) -> bytes:
@@ -263,6 +281,9 @@ class TemplateWriter(Writer):
 
     def timeline_close(self) -> bytes:
         return str(self.parts.timeline_close()).encode("utf-8")
+
+    def finding_text(self, f: Finding) -> bytes:
+        return "".join(self.findings([StreamedFinding(f)])).encode("utf-8")
 
     def document(self, doc: Document, out: BinaryIO) -> None:
         context: dict[str, Any] = dict(

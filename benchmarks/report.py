@@ -195,6 +195,14 @@ def journals(bench: Any, sizes: list[int], source: Path | None, keep: Path | Non
     return out
 
 
+def settle(bench: Any, journal: Path) -> None:
+    """Before a timed run (not timed): the journal in the page cache, and the previous run's
+    output (a gigabyte of JSON at 1M events) written back, so that its writeback does not land
+    in this run's time. Each run's own output is written inside its time."""
+    os.sync()
+    bench.warm(journal)
+
+
 def run(sizes: list[int], formats: list[str], paths: dict[int, Path], repeat: int, processes: int,
         command: bool, bench: Any, log: Any) -> dict[str, Any]:
     figures: dict[str, Any] = {}
@@ -205,16 +213,16 @@ def run(sizes: list[int], formats: list[str], paths: dict[int, Path], repeat: in
         floor_runs: list[dict[str, Any]] = []
         runs: dict[str, list[dict[str, Any]]] = {f: [] for f in formats}
         for i in range(repeat):  # interleaved: the floor, then each format
-            bench.warm(journal)
+            settle(bench, journal)
             floor_runs.append(_in_child("floor", str(journal)))
             for fmt in formats:
                 log(f"{name}: {fmt}, run {i + 1}/{repeat}")
-                bench.warm(journal)
+                settle(bench, journal)
                 runs[fmt].append(_in_child("report", str(journal), fmt, str(processes)))
         alone: dict[str, dict[str, Any]] = {}
         for fmt in formats:  # the memory figure: the whole report in one process
             log(f"{name}: {fmt}, in one process (peak RSS)")
-            bench.warm(journal)
+            settle(bench, journal)
             alone[fmt] = runs[fmt][0] if processes == 1 else _in_child("report", str(journal), fmt, "1")
         floor_s = statistics.median(r["wall_s"] for r in floor_runs)
         floors[name] = {"select_decode_s": floor_s, "select_decode_runs_s": [r["wall_s"] for r in floor_runs],
@@ -233,7 +241,7 @@ def run(sizes: list[int], formats: list[str], paths: dict[int, Path], repeat: in
                 "parent_peak_rss_mb": max(r["rss_mb"] for r in rs), "processes": processes}
             if command:
                 log(f"{name}: {fmt}, the whole command (journal verify included)")
-                bench.warm(journal)
+                settle(bench, journal)
                 figures[name][fmt]["command_s"] = command_time(journal, fmt, processes)
             ratios[f"report_over_floor_{name}_{fmt}"] = report_s / floor_s
     if 1_000_000 in sizes and 100_000 in sizes:

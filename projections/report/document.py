@@ -87,7 +87,7 @@ class DocumentParts:
                       checkpoint=coverage, journal_verification=verification)
         return Document(
             summary=self._summary(total), scope=scope, finding_groups=groups,
-            posture=lambda: _chunks(spool.posture), timelines=lambda: _chunks(spool.timelines),
+            posture=lambda: spool.chunks("posture"), timelines=lambda: spool.chunks("timelines"),
             keys=(self._key_trust(k) for k in self._keys(wanted)), revocations=self._revocations(wanted),
             trust_events=self._shown((e for _p, e in spool.trust_events(wanted))),
             rejections=self._shown(spool.rejections()), other_events=self._shown(spool.other_events()),
@@ -225,13 +225,3 @@ class DocumentParts:
                        versions=t.versions, active_versions=t.active, quarantined_versions=t.quarantined,
                        disabled_versions=t.disabled, events_in_window=self.journal.window_count,
                        timeline_entries=t.timeline_entries)
-
-
-def _chunks(f: Any, size: int = 1 << 18) -> Iterator[bytes]:
-    f.flush()
-    f.seek(0)
-    while True:
-        chunk = f.read(size)
-        if not chunk:
-            return
-        yield chunk

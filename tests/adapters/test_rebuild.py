@@ -14,7 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from skill_ledger.adapters.readmodel.rebuild import (
+    FORK_MIN_EVENTS,
     PROCESSES_ENV,
+    SHARDED_MIN_EVENTS,
     SubprocessShards,
     process_count,
     rebuild_views,
@@ -75,12 +77,20 @@ def serial(home: Path, tmp_path: Path) -> ViewStore:
     return rebuild_into(home, tmp_path / "serial.db")
 
 
+FORKS = pytest.mark.parametrize("fork", [True, False], ids=["forked", "interpreter"])
+
+
+@FORKS
 @pytest.mark.parametrize("count", [2, 3, 5])
-def test_sharded_rebuild_equals_a_rebuild_in_one_process(count: int, fleet_home: Path, tmp_path: Path) -> None:
+def test_sharded_rebuild_equals_a_rebuild_in_one_process(count: int, fork: bool, fleet_home: Path,
+                                                         tmp_path: Path) -> None:
+    """Shards folded by forks of this process or by new interpreters, merged: the views one
+    process builds."""
     one = serial(fleet_home, tmp_path)
     notes: list[str] = []
-    sharded = rebuild_into(fleet_home, tmp_path / "sharded.db", SubprocessShards(h.settings_for(fleet_home), count),
-                           notes)
+    shards = SubprocessShards(h.settings_for(fleet_home), count, fork=fork)
+    assert shards.min_events == (FORK_MIN_EVENTS if fork else SHARDED_MIN_EVENTS)
+    sharded = rebuild_into(fleet_home, tmp_path / "sharded.db", shards, notes)
     try:
         assert notes == []
         assert diff(one, sharded) == []
@@ -129,8 +139,8 @@ def test_events_appended_during_a_sharded_rebuild_are_caught_up(fleet_home: Path
 class _BrokenShards(SubprocessShards):
     """Workers that fail in one of several ways."""
 
-    def __init__(self, settings, count, how: str) -> None:
-        super().__init__(settings, count)
+    def __init__(self, settings, count, how: str, fork: bool) -> None:
+        super().__init__(settings, count, fork=fork)
         self.how = how
 
     def start(self, path, s, until, journal_identity):
@@ -143,15 +153,16 @@ class _BrokenShards(SubprocessShards):
             journal_identity = "0" * 64
         worker = super().start(path, s, until, journal_identity)
         if self.how == "killed":
-            os.kill(worker.proc.pid, signal.SIGKILL)
+            os.kill(worker.pid if self.fork else worker.proc.pid, signal.SIGKILL)
         return worker
 
 
+@FORKS
 @pytest.mark.parametrize("how", ["bad-journal", "short", "wrong-identity", "killed"])
-def test_a_failing_shard_falls_back_to_one_process(how: str, fleet_home: Path, tmp_path: Path) -> None:
+def test_a_failing_shard_falls_back_to_one_process(how: str, fork: bool, fleet_home: Path, tmp_path: Path) -> None:
     notes: list[str] = []
     one = serial(fleet_home, tmp_path)
-    sharded = rebuild_into(fleet_home, tmp_path / "sharded.db", _BrokenShards(h.settings_for(fleet_home), 2, how),
+    sharded = rebuild_into(fleet_home, tmp_path / "sharded.db", _BrokenShards(h.settings_for(fleet_home), 2, how, fork),
                            notes)
     try:
         assert len(notes) == 1 and "rebuilding in one process" in notes[0], notes

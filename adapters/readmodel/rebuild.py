@@ -31,7 +31,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
@@ -282,17 +281,19 @@ class _ForkedWorker:
 
 
 class SubprocessShards:
-    """``ShardWorkers`` as child processes of this one: forks where ``can_fork`` (``fork=None``;
-    True or False to choose), else new interpreters."""
+    """``ShardWorkers`` as child processes of this one: ``fork=None``, forks whenever ``can_fork``
+    allows it when a worker starts (no other thread then), else new interpreters; True or False
+    to choose (the caller answers for the other threads)."""
 
     def __init__(self, settings: Settings, count: int, *, fork: bool | None = None) -> None:
         self.settings = settings
         self.count = count
-        self.fork = can_fork(settings.journal_url) if fork is None else fork
-        self.min_events = FORK_MIN_EVENTS if self.fork else SHARDED_MIN_EVENTS
+        self.fork = fork
+        forks = can_fork(settings.journal_url) if fork is None else fork
+        self.min_events = FORK_MIN_EVENTS if forks else SHARDED_MIN_EVENTS
 
     def start(self, path: Path, s: Shard, until: int, journal_identity: str) -> _Worker | _ForkedWorker:
-        if self.fork and threading.active_count() == 1:
+        if self.fork if self.fork is not None else can_fork(self.settings.journal_url):
             return self._fork(path, s, until, journal_identity)
         return self._interpreter(path, s, until, journal_identity)
 

@@ -154,6 +154,7 @@ class _BrokenShards(SubprocessShards):
         worker = super().start(path, s, until, journal_identity)
         if self.how == "killed":
             os.kill(worker.pid if self.fork else worker.proc.pid, signal.SIGKILL)
+        assert hasattr(worker, "pid") == self.fork  # a fork, or a new interpreter, as asked
         return worker
 
 
@@ -233,3 +234,41 @@ def test_shard_bounds() -> None:
     for index, count in ((0, 0), (1, 1), (0, 17), (-1, 2)):
         with pytest.raises(ValueError):
             shard(index, count)
+
+
+class _RecordingShards(SubprocessShards):
+    """Auto-chosen workers, their kinds recorded."""
+
+    kinds: list[str]
+
+    def start(self, path, s, until, journal_identity):
+        worker = super().start(path, s, until, journal_identity)
+        self.kinds.append("fork" if hasattr(worker, "pid") else "interpreter")
+        return worker
+
+
+def test_workers_are_forks_only_while_no_other_thread_runs(fleet_home: Path, tmp_path: Path) -> None:
+    """A fork copies no thread but every lock one holds: with another thread running (an MCP
+    server's, the runner's epoch ticker) the workers are new interpreters, with the same views."""
+    import threading
+
+    settings = h.settings_for(fleet_home)
+    one = serial(fleet_home, tmp_path)
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait, daemon=True)
+    results = {}
+    try:
+        for running in (False, True):
+            if running:
+                other.start()
+            elif threading.active_count() != 1:
+                continue  # (a thread another test left behind: only the second half applies)
+            shards = _RecordingShards(settings, 2)
+            shards.kinds = []
+            results[running] = rebuild_into(fleet_home, tmp_path / f"auto-{running}.db", shards)
+            assert shards.kinds == (["interpreter"] if running else ["fork"])
+            assert diff(one, results[running]) == []
+    finally:
+        stop.set()
+        for store in (one, *results.values()):
+            discard(store)

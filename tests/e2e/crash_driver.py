@@ -111,7 +111,7 @@ def arm() -> None:
     if min_events:
         import skill_ledger.adapters.readmodel.rebuild as rebuild
 
-        rebuild.SHARDED_MIN_EVENTS = int(min_events)
+        rebuild.SHARDED_MIN_EVENTS = rebuild.FORK_MIN_EVENTS = int(min_events)
 
 
 def run_cli(args: list[str]) -> None:

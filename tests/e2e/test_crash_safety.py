@@ -242,14 +242,20 @@ SHARDED_REBUILD_POINTS = [
 
 
 def shard_workers_of(home: Path) -> list[int]:
-    """Rebuild worker processes still working for ``home`` (found by their command line)."""
+    """Rebuild worker processes still working for ``home`` once the rebuild was killed, found by
+    their command line: a new interpreter's names the rebuild module and the home's files; a
+    fork's is its parent's, the crash driver's, which names the home (and the driver is gone)."""
     out = []
     for pid in os.listdir("/proc"):
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
             continue
-        if b"skill_ledger.adapters.readmodel.rebuild" in cmdline and any(str(home).encode() in part for part in cmdline):
+        mentions_home = any(str(home).encode() in part for part in cmdline)
+        worker = b"skill_ledger.adapters.readmodel.rebuild" in cmdline or any(
+            part.endswith(b"crash_driver.py") for part in cmdline)
+        if mentions_home and worker and state != "Z":
             out.append(int(pid))
     return out
 

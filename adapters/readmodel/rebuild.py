@@ -26,9 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import gc
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -37,7 +35,7 @@ from typing import Protocol
 
 import msgspec
 
-from skill_ledger.adapters.forking import can_fork
+from skill_ledger.adapters.forking import ForkedChild, can_fork, fork_child
 from skill_ledger.adapters.settings import Settings
 from skill_ledger.adapters.storage.files import remove_db_files, swap_into_place
 from skill_ledger.adapters.storage.locks import exclusive_lock
@@ -249,35 +247,17 @@ class _Worker:
 class _ForkedWorker:
     """A fork of this process folding one shard (the ``_Worker`` surface)."""
 
-    def __init__(self, pid: int, shard: Shard, error_file: Path) -> None:
-        self.pid, self.shard, self.error_file = pid, shard, error_file
-        self.status: int | None = None
-
-    def _reap(self) -> int:
-        if self.status is None:
-            try:
-                self.status = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
-            except ChildProcessError:
-                self.status = -1
-        return self.status
+    def __init__(self, child: ForkedChild, shard: Shard) -> None:
+        self.child, self.shard = child, shard
+        self.pid = child.pid
 
     def wait(self) -> None:
-        status = self._reap()
-        try:
-            said = self.error_file.read_text("utf-8", "replace").strip() if status != 0 else ""
-        except OSError:
-            said = ""
-        self.error_file.unlink(missing_ok=True)
-        if status != 0:
-            raise ShardFailed(f"shard {self.shard.index}/{self.shard.count} exited with status {status}: "
-                              f"{said or 'no message'}")
+        failure = self.child.failure()
+        if failure is not None:
+            raise ShardFailed(f"shard {self.shard.index}/{self.shard.count} {failure}")
 
     def kill(self) -> None:
-        if self.status is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signal.SIGKILL)
-        self._reap()
-        self.error_file.unlink(missing_ok=True)
+        self.child.kill()
 
 
 class SubprocessShards:
@@ -299,20 +279,13 @@ class SubprocessShards:
 
     def _fork(self, path: Path, s: Shard, until: int, journal_identity: str) -> _ForkedWorker:
         error_file = path.with_name(path.name + ".error")
-        error_file.unlink(missing_ok=True)
-        parent = os.getpid()
+        url, parent = self.settings.journal_url, os.getpid()
         try:
-            pid = os.fork()
+            child = fork_child(lambda: _fold_shard(url, path, s, until, journal_identity, parent, error_file),
+                               error_file)
         except OSError as e:
             raise ShardFailed(f"cannot start a rebuild process: {e}") from None
-        if pid == 0:  # the child: never returns into the caller
-            code = 1
-            try:
-                gc.freeze()  # the parent's objects are never collected (nor written to) here
-                code = _fold_shard(self.settings.journal_url, path, s, until, journal_identity, parent, error_file)
-            finally:
-                os._exit(code)
-        return _ForkedWorker(pid, s, error_file)
+        return _ForkedWorker(child, s)
 
     def _interpreter(self, path: Path, s: Shard, until: int, journal_identity: str) -> _Worker:
         env = dict(os.environ)

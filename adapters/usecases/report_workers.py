@@ -23,9 +23,7 @@ for forks, ``SHARDED_MIN_EVENTS`` for new interpreters).
 from __future__ import annotations
 
 import argparse
-import gc
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -33,7 +31,7 @@ from typing import Any
 
 import msgspec
 
-from skill_ledger.adapters.forking import can_fork
+from skill_ledger.adapters.forking import ForkedChild, can_fork, fork_child
 from skill_ledger.adapters.settings import Settings
 from skill_ledger.domain.errors import ConfigurationError
 from skill_ledger.projections.report.engine import SHARDED_MIN_EVENTS
@@ -109,9 +107,8 @@ class _Worker:
 class _ForkedWorker:
     """A fork of this process waiting for its job (the ``_Worker`` surface)."""
 
-    def __init__(self, pid: int, go: int, workdir: Path) -> None:
-        self.pid, self.go, self.workdir = pid, go, workdir
-        self.status: int | None = None
+    def __init__(self, child: ForkedChild, go: int, workdir: Path) -> None:
+        self.child, self.go, self.workdir = child, go, workdir
 
     def run(self, job: SkillJob) -> None:
         (self.workdir / JOB_FILE).write_bytes(msgspec.msgpack.encode(job))
@@ -126,31 +123,15 @@ class _ForkedWorker:
             os.close(self.go)
             self.go = -1
 
-    def _reap(self) -> int:
-        self._close_go()
-        if self.status is None:
-            try:
-                self.status = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
-            except ChildProcessError:
-                self.status = -1
-        return self.status
-
     def wait(self) -> None:
-        status = self._reap()
-        if status != 0:
-            try:
-                said = (self.workdir / ERROR_FILE).read_text("utf-8", "replace").strip()
-            except OSError:
-                said = ""
-            raise RuntimeError(f"exit status {status}: {said or 'no message'}")
+        self._close_go()  # (no job: it exits)
+        failure = self.child.failure()
+        if failure is not None:
+            raise RuntimeError(failure)
 
     def kill(self) -> None:
-        if self.status is None:
-            try:
-                os.kill(self.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        self._reap()
+        self._close_go()
+        self.child.kill()
 
 
 def _forked_worker(url: str, workdir: Path, parent: int, go: int) -> int:
@@ -199,23 +180,25 @@ class ReportWorkers:
 
     def spawn(self, workdir: Path, fmt: str) -> _Worker | _ForkedWorker:
         if self.fork if self.fork is not None else can_fork(self.settings.journal_url):
-            return self._fork(workdir)
+            try:
+                return self._fork(workdir)
+            except OSError:  # no fork to be had (process limits): a new interpreter, as elsewhere
+                pass
         return self._interpreter(workdir, fmt)
 
     def _fork(self, workdir: Path) -> _ForkedWorker:
         read_end, write_end = os.pipe()
-        parent = os.getpid()
-        pid = os.fork()
-        if pid == 0:  # the child: never returns into the caller
-            code = 1
-            try:
-                gc.freeze()  # the parent's objects are never collected (nor written to) here
-                os.close(write_end)
-                code = _forked_worker(self.settings.journal_url, workdir, parent, read_end)
-            finally:
-                os._exit(code)
-        os.close(read_end)
-        return _ForkedWorker(pid, write_end, workdir)
+        url, parent = self.settings.journal_url, os.getpid()
+
+        def work() -> int:
+            os.close(write_end)
+            return _forked_worker(url, workdir, parent, read_end)
+
+        try:
+            child = fork_child(work, workdir / ERROR_FILE)
+        finally:
+            os.close(read_end)
+        return _ForkedWorker(child, write_end, workdir)
 
     def _interpreter(self, workdir: Path, fmt: str) -> _Worker:
         env = dict(os.environ)

@@ -220,7 +220,8 @@ class Spool:
         mine.flush()
         mine.seek(0)
         started = False
-        for f in (mine, *(open(d / name, "rb") for d in self._following)):  # noqa: SIM115 - closed below
+        for directory in (None, *self._following):
+            f = mine if directory is None else open(directory / name, "rb")  # noqa: SIM115 - closed below
             try:
                 chunk = f.read(size)
                 if chunk and started:

@@ -25,6 +25,7 @@ from .model import (
     SEVERITIES,
     CheckpointCoverage,
     CitedEvent,
+    Evidence,
     Filters,
     JournalHead,
     KeyTrust,
@@ -184,12 +185,15 @@ class DocumentParts:
             refs = [CitedEvent(position=x.position, hash=x.hash, kind="artifact.rejected", recorded_at=x.recorded_at,
                                stream=f"intake:{x.artifact_sha256}", actor=x.actor) for x in (first, last)]
             finding = FindingDraft.rejected(first, refs[0]).aggregated(count, refs[1])
-            yield StreamedFinding(finding, self.spool.rejection_evidence(first.artifact_sha256, first.error_code))
+            evidence = (_alone(first) if count == 1 else
+                        self.spool.rejection_evidence(first.artifact_sha256, first.error_code))
+            yield StreamedFinding(finding, evidence)
 
     def _denial_findings(self) -> Iterator[StreamedFinding]:
         for skill_id, version, tool, code, publisher, first, last, count in self.spool.denial_groups():
             finding = FindingDraft.denied(skill_id, version, publisher, tool, code, first).aggregated(count, last)
-            yield StreamedFinding(finding, self.spool.denial_evidence(skill_id, version, tool, code))
+            evidence = _alone(first) if count == 1 else self.spool.denial_evidence(skill_id, version, tool, code)
+            yield StreamedFinding(finding, evidence)
 
     # --- scope and summary --------------------------------------------------------------------------
 
@@ -225,3 +229,8 @@ class DocumentParts:
                        versions=t.versions, active_versions=t.active, quarantined_versions=t.quarantined,
                        disabled_versions=t.disabled, events_in_window=self.journal.window_count,
                        timeline_entries=t.timeline_entries)
+
+
+def _alone(event: Any) -> list[Evidence]:
+    """The evidence of a group of one (the spool's query would read just this row)."""
+    return [Evidence(position=event.position, hash=event.hash)]

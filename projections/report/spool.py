@@ -285,18 +285,16 @@ class Spool:
 
     def rejection_groups(self) -> Iterator[tuple[Rejection, Rejection, int]]:
         """(first, last, count) of the rejections of each artifact and error code, by first position."""
-        groups = self.con.execute("SELECT min(position), max(position), count(*) FROM rejections "
-                                  "GROUP BY digest, code ORDER BY 1")
-        for first, last, count in groups:
-            yield self._rejection(first), self._rejection(last), count
+        groups = self.con.execute(
+            "SELECT f.body, l.body, g.n FROM (SELECT min(position) AS a, max(position) AS b, count(*) AS n "
+            "FROM rejections GROUP BY digest, code) g JOIN rejections f ON f.position = g.a "
+            "JOIN rejections l ON l.position = g.b ORDER BY g.a")
+        for first, last, count in groups:  # (one query, not three a group: 46k groups at 1M events)
+            yield _decode(Rejection, first), _decode(Rejection, last), count
 
     def rejection_group_count(self) -> int:
         return int(self.con.execute("SELECT count(*) FROM (SELECT 1 FROM rejections GROUP BY digest, code)")
                    .fetchone()[0])
-
-    def _rejection(self, position: int) -> Rejection:
-        (body,) = self.con.execute("SELECT body FROM rejections WHERE position = ?", (position,)).fetchone()
-        return _decode(Rejection, body)
 
     def rejection_evidence(self, digest: str, code: str) -> Iterator[Evidence]:
         for position, hash_ in self.con.execute("SELECT position, hash FROM rejections WHERE digest = ? AND code = ? "
@@ -311,12 +309,12 @@ class Spool:
                                               int]]:
         """(skill, version, tool, code, publisher, first, last, count) of the denials of each
         skill, version, tool and reason code, by first position."""
-        groups = self.con.execute("SELECT skill_id, version, tool, code, min(position), max(position), count(*) "
-                                  "FROM denials GROUP BY skill_id, version, tool, code ORDER BY 5")
-        for skill_id, version, tool, code, first, last, count in groups:
-            (publisher, first_body) = self.con.execute("SELECT publisher, body FROM denials WHERE position = ?",
-                                                       (first,)).fetchone()
-            (last_body,) = self.con.execute("SELECT body FROM denials WHERE position = ?", (last,)).fetchone()
+        groups = self.con.execute(
+            "SELECT g.skill_id, g.version, g.tool, g.code, f.publisher, f.body, l.body, g.n FROM "
+            "(SELECT skill_id, version, tool, code, min(position) AS a, max(position) AS b, count(*) AS n "
+            "FROM denials GROUP BY skill_id, version, tool, code) g JOIN denials f ON f.position = g.a "
+            "JOIN denials l ON l.position = g.b ORDER BY g.a")
+        for skill_id, version, tool, code, publisher, first_body, last_body, count in groups:
             yield (skill_id, version, tool, code, publisher, _decode(CitedEvent, first_body),
                    _decode(CitedEvent, last_body), count)
 

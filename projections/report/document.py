@@ -36,11 +36,11 @@ from .model import (
     TrustAct,
     Window,
 )
+from .rows import RenderedFinding
 from .rules import FindingDraft, checkpoint_missing, journal_failed, tofu_only
 from .skillpass import Shown, Totals
 from .spool import Spool
 from .state import FactsIndex, KeyAct, KeyState, RevocationState
-from .rows import RenderedFinding
 from .writers import Document, StreamedFinding
 
 

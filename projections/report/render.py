@@ -226,6 +226,7 @@ def markdown_environment() -> Environment:
     return make_markdown_environment()
 
 
+@functools.cache
 def style() -> tuple[str, str]:
     """The report's CSS and its Content-Security-Policy hash (``sha256-<base64>``)."""
     css = (_TEMPLATES / "report.css").read_text("utf-8")

@@ -211,6 +211,7 @@ def test_findings_and_appendix_are_the_macros(old_html, old_md) -> None:
 OLD_HTML_FINDINGS = (
     "{% for f in items %}{{ finding_open(f) }}{% for chunk in f.evidence|batch(256) %}{% if not loop.first %}, "
     "{% endif %}{{ ev(chunk) }}{% else %}none recorded in the journal{% endfor %}{{ finding_close() }}{% endfor %}")
+OLD_FINDING_CLOSE = "{% macro finding_close() %}</div>\n</article>\n{% endmacro %}"  # parts.html.j2's
 OLD_MD_FINDINGS = (
     "{% for f in items %}{{ finding_open(f)|rendered }}{% for chunk in f.evidence|batch(256) %}{% if not loop.first %}"
     ", {% endif %}{{ chunk|links }}{% else %}none recorded in the journal{% endfor %}\n\n{% endfor %}")
@@ -230,7 +231,7 @@ def test_findings_with_their_evidence_are_the_template_loops(old_html, cited: in
     html_env, md_env = html_environment(), markdown_environment()
     html_loop = html_env.from_string(OLD_HTML_FINDINGS)
     md_loop = md_env.from_string(OLD_MD_FINDINGS)
-    finding_close = html_env.get_template("parts.html.j2").module.finding_close
+    finding_close = html_env.from_string(OLD_FINDING_CLOSE).module.finding_close
     old = html_loop.render(items=streamed(), finding_open=rows.html_finding_open, ev=old_html.ev,
                            finding_close=finding_close)
     assert "".join(rows.html_findings(streamed())) == old

@@ -7,7 +7,7 @@ def root(context, missing=missing):
     concat = environment.concat
     cond_expr_undefined = Undefined
     if 0: yield None
-    l_0_actor = l_0_finding_close = l_0_entry_head = l_0_timeline_open = l_0_timeline_close = missing
+    l_0_actor = l_0_entry_head = l_0_timeline_open = l_0_timeline_close = missing
     try:
         t_1 = environment.filters['who']
     except KeyError:
@@ -39,58 +39,49 @@ def root(context, missing=missing):
         return concat(t_2)
     context.exported_vars.add('actor')
     context.vars['actor'] = l_0_actor = Macro(environment, macro, 'actor', ('a',), False, False, False, context.eval_ctx.autoescape)
-    def macro():
-        t_3 = []
-        pass
-        t_3.append(
-            '</div>\n</article>\n',
-        )
-        return concat(t_3)
-    context.exported_vars.add('finding_close')
-    context.vars['finding_close'] = l_0_finding_close = Macro(environment, macro, 'finding_close', (), False, False, False, context.eval_ctx.autoescape)
     def macro(l_1_stream):
-        t_4 = []
+        t_3 = []
         if l_1_stream is missing:
             l_1_stream = undefined("parameter 'stream' was not provided", name='stream')
         pass
-        t_4.append(
+        t_3.append(
             '<tr><th>#, hash</th><th>Time</th><th>Actor</th>',
         )
         if l_1_stream:
             pass
-            t_4.append(
+            t_3.append(
                 '<th>Stream</th>',
             )
-        t_4.append(
+        t_3.append(
             '<th>Event</th><th>Version</th><th>Reason code</th><th>Reason</th></tr>\n',
         )
-        return concat(t_4)
+        return concat(t_3)
     context.exported_vars.add('entry_head')
     context.vars['entry_head'] = l_0_entry_head = Macro(environment, macro, 'entry_head', ('stream',), False, False, False, context.eval_ctx.autoescape)
     def macro(l_1_skill_id):
-        t_5 = []
+        t_4 = []
         if l_1_skill_id is missing:
             l_1_skill_id = undefined("parameter 'skill_id' was not provided", name='skill_id')
         pass
-        t_5.extend((
+        t_4.extend((
             '<h3>',
             escape(environment.finalize(l_1_skill_id)),
             '</h3>\n<table>',
             escape(environment.finalize(context.call((undefined(name='entry_head') if l_0_entry_head is missing else l_0_entry_head), False))),
         ))
-        return concat(t_5)
+        return concat(t_4)
     context.exported_vars.add('timeline_open')
     context.vars['timeline_open'] = l_0_timeline_open = Macro(environment, macro, 'timeline_open', ('skill_id',), False, False, False, context.eval_ctx.autoescape)
     def macro():
-        t_6 = []
+        t_5 = []
         pass
-        t_6.append(
+        t_5.append(
             '</table>\n',
         )
-        return concat(t_6)
+        return concat(t_5)
     context.exported_vars.add('timeline_close')
     context.vars['timeline_close'] = l_0_timeline_close = Macro(environment, macro, 'timeline_close', (), False, False, False, context.eval_ctx.autoescape)
     yield '\n'
 
 blocks = {}
-debug_info = '5=18&9=42&15=51&17=70&18=79&19=84'
+debug_info = '6=18&10=42&12=61&13=70&14=75'

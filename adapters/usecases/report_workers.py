@@ -27,7 +27,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import msgspec
 
@@ -134,27 +134,33 @@ class _ForkedWorker:
         self.child.kill()
 
 
-def _forked_worker(url: str, workdir: Path, parent: int, go: int) -> int:
-    """The forked child's side (it never returns into the report): open the journal, wait for
-    ``go``, fold the job's skills."""
+def _fold_range(url: str, workdir: Path, parent: int, go: IO[bytes], error_file: Path | None) -> int:
+    """A worker's side (a fork's or a new interpreter's): open the journal, wait for ``go`` on
+    ``go``, fold the job's skills; the exit status. A failure is said in ``error_file`` (a fork)
+    or on stderr (a new interpreter); the parent then folds the range itself."""
     from skill_ledger.adapters.journal.sqlite import open_journal
 
     from .reports import JournalSource
 
     try:
+        if not url:
+            raise ValueError("SKILLS_JOURNAL is not set")
         app = open_journal(url, create=False)
         try:
-            with open(go, "rb") as pipe:
-                if pipe.readline() != GO:
-                    return 0
+            if go.readline() != GO:  # no job: the report did not need this worker
+                return 0
             job = msgspec.msgpack.decode((workdir / JOB_FILE).read_bytes(), type=SkillJob)
             run_skill_job(JournalSource(app, job.until), job, workdir, before_each=_watch(parent))
         finally:
             app.close()
     except _ParentGone:
         return 3
-    except Exception as e:  # reported by the parent, which then folds the range itself
-        (workdir / ERROR_FILE).write_text(f"error: {type(e).__name__}: {e}", "utf-8")
+    except Exception as e:
+        message = f"error: {type(e).__name__}: {e}"
+        if error_file is None:
+            print(message, file=sys.stderr)
+        else:
+            error_file.write_text(message, "utf-8")
         return 1
     return 0
 
@@ -192,7 +198,8 @@ class ReportWorkers:
 
         def work() -> int:
             os.close(write_end)
-            return _forked_worker(url, workdir, parent, read_end)
+            with open(read_end, "rb") as go:
+                return _fold_range(url, workdir, parent, go, workdir / ERROR_FILE)
 
         try:
             child = fork_child(work, workdir / ERROR_FILE)
@@ -236,32 +243,13 @@ def _main(argv: list[str] | None = None) -> int:
     p.add_argument("--format", default="json", help="the report's format (its templates are loaded while waiting)")
     args = p.parse_args(argv)
     try:
-        from skill_ledger.adapters.journal.sqlite import open_journal
         from skill_ledger.projections.report.writers import writer_for
 
-        from .reports import JournalSource
-
-        url = os.environ.get("SKILLS_JOURNAL", "")
-        if not url:
-            raise ValueError("SKILLS_JOURNAL is not set")
-        writer_for(args.format)  # ready before the job comes: its templates are compiled once per process
-        app = open_journal(url, create=False)
-        try:
-            if sys.stdin.buffer.readline() != GO:  # no job: the report did not need this worker
-                return 0
-            workdir = Path(args.workdir)
-            job = msgspec.msgpack.decode((workdir / JOB_FILE).read_bytes(), type=SkillJob)
-
-            run_skill_job(JournalSource(app, job.until), job, workdir, before_each=_watch(args.parent))
-        finally:
-            app.close()
-    except _ParentGone:
-        return 3
-    except Exception as e:  # reported by the parent, which then folds the range itself
+        writer_for(args.format)  # ready before the job comes: its templates are loaded once per process
+    except Exception as e:  # noqa: BLE001 - reported by the parent, which then folds the range itself
         print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
-    return 0
-
+    return _fold_range(os.environ.get("SKILLS_JOURNAL", ""), Path(args.workdir), args.parent, sys.stdin.buffer, None)
 
 if __name__ == "__main__":
     sys.exit(_main())

@@ -28,9 +28,21 @@ def can_fork(url: str) -> bool:
 class ForkedChild:
     """A forked worker: its exit status once it is done, and what it said when it failed."""
 
-    def __init__(self, pid: int, error_file: Path) -> None:
+    def __init__(self, pid: int, error_file: Path | None) -> None:
         self.pid, self.error_file = pid, error_file
         self._status: int | None = None
+
+    def poll(self) -> int | None:
+        """Its exit status when it is done, else None (without waiting)."""
+        if self._status is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:  # reaped elsewhere
+                self._status = -1
+                return self._status
+            if pid:
+                self._status = os.waitstatus_to_exitcode(status)
+        return self._status
 
     def status(self) -> int:
         """Wait for it; its exit status (negative: the signal that killed it)."""
@@ -45,11 +57,12 @@ class ForkedChild:
         """None when it succeeded, else ``exit status N: <its last words>`` (the error file is
         removed either way)."""
         status = self.status()
-        try:
-            said = self.error_file.read_text("utf-8", "replace").strip() if status != 0 else ""
-        except OSError:
-            said = ""
-        self.error_file.unlink(missing_ok=True)
+        said = ""
+        if self.error_file is not None:
+            if status != 0:
+                with contextlib.suppress(OSError):
+                    said = self.error_file.read_text("utf-8", "replace").strip()
+            self.error_file.unlink(missing_ok=True)
         return None if status == 0 else f"exit status {status}: {said or 'no message'}"
 
     def kill(self) -> None:
@@ -57,14 +70,16 @@ class ForkedChild:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGKILL)
         self.status()
-        self.error_file.unlink(missing_ok=True)
+        if self.error_file is not None:
+            self.error_file.unlink(missing_ok=True)
 
 
-def fork_child(work: Callable[[], int], error_file: Path) -> ForkedChild:
+def fork_child(work: Callable[[], int], error_file: Path | None = None) -> ForkedChild:
     """Run ``work`` (which returns the exit status) in a fork of this process. Raises
     ``OSError`` when the fork fails. An exception ``work`` lets out is written to
-    ``error_file`` (exit status 1)."""
-    error_file.unlink(missing_ok=True)
+    ``error_file``, when there is one (exit status 1)."""
+    if error_file is not None:
+        error_file.unlink(missing_ok=True)
     pid = os.fork()
     if pid == 0:  # the child: never returns into the caller
         code = 1
@@ -72,8 +87,9 @@ def fork_child(work: Callable[[], int], error_file: Path) -> ForkedChild:
             gc.freeze()  # the parent's objects are never collected (nor written to) here
             code = work()
         except BaseException as e:  # noqa: BLE001 - said to the parent, which decides
-            with contextlib.suppress(OSError):
-                error_file.write_text(f"error: {type(e).__name__}: {e}", "utf-8")
+            if error_file is not None:
+                with contextlib.suppress(OSError):
+                    error_file.write_text(f"error: {type(e).__name__}: {e}", "utf-8")
         finally:
             os._exit(code)
     return ForkedChild(pid, error_file)

@@ -16,11 +16,9 @@ run again in this process (``WorkerFailed``).
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import os
 import pickle
-import signal
 import struct
 import subprocess
 import sys
@@ -28,7 +26,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from skill_ledger.adapters.forking import can_fork
+from skill_ledger.adapters.forking import ForkedChild, can_fork, fork_child
 from skill_ledger.domain.checkpoints import CHECKPOINT_CONTEXT
 from skill_ledger.domain.merkle import node_hash
 
@@ -102,49 +100,35 @@ def _worker() -> int:
 class _Forked:
     """The ``subprocess.Popen`` surface ``run`` uses, for a forked worker."""
 
-    def __init__(self, pid: int, stdout: IO[bytes]) -> None:
-        self.pid, self.stdout = pid, stdout
-        self.returncode: int | None = None
+    def __init__(self, child: ForkedChild, stdout: IO[bytes]) -> None:
+        self.child, self.stdout = child, stdout
 
     def poll(self) -> int | None:
-        return self._reap(os.WNOHANG)
+        return self.child.poll()
 
     def kill(self) -> None:
-        os.kill(self.pid, signal.SIGKILL)
+        self.child.kill()
 
     def wait(self) -> None:
-        self._reap(0)
-
-    def _reap(self, flags: int) -> int | None:
-        if self.returncode is None:
-            try:
-                done = os.waitpid(self.pid, flags)[0]
-            except ChildProcessError:
-                done = self.pid  # reaped elsewhere
-            if done:
-                self.returncode = -1  # its status does not matter, only the results read
-        return self.returncode
+        self.child.status()
 
 
 def _fork(url: str, tasks: list[tuple[Any, ...]]) -> _Forked:
     read_end, write_end = os.pipe()
+
+    def work() -> int:
+        os.close(read_end)
+        with open(write_end, "wb") as sink:
+            return _serve(url, tasks, sink)
+
     try:
-        pid = os.fork()
+        child = fork_child(work)  # (a failure is the results missing on the pipe)
     except OSError as e:
         os.close(read_end)
         os.close(write_end)
         raise WorkerFailed(f"cannot start a verify process: {e}") from None
-    if pid == 0:  # the child: never returns into the caller
-        code = 1
-        try:
-            gc.freeze()  # the parent's objects are never collected (nor written to) here
-            os.close(read_end)
-            with open(write_end, "wb") as sink:
-                code = _serve(url, tasks, sink)
-        finally:
-            os._exit(code)
     os.close(write_end)
-    return _Forked(pid, open(read_end, "rb"))
+    return _Forked(child, open(read_end, "rb"))
 
 
 def _start(url: str, tasks: list[tuple[Any, ...]]) -> subprocess.Popen[bytes] | _Forked:

@@ -93,3 +93,15 @@ def fork_child(work: Callable[[], int], error_file: Path | None = None) -> Forke
         finally:
             os._exit(code)
     return ForkedChild(pid, error_file)
+
+
+def said_failure(e: BaseException, error_file: Path | None) -> int:
+    """A worker's failure told to its parent: in ``error_file`` (a fork, whose stderr is the
+    parent's) or on stderr (a new interpreter, whose stderr the parent reads). Exit status 1."""
+    message = f"error: {type(e).__name__}: {e}"
+    if error_file is None:
+        print(message, file=sys.stderr)
+    else:
+        with contextlib.suppress(OSError):
+            error_file.write_text(message, "utf-8")
+    return 1

@@ -35,7 +35,7 @@ from typing import Protocol
 
 import msgspec
 
-from skill_ledger.adapters.forking import ForkedChild, can_fork, fork_child
+from skill_ledger.adapters.forking import ForkedChild, can_fork, fork_child, said_failure
 from skill_ledger.adapters.settings import Settings
 from skill_ledger.adapters.storage.files import remove_db_files, swap_into_place
 from skill_ledger.adapters.storage.locks import exclusive_lock
@@ -332,8 +332,7 @@ def _main(argv: list[str] | None = None) -> int:
         index, _, count = args.shard.partition("/")
         s = shard(int(index), int(count))
     except ValueError as e:
-        print(f"error: ValueError: {e}", file=sys.stderr)
-        return 1
+        return said_failure(e, None)
     return _fold_shard(os.environ.get("SKILLS_JOURNAL", ""), Path(args.output), s, args.until,
                        args.journal_identity, args.parent, None)
 
@@ -362,13 +361,8 @@ def _fold_shard(url: str, output: Path, s: Shard, until: int, journal_identity: 
             app.close()
     except _ParentGone:
         return 3
-    except Exception as e:  # reported by the parent, which then rebuilds in one process
-        message = f"error: {type(e).__name__}: {e}"
-        if error_file is None:
-            print(message, file=sys.stderr)
-        else:
-            error_file.write_text(message, "utf-8")
-        return 1
+    except Exception as e:  # noqa: BLE001 - reported by the parent, which then rebuilds in one process
+        return said_failure(e, error_file)
     return 0
 
 

@@ -31,7 +31,7 @@ from typing import IO, Any
 
 import msgspec
 
-from skill_ledger.adapters.forking import ForkedChild, can_fork, fork_child
+from skill_ledger.adapters.forking import ForkedChild, can_fork, fork_child, said_failure
 from skill_ledger.adapters.settings import Settings
 from skill_ledger.domain.errors import ConfigurationError
 from skill_ledger.projections.report.engine import SHARDED_MIN_EVENTS
@@ -155,13 +155,8 @@ def _fold_range(url: str, workdir: Path, parent: int, go: IO[bytes], error_file:
             app.close()
     except _ParentGone:
         return 3
-    except Exception as e:
-        message = f"error: {type(e).__name__}: {e}"
-        if error_file is None:
-            print(message, file=sys.stderr)
-        else:
-            error_file.write_text(message, "utf-8")
-        return 1
+    except Exception as e:  # noqa: BLE001 - told to the parent
+        return said_failure(e, error_file)
     return 0
 
 
@@ -247,8 +242,7 @@ def _main(argv: list[str] | None = None) -> int:
 
         writer_for(args.format)  # ready before the job comes: its templates are loaded once per process
     except Exception as e:  # noqa: BLE001 - reported by the parent, which then folds the range itself
-        print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
-        return 1
+        return said_failure(e, None)
     return _fold_range(os.environ.get("SKILLS_JOURNAL", ""), Path(args.workdir), args.parent, sys.stdin.buffer, None)
 
 if __name__ == "__main__":
